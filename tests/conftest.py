@@ -1,0 +1,145 @@
+"""Shared fixtures: real servers, stores and databases on every backend.
+
+``store`` runs a test on the local disk and on MinIO; ``db_url`` on SQLite
+and PostgreSQL. With ``VAULT_TEST_REQUIRE_SERVERS=1`` (set by scripts/test) a
+server that cannot start fails the run instead of skipping, and the run fails
+if no MinIO or PostgreSQL test executed. The closing summary counts the tests
+that ran on each backend.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers import MinioServer, PostgresServer, ServerUnavailable
+from vault.config import Secret, Settings, StorageSettings
+from vault.storage import BlobStore, LocalDiskStore, S3Store
+
+REQUIRE_SERVERS = os.environ.get("VAULT_TEST_REQUIRE_SERVERS") == "1"
+BACKENDS = {"localdisk": "local disk", "minio": "MinIO", "sqlite": "SQLite", "postgres": "PostgreSQL"}
+
+
+def _unavailable(exc: Exception) -> None:
+    if REQUIRE_SERVERS:
+        pytest.fail(f"test server unavailable: {exc}")
+    pytest.skip(f"test server unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def minio_server() -> Iterator[MinioServer]:
+    try:
+        server = MinioServer(os.environ.get("VAULT_TEST_MINIO", "")).start()
+    except ServerUnavailable as exc:
+        _unavailable(exc)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    try:
+        server = PostgresServer().start()
+    except ServerUnavailable as exc:
+        _unavailable(exc)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def s3_settings(server: MinioServer, bucket: str | None = None, **overrides: object) -> StorageSettings:
+    values: dict[str, object] = {
+        "backend": "s3",
+        "s3_endpoint": server.endpoint,
+        "s3_bucket": bucket or f"t-{secrets.token_hex(6)}",
+        "s3_access_key": Secret(server.access_key),
+        "s3_secret_key": Secret(server.secret_key),
+        "s3_part_size_mb": 5,
+        "timeout_seconds": 5.0,
+    }
+    values.update(overrides)
+    return StorageSettings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("local", marks=pytest.mark.localdisk),
+        pytest.param("minio", marks=pytest.mark.minio),
+    ]
+)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BlobStore]:
+    """A fresh, empty blob store on each backend."""
+    blob_store: BlobStore
+    if request.param == "local":
+        blob_store = await LocalDiskStore.open(tmp_path / "blobs")
+    else:
+        server = request.getfixturevalue("minio_server")
+        blob_store = await S3Store.open(s3_settings(server))
+    try:
+        yield blob_store
+    finally:
+        await blob_store.close()
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", marks=pytest.mark.sqlite),
+        pytest.param("postgres", marks=pytest.mark.postgres),
+    ]
+)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a fresh, empty database on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'kluis.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.create_database()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Embedded-default settings in a temporary data directory."""
+    return Settings(data_dir=tmp_path / "data")
+
+
+# -- per-backend accounting ---------------------------------------------------
+
+_ran: dict[str, dict[str, int]] = {name: {"passed": 0, "failed": 0} for name in BACKENDS}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, label in BACKENDS.items():
+        config.addinivalue_line("markers", f"{name}: runs against {label}")
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    counted = report.when == "call" or (report.when == "setup" and report.failed)
+    if report.skipped or not counted:
+        return
+    for name in BACKENDS:
+        if name in report.keywords:
+            _ran[name]["passed" if report.passed else "failed"] += 1
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    terminalreporter.section("tests per backend")
+    for name, label in BACKENDS.items():
+        counts = _ran[name]
+        terminalreporter.write_line(
+            f"{label} - {counts['passed']} tests passed, {counts['failed']} tests failed"
+        )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not REQUIRE_SERVERS or session.config.option.collectonly:
+        return
+    missing = [BACKENDS[n] for n in ("minio", "postgres") if _ran[n]["passed"] == 0]
+    if missing and exitstatus == 0:
+        print(f"\nERROR: no test ran on {', '.join(missing)}; the servers must run in this suite.")
+        session.exitstatus = 1

@@ -1,0 +1,27 @@
+"""The application factory: ``create_app(settings)``, no globals."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from vault.api import ops, resources
+from vault.api.errors import error_middleware
+from vault.api.metrics import METRICS, Metrics, metrics_middleware
+from vault.api.resources import SETTINGS
+from vault.api.security import security_headers
+from vault.config import Settings
+
+#: JSON bodies are small; uploads stream and set their own limits per kind.
+MAX_JSON_BODY = 1024 * 1024
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        middlewares=[metrics_middleware, security_headers, error_middleware],
+        client_max_size=MAX_JSON_BODY,
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app.cleanup_ctx.extend([resources.database, resources.storage, resources.keyring])
+    ops.setup(app)
+    return app

@@ -1,0 +1,92 @@
+"""Operations endpoints: liveness, readiness, metrics and the API document."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from vault.api.errors import error_response
+from vault.api.metrics import metrics_handler
+from vault.api.openapi import build_document, operation
+from vault.api.resources import DB, KEYRING, STORE
+from vault.db import reachable
+from vault.errors import KluisError
+
+log = logging.getLogger(__name__)
+
+#: Each readiness check answers within this, or counts as down.
+READY_TIMEOUT = 5.0
+
+
+@operation(
+    "Liveness: the process is up and answering.",
+    tags=["operations"],
+    responses={200: "The process is up."},
+    auth=False,
+)
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+@operation(
+    "Readiness: the database, blob storage and keyring are reachable.",
+    tags=["operations"],
+    responses={200: "Ready to serve.", 503: "A dependency is unreachable (storage_unavailable)."},
+    auth=False,
+)
+async def readyz(request: web.Request) -> web.Response:
+    app = request.app
+    checks: dict[str, Callable[[], Awaitable[None]]] = {
+        "database": lambda: reachable(app[DB]),
+        "storage": app[STORE].check,
+        "keyring": app[KEYRING].check,
+    }
+    results = await asyncio.gather(*(_probe(name, check) for name, check in checks.items()))
+    status = dict(zip(checks, results, strict=True))
+    if all(result == "ok" for result in results):
+        return web.json_response({"status": "ready", "checks": status})
+    down = ", ".join(name for name, result in status.items() if result != "ok")
+    response = error_response(
+        503, "storage_unavailable", f"Not ready: {down} unreachable. Check the service's log."
+    )
+    response.headers["Retry-After"] = "5"
+    return response
+
+
+async def _probe(name: str, check: Callable[[], Awaitable[None]]) -> str:
+    try:
+        await asyncio.wait_for(check(), READY_TIMEOUT)
+    except (KluisError, TimeoutError) as exc:
+        log.warning("readiness: %s is down (%s)", name, type(exc).__name__)
+        return "down"
+    return "ok"
+
+
+@operation(
+    "Prometheus metrics in the text exposition format.",
+    tags=["operations"],
+    responses={200: "Metrics."},
+    auth=False,
+)
+async def metrics(request: web.Request) -> web.Response:
+    return await metrics_handler(request)
+
+
+@operation(
+    "This API as an OpenAPI 3.1 document.",
+    tags=["operations"],
+    responses={200: "The document."},
+    auth=False,
+)
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(build_document(request.app))
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi)

@@ -1,0 +1,166 @@
+"""The ``kluis`` command: set up, serve and maintain a vault.
+
+``kluis init`` creates the data directory, keyring, database and an admin
+account and prints the admin token alone on the last line of stdout; run again
+it changes nothing and says so. ``kluis serve`` serves the API. Errors go to
+stderr as one sentence that says what to do, with exit status 2 for a
+configuration problem and 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from aiohttp import web
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from vault import __version__
+from vault.api import create_app
+from vault.api.security import AccessLogger
+from vault.config import Settings, load_settings
+from vault.crypto import open_provider
+from vault.db import create_engine, is_current, upgrade
+from vault.db.schema import installation, people, tokens
+from vault.errors import ConfigError, KluisError
+from vault.storage import open_store
+from vault.tokens import hash_token, new_id, new_token
+
+log = logging.getLogger("kluis")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kluis", description="Kluis, a vault for childcare records.")
+    parser.add_argument("--version", action="version", version=f"kluis {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("init", help="create the data directory, keyring, database and admin account")
+    serve = sub.add_parser("serve", help="serve the HTTP API")
+    serve.add_argument("--host", help="address to listen on (default from config: 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default from config: 8080)")
+    config = sub.add_parser("config", help="inspect the configuration")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    config_sub.add_parser("show", help="print the effective configuration, secrets masked")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    # Everything the vault creates (database, keyring, blobs) is for its own
+    # user only.
+    os.umask(0o077)
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        settings = load_settings()
+        if args.command == "init":
+            return asyncio.run(init(settings))
+        if args.command == "serve":
+            return serve(settings, args.host, args.port)
+        if args.command == "config":
+            print(json.dumps(settings.redacted(), indent=2, default=str))
+            return 0
+    except ConfigError as exc:
+        print(f"kluis: configuration error: {exc.message}", file=sys.stderr)
+        return 2
+    except KluisError as exc:
+        print(f"kluis: {exc.message}", file=sys.stderr)
+        return 1
+    return 2  # pragma: no cover - argparse enforces a command
+
+
+async def init(settings: Settings) -> int:
+    """Create what is missing; idempotent."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    created: list[str] = []
+    if not settings.keyring_path.exists():
+        created.append(f"keyring at {settings.keyring_path}")
+    await open_provider(settings, create=True)
+    store = await open_store(settings)
+    await store.close()
+    engine = create_engine(settings.database_url)
+    try:
+        if not await is_current(engine):
+            await upgrade(engine)
+            created.append("database schema (migrations applied)")
+        token = await _ensure_admin(engine)
+    finally:
+        await engine.dispose()
+    if token is None and not created:
+        print(f"Kluis is already initialised in {settings.data_dir}; nothing changed.")
+        return 0
+    for what in created:
+        print(f"created {what}")
+    if token is None:
+        print("The admin account already exists; its token was shown when it was created.")
+        return 0
+    print("created admin account; its token follows and is shown only this once:")
+    print(token)
+    return 0
+
+
+async def _ensure_admin(engine: AsyncEngine) -> str | None:
+    """Create the admin account and return its token, or None if it exists."""
+    async with engine.begin() as conn:
+        existing = await conn.scalar(
+            select(installation.c.value).where(installation.c.key == "admin_person_id")
+        )
+        if existing is not None:
+            return None
+        now = datetime.now(UTC)
+        person_id, token = new_id(), new_token()
+        await conn.execute(
+            insert(people).values(id=person_id, name="Administrator", role="admin", created_at=now)
+        )
+        await conn.execute(
+            insert(tokens).values(
+                id=new_id(), person_id=person_id, token_hash=hash_token(token), created_at=now
+            )
+        )
+        await conn.execute(
+            insert(installation).values(
+                [
+                    {"key": "admin_person_id", "value": person_id},
+                    {"key": "installation_id", "value": new_id()},
+                    {"key": "initialised_at", "value": now.isoformat()},
+                ]
+            )
+        )
+    return token
+
+
+def serve(settings: Settings, host: str | None, port: int | None) -> int:
+    engine = create_engine(settings.database_url)
+
+    async def check() -> bool:
+        try:
+            return await is_current(engine)
+        finally:
+            await engine.dispose()
+
+    if not asyncio.run(check()):
+        print(
+            "kluis: the database is not initialised or its schema is outdated; run 'kluis init'.",
+            file=sys.stderr,
+        )
+        return 2
+    web.run_app(
+        create_app(settings),
+        host=host or settings.server.host,
+        port=port or settings.server.port,
+        access_log_class=AccessLogger,
+        access_log=logging.getLogger("kluis.access"),
+        print=lambda message: log.info("%s", message.strip()),
+    )
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""Typed configuration, built once at start and frozen.
+
+Sources, later ones winning: the embedded defaults below, the TOML file named
+by ``KLUIS_CONFIG`` (examples in ``config/``), then ``KLUIS_*`` environment
+variables (``KLUIS_DATA_DIR``, ``KLUIS_STORAGE_BACKEND``,
+``KLUIS_STORAGE_S3_ENDPOINT``: section and key in upper case joined by ``_``).
+An unknown key, section or environment variable, or a value of the wrong type,
+stops the start with a :class:`ConfigError` that names it. Secrets are held in
+:class:`Secret`, whose ``repr`` is masked, so a settings dump never shows them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from vault.errors import ConfigError
+
+ENV_PREFIX = "KLUIS_"
+ENV_CONFIG_FILE = "KLUIS_CONFIG"
+
+
+@typing.final
+class Secret:
+    """A configuration secret: masked in ``repr``/``str``, refuses pickling."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+    def __reduce__(self) -> typing.NoReturn:
+        raise TypeError("secrets cannot be pickled")
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclasses.dataclass(frozen=True)
+class DatabaseSettings:
+    #: SQLAlchemy URL; empty means SQLite (aiosqlite) at ``<data_dir>/kluis.db``.
+    url: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class StorageSettings:
+    backend: Literal["local", "s3"] = "local"
+    #: Local disk root; empty means ``<data_dir>/blobs``.
+    path: str = ""
+    s3_endpoint: str = "127.0.0.1:9000"
+    s3_bucket: str = "kluis"
+    s3_access_key: Secret = dataclasses.field(default_factory=lambda: Secret(""))
+    s3_secret_key: Secret = dataclasses.field(default_factory=lambda: Secret(""))
+    s3_secure: bool = False
+    s3_region: str = ""
+    s3_create_bucket: bool = True
+    #: Multipart part size; S3 needs at least 5 MiB. Memory per upload is about
+    #: (s3_parallel_parts + 1) parts.
+    s3_part_size_mb: int = 16
+    s3_parallel_parts: int = 2
+    #: Connect/read timeout, so an unreachable store fails fast instead of hanging.
+    timeout_seconds: float = 10.0
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyringSettings:
+    backend: Literal["local"] = "local"
+    #: Keyring file; empty means ``<data_dir>/keyring.json``.
+    path: str = ""
+    #: Optional passphrase that seals the keyring file (scrypt + AES-256-GCM).
+    passphrase: Secret = dataclasses.field(default_factory=lambda: Secret(""))
+
+
+@dataclasses.dataclass(frozen=True)
+class CryptoSettings:
+    #: Plaintext bytes per AEAD segment of a stored blob (see docs/crypto.md).
+    segment_size: int = 65536
+    #: How long old live master keys are kept after rotation, so that a database
+    #: backup taken within this window can still be restored.
+    backup_window_days: int = 35
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("data")
+    server: ServerSettings = dataclasses.field(default_factory=ServerSettings)
+    database: DatabaseSettings = dataclasses.field(default_factory=DatabaseSettings)
+    storage: StorageSettings = dataclasses.field(default_factory=StorageSettings)
+    keyring: KeyringSettings = dataclasses.field(default_factory=KeyringSettings)
+    crypto: CryptoSettings = dataclasses.field(default_factory=CryptoSettings)
+
+    @property
+    def database_url(self) -> str:
+        if self.database.url:
+            return self.database.url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'kluis.db').resolve()}"
+
+    @property
+    def storage_path(self) -> Path:
+        return Path(self.storage.path) if self.storage.path else self.data_dir / "blobs"
+
+    @property
+    def keyring_path(self) -> Path:
+        return Path(self.keyring.path) if self.keyring.path else self.data_dir / "keyring.json"
+
+    def redacted(self) -> dict[str, Any]:
+        """A dump safe to print or log: secrets masked, database password hidden."""
+        out: dict[str, Any] = {"data_dir": str(self.data_dir)}
+        for section in _SECTIONS:
+            values = {}
+            for f in dataclasses.fields(getattr(self, section)):
+                value = getattr(getattr(self, section), f.name)
+                values[f.name] = repr(value) if isinstance(value, Secret) else value
+            out[section] = values
+        out["database"]["url"] = _hide_password(self.database.url)
+        return out
+
+
+_SECTIONS = ("server", "database", "storage", "keyring", "crypto")
+
+
+def _hide_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:********@{host}"
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from defaults, the TOML file and the environment."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    config_file = env.get(ENV_CONFIG_FILE)
+    if config_file:
+        path = Path(config_file)
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{ENV_CONFIG_FILE} names {path}, which does not exist.") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    _apply_environment(raw, env)
+    settings: Settings = _build(Settings, raw, where="")
+    validate(settings)
+    return settings
+
+
+def _apply_environment(raw: dict[str, Any], env: Mapping[str, str]) -> None:
+    top_level = {f.name for f in dataclasses.fields(Settings)} - set(_SECTIONS)
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG_FILE:
+            continue
+        rest = name[len(ENV_PREFIX) :].lower()
+        if rest in top_level:
+            raw[rest] = value
+            continue
+        section, _, key = rest.partition("_")
+        if section not in _SECTIONS or not key:
+            raise ConfigError(f"Unknown environment variable {name}: no such setting.")
+        section_raw = raw.setdefault(section, {})
+        if not isinstance(section_raw, dict):
+            raise ConfigError(f"[{section}] must be a table.")
+        section_raw[key] = value
+
+
+def _build(cls: type[Any], raw: Any, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"[{where}] must be a table.")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        dotted = ", ".join(f"{where}.{k}" if where else k for k in unknown)
+        raise ConfigError(f"Unknown setting {dotted}: remove it or check its spelling.")
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        key = f"{where}.{name}" if where else name
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            values[name] = _build(typing.cast(type[Any], hint), value, key)
+        else:
+            values[name] = _coerce(hint, value, key)
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    """Turn a TOML value or an environment string into the annotated type."""
+    from_env = isinstance(value, str)
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            choices = ", ".join(repr(a) for a in allowed)
+            raise ConfigError(f"Setting {key} is {value!r}; it must be one of {choices}.")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        raise ConfigError(f"Setting {key} has an unsupported type.")  # pragma: no cover
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if from_env and value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if from_env and value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"Setting {key} must be true or false, not {value!r}.")
+    if hint is int or hint is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"Setting {key} must be a number, not {value!r}.")
+        try:
+            number = hint(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"Setting {key} must be a number, not {value!r}.") from None
+        if number < 0:
+            raise ConfigError(f"Setting {key} must not be negative.")
+        return number
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"Setting {key} must be a string.")
+        return value
+    if hint is Path:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"Setting {key} must be a non-empty path.")
+        return Path(value)
+    if hint is Secret:
+        if not isinstance(value, str):
+            raise ConfigError(f"Setting {key} must be a string.")
+        return Secret(value)
+    raise ConfigError(f"Setting {key} has an unsupported type.")  # pragma: no cover
+
+
+def validate(settings: Settings) -> None:
+    """Cross-field checks that a type alone cannot express."""
+    if settings.server.port > 65535:
+        raise ConfigError("Setting server.port must be at most 65535.")
+    seg = settings.crypto.segment_size
+    if not 4096 <= seg <= 16 * 1024 * 1024:
+        raise ConfigError("Setting crypto.segment_size must be between 4096 and 16777216 bytes.")
+    if settings.storage.backend == "s3":
+        if settings.storage.s3_part_size_mb < 5:
+            raise ConfigError("Setting storage.s3_part_size_mb must be at least 5 (an S3 limit).")
+        if not settings.storage.s3_access_key or not settings.storage.s3_secret_key:
+            raise ConfigError(
+                "storage.backend is 's3' but storage.s3_access_key or storage.s3_secret_key "
+                "is empty; set them (KLUIS_STORAGE_S3_ACCESS_KEY, KLUIS_STORAGE_S3_SECRET_KEY)."
+            )
+    if settings.storage.s3_parallel_parts < 1:
+        raise ConfigError("Setting storage.s3_parallel_parts must be at least 1.")
+    url = settings.database_url
+    if not (url.startswith("sqlite+aiosqlite://") or url.startswith("postgresql+asyncpg://")):
+        raise ConfigError(
+            "Setting database.url must start with sqlite+aiosqlite:// or postgresql+asyncpg://."
+        )

@@ -1,0 +1,67 @@
+"""The one error tree of Kluis.
+
+Every refusal the service can give is a subclass of :class:`KluisError` that
+carries its HTTP status and the stable ``code`` from API.md. The API's error
+middleware is the only place that turns these into responses; nothing below
+the API layer knows about HTTP. Messages say what was wrong and what to do and
+never contain secrets, tokens or children's names.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class KluisError(Exception):
+    """Base of every domain error. ``status`` and ``code`` follow API.md."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    default_message: ClassVar[str] = "Something went wrong inside the vault; nothing was changed."
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
+
+
+class InvalidInput(KluisError):
+    status, code = 400, "invalid_input"
+    default_message = "The request is malformed; check the fields against the API description."
+
+
+class Unauthenticated(KluisError):
+    status, code = 401, "unauthenticated"
+    default_message = "Send a valid token as 'Authorization: Bearer <token>'."
+
+
+class Forbidden(KluisError):
+    status, code = 403, "forbidden"
+    default_message = "Your role does not allow this."
+
+
+class NotFound(KluisError):
+    status, code = 404, "not_found"
+    default_message = "There is no such thing, or nothing you are related to."
+
+
+class Conflict(KluisError):
+    status, code = 409, "conflict"
+    default_message = "This conflicts with the current state; reload and try again."
+
+
+class TooLarge(KluisError):
+    status, code = 413, "too_large"
+    default_message = "The upload is larger than the configured limit for its kind."
+
+
+class StorageUnavailable(KluisError):
+    """Blob storage or the database cannot be reached; nothing was written."""
+
+    status, code = 503, "storage_unavailable"
+    default_message = "Storage is unreachable right now; nothing was written. Try again later."
+
+
+class ConfigError(KluisError):
+    """The configuration is invalid; raised before the service starts."""
+
+    code = "config_error"

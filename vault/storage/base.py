@@ -1,0 +1,103 @@
+"""The blob store seam: one small async protocol, one class per backend.
+
+Blobs are opaque, immutable byte strings named by keys the vault makes itself
+(:func:`new_blob_key`): random, unguessable, carrying nothing about a child.
+What a store holds is always ciphertext; a store never sees a key or a name.
+
+Backends translate their own failures at this boundary: a missing blob is
+:class:`BlobNotFound`, anything that means "the store cannot be reached or
+cannot write" is :class:`~vault.errors.StorageUnavailable`. No vendor exception
+crosses it.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Protocol, runtime_checkable
+
+from vault.errors import KluisError, StorageUnavailable
+
+__all__ = [
+    "BlobNotFound",
+    "BlobStore",
+    "InvalidBlobKey",
+    "StorageUnavailable",
+    "check_key",
+    "new_blob_key",
+]
+
+#: Letters, digits, ``-`` and ``_``; at least 8 so the local store can shard on
+#: the first four characters; never a path separator or a leading dot.
+_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
+
+#: Size of the chunks a store yields when reading.
+READ_CHUNK = 256 * 1024
+
+
+class BlobNotFound(KluisError):
+    status, code = 404, "not_found"
+    default_message = "The stored object does not exist."
+
+
+class InvalidBlobKey(KluisError):
+    code = "internal_error"
+    default_message = "A blob key has an invalid form."
+
+
+def new_blob_key() -> str:
+    """A fresh random blob key: 32 hex characters (128 bits)."""
+    return secrets.token_hex(16)
+
+
+def check_key(key: str) -> str:
+    if not _KEY_RE.fullmatch(key):
+        raise InvalidBlobKey()
+    return key
+
+
+def check_range(offset: int, length: int | None) -> None:
+    if offset < 0 or (length is not None and length < 0):
+        raise ValueError("offset and length must not be negative")
+
+
+@runtime_checkable
+class BlobStore(Protocol):
+    """Async blob storage. Every method may raise ``StorageUnavailable``."""
+
+    async def put(self, key: str, stream: AsyncIterable[bytes]) -> int:
+        """Store the stream under ``key`` and return its size in bytes.
+
+        Atomic: readers see the whole blob or nothing; a failure (including a
+        failing or cancelled input stream) leaves nothing behind.
+        """
+        ...
+
+    def get(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        """Yield the bytes ``[offset, offset + length)`` of the blob.
+
+        ``length=None`` reads to the end; a range past the end yields what
+        exists. Raises ``BlobNotFound`` (before the first chunk) if absent.
+        """
+        ...
+
+    async def size(self, key: str) -> int:
+        """The blob's size in bytes; ``BlobNotFound`` if absent."""
+        ...
+
+    async def exists(self, key: str) -> bool: ...
+
+    async def delete(self, key: str) -> None:
+        """Remove the blob; deleting a missing blob is not an error."""
+        ...
+
+    def list(self, prefix: str = "") -> AsyncIterator[str]:
+        """Yield the keys that start with ``prefix``, in no particular order."""
+        ...
+
+    async def check(self) -> None:
+        """Raise ``StorageUnavailable`` unless the store is reachable and writable."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,244 @@
+"""Blobs on the local disk: the embedded default.
+
+Layout under the root: ``ab/cd/abcd…`` (two levels of sharding on the key's
+first four characters, so no directory grows past 65,536 entries), and
+``.tmp/`` for writes in progress. A put writes a temporary file, fsyncs it,
+renames it into place and fsyncs the directory, so a blob is either wholly
+there or not at all, across a crash of the process or the machine. Every file
+operation runs in the default executor; the event loop only moves bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from vault.storage.base import (
+    READ_CHUNK,
+    BlobNotFound,
+    StorageUnavailable,
+    check_key,
+    check_range,
+)
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+_TMP = ".tmp"
+#: Writes are gathered to this size before one executor call writes them.
+_WRITE_BATCH = 1024 * 1024
+
+
+def _unavailable(exc: OSError) -> StorageUnavailable:
+    log.warning("local blob store error: %s", exc.strerror or type(exc).__name__)
+    return StorageUnavailable()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalDiskStore:
+    """A :class:`~vault.storage.base.BlobStore` on a local directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._tmp = self.root / _TMP
+
+    @classmethod
+    async def open(cls, root: Path) -> LocalDiskStore:
+        store = cls(root)
+        try:
+            await _run(store._tmp.mkdir, parents=True, exist_ok=True, mode=0o700)
+            # Writes that a crash interrupted are garbage: nothing names them.
+            await _run(store._clear_tmp)
+        except OSError as exc:
+            raise _unavailable(exc) from exc
+        return store
+
+    def _clear_tmp(self) -> None:
+        for entry in os.scandir(self._tmp):
+            os.unlink(entry.path)
+
+    def _path(self, key: str) -> Path:
+        check_key(key)
+        return self.root / key[0:2] / key[2:4] / key
+
+    async def put(self, key: str, stream: AsyncIterable[bytes]) -> int:
+        final = self._path(key)
+        tmp = self._tmp / f"{secrets.token_hex(12)}.part"
+        size = 0
+        fd = -1
+        pending: asyncio.Future[Any] | None = None
+
+        async def call(fn: Callable[..., _T], *args: Any) -> _T:
+            nonlocal pending
+            pending = asyncio.get_running_loop().run_in_executor(None, fn, *args)
+            result: _T = await pending
+            pending = None
+            return result
+
+        try:
+            # Opening is quick; doing it here means a cancellation can never
+            # leave a descriptor opened by a thread that nobody closes.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            batch = bytearray()
+            async for chunk in stream:
+                batch += chunk
+                size += len(chunk)
+                if len(batch) >= _WRITE_BATCH:
+                    await call(_write_all, fd, bytes(batch))
+                    batch.clear()
+            if batch:
+                await call(_write_all, fd, bytes(batch))
+            await call(os.fsync, fd)
+            await call(os.close, fd)
+            fd = -1
+            await call(self._place, tmp, final)
+        except OSError as exc:
+            raise _unavailable(exc) from exc
+        finally:
+            if pending is not None:
+                # Cancelled mid-call: let the thread finish with the descriptor
+                # before it is closed, so it can never write into a reused fd.
+                await asyncio.wait([pending])
+            if fd >= 0:
+                os.close(fd)
+            if tmp.exists():
+                tmp.unlink()
+        return size
+
+    @staticmethod
+    def _place(tmp: Path, final: Path) -> None:
+        final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.replace(tmp, final)
+        _fsync_dir(final.parent)
+
+    async def get(
+        self, key: str, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        check_range(offset, length)
+        path = self._path(key)
+        try:
+            handle = await _run(open, path, "rb")
+        except FileNotFoundError:
+            raise BlobNotFound() from None
+        except OSError as exc:
+            raise _unavailable(exc) from exc
+        try:
+            await _run(handle.seek, offset)
+            remaining = length
+            while remaining is None or remaining > 0:
+                want = READ_CHUNK if remaining is None else min(READ_CHUNK, remaining)
+                chunk = await _run(handle.read, want)
+                if not chunk:
+                    break
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+        except OSError as exc:
+            raise _unavailable(exc) from exc
+        finally:
+            handle.close()
+
+    async def size(self, key: str) -> int:
+        path = self._path(key)
+        try:
+            stat = await _run(os.stat, path)
+        except FileNotFoundError:
+            raise BlobNotFound() from None
+        except OSError as exc:
+            raise _unavailable(exc) from exc
+        return stat.st_size
+
+    async def exists(self, key: str) -> bool:
+        try:
+            await self.size(key)
+        except BlobNotFound:
+            return False
+        return True
+
+    async def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            await _run(_unlink_and_sync, path)
+        except OSError as exc:
+            raise _unavailable(exc) from exc
+
+    async def list(self, prefix: str = "") -> AsyncIterator[str]:
+        try:
+            for shard in await _run(_subdirs, self.root, prefix, 0):
+                for leaf in await _run(_subdirs, shard, prefix, 2):
+                    names = await _run(os.listdir, leaf)
+                    for name in names:
+                        if name.startswith(prefix):
+                            yield name
+        except OSError as exc:
+            raise _unavailable(exc) from exc
+
+    async def check(self) -> None:
+        probe = self._tmp / f"{secrets.token_hex(8)}.probe"
+        try:
+            await _run(probe.write_bytes, b"")
+            await _run(probe.unlink)
+        except OSError as exc:
+            raise _unavailable(exc) from exc
+
+    async def close(self) -> None:
+        return None
+
+
+async def _run(fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    loop = asyncio.get_running_loop()
+    if kwargs:
+        return await loop.run_in_executor(None, lambda: fn(*args, **kwargs))
+    return await loop.run_in_executor(None, fn, *args)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _unlink_and_sync(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        if exc.errno == errno.ENOTDIR:
+            return
+        raise
+    _fsync_dir(path.parent)
+
+
+def _subdirs(parent: Path, prefix: str, start: int) -> list[Path]:
+    """Shard directories under ``parent`` that can hold keys with ``prefix``.
+
+    A two-character shard name ``s`` standing for key characters
+    ``[start, start+2)`` fits when it and the prefix agree where both exist.
+    """
+    part = prefix[start : start + 2]
+    out = []
+    try:
+        entries = list(os.scandir(parent))
+    except FileNotFoundError:
+        return []
+    for entry in entries:
+        if entry.name.startswith(".") or not entry.is_dir():
+            continue
+        if entry.name.startswith(part) or part.startswith(entry.name):
+            out.append(Path(entry.path))
+    return out

@@ -1,0 +1,255 @@
+"""Blobs in S3 or MinIO, for deployments that scale out.
+
+Built on the ``minio`` client, whose calls block: each runs in the default
+executor. Uploads of unknown length go through ``put_object(length=-1)``,
+which sends one PUT for a blob smaller than a part and a multipart upload
+otherwise (aborted by the client on any failure, so nothing half-written
+becomes visible). The client reads its parts from a small bridge that pulls
+chunks from the async input stream on the event loop, so memory stays at
+about ``(parallel_parts + 1) × part_size`` whatever the blob's size.
+
+Timeouts and a single retry keep an unreachable store from hanging a request:
+it fails with ``StorageUnavailable`` within about two timeouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import itertools
+import logging
+import threading
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from typing import Any, TypeVar
+
+import urllib3
+from minio import Minio
+from minio.error import MinioException, S3Error
+
+from vault.config import StorageSettings
+from vault.storage.base import (
+    READ_CHUNK,
+    BlobNotFound,
+    StorageUnavailable,
+    check_key,
+    check_range,
+)
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+_MISSING = frozenset({"NoSuchKey", "NoSuchObject"})
+_LIST_PAGE = 1000
+
+
+class _Aborted(Exception):
+    """Raised inside the upload thread when the async side gave up."""
+
+
+class _StreamBridge:
+    """A blocking ``read(n)`` over an async iterator living on the event loop."""
+
+    def __init__(self, stream: AsyncIterable[bytes], loop: asyncio.AbstractEventLoop) -> None:
+        self._iter = aiter(stream)
+        self._loop = loop
+        self._buffer = bytearray()
+        self._eof = False
+        self.size = 0
+        self.aborted = threading.Event()
+        self.error: BaseException | None = None
+
+    async def _next(self) -> bytes | None:
+        try:
+            return await anext(self._iter)
+        except StopAsyncIteration:
+            return None
+
+    def read(self, n: int = -1) -> bytes:
+        # minio asks for a whole part at a time; answering with a whole part
+        # (not chunk by chunk) keeps its `part += data` loop linear.
+        while not self._eof and (n < 0 or len(self._buffer) < n):
+            if self.aborted.is_set():
+                raise _Aborted()
+            future = asyncio.run_coroutine_threadsafe(self._next(), self._loop)
+            try:
+                chunk = future.result()
+            except BaseException as exc:
+                self.error = exc
+                raise _Aborted() from exc
+            if chunk is None:
+                self._eof = True
+            else:
+                self._buffer += chunk
+                self.size += len(chunk)
+        take = len(self._buffer) if n < 0 else min(n, len(self._buffer))
+        out = bytes(self._buffer[:take])
+        del self._buffer[:take]
+        return out
+
+
+class S3Store:
+    """A :class:`~vault.storage.base.BlobStore` on an S3 bucket."""
+
+    def __init__(self, settings: StorageSettings) -> None:
+        timeout = urllib3.Timeout(connect=settings.timeout_seconds, read=settings.timeout_seconds)
+        retries = urllib3.Retry(
+            total=1, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504)
+        )
+        http = urllib3.PoolManager(timeout=timeout, retries=retries, maxsize=16)
+        self._client = Minio(
+            settings.s3_endpoint,
+            access_key=settings.s3_access_key.reveal(),
+            secret_key=settings.s3_secret_key.reveal(),
+            secure=settings.s3_secure,
+            region=settings.s3_region or None,
+            http_client=http,
+        )
+        self._http = http
+        self.bucket = settings.s3_bucket
+        self._part_size = settings.s3_part_size_mb * 1024 * 1024
+        self._parallel = settings.s3_parallel_parts
+        self._create_bucket = settings.s3_create_bucket
+
+    @classmethod
+    async def open(cls, settings: StorageSettings) -> S3Store:
+        store = cls(settings)
+        if store._create_bucket:
+            exists = await store._call(store._client.bucket_exists, store.bucket)
+            if not exists:
+                try:
+                    await store._call(store._client.make_bucket, store.bucket)
+                except StorageUnavailable:
+                    # Another instance may have created it in between.
+                    if not await store._call(store._client.bucket_exists, store.bucket):
+                        raise
+        return store
+
+    async def _call(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(None, lambda: fn(*args, **kwargs))
+        except S3Error as exc:
+            if exc.code in _MISSING:
+                raise BlobNotFound() from None
+            raise self._unavailable(exc) from exc
+        except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise self._unavailable(exc) from exc
+
+    @staticmethod
+    def _unavailable(exc: Exception) -> StorageUnavailable:
+        log.warning("S3 blob store error: %s", type(exc).__name__)
+        return StorageUnavailable()
+
+    async def put(self, key: str, stream: AsyncIterable[bytes]) -> int:
+        check_key(key)
+        loop = asyncio.get_running_loop()
+        bridge = _StreamBridge(stream, loop)
+
+        def upload() -> None:
+            self._client.put_object(
+                self.bucket,
+                key,
+                bridge,
+                length=-1,
+                part_size=self._part_size,
+                num_parallel_uploads=self._parallel,
+            )
+
+        future: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                upload()
+            except BaseException as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(None)
+
+        # A thread of its own, not the default executor: it spends its life
+        # waiting on the event loop for chunks, and a producer that itself
+        # reads through the executor must never find every worker taken.
+        threading.Thread(target=run, name="kluis-s3-put", daemon=True).start()
+        wrapped = asyncio.wrap_future(future)
+        try:
+            await asyncio.shield(wrapped)
+        except asyncio.CancelledError:
+            # The thread may be waiting on the loop for the next chunk: tell it
+            # to stop, wait until the client has aborted the upload, and remove
+            # anything that completed in the race.
+            bridge.aborted.set()
+            await asyncio.wait([wrapped])
+            await self.delete(key)
+            raise
+        except _Aborted:
+            if bridge.error is not None:
+                raise bridge.error from None
+            raise
+        except S3Error as exc:
+            raise self._unavailable(exc) from exc
+        except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise self._unavailable(exc) from exc
+        return bridge.size
+
+    async def get(
+        self, key: str, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        check_key(key)
+        check_range(offset, length)
+        if length == 0:
+            await self.size(key)  # still report a missing blob
+            return
+        try:
+            response = await self._call(
+                self._client.get_object, self.bucket, key, offset=offset, length=length or 0
+            )
+        except StorageUnavailable as exc:
+            cause = exc.__cause__
+            if isinstance(cause, S3Error) and cause.code == "InvalidRange":
+                await self.size(key)
+                return  # offset at or past the end: nothing to read
+            raise
+        try:
+            while True:
+                chunk = await self._call(response.read, READ_CHUNK)
+                if not chunk:
+                    break
+                yield chunk
+        finally:
+            response.close()
+            response.release_conn()
+
+    async def size(self, key: str) -> int:
+        check_key(key)
+        stat = await self._call(self._client.stat_object, self.bucket, key)
+        return int(stat.size or 0)
+
+    async def exists(self, key: str) -> bool:
+        try:
+            await self.size(key)
+        except BlobNotFound:
+            return False
+        return True
+
+    async def delete(self, key: str) -> None:
+        check_key(key)
+        await self._call(self._client.remove_object, self.bucket, key)
+
+    async def list(self, prefix: str = "") -> AsyncIterator[str]:
+        objects = await self._call(
+            self._client.list_objects, self.bucket, prefix=prefix or None, recursive=True
+        )
+        while True:
+            page = await self._call(lambda: list(itertools.islice(objects, _LIST_PAGE)))
+            if not page:
+                return
+            for obj in page:
+                if obj.object_name is not None:
+                    yield obj.object_name
+
+    async def check(self) -> None:
+        if not await self._call(self._client.bucket_exists, self.bucket):
+            log.warning("S3 bucket is missing")
+            raise StorageUnavailable()
+
+    async def close(self) -> None:
+        self._http.clear()
