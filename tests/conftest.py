@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -21,7 +22,12 @@ from vault.config import Secret, Settings, StorageSettings
 from vault.storage import BlobStore, LocalDiskStore, S3Store
 
 REQUIRE_SERVERS = os.environ.get("VAULT_TEST_REQUIRE_SERVERS") == "1"
-BACKENDS = {"localdisk": "local disk", "minio": "MinIO", "sqlite": "SQLite", "postgres": "PostgreSQL"}
+BACKENDS = {
+    "localdisk": "local disk",
+    "minio": "MinIO",
+    "sqlite": "SQLite",
+    "postgres": "PostgreSQL",
+}
 
 
 def _unavailable(exc: Exception) -> None:
@@ -30,10 +36,17 @@ def _unavailable(exc: Exception) -> None:
     pytest.skip(f"test server unavailable: {exc}")
 
 
+def _cached_minio() -> str:
+    script = Path(__file__).resolve().parent.parent / "scripts" / "ensure-minio"
+    return subprocess.run(
+        [script, "--path"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
 @pytest.fixture(scope="session")
 def minio_server() -> Iterator[MinioServer]:
     try:
-        server = MinioServer(os.environ.get("VAULT_TEST_MINIO", "")).start()
+        server = MinioServer(os.environ.get("VAULT_TEST_MINIO") or _cached_minio()).start()
     except ServerUnavailable as exc:
         _unavailable(exc)
     try:
@@ -54,7 +67,9 @@ def postgres_server() -> Iterator[PostgresServer]:
         server.stop()
 
 
-def s3_settings(server: MinioServer, bucket: str | None = None, **overrides: object) -> StorageSettings:
+def s3_settings(
+    server: MinioServer, bucket: str | None = None, **overrides: object
+) -> StorageSettings:
     values: dict[str, object] = {
         "backend": "s3",
         "s3_endpoint": server.endpoint,

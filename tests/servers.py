@@ -41,7 +41,9 @@ def _wait(predicate, timeout: float, what: str, proc: subprocess.Popen[bytes], l
         if predicate():
             return
         time.sleep(0.1)
-    raise ServerUnavailable(f"{what} did not become ready in {timeout:.0f}s:\n{log.read_text()[-2000:]}")
+    raise ServerUnavailable(
+        f"{what} did not become ready in {timeout:.0f}s:\n{log.read_text()[-2000:]}"
+    )
 
 
 class MinioServer:
@@ -90,7 +92,9 @@ class MinioServer:
 
     def _live(self) -> bool:
         try:
-            with urllib.request.urlopen(f"http://{self.endpoint}/minio/health/live", timeout=1) as r:
+            with urllib.request.urlopen(
+                f"http://{self.endpoint}/minio/health/live", timeout=1
+            ) as r:
                 return bool(r.status == 200)
         except (urllib.error.URLError, OSError):
             return False

@@ -37,7 +37,9 @@ log = logging.getLogger("kluis")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kluis", description="Kluis, a vault for childcare records.")
+    parser = argparse.ArgumentParser(
+        prog="kluis", description="Kluis, a vault for childcare records."
+    )
     parser.add_argument("--version", action="version", version=f"kluis {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("init", help="create the data directory, keyring, database and admin account")
@@ -56,7 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # user only.
     os.umask(0o077)
     logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
         settings = load_settings()

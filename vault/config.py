@@ -62,10 +62,13 @@ class ServerSettings:
     port: int = 8080
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class DatabaseSettings:
     #: SQLAlchemy URL; empty means SQLite (aiosqlite) at ``<data_dir>/kluis.db``.
     url: str = ""
+
+    def __repr__(self) -> str:
+        return f"DatabaseSettings(url={_hide_password(self.url)!r})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,13 +170,23 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(f"{ENV_CONFIG_FILE} names {path}, which does not exist.") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    _apply_environment(raw, env)
-    settings: Settings = _build(Settings, raw, where="")
+    origins = _apply_environment(raw, env)
+    try:
+        settings: Settings = _build(Settings, raw, where="")
+    except ConfigError as exc:
+        # Name the variable the user actually set, not only the setting.
+        message = exc.message
+        for dotted, variable in origins.items():
+            if dotted in message:
+                message = message.replace(dotted, f"{dotted} (from {variable})", 1)
+        raise ConfigError(message) from None
     validate(settings)
     return settings
 
 
-def _apply_environment(raw: dict[str, Any], env: Mapping[str, str]) -> None:
+def _apply_environment(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
+    """Merge ``KLUIS_*`` variables into ``raw``; return setting → variable name."""
+    origins: dict[str, str] = {}
     top_level = {f.name for f in dataclasses.fields(Settings)} - set(_SECTIONS)
     for name, value in env.items():
         if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG_FILE:
@@ -181,6 +194,7 @@ def _apply_environment(raw: dict[str, Any], env: Mapping[str, str]) -> None:
         rest = name[len(ENV_PREFIX) :].lower()
         if rest in top_level:
             raw[rest] = value
+            origins[rest] = name
             continue
         section, _, key = rest.partition("_")
         if section not in _SECTIONS or not key:
@@ -189,6 +203,8 @@ def _apply_environment(raw: dict[str, Any], env: Mapping[str, str]) -> None:
         if not isinstance(section_raw, dict):
             raise ConfigError(f"[{section}] must be a table.")
         section_raw[key] = value
+        origins[f"{section}.{key}"] = name
+    return origins
 
 
 def _build(cls: type[Any], raw: Any, where: str) -> Any:

@@ -96,7 +96,9 @@ async def test_overwrite_replaces_whole_blob(store: BlobStore) -> None:
     assert await read_all(store, key) == b"short"
 
 
-@pytest.mark.parametrize("bad", ["../../etc/passwd", "a/b/cdefgh", "short", ".hidden-key", "x" * 129])
+@pytest.mark.parametrize(
+    "bad", ["../../etc/passwd", "a/b/cdefgh", "short", ".hidden-key", "x" * 129]
+)
 async def test_invalid_keys_are_refused(store: BlobStore, bad: str) -> None:
     with pytest.raises(InvalidBlobKey):
         await store.put(bad, stream_of(b"x"))
@@ -105,7 +107,12 @@ async def test_invalid_keys_are_refused(store: BlobStore, bad: str) -> None:
 
 
 async def test_list_by_prefix(store: BlobStore) -> None:
-    keys = ["abcd" + new_blob_key(), "abce" + new_blob_key(), "abzz" + new_blob_key(), new_blob_key()]
+    keys = [
+        "abcd" + new_blob_key(),
+        "abce" + new_blob_key(),
+        "abzz" + new_blob_key(),
+        new_blob_key(),
+    ]
     for key in keys:
         await store.put(key, stream_of(b"k"))
     assert sorted([k async for k in store.list()]) == sorted(keys)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from vault.errors import KluisError
 
@@ -28,9 +29,10 @@ def error_response(
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
-        return await handler(request)
+        response: web.StreamResponse = await handler(request)
+        return response
     except KluisError as exc:
         if exc.status >= 500:
             log.error("%s on %s: %s", exc.code, route_pattern(request), type(exc).__name__)

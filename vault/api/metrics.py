@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -38,13 +39,13 @@ METRICS = web.AppKey("metrics", Metrics)
 
 
 @web.middleware
-async def metrics_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     metrics = request.app[METRICS]
     started = time.perf_counter()
     status = 500
     metrics.in_flight.inc()
     try:
-        response = await handler(request)
+        response: web.StreamResponse = await handler(request)
         status = response.status
         return response
     except web.HTTPException as exc:

@@ -6,6 +6,7 @@ import logging
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.typedefs import Handler
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
@@ -21,8 +22,8 @@ _DEFAULTS = {
 
 
 @web.middleware
-async def security_headers(request: web.Request, handler: web.Handler) -> web.StreamResponse:
-    response = await handler(request)
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response: web.StreamResponse = await handler(request)
     for name, value in _DEFAULTS.items():
         response.headers.setdefault(name, value)
     return response

@@ -171,9 +171,7 @@ class LocalKeyring:
         try:
             document = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise KeyringError(
-                f"No keyring at {self.path}; run 'kluis init' first."
-            ) from None
+            raise KeyringError(f"No keyring at {self.path}; run 'kluis init' first.") from None
         except (OSError, ValueError) as exc:
             raise KeyringError(f"The keyring at {self.path} cannot be read.") from exc
         if document.get("format") != FORMAT or document.get("version") != FORMAT_VERSION:
@@ -205,9 +203,7 @@ class LocalKeyring:
             body = json.loads(raw)
         else:
             if self._passphrase is not None:
-                raise KeyringError(
-                    "keyring.passphrase is set but the keyring file is not sealed."
-                )
+                raise KeyringError("keyring.passphrase is set but the keyring file is not sealed.")
             body = document["body"]
         for name, entry in body["epochs"].items():
             self._meta[name] = {

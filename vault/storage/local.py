@@ -17,7 +17,7 @@ import os
 import secrets
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from vault.storage.base import (
     READ_CHUNK,
@@ -130,7 +130,7 @@ class LocalDiskStore:
         check_range(offset, length)
         path = self._path(key)
         try:
-            handle = await _run(open, path, "rb")
+            handle = await _run(_open_binary, path)
         except FileNotFoundError:
             raise BlobNotFound() from None
         except OSError as exc:
@@ -203,6 +203,10 @@ async def _run(fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
     if kwargs:
         return await loop.run_in_executor(None, lambda: fn(*args, **kwargs))
     return await loop.run_in_executor(None, fn, *args)
+
+
+def _open_binary(path: Path) -> BinaryIO:
+    return open(path, "rb")  # closed by the caller
 
 
 def _write_all(fd: int, data: bytes) -> None:

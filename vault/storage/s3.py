@@ -20,7 +20,7 @@ import itertools
 import logging
 import threading
 from collections.abc import AsyncIterable, AsyncIterator, Callable
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar, cast
 
 import urllib3
 from minio import Minio
@@ -92,9 +92,7 @@ class S3Store:
 
     def __init__(self, settings: StorageSettings) -> None:
         timeout = urllib3.Timeout(connect=settings.timeout_seconds, read=settings.timeout_seconds)
-        retries = urllib3.Retry(
-            total=1, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504)
-        )
+        retries = urllib3.Retry(total=1, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504))
         http = urllib3.PoolManager(timeout=timeout, retries=retries, maxsize=16)
         self._client = Minio(
             settings.s3_endpoint,
@@ -149,7 +147,7 @@ class S3Store:
             self._client.put_object(
                 self.bucket,
                 key,
-                bridge,
+                cast(BinaryIO, bridge),
                 length=-1,
                 part_size=self._part_size,
                 num_parallel_uploads=self._parallel,

@@ -39,9 +39,7 @@ def upgrade() -> None:
         sa.Column("token_hash", sa.LargeBinary(32), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["person_id"], ["people.id"], name="fk_tokens_person_id_people"
-        ),
+        sa.ForeignKeyConstraint(["person_id"], ["people.id"], name="fk_tokens_person_id_people"),
         sa.PrimaryKeyConstraint("id", name="pk_tokens"),
         sa.UniqueConstraint("token_hash", name="uq_tokens_token_hash"),
     )

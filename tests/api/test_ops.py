@@ -1,0 +1,92 @@
+"""Operations endpoints and the behaviour every response shares."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from vault.api import create_app
+from vault.cli import init
+from vault.config import Settings
+
+pytestmark = pytest.mark.localdisk
+
+
+@pytest.fixture
+async def client(settings: Settings, aiohttp_client) -> TestClient:  # type: ignore[no-untyped-def]
+    assert await init(settings) == 0
+    return await aiohttp_client(create_app(settings))
+
+
+async def test_healthz(client: TestClient) -> None:
+    response = await client.get("/healthz")
+    assert response.status == 200
+    assert await response.json() == {"status": "ok"}
+
+
+async def test_readyz_when_everything_is_up(client: TestClient) -> None:
+    response = await client.get("/readyz")
+    assert response.status == 200
+    body = await response.json()
+    assert body["checks"] == {"database": "ok", "storage": "ok", "keyring": "ok"}
+
+
+async def test_readyz_reports_storage_down(client: TestClient, settings: Settings) -> None:
+    shutil.rmtree(settings.storage_path)
+    response = await client.get("/readyz")
+    assert response.status == 503
+    body = await response.json()
+    assert body["error"]["code"] == "storage_unavailable"
+    assert "storage" in body["error"]["message"]
+    assert response.headers["Retry-After"]
+
+
+async def test_readyz_reports_keyring_down(client: TestClient, settings: Settings) -> None:
+    settings.keyring_path.unlink()
+    response = await client.get("/readyz")
+    assert response.status == 503
+    assert "keyring" in (await response.json())["error"]["message"]
+
+
+async def test_unknown_path_is_a_json_not_found(client: TestClient) -> None:
+    response = await client.get("/v1/nothing/here")
+    assert response.status == 404
+    assert (await response.json())["error"]["code"] == "not_found"
+
+
+async def test_wrong_method_is_a_json_error(client: TestClient) -> None:
+    response = await client.post("/healthz")
+    assert response.status == 405
+    assert (await response.json())["error"]["code"] == "method_not_allowed"
+    assert "GET" in response.headers["Allow"]
+
+
+async def test_security_headers_on_every_answer(client: TestClient) -> None:
+    for path in ("/healthz", "/nope"):
+        response = await client.get(path)
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] == "no-referrer"
+        assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+        assert response.headers["Cache-Control"] == "no-store"
+
+
+async def test_metrics_count_requests_by_route(client: TestClient) -> None:
+    await client.get("/healthz")
+    await client.get("/v1/items/abc123")
+    text = await (await client.get("/metrics")).text()
+    assert 'kluis_http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in text
+    assert 'route="(unmatched)",status="404"' in text
+    assert "abc123" not in text  # concrete paths (and tokens in them) never become labels
+    assert "kluis_http_request_duration_seconds_bucket" in text
+
+
+async def test_openapi_document(client: TestClient) -> None:
+    response = await client.get("/openapi.json")
+    assert response.status == 200
+    document = await response.json()
+    assert document["openapi"].startswith("3.1")
+    assert {"/healthz", "/readyz", "/metrics", "/openapi.json"} <= set(document["paths"])
+    assert document["paths"]["/readyz"]["get"]["responses"]["503"]["content"]
+    assert document["components"]["schemas"]["Error"]["required"] == ["error"]

@@ -1,0 +1,123 @@
+"""The database on SQLite and a real PostgreSQL: migrations, durability settings."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from tests.servers import free_port
+from vault.db import create_engine, current_revision, head_revision, is_current, reachable, upgrade
+from vault.db.schema import metadata, people, tokens
+from vault.errors import StorageUnavailable
+
+
+async def test_migrations_bring_an_empty_database_to_head(db_url: str) -> None:
+    engine = create_engine(db_url)
+    try:
+        assert await current_revision(engine) is None
+        assert not await is_current(engine)
+        await upgrade(engine)
+        assert await current_revision(engine) == head_revision()
+        await upgrade(engine)  # a second run changes nothing
+        assert await is_current(engine)
+    finally:
+        await engine.dispose()
+
+
+async def test_migrations_match_the_schema_module(db_url: str) -> None:
+    engine = create_engine(db_url)
+    try:
+        await upgrade(engine)
+
+        def diff(conn: Connection) -> list[object]:
+            return list(compare_metadata(MigrationContext.configure(conn), metadata))
+
+        async with engine.connect() as conn:
+            assert await conn.run_sync(diff) == []
+    finally:
+        await engine.dispose()
+
+
+async def test_constraints_are_enforced(db_url: str) -> None:
+    engine = create_engine(db_url)
+    now = datetime.now(UTC)
+    try:
+        await upgrade(engine)
+        async with engine.begin() as conn:
+            await conn.execute(
+                insert(people).values(id="p1", name="A", role="admin", created_at=now)
+            )
+            await conn.execute(
+                insert(tokens).values(id="t1", person_id="p1", token_hash=b"h" * 32, created_at=now)
+            )
+        with pytest.raises(IntegrityError):  # a token of nobody
+            async with engine.begin() as conn:
+                await conn.execute(
+                    insert(tokens).values(
+                        id="t2", person_id="ghost", token_hash=b"g" * 32, created_at=now
+                    )
+                )
+        with pytest.raises(IntegrityError):  # one hash, one token
+            async with engine.begin() as conn:
+                await conn.execute(
+                    insert(tokens).values(
+                        id="t3", person_id="p1", token_hash=b"h" * 32, created_at=now
+                    )
+                )
+        async with engine.connect() as conn:
+            assert await conn.scalar(select(func.count()).select_from(tokens)) == 1
+            stored = await conn.scalar(select(people.c.created_at))
+            assert stored is not None
+    finally:
+        await engine.dispose()
+
+
+async def test_concurrent_writers(db_url: str) -> None:
+    engine = create_engine(db_url)
+    now = datetime.now(UTC)
+    try:
+        await upgrade(engine)
+
+        async def add(i: int) -> None:
+            async with engine.begin() as conn:
+                await conn.execute(
+                    insert(people).values(id=f"p{i}", name="N", role="staff", created_at=now)
+                )
+
+        await asyncio.gather(*(add(i) for i in range(40)))
+        async with engine.connect() as conn:
+            assert await conn.scalar(select(func.count()).select_from(people)) == 40
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.sqlite
+async def test_sqlite_is_durable_and_strict(tmp_path: object) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/k.db")
+    try:
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+            assert (await conn.execute(text("PRAGMA synchronous"))).scalar() == 2  # FULL
+            assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_unreachable_postgres_fails_fast() -> None:
+    engine = create_engine(f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/none")
+    started = time.monotonic()
+    try:
+        with pytest.raises(StorageUnavailable):
+            await reachable(engine)
+    finally:
+        await engine.dispose()
+    assert time.monotonic() - started < 15

@@ -1,0 +1,164 @@
+"""The kluis command as a user runs it: init, serve, config, on both setups."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.servers import MinioServer, PostgresServer, free_port
+from vault.tokens import hash_token
+
+KLUIS = [sys.executable, "-m", "vault"]
+
+
+def run(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*KLUIS, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KLUIS_")}
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def serving(env: dict[str, str]) -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [*KLUIS, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(
+                    f"kluis serve exited: {proc.stdout.read() if proc.stdout else ''}"
+                )
+            try:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=1):
+                    break
+            except (urllib.error.URLError, OSError):
+                if time.monotonic() > deadline:
+                    raise AssertionError("kluis serve did not answer /healthz in 60 s") from None
+                time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        output, _ = proc.communicate(timeout=30)
+        serving.last_output = output  # type: ignore[attr-defined]
+
+
+def get_json(url: str) -> tuple[int, dict[str, object]]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.mark.localdisk
+@pytest.mark.sqlite
+def test_init_then_serve_on_embedded_defaults(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = clean_env(KLUIS_DATA_DIR=str(data))
+    first = run(env, "init")
+    assert first.returncode == 0, first.stderr
+    token = first.stdout.strip().splitlines()[-1]
+    assert token.startswith("kl_")
+    assert len(token) > 40
+    # Only a hash of the token is stored.
+    db = sqlite3.connect(data / "kluis.db")
+    hashes = [row[0] for row in db.execute("SELECT token_hash FROM tokens")]
+    db.close()
+    assert hashes == [hash_token(token)]
+    assert token.encode() not in (data / "kluis.db").read_bytes()
+    for private in (data / "kluis.db", data / "keyring.json"):
+        assert stat.S_IMODE(private.stat().st_mode) == 0o600
+
+    second = run(env, "init")
+    assert second.returncode == 0
+    assert "nothing changed" in second.stdout
+    assert token not in second.stdout
+
+    with serving(env) as base:
+        assert get_json(f"{base}/healthz") == (200, {"status": "ok"})
+        status, body = get_json(f"{base}/readyz")
+        assert status == 200, body
+        status, _ = get_json(f"{base}/v1/items/kl_not_a_real_token_in_a_path")
+        assert status == 404
+    output = serving.last_output  # type: ignore[attr-defined]
+    assert "GET /healthz 200" in output
+    assert token not in output
+    assert "kl_not_a_real_token_in_a_path" not in output  # the access log shows routes only
+
+
+@pytest.mark.minio
+@pytest.mark.postgres
+def test_init_then_serve_on_minio_and_postgres(
+    tmp_path: Path, minio_server: MinioServer, postgres_server: PostgresServer
+) -> None:
+    root = Path(__file__).resolve().parent.parent
+    env = clean_env(
+        KLUIS_CONFIG=str(root / "config" / "kluis.scale.toml"),
+        KLUIS_DATA_DIR=str(tmp_path / "data"),
+        KLUIS_KEYRING_PATH=str(tmp_path / "data" / "keyring.json"),
+        KLUIS_SERVER_HOST="127.0.0.1",
+        KLUIS_DATABASE_URL=postgres_server.create_database(),
+        KLUIS_STORAGE_S3_ENDPOINT=minio_server.endpoint,
+        KLUIS_STORAGE_S3_BUCKET="kluis-cli-test",
+        KLUIS_STORAGE_S3_ACCESS_KEY=minio_server.access_key,
+        KLUIS_STORAGE_S3_SECRET_KEY=minio_server.secret_key,
+    )
+    first = run(env, "init")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip().splitlines()[-1].startswith("kl_")
+    assert "nothing changed" in run(env, "init").stdout
+    with serving(env) as base:
+        status, body = get_json(f"{base}/readyz")
+        assert status == 200, body
+    assert minio_server.secret_key not in serving.last_output  # type: ignore[attr-defined]
+
+
+@pytest.mark.localdisk
+def test_serve_refuses_an_uninitialised_vault(tmp_path: Path) -> None:
+    result = run(clean_env(KLUIS_DATA_DIR=str(tmp_path / "empty")), "serve", "--port", "1")
+    assert result.returncode == 2
+    assert "kluis init" in result.stderr
+
+
+def test_configuration_error_names_the_key(tmp_path: Path) -> None:
+    result = run(clean_env(KLUIS_DATA_DIR=str(tmp_path), KLUIS_SERVER_PROT="1"), "init")
+    assert result.returncode == 2
+    assert "KLUIS_SERVER_PROT" in result.stderr
+    assert not (tmp_path / "kluis.db").exists()
+
+
+def test_config_show_masks_secrets(tmp_path: Path) -> None:
+    result = run(
+        clean_env(KLUIS_KEYRING_PASSPHRASE="hunter2-passphrase", KLUIS_DATA_DIR=str(tmp_path)),
+        "config",
+        "show",
+    )
+    assert result.returncode == 0
+    shown = json.loads(result.stdout)
+    assert shown["keyring"]["passphrase"] == "Secret('********')"
+    assert "hunter2" not in result.stdout
