@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,48 @@ def test_config_show_masks_secrets(tmp_path: Path) -> None:
     shown = json.loads(result.stdout)
     assert shown["keyring"]["passphrase"] == "Secret('********')"
     assert "hunter2" not in result.stdout
+
+
+@pytest.mark.localdisk
+@pytest.mark.sqlite
+def test_keys_rotate_and_status(tmp_path: Path) -> None:
+    import asyncio
+
+    from vault.config import load_settings
+    from vault.crypto import open_provider
+    from vault.crypto.keys import KeyService
+    from vault.db import create_engine
+
+    env = clean_env(KLUIS_DATA_DIR=str(tmp_path / "data"))
+    assert run(env, "init").returncode == 0
+
+    async def make_child_keys() -> None:
+        settings = load_settings(env)
+        engine = create_engine(settings.database_url)
+        november = datetime(2026, 11, 20, tzinfo=UTC)
+        keys = KeyService(engine, await open_provider(settings), clock=lambda: november)
+        for i in range(25):
+            await keys.create_item_key(f"item-{i}", [(f"child-{i}", "photo")])
+        await engine.dispose()
+
+    asyncio.run(make_child_keys())
+    december = run(env, "keys", "rotate", "--now", "2026-12-02T08:00:00Z")
+    assert december.returncode == 0, december.stderr
+    assert "live epoch: live-2026-12" in december.stdout
+    assert "child keys rewrapped: 25" in december.stdout
+    assert "epochs destroyed: none" in december.stdout
+    assert "25/25" in december.stderr  # the progress bar
+    status = run(env, "keys", "status", "--now", "2026-12-02T08:00:00Z")
+    lines = {line.split()[0]: line for line in status.stdout.splitlines()[1:]}
+    assert "retired" in lines["live-2026-11"]
+    assert " 25 " in lines["live-2026-12"]
+
+    later = run(env, "keys", "rotate", "--now", "2027-01-06T00:00:00Z")
+    assert "epochs destroyed: live-2026-11" in later.stdout
+    status = run(env, "keys", "status", "--now", "2027-01-06T00:00:00Z")
+    assert "destroyed" in next(
+        line for line in status.stdout.splitlines() if "live-2026-11" in line
+    )
+    bad = run(env, "keys", "rotate", "--now", "next tuesday")
+    assert bad.returncode == 2
+    assert "ISO 8601" in bad.stderr

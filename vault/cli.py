@@ -16,7 +16,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 from sqlalchemy import insert, select
@@ -24,9 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vault import __version__
 from vault.api import create_app
+from vault.api.resources import SchemaOutdated
 from vault.api.security import AccessLogger
 from vault.config import Settings, load_settings
-from vault.crypto import open_provider
+from vault.crypto import epochs, open_provider
+from vault.crypto.keys import KeyService
+from vault.crypto.rotation import keys_to_rewrap, rotate
 from vault.db import create_engine, is_current, upgrade
 from vault.db.schema import installation, people, tokens
 from vault.errors import ConfigError, KluisError
@@ -46,6 +49,16 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the HTTP API")
     serve.add_argument("--host", help="address to listen on (default from config: 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default from config: 8080)")
+    keys = sub.add_parser("keys", help="master keys: status and monthly rotation")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    status = keys_sub.add_parser(
+        "status", help="list the epochs, their state and the child keys they wrap"
+    )
+    status.add_argument("--now", type=_timestamp, help="act as if it were this time (ISO 8601)")
+    rotate = keys_sub.add_parser(
+        "rotate", help="rewrap child keys into this month's live epoch; destroy expired epochs"
+    )
+    rotate.add_argument("--now", type=_timestamp, help="act as if it were this time (ISO 8601)")
     config = sub.add_parser("config", help="inspect the configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     config_sub.add_parser("show", help="print the effective configuration, secrets masked")
@@ -68,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(init(settings))
         if args.command == "serve":
             return serve(settings, args.host, args.port)
+        if args.command == "keys":
+            return asyncio.run(keys_command(settings, args))
         if args.command == "config":
             print(json.dumps(settings.redacted(), indent=2, default=str))
             return 0
@@ -138,6 +153,81 @@ async def _ensure_admin(engine: AsyncEngine) -> str | None:
             )
         )
     return token
+
+
+def _timestamp(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 timestamp: {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr (the summary goes to stdout)."""
+
+    def __init__(self, label: str, total: int, width: int = 30) -> None:
+        self.label, self.total, self.width, self.done = label, total, width, 0
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        filled = self.width * self.done // max(self.total, 1)
+        bar = "#" * filled + "." * (self.width - filled)
+        sys.stderr.write(f"\r{self.label} [{bar}] {self.done}/{self.total}")
+        if self.done >= self.total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+async def keys_command(settings: Settings, args: argparse.Namespace) -> int:
+    engine = create_engine(settings.database_url)
+    try:
+        if not await is_current(engine):
+            raise SchemaOutdated()
+        provider = await open_provider(settings)
+        now = getattr(args, "now", None) or datetime.now(UTC)
+        keys = KeyService(engine, provider, clock=lambda: now)
+        window = timedelta(days=settings.crypto.backup_window_days)
+        if args.keys_command == "rotate":
+            total = await keys_to_rewrap(keys, now)
+            bar = ProgressBar("rewrapping child keys", total)
+            report = await rotate(keys, provider, now, window, progress=bar.advance)
+            print(f"live epoch: {report.live_epoch}")
+            print(f"child keys rewrapped: {report.rewrapped}")
+            destroyed = ", ".join(report.destroyed_epochs) or "none"
+            print(f"epochs destroyed: {destroyed}")
+            print(f"child keys destroyed with them: {report.destroyed_child_keys}")
+            return 0
+        usage = await keys.epoch_usage()
+        print(
+            f"{'epoch':<16} {'state':<10} {'child keys':>10}  {'created':<20} {'destroyed or due'}"
+        )
+        for info in await provider.epochs():
+            try:
+                epoch = epochs.parse(info.name)
+            except ValueError:
+                epoch = None
+            if info.destroyed_at is not None:
+                state, when = "destroyed", _day(info.destroyed_at)
+            elif epoch is None:
+                state, when = "other", ""
+            elif epoch == epochs.live(now):
+                state, when = "current", "rotates next month"
+            elif epoch.kind == "live":
+                state, when = "retired", f"after {_day(epoch.month_end + window)} once unused"
+            else:
+                state, when = "scheduled", _day(epoch.month_end)
+            print(
+                f"{info.name:<16} {state:<10} {usage.get(info.name, 0):>10}  "
+                f"{_day(info.created_at):<20} {when}"
+            )
+        return 0
+    finally:
+        await engine.dispose()
+
+
+def _day(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def serve(settings: Settings, host: str | None, port: int | None) -> int:

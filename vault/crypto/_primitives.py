@@ -44,7 +44,9 @@ def gcm(key: bytes) -> AESGCM:
     return AESGCM(key)
 
 
-def gcm_open(aead: AESGCM, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
+def gcm_open(
+    aead: AESGCM, nonce: bytes, ciphertext: bytes | bytearray | memoryview, aad: bytes
+) -> bytes:
     try:
         return aead.decrypt(nonce, ciphertext, aad)
     except InvalidTag:

@@ -41,12 +41,11 @@ from vault.crypto._primitives import (
     random_bytes,
     scrypt,
 )
+from vault.crypto.envelope import seal, unseal
 from vault.errors import KluisError, StorageUnavailable
 
 FORMAT = "kluis-keyring"
 FORMAT_VERSION = 1
-#: Wrapped-key layout: version (1) ‖ nonce (12) ‖ AES-256-GCM ciphertext and tag.
-WRAP_VERSION = 1
 _EPOCH_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 # scrypt cost: N=2^17, r=8, p=1 (128 MiB, about half a second), the OWASP
 # recommendation for interactive use; paid once when the keyring is opened.
@@ -315,16 +314,10 @@ class LocalKeyring:
         return self._keys[epoch]
 
     async def wrap(self, epoch: str, plaintext: bytes, aad: bytes) -> bytes:
-        nonce = random_bytes(NONCE_SIZE)
-        sealed = gcm(self._key(epoch)).encrypt(nonce, plaintext, _kek_aad(epoch, aad))
-        return bytes([WRAP_VERSION]) + nonce + sealed
+        return seal(self._key(epoch), plaintext, _kek_aad(epoch, aad))
 
     async def unwrap(self, epoch: str, wrapped: bytes, aad: bytes) -> bytes:
-        key = self._key(epoch)
-        if len(wrapped) < 1 + NONCE_SIZE + 16 or wrapped[0] != WRAP_VERSION:
-            raise IntegrityError()
-        nonce, sealed = wrapped[1 : 1 + NONCE_SIZE], wrapped[1 + NONCE_SIZE :]
-        return gcm_open(gcm(key), nonce, sealed, _kek_aad(epoch, aad))
+        return unseal(self._key(epoch), wrapped, _kek_aad(epoch, aad))
 
     async def destroy_epoch(self, name: str, now: datetime) -> bool:
         async with self._lock:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Index,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -60,3 +61,43 @@ tokens = Table(
 )
 
 Index("ix_tokens_person_id", tokens.c.person_id)
+
+
+#: Child keys (DEKs), one live row per (child, category), wrapped under the
+#: master key of ``epoch``. Destroying one clears ``wrapped`` and stamps
+#: ``destroyed_at``; the row stays as the record of what was destroyed.
+child_keys = Table(
+    "child_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("child_id", String(32), nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("epoch", String(64), nullable=False),
+    Column("wrapped", LargeBinary, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("wrapped_at", DateTime(timezone=True), nullable=False),
+    Column("destroyed_at", DateTime(timezone=True), nullable=True),
+)
+
+Index(
+    "uq_child_keys_live",
+    child_keys.c.child_id,
+    child_keys.c.category,
+    unique=True,
+    sqlite_where=child_keys.c.destroyed_at.is_(None),
+    postgresql_where=child_keys.c.destroyed_at.is_(None),
+)
+Index("ix_child_keys_epoch", child_keys.c.epoch)
+
+#: Item keys, one row per (item, owning child key): a group photo has one row
+#: for each child shown, and stays readable while any of them remains.
+item_keys = Table(
+    "item_keys",
+    metadata,
+    Column("item_id", String(32), nullable=False),
+    Column("child_key_id", String(32), ForeignKey("child_keys.id"), nullable=False),
+    Column("wrapped", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("item_id", "child_key_id", name="pk_item_keys"),
+)
+
+Index("ix_item_keys_child_key_id", item_keys.c.child_key_id)

@@ -1,0 +1,223 @@
+"""Child keys, item keys, epochs and rotation, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from vault.crypto import IntegrityError, LocalKeyring
+from vault.crypto.keys import KeyDestroyed, KeyService
+from vault.crypto.rotation import destroy_expired, rotate
+from vault.crypto.stream import decrypt_range, encrypt_stream
+from vault.db import create_engine, upgrade
+from vault.db.schema import child_keys, item_keys
+
+WINDOW = timedelta(days=35)
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Vault:
+    engine: AsyncEngine
+    ring: LocalKeyring
+    keys: KeyService
+    clock: Clock
+
+
+@pytest.fixture
+async def vault(db_url: str, tmp_path: Path) -> AsyncIterator[Vault]:
+    engine = create_engine(db_url)
+    await upgrade(engine)
+    ring = await LocalKeyring.create(tmp_path / "keyring.json")
+    clock = Clock(datetime(2026, 11, 15, 9, 0, tzinfo=UTC))
+    try:
+        yield Vault(engine, ring, KeyService(engine, ring, clock), clock)
+    finally:
+        await engine.dispose()
+
+
+async def seal(key_service: KeyService, item_id: str, owners: list[tuple[str, str]]) -> bytes:
+    key = await key_service.create_item_key(item_id, owners)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield f"diary of {item_id}".encode()
+
+    return b"".join([p async for p in encrypt_stream(key, item_id, "original", body())])
+
+
+async def unseal(key_service: KeyService, item_id: str, blob: bytes) -> bytes:
+    key = await key_service.open_item_key(item_id)
+
+    async def read(offset: int, length: int) -> AsyncIterator[bytes]:
+        yield blob[offset : offset + length]
+
+    return b"".join([p async for p in decrypt_range(key, item_id, "original", read, len(blob))])
+
+
+async def test_item_round_trip_through_the_hierarchy(vault: Vault) -> None:
+    blob = await seal(vault.keys, "item-a", [("child-1", "diary")])
+    assert await unseal(vault.keys, "item-a", blob) == b"diary of item-a"
+    async with vault.engine.connect() as conn:
+        row = (await conn.execute(select(child_keys))).one()
+    assert row.epoch == "live-2026-11"
+    assert len(row.wrapped) == 1 + 12 + 32 + 16
+
+
+async def test_one_child_key_per_child_and_category_even_under_races(vault: Vault) -> None:
+    ids = await asyncio.gather(*(vault.keys.ensure_child_key("c", "photo") for _ in range(12)))
+    assert len(set(ids)) == 1
+    assert await vault.keys.ensure_child_key("c", "diary") != ids[0]
+
+
+async def test_group_photo_lives_until_its_last_child_key(vault: Vault) -> None:
+    owners = [("child-1", "photo"), ("child-2", "photo"), ("child-3", "photo")]
+    blob = await seal(vault.keys, "group", owners)
+    assert sorted(await vault.keys.item_owners("group")) == sorted(owners)
+    destroyed = await vault.keys.destroy_child_key("child-1", "photo")
+    assert destroyed is not None
+    assert destroyed.item_keys == 1
+    assert await unseal(vault.keys, "group", blob) == b"diary of group"
+    await vault.keys.destroy_child_key("child-2", "photo")
+    assert await unseal(vault.keys, "group", blob) == b"diary of group"
+    await vault.keys.destroy_child_key("child-3", "photo")
+    with pytest.raises(KeyDestroyed):
+        await vault.keys.open_item_key("group")
+    assert await vault.keys.destroy_child_key("child-3", "photo") is None
+    # A child back under contract gets a fresh key; the destroyed one stays on record.
+    fresh = await vault.keys.ensure_child_key("child-3", "photo")
+    assert fresh != destroyed.id
+    async with vault.engine.connect() as conn:
+        rows = (
+            await conn.execute(select(child_keys).where(child_keys.c.child_id == "child-3"))
+        ).all()
+    assert sorted(r.destroyed_at is None for r in rows) == [False, True]
+
+
+async def test_a_wrapped_child_key_moved_to_another_row_does_not_open(vault: Vault) -> None:
+    await seal(vault.keys, "item-1", [("child-1", "photo")])
+    await seal(vault.keys, "item-2", [("child-2", "photo")])
+    await seal(vault.keys, "item-3", [("child-1", "medical")])
+    async with vault.engine.begin() as conn:
+        stolen = await conn.scalar(
+            select(child_keys.c.wrapped).where(
+                child_keys.c.child_id == "child-1", child_keys.c.category == "photo"
+            )
+        )
+        # Another child, same category; and the same child, another category.
+        await conn.execute(
+            update(child_keys).where(child_keys.c.child_id == "child-2").values(wrapped=stolen)
+        )
+        await conn.execute(
+            update(child_keys).where(child_keys.c.category == "medical").values(wrapped=stolen)
+        )
+    for item in ("item-2", "item-3"):
+        with pytest.raises(IntegrityError):
+            await vault.keys.open_item_key(item)
+    await vault.keys.open_item_key("item-1")  # the original still opens
+
+
+async def test_a_wrapped_child_key_relabelled_to_another_epoch_does_not_open(vault: Vault) -> None:
+    await seal(vault.keys, "item-1", [("child-1", "photo")])
+    await vault.ring.create_epoch("shred-2027-11", vault.clock.now)
+    async with vault.engine.begin() as conn:
+        await conn.execute(update(child_keys).values(epoch="shred-2027-11"))
+    with pytest.raises(IntegrityError):
+        await vault.keys.open_item_key("item-1")
+
+
+async def test_a_wrapped_item_key_copied_to_another_item_does_not_open(vault: Vault) -> None:
+    await seal(vault.keys, "item-1", [("child-1", "photo")])
+    async with vault.engine.begin() as conn:
+        row = (await conn.execute(select(item_keys))).one()
+        await conn.execute(
+            insert(item_keys).values(
+                item_id="item-9", child_key_id=row.child_key_id, wrapped=row.wrapped
+            )
+        )
+    with pytest.raises(IntegrityError):
+        await vault.keys.open_item_key("item-9")
+
+
+async def test_scheduling_moves_a_child_key_between_epochs(vault: Vault) -> None:
+    blob = await seal(vault.keys, "item-1", [("child-1", "photo")])
+    assert (
+        await vault.keys.schedule_child_key("child-1", "photo", date(2027, 11, 10))
+        == "shred-2027-11"
+    )
+    assert await unseal(vault.keys, "item-1", blob) == b"diary of item-1"
+    # Contract extended: destruction moves; back under contract: live again.
+    assert (
+        await vault.keys.schedule_child_key("child-1", "photo", date(2028, 2, 1)) == "shred-2028-02"
+    )
+    assert await vault.keys.schedule_child_key("child-1", "photo", None) == "live-2026-11"
+    assert await unseal(vault.keys, "item-1", blob) == b"diary of item-1"
+    assert await vault.keys.schedule_child_key("nobody", "photo", None) is None
+    # A date whose month is over goes to the current month's shred epoch.
+    assert (
+        await vault.keys.schedule_child_key("child-1", "photo", date(2025, 1, 1)) == "shred-2026-11"
+    )
+
+
+async def test_monthly_rotation_rewraps_and_retires_live_epochs(vault: Vault) -> None:
+    blobs = {
+        f"item-{i}": await seal(vault.keys, f"item-{i}", [(f"child-{i}", "photo")])
+        for i in range(7)
+    }
+    vault.clock.now = datetime(2026, 12, 2, tzinfo=UTC)
+    ticks: list[int] = []
+    report = await rotate(vault.keys, vault.ring, vault.clock.now, WINDOW, progress=ticks.append)
+    assert report.live_epoch == "live-2026-12"
+    assert report.rewrapped == 7
+    assert sum(ticks) == 7
+    assert report.destroyed_epochs == []  # a backup from November can still be restored
+    assert await vault.keys.epoch_usage() == {"live-2026-12": 7}
+    vault.clock.now = datetime(2027, 1, 4, 23, 59, tzinfo=UTC)
+    report = await rotate(vault.keys, vault.ring, vault.clock.now, WINDOW)
+    assert (report.rewrapped, report.destroyed_epochs) == (7, [])  # December's keys into January
+    vault.clock.now = datetime(2027, 1, 5, tzinfo=UTC)  # the month's end, December 1st, + 35 days
+    report = await rotate(vault.keys, vault.ring, vault.clock.now, WINDOW)
+    assert report.destroyed_epochs == ["live-2026-11"]
+    assert report.rewrapped == 0
+    for item_id, blob in blobs.items():
+        assert await unseal(vault.keys, item_id, blob) == f"diary of {item_id}".encode()
+    again = await rotate(vault.keys, vault.ring, vault.clock.now, WINDOW)
+    assert (again.rewrapped, again.destroyed_epochs) == (0, [])
+
+
+async def test_a_live_epoch_still_in_use_is_never_destroyed(vault: Vault) -> None:
+    await seal(vault.keys, "item-1", [("child-1", "photo")])
+    late = datetime(2027, 6, 1, tzinfo=UTC)
+    report = await destroy_expired(vault.keys, vault.ring, late, WINDOW)
+    assert report.destroyed_epochs == []
+    vault.clock.now = late
+    await vault.keys.open_item_key("item-1")
+
+
+async def test_a_shred_epoch_dies_when_its_month_ends(vault: Vault) -> None:
+    doomed = await seal(vault.keys, "doomed", [("child-1", "photo")])
+    kept = await seal(vault.keys, "kept", [("child-2", "photo")])
+    await vault.keys.schedule_child_key("child-1", "photo", date(2027, 11, 10))
+    november = datetime(2027, 11, 30, 23, 59, tzinfo=UTC)
+    # Not yet: the month is not over, and live-2026-11 still wraps child-2's key.
+    assert (await destroy_expired(vault.keys, vault.ring, november, WINDOW)).destroyed_epochs == []
+    vault.clock.now = datetime(2027, 12, 1, tzinfo=UTC)
+    report = await rotate(vault.keys, vault.ring, vault.clock.now, WINDOW)
+    assert "shred-2027-11" in report.destroyed_epochs
+    assert report.destroyed_child_keys == 1
+    with pytest.raises(KeyDestroyed):
+        await unseal(vault.keys, "doomed", doomed)
+    assert await unseal(vault.keys, "kept", kept) == b"diary of kept"

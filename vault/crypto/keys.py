@@ -1,0 +1,383 @@
+"""Child keys (DEKs) and item keys, kept wrapped in the database.
+
+* A **child key** exists per (child, category) and is wrapped by the master
+  key of one epoch (:mod:`vault.crypto.epochs`), with associated data naming
+  its row, child, category and epoch.
+* An **item key** is random per item and wrapped under the child key of every
+  child the item belongs to, with associated data naming item, child and
+  category. A group photo stays readable while any of its children's keys
+  lives; when the last is destroyed, nothing can open it.
+
+Keys are unwrapped in memory for one operation and handed out only as
+:class:`~vault.crypto.handles.ItemKey` handles. Destroying a child key clears
+its wrapped bytes and deletes the item-key rows under it; the row itself stays
+as the record of the destruction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError as RowConflict
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from vault.crypto import epochs
+from vault.crypto._primitives import KEY_SIZE, IntegrityError, encode_parts, random_bytes
+from vault.crypto.envelope import seal, unseal
+from vault.crypto.handles import ItemKey
+from vault.crypto.keyring import EpochDestroyed, KeyProvider
+from vault.db.schema import child_keys, item_keys
+from vault.errors import KluisError
+from vault.tokens import new_id
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class KeyDestroyed(KluisError):
+    """Every key that could open the item was destroyed (retention or erasure)."""
+
+    status, code = 410, "destroyed"
+    default_message = "This record was destroyed under the retention rules or an erasure request."
+
+
+@dataclasses.dataclass(frozen=True)
+class DestroyedChildKey:
+    id: str
+    child_id: str
+    category: str
+    epoch: str
+    item_keys: int
+
+
+def _dek_aad(dek_id: str, child_id: str, category: str, epoch: str) -> bytes:
+    return encode_parts(b"kluis-dek-v1", dek_id, child_id, category, epoch)
+
+
+def _item_aad(item_id: str, child_id: str, category: str) -> bytes:
+    return encode_parts(b"kluis-item-key-v1", item_id, child_id, category)
+
+
+class KeyService:
+    def __init__(self, engine: AsyncEngine, provider: KeyProvider, clock: Clock = utcnow) -> None:
+        self._engine = engine
+        self._provider = provider
+        self._clock = clock
+
+    # -- child keys ---------------------------------------------------------
+
+    async def _target_epoch(self, destroy_on: date | None, now: datetime) -> str:
+        target = epochs.for_schedule(destroy_on, now)
+        if target.kind == "shred" and target.month_end <= now:
+            # The destruction date has passed: its month's epoch may already be
+            # gone. The current month's shred epoch dies soonest after now.
+            target = epochs.shred(now.date())
+        await self._provider.create_epoch(target.name, now)
+        return target.name
+
+    async def ensure_child_key(
+        self, child_id: str, category: str, *, destroy_on: date | None = None
+    ) -> str:
+        """The id of the live child key for (child, category), created if missing."""
+        existing = await self._live_child_key_id(child_id, category)
+        if existing is not None:
+            return existing
+        now = self._clock()
+        epoch = await self._target_epoch(destroy_on, now)
+        dek_id = new_id()
+        wrapped = await self._provider.wrap(
+            epoch, random_bytes(KEY_SIZE), _dek_aad(dek_id, child_id, category, epoch)
+        )
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    insert(child_keys).values(
+                        id=dek_id,
+                        child_id=child_id,
+                        category=category,
+                        epoch=epoch,
+                        wrapped=wrapped,
+                        created_at=now,
+                        wrapped_at=now,
+                    )
+                )
+        except RowConflict:
+            # Another request created it first; use theirs.
+            raced = await self._live_child_key_id(child_id, category)
+            if raced is None:
+                raise
+            return raced
+        return dek_id
+
+    async def _live_child_key_id(self, child_id: str, category: str) -> str | None:
+        async with self._engine.connect() as conn:
+            return await conn.scalar(
+                select(child_keys.c.id).where(
+                    child_keys.c.child_id == child_id,
+                    child_keys.c.category == category,
+                    child_keys.c.destroyed_at.is_(None),
+                )
+            )
+
+    async def _unwrap_dek(self, row: Row[Any]) -> bytes:
+        if row.wrapped is None:
+            raise KeyDestroyed()
+        return await self._provider.unwrap(
+            row.epoch, row.wrapped, _dek_aad(row.id, row.child_id, row.category, row.epoch)
+        )
+
+    async def schedule_child_key(
+        self, child_id: str, category: str, destroy_on: date | None
+    ) -> str | None:
+        """Move the child key into the epoch its destruction date calls for.
+
+        ``None`` (the contract runs again, or a hold) moves it back to the live
+        epoch. Returns the epoch it is in now, or None if there is no live key.
+        """
+        now = self._clock()
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(child_keys).where(
+                        child_keys.c.child_id == child_id,
+                        child_keys.c.category == category,
+                        child_keys.c.destroyed_at.is_(None),
+                    )
+                )
+            ).first()
+        if row is None:
+            return None
+        target = await self._target_epoch(destroy_on, now)
+        if row.epoch != target:
+            await self._rewrap(row, target, now)
+        return target
+
+    async def _rewrap(self, row: Row[Any], target: str, now: datetime) -> bool:
+        """Rewrap one child key under ``target``; False if it changed meanwhile."""
+        material = await self._unwrap_dek(row)
+        wrapped = await self._provider.wrap(
+            target, material, _dek_aad(row.id, row.child_id, row.category, target)
+        )
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(child_keys)
+                .where(
+                    child_keys.c.id == row.id,
+                    child_keys.c.epoch == row.epoch,
+                    child_keys.c.destroyed_at.is_(None),
+                )
+                .values(epoch=target, wrapped=wrapped, wrapped_at=now)
+            )
+        return bool(result.rowcount)
+
+    async def rewrap_epoch(
+        self,
+        source: str,
+        target: str,
+        *,
+        batch: int = 500,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Rewrap every live child key of ``source`` under ``target``; returns the count."""
+        now = self._clock()
+        await self._provider.create_epoch(target, now)
+        done = 0
+        while True:
+            async with self._engine.connect() as conn:
+                rows = (
+                    await conn.execute(
+                        select(child_keys)
+                        .where(child_keys.c.epoch == source, child_keys.c.destroyed_at.is_(None))
+                        .order_by(child_keys.c.id)
+                        .limit(batch)
+                    )
+                ).all()
+            if not rows:
+                return done
+            updates = []
+            for row in rows:
+                material = await self._unwrap_dek(row)
+                wrapped = await self._provider.wrap(
+                    target, material, _dek_aad(row.id, row.child_id, row.category, target)
+                )
+                updates.append({"b_id": row.id, "b_wrapped": wrapped})
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    update(child_keys)
+                    .where(
+                        child_keys.c.id == bindparam("b_id"),
+                        child_keys.c.epoch == source,
+                        child_keys.c.destroyed_at.is_(None),
+                    )
+                    .values(epoch=target, wrapped=bindparam("b_wrapped"), wrapped_at=now),
+                    updates,
+                )
+            done += len(rows)
+            if progress is not None:
+                progress(len(rows))
+
+    async def destroy_child_key(self, child_id: str, category: str) -> DestroyedChildKey | None:
+        """Destroy the live child key of (child, category) and the item keys under it."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(child_keys.c.id, child_keys.c.epoch).where(
+                        child_keys.c.child_id == child_id,
+                        child_keys.c.category == category,
+                        child_keys.c.destroyed_at.is_(None),
+                    )
+                )
+            ).first()
+        if row is None:
+            return None
+        return await self._destroy_rows([row.id], self._clock()) or None
+
+    async def destroy_epoch_keys(self, epoch: str) -> int:
+        """Mark every child key of a destroyed epoch as destroyed; returns the count."""
+        async with self._engine.connect() as conn:
+            ids = (
+                await conn.scalars(
+                    select(child_keys.c.id).where(
+                        child_keys.c.epoch == epoch, child_keys.c.destroyed_at.is_(None)
+                    )
+                )
+            ).all()
+        now = self._clock()
+        for start in range(0, len(ids), 500):
+            await self._destroy_rows(list(ids[start : start + 500]), now)
+        return len(ids)
+
+    async def _destroy_rows(self, ids: list[str], now: datetime) -> DestroyedChildKey | None:
+        async with self._engine.begin() as conn:
+            rows = (await conn.execute(select(child_keys).where(child_keys.c.id.in_(ids)))).all()
+            counted = await conn.execute(
+                select(item_keys.c.child_key_id, func.count())
+                .where(item_keys.c.child_key_id.in_(ids))
+                .group_by(item_keys.c.child_key_id)
+            )
+            counts: dict[str, int] = {key_id: int(n) for key_id, n in counted.all()}
+            await conn.execute(delete(item_keys).where(item_keys.c.child_key_id.in_(ids)))
+            await conn.execute(
+                update(child_keys)
+                .where(child_keys.c.id.in_(ids), child_keys.c.destroyed_at.is_(None))
+                .values(wrapped=None, destroyed_at=now)
+            )
+        if not rows:
+            return None
+        first = rows[0]
+        return DestroyedChildKey(
+            id=first.id,
+            child_id=first.child_id,
+            category=first.category,
+            epoch=first.epoch,
+            item_keys=int(counts.get(first.id, 0)),
+        )
+
+    # -- item keys ----------------------------------------------------------
+
+    async def create_item_key(
+        self,
+        item_id: str,
+        owners: Sequence[tuple[str, str]],
+        *,
+        conn: AsyncConnection | None = None,
+    ) -> ItemKey:
+        """A new random item key, wrapped under the child key of each owner.
+
+        ``owners`` are (child id, category) pairs; the rows are written on
+        ``conn`` when given (so they commit with the caller's item row).
+        """
+        if not owners:
+            raise ValueError("an item belongs to at least one child")
+        material = random_bytes(KEY_SIZE)
+        rows = []
+        for child_id, category in dict.fromkeys(owners):
+            dek_id = await self.ensure_child_key(child_id, category)
+            async with self._engine.connect() as read:
+                dek_row = (
+                    await read.execute(select(child_keys).where(child_keys.c.id == dek_id))
+                ).one()
+            dek = await self._unwrap_dek(dek_row)
+            rows.append(
+                {
+                    "item_id": item_id,
+                    "child_key_id": dek_id,
+                    "wrapped": seal(dek, material, _item_aad(item_id, child_id, category)),
+                }
+            )
+        if conn is not None:
+            await conn.execute(insert(item_keys), rows)
+        else:
+            async with self._engine.begin() as own:
+                await own.execute(insert(item_keys), rows)
+        return ItemKey(material)
+
+    async def open_item_key(self, item_id: str) -> ItemKey:
+        """Unwrap the item key through any of its children's live keys.
+
+        ``KeyDestroyed`` when no live child key (or its epoch) remains;
+        ``IntegrityError`` when a stored wrapping was tampered with.
+        """
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(
+                        item_keys.c.wrapped.label("item_wrapped"),
+                        child_keys,
+                    )
+                    .join(child_keys, item_keys.c.child_key_id == child_keys.c.id)
+                    .where(
+                        and_(item_keys.c.item_id == item_id, child_keys.c.destroyed_at.is_(None))
+                    )
+                    .order_by(child_keys.c.id)
+                )
+            ).all()
+        tampered = False
+        for row in rows:
+            try:
+                dek = await self._unwrap_dek(row)
+                return ItemKey(
+                    unseal(dek, row.item_wrapped, _item_aad(item_id, row.child_id, row.category))
+                )
+            except (EpochDestroyed, KeyDestroyed):
+                continue
+            except IntegrityError:
+                tampered = True
+        if tampered:
+            raise IntegrityError()
+        raise KeyDestroyed()
+
+    async def item_owners(self, item_id: str) -> list[tuple[str, str]]:
+        """(child, category) of each live key under which the item key is wrapped."""
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(child_keys.c.child_id, child_keys.c.category)
+                    .join(item_keys, item_keys.c.child_key_id == child_keys.c.id)
+                    .where(item_keys.c.item_id == item_id, child_keys.c.destroyed_at.is_(None))
+                )
+            ).all()
+        return [(r.child_id, r.category) for r in rows]
+
+    async def epoch_usage(self) -> dict[str, int]:
+        """Live child keys per epoch name."""
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(child_keys.c.epoch, func.count())
+                    .where(child_keys.c.destroyed_at.is_(None))
+                    .group_by(child_keys.c.epoch)
+                )
+            ).all()
+        return {epoch: int(count) for epoch, count in rows}

@@ -1,0 +1,303 @@
+"""The stored object format: a seekable, segmented AEAD stream (version 1).
+
+In the manner of Tink's AES-GCM-HKDF streaming AEAD and age's STREAM, with a
+key commitment added. Byte layout of a blob::
+
+    offset  size  field
+    0       4     magic "KLVS"
+    4       1     version = 1
+    5       4     segment size S: plaintext bytes per segment, big-endian u32
+    9       32    salt, random per blob
+    41      7     nonce prefix, random per blob
+    48      32    key commitment
+    80      ...   segments: S + 16 bytes each, the last one 17..S+16 bytes
+                  (exactly 16 when the plaintext is empty)
+
+Keys: ``HKDF-SHA256(ikm=item key, salt=salt, info=encode("kluis-stream-v1",
+item id, variant))`` gives 64 bytes; the first 32 are the segment key, the
+last 32 the commitment stored in the header.
+
+Segment i (counting from 0) is ``AES-256-GCM(segment key, nonce = prefix ‖
+u32 big-endian i ‖ last-flag byte (1 for the final segment, else 0), aad =
+header[0:48])``.
+
+What each part defends against:
+
+* The counter in the nonce: segments reordered, duplicated or dropped.
+* The last-flag: truncation at a segment boundary (the new final segment was
+  sealed as "not last" and does not open as last).
+* The header in every segment's associated data: a changed segment size,
+  salt or prefix, or a header spliced from another blob.
+* A random salt per blob: the segment key is unique per blob, so a segment
+  spliced from another blob (even of the same item) does not open.
+* The item id and variant in the HKDF info: a blob presented under another
+  item or variant derives another key and does not open.
+* The commitment: AES-GCM is not key-committing (one ciphertext can be built
+  to open under two keys); the header binds the one key that may open it.
+* The counter is 32 bits: at most 2^32 - 1 segments per blob (256 TiB at the
+  default 64 KiB), so a nonce never repeats under a segment key.
+
+Random access: plaintext byte p lives in segment p // S, at ciphertext offset
+``80 + (p // S) × (S + 16)``; a range reads and decrypts only its segments.
+Every failure (tampering, truncation, wrong key) is one :class:`IntegrityError`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import struct
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+
+from vault.crypto._primitives import (
+    KEY_SIZE,
+    TAG_SIZE,
+    IntegrityError,
+    encode_parts,
+    gcm,
+    gcm_open,
+    hkdf_sha256,
+    random_bytes,
+)
+from vault.crypto.handles import ItemKey
+
+MAGIC = b"KLVS"
+VERSION = 1
+SALT_SIZE = 32
+PREFIX_SIZE = 7
+COMMIT_SIZE = 32
+#: magic, version, segment size, salt, prefix: the part every segment authenticates.
+_FIXED = struct.Struct(">4sBI32s7s")
+AUTHENTICATED_HEADER_SIZE = _FIXED.size  # 48
+HEADER_SIZE = AUTHENTICATED_HEADER_SIZE + COMMIT_SIZE  # 80
+DEFAULT_SEGMENT_SIZE = 64 * 1024
+MIN_SEGMENT_SIZE = 4096
+MAX_SEGMENT_SIZE = 16 * 1024 * 1024
+MAX_SEGMENTS = 2**32 - 1
+_INFO_LABEL = b"kluis-stream-v1"
+
+#: ``read(offset, length)``: the raw stored bytes ``[offset, offset+length)``.
+RangeReader = Callable[[int, int], AsyncIterable[bytes]]
+
+
+class _Segments:
+    """The per-blob cipher state. Private: callers never choose salt or prefix."""
+
+    def __init__(self, key: ItemKey, item_id: str, variant: str, header: bytes) -> None:
+        self.header = header
+        fixed = header[:AUTHENTICATED_HEADER_SIZE]
+        _, _, segment_size, salt, prefix = _FIXED.unpack(fixed)
+        self.segment_size: int = segment_size
+        self.prefix: bytes = prefix
+        okm = hkdf_sha256(
+            key._material, salt, encode_parts(_INFO_LABEL, item_id, variant), 2 * KEY_SIZE
+        )
+        self.commitment = okm[KEY_SIZE:]
+        self._aead = gcm(okm[:KEY_SIZE])
+        self._aad = fixed
+
+    @classmethod
+    def fresh(cls, key: ItemKey, item_id: str, variant: str, segment_size: int) -> _Segments:
+        return cls._with(
+            key, item_id, variant, segment_size, random_bytes(SALT_SIZE), random_bytes(PREFIX_SIZE)
+        )
+
+    @classmethod
+    def _with(
+        cls,
+        key: ItemKey,
+        item_id: str,
+        variant: str,
+        segment_size: int,
+        salt: bytes,
+        prefix: bytes,
+    ) -> _Segments:
+        if not MIN_SEGMENT_SIZE <= segment_size <= MAX_SEGMENT_SIZE:
+            raise ValueError("segment size out of range")
+        fixed = _FIXED.pack(MAGIC, VERSION, segment_size, salt, prefix)
+        state = cls(key, item_id, variant, fixed + bytes(COMMIT_SIZE))
+        state.header = fixed + state.commitment
+        return state
+
+    @classmethod
+    def parse(cls, key: ItemKey, item_id: str, variant: str, header: bytes) -> _Segments:
+        if len(header) != HEADER_SIZE:
+            raise IntegrityError()
+        magic, version, segment_size, _, _ = _FIXED.unpack(header[:AUTHENTICATED_HEADER_SIZE])
+        if magic != MAGIC or version != VERSION:
+            raise IntegrityError()
+        if not MIN_SEGMENT_SIZE <= segment_size <= MAX_SEGMENT_SIZE:
+            raise IntegrityError()
+        state = cls(key, item_id, variant, header)
+        if not hmac.compare_digest(state.commitment, header[AUTHENTICATED_HEADER_SIZE:]):
+            raise IntegrityError()
+        return state
+
+    def _nonce(self, index: int, last: bool) -> bytes:
+        if index > MAX_SEGMENTS - 1:
+            raise IntegrityError()
+        return self.prefix + index.to_bytes(4, "big") + (b"\x01" if last else b"\x00")
+
+    def seal(self, index: int, plaintext: bytes | bytearray | memoryview, last: bool) -> bytes:
+        if index > MAX_SEGMENTS - 1:
+            raise ValueError("stream too long: segment counter exhausted")
+        return self._aead.encrypt(self._nonce(index, last), plaintext, self._aad)
+
+    def open(self, index: int, ciphertext: bytes | bytearray | memoryview, last: bool) -> bytes:
+        return gcm_open(self._aead, self._nonce(index, last), ciphertext, self._aad)
+
+
+def ciphertext_size(plaintext_size: int, segment_size: int = DEFAULT_SEGMENT_SIZE) -> int:
+    segments = max(1, -(-plaintext_size // segment_size))
+    return HEADER_SIZE + plaintext_size + segments * TAG_SIZE
+
+
+def _layout(size: int, segment_size: int) -> tuple[int, int]:
+    """(segment count, plaintext size) for a blob of ``size`` bytes, or IntegrityError."""
+    body = size - HEADER_SIZE
+    if body < TAG_SIZE:
+        raise IntegrityError()
+    full = segment_size + TAG_SIZE
+    segments = -(-body // full)
+    last = body - (segments - 1) * full
+    # A final segment holds at least one byte, unless it is the only one.
+    if last < TAG_SIZE + (1 if segments > 1 else 0) or segments > MAX_SEGMENTS:
+        raise IntegrityError()
+    return segments, body - segments * TAG_SIZE
+
+
+async def encrypt_stream(
+    key: ItemKey,
+    item_id: str,
+    variant: str,
+    source: AsyncIterable[bytes],
+    segment_size: int = DEFAULT_SEGMENT_SIZE,
+) -> AsyncIterator[bytes]:
+    """Encrypt ``source`` into the blob format, holding at most a few segments."""
+    async for piece in _encrypt(_Segments.fresh(key, item_id, variant, segment_size), source):
+        yield piece
+
+
+async def _encrypt(state: _Segments, source: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    size = state.segment_size
+    yield state.header
+    index = 0
+    # Only the end of the input tells which segment is the last, and the last
+    # must not be empty: the final 1..S bytes seen so far wait in ``carry``.
+    # Full segments before them are sealed straight from the input chunk, so
+    # a large chunk is never copied whole.
+    carry = bytearray()
+    async for chunk in source:
+        if not chunk:
+            continue
+        view = memoryview(chunk)
+        sealed = []
+        if carry:
+            need = size - len(carry)
+            carry += view[:need]
+            view = view[need:]
+            if not view:
+                continue
+            sealed.append(state.seal(index, carry, last=False))
+            index += 1
+        full = (len(view) - 1) // size
+        for i in range(full):
+            sealed.append(state.seal(index, view[i * size : (i + 1) * size], last=False))
+            index += 1
+        carry = bytearray(view[full * size :])
+        for piece in sealed:
+            yield piece
+    yield state.seal(index, carry, last=True)
+
+
+async def decrypt_range(
+    key: ItemKey,
+    item_id: str,
+    variant: str,
+    read: RangeReader,
+    blob_size: int,
+    start: int = 0,
+    end: int | None = None,
+) -> AsyncIterator[bytes]:
+    """Yield plaintext bytes ``[start, end)`` of a stored blob of ``blob_size`` bytes.
+
+    Reads the header and only the segments the range touches; each is
+    authenticated before a byte of it is yielded. ``end=None`` means to the
+    end; a range past the end is cut to it.
+    """
+    if start < 0 or (end is not None and end < start):
+        raise ValueError("invalid range")
+    header = await _read_exact(read, 0, HEADER_SIZE)
+    state = _Segments.parse(key, item_id, variant, header)
+    seg = state.segment_size
+    segments, plaintext_size = _layout(blob_size, seg)
+    end = plaintext_size if end is None else min(end, plaintext_size)
+    if start >= end:
+        if plaintext_size == 0:
+            # Authenticate the empty blob's only segment all the same.
+            async for _ in _open_segments(state, read, blob_size, segments, 0, 0):
+                pass
+        return
+    first, last = start // seg, (end - 1) // seg
+    position = first * seg
+    async for plaintext in _open_segments(state, read, blob_size, segments, first, last):
+        lo = max(start - position, 0)
+        hi = min(end - position, len(plaintext))
+        position += len(plaintext)
+        yield plaintext if lo == 0 and hi == len(plaintext) else plaintext[lo:hi]
+
+
+async def _open_segments(
+    state: _Segments, read: RangeReader, blob_size: int, segments: int, first: int, last: int
+) -> AsyncIterator[bytes]:
+    """Read segments ``first..last`` and yield each one's plaintext, in order."""
+    full = state.segment_size + TAG_SIZE
+    offset = HEADER_SIZE + first * full
+    length = min(HEADER_SIZE + (last + 1) * full, blob_size) - offset
+    final_size = blob_size - HEADER_SIZE - (segments - 1) * full
+
+    def size_of(index: int) -> int:
+        return final_size if index == segments - 1 else full
+
+    # Segments are opened straight from the chunks the store yields; only a
+    # segment split across two chunks is gathered in ``carry``.
+    carry = bytearray()
+    index = first
+    got = 0
+    async for chunk in read(offset, length):
+        got += len(chunk)
+        view = memoryview(chunk)
+        opened = []
+        if carry:
+            need = size_of(index) - len(carry)
+            carry += view[:need]
+            view = view[need:]
+            if len(carry) < size_of(index):
+                continue
+            opened.append(state.open(index, carry, last=index == segments - 1))
+            index += 1
+            carry = bytearray()
+        used = 0
+        while index <= last and len(view) - used >= size_of(index):
+            size = size_of(index)
+            opened.append(state.open(index, view[used : used + size], last=index == segments - 1))
+            used += size
+            index += 1
+        carry = bytearray(view[used:])
+        for plaintext in opened:
+            yield plaintext
+    if got != length or index <= last or carry:
+        raise IntegrityError()  # the store returned more or less than the blob holds
+
+
+async def _read_exact(read: RangeReader, offset: int, length: int) -> bytes:
+    data = bytearray()
+    async for chunk in read(offset, length):
+        data += chunk
+    if len(data) != length:
+        raise IntegrityError()
+    return bytes(data)
+
+
+def plaintext_size(blob_size: int, segment_size: int = DEFAULT_SEGMENT_SIZE) -> int:
+    """The plaintext length of a well-formed blob (IntegrityError if malformed)."""
+    return _layout(blob_size, segment_size)[1]
