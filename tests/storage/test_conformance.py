@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import threading
-import time
 from collections.abc import AsyncIterator
 
-import psutil
 import pytest
 
+from tests.helpers import RssSampler
 from vault.storage import BlobNotFound, BlobStore, LocalDiskStore, S3Store, new_blob_key
 from vault.storage.base import InvalidBlobKey
 
@@ -187,34 +185,6 @@ async def assert_no_partial_uploads(store: BlobStore) -> None:
         client = store._client
         uploads = await asyncio.to_thread(client._list_multipart_uploads, store.bucket)
         assert list(uploads.uploads) == []
-
-
-class RssSampler:
-    """Samples this process's resident memory from a thread, for peak growth."""
-
-    def __init__(self) -> None:
-        self.process = psutil.Process()
-        self.baseline = self.process.memory_info().rss
-        self.peak = self.baseline
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.process.memory_info().rss)
-            time.sleep(0.005)
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def growth_mb(self) -> float:
-        return (self.peak - self.baseline) / 1e6
 
 
 @pytest.mark.slow

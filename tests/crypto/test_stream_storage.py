@@ -1,0 +1,85 @@
+"""Encrypted streams into and out of real storage, with bounded memory."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.helpers import RssSampler
+from vault.crypto import IntegrityError
+from vault.crypto.handles import ItemKey
+from vault.crypto.stream import (
+    DEFAULT_SEGMENT_SIZE,
+    HEADER_SIZE,
+    MAX_SEGMENTS,
+    _Segments,
+    ciphertext_size,
+    decrypt_range,
+    encrypt_stream,
+    plaintext_size,
+)
+from vault.storage import BlobStore, new_blob_key
+
+MIB = 1024 * 1024
+
+
+@pytest.mark.slow
+async def test_encrypt_into_storage_and_read_ranges_back(store: BlobStore) -> None:
+    size = 150 * MIB + 12345
+    key = ItemKey(os.urandom(32))
+    block = os.urandom(MIB)
+    expected = hashlib.sha256()
+
+    async def upload() -> AsyncIterator[bytes]:
+        sent = 0
+        while sent < size:
+            piece = block[: min(MIB, size - sent)]
+            yield piece
+            sent += len(piece)
+
+    for start in range(0, size, MIB):
+        expected.update(block[: min(MIB, size - start)])
+    blob_key = new_blob_key()
+    with RssSampler() as memory:
+        stored = await store.put(blob_key, encrypt_stream(key, "video-1", "original", upload()))
+    assert stored == ciphertext_size(size) == await store.size(blob_key)
+    assert memory.growth_mb < 60, memory.growth_mb
+
+    def read(offset: int, length: int) -> AsyncIterator[bytes]:
+        return store.get(blob_key, offset, length)
+
+    digest = hashlib.sha256()
+    with RssSampler() as memory:
+        async for piece in decrypt_range(key, "video-1", "original", read, stored):
+            digest.update(piece)
+    assert digest.hexdigest() == expected.hexdigest()
+    assert memory.growth_mb < 40, memory.growth_mb
+
+    rng = random.Random(3)
+    for _ in range(20):
+        start = rng.randrange(0, size)
+        end = min(size, start + rng.randrange(1, 3 * DEFAULT_SEGMENT_SIZE))
+        got = b"".join(
+            [p async for p in decrypt_range(key, "video-1", "original", read, stored, start, end)]
+        )
+        want = bytearray()
+        position = start
+        while position < end:
+            offset = position % MIB
+            take = min(end - position, MIB - offset)
+            want += block[offset : offset + take]
+            position += take
+        assert got == bytes(want)
+
+
+def test_the_segment_counter_is_capped() -> None:
+    state = _Segments.fresh(ItemKey(bytes(32)), "i", "v", DEFAULT_SEGMENT_SIZE)
+    with pytest.raises(ValueError, match="counter exhausted"):
+        state.seal(MAX_SEGMENTS, b"x", last=True)
+    too_long = HEADER_SIZE + MAX_SEGMENTS * (DEFAULT_SEGMENT_SIZE + 16) + 17
+    with pytest.raises(IntegrityError):
+        plaintext_size(too_long)
