@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections.abc import AsyncIterator
 
@@ -10,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import pattern
 from vault.crypto import IntegrityError
 from vault.crypto.handles import ItemKey
 from vault.crypto.stream import (
@@ -25,15 +25,6 @@ from vault.crypto.stream import (
 S = MIN_SEGMENT_SIZE  # small segments keep the tests fast; the format is the same
 FULL = S + 16
 KEY = ItemKey(bytes(range(32)))
-
-
-def data_of(size: int, seed: int = 0) -> bytes:
-    out = bytearray()
-    n = 0
-    while len(out) < size:
-        out += hashlib.sha256(f"{seed}/{n}".encode()).digest()
-        n += 1
-    return bytes(out[:size])
 
 
 async def chunks(data: bytes, sizes: list[int] | None = None) -> AsyncIterator[bytes]:
@@ -88,7 +79,7 @@ async def decrypt(
 
 @pytest.mark.parametrize("size", [0, 1, S - 1, S, S + 1, 2 * S - 1, 2 * S, 2 * S + 1, 5 * S + 17])
 async def test_round_trip_at_segment_boundaries(size: int) -> None:
-    data = data_of(size)
+    data = pattern(size)
     blob = await encrypt(data)
     assert len(blob) == ciphertext_size(size, S)
     assert plaintext_size(len(blob), S) == size
@@ -96,7 +87,7 @@ async def test_round_trip_at_segment_boundaries(size: int) -> None:
 
 
 async def test_default_segment_size_round_trip() -> None:
-    data = data_of(3 * DEFAULT_SEGMENT_SIZE + 5)
+    data = pattern(3 * DEFAULT_SEGMENT_SIZE + 5)
     blob = await encrypt(data, seg=DEFAULT_SEGMENT_SIZE, sizes=[100_000, 7])
     assert await decrypt(blob) == data
 
@@ -110,7 +101,7 @@ async def test_default_segment_size_round_trip() -> None:
 async def test_any_range_of_any_stream(
     size: int, chunk_sizes: list[int], bounds: tuple[int, int]
 ) -> None:
-    data = data_of(size, seed=size)
+    data = pattern(size, seed=size)
     blob = await encrypt(data, sizes=chunk_sizes)
     start, end = min(bounds), max(bounds)
     assert await decrypt(blob, start=start, end=end) == data[start:end]
@@ -118,13 +109,13 @@ async def test_any_range_of_any_stream(
 
 
 async def test_every_blob_is_different() -> None:
-    data = data_of(100)
+    data = pattern(100)
     assert await encrypt(data) != await encrypt(data)
 
 
 async def test_a_ranged_read_decrypts_at_most_two_segments() -> None:
     seg = DEFAULT_SEGMENT_SIZE
-    data = data_of(40 * seg + 123)
+    data = pattern(40 * seg + 123)
     blob = await encrypt(data, seg=seg, sizes=[seg * 3])
     rng = random.Random(5)
     for _ in range(50):
@@ -152,7 +143,7 @@ async def refused(blob: bytes, **kwargs: object) -> None:
 
 
 async def test_a_flipped_bit_anywhere_is_refused() -> None:
-    blob = await encrypt(data_of(2 * S + 100))
+    blob = await encrypt(pattern(2 * S + 100))
     for position in range(len(blob)):
         tampered = bytearray(blob)
         tampered[position] ^= 1 << (position % 8)
@@ -160,9 +151,9 @@ async def test_a_flipped_bit_anywhere_is_refused() -> None:
 
 
 async def test_a_flipped_bit_is_refused_by_ranged_reads_of_its_segment() -> None:
-    blob = bytearray(await encrypt(data_of(3 * S)))
+    blob = bytearray(await encrypt(pattern(3 * S)))
     blob[HEADER_SIZE + FULL + 10] ^= 0x80  # inside segment 1
-    assert await decrypt(bytes(blob), start=0, end=S) == data_of(3 * S)[:S]  # segment 0 is fine
+    assert await decrypt(bytes(blob), start=0, end=S) == pattern(3 * S)[:S]  # segment 0 is fine
     await refused(bytes(blob), start=S, end=S + 1)
     await refused(bytes(blob), start=S - 1, end=S + 1)
 
@@ -182,7 +173,7 @@ async def test_a_flipped_bit_is_refused_by_ranged_reads_of_its_segment() -> None
     ],
 )
 async def test_truncation_is_refused(cut: str) -> None:
-    blob = await encrypt(data_of(3 * S + 50))
+    blob = await encrypt(pattern(3 * S + 50))
     keep = {
         "last segment": HEADER_SIZE + 3 * FULL,
         "two segments": HEADER_SIZE + 2 * FULL,
@@ -204,7 +195,7 @@ async def test_an_empty_stream_cannot_be_truncated_away() -> None:
 
 
 async def test_appended_bytes_are_refused() -> None:
-    blob = await encrypt(data_of(2 * S))
+    blob = await encrypt(pattern(2 * S))
     await refused(blob + b"\x00")
     await refused(blob + blob[HEADER_SIZE : HEADER_SIZE + FULL])
 
@@ -215,7 +206,7 @@ def segments_of(blob: bytes) -> tuple[bytes, list[bytes]]:
 
 
 async def test_reordered_or_duplicated_segments_are_refused() -> None:
-    header, segs = segments_of(await encrypt(data_of(3 * S + 9)))
+    header, segs = segments_of(await encrypt(pattern(3 * S + 9)))
     await refused(header + segs[1] + segs[0] + segs[2] + segs[3])
     await refused(header + segs[0] + segs[0] + segs[2] + segs[3])
     await refused(header + segs[0] + segs[2] + segs[1] + segs[3])
@@ -223,8 +214,8 @@ async def test_reordered_or_duplicated_segments_are_refused() -> None:
 
 
 async def test_segments_or_headers_spliced_from_another_blob_are_refused() -> None:
-    a = await encrypt(data_of(3 * S, seed=1))
-    b = await encrypt(data_of(3 * S, seed=2))  # same key, item and variant
+    a = await encrypt(pattern(3 * S, seed=1))
+    b = await encrypt(pattern(3 * S, seed=2))  # same key, item and variant
     header_a, segs_a = segments_of(a)
     header_b, segs_b = segments_of(b)
     await refused(header_b + b"".join(segs_a))
@@ -232,14 +223,14 @@ async def test_segments_or_headers_spliced_from_another_blob_are_refused() -> No
 
 
 async def test_a_blob_under_another_item_variant_or_key_is_refused() -> None:
-    blob = await encrypt(data_of(S + 1))
+    blob = await encrypt(pattern(S + 1))
     await refused(blob, item="item-2")
     await refused(blob, variant="preview")
     await refused(blob, key=ItemKey(bytes(32)))
 
 
 async def test_a_changed_segment_size_is_refused() -> None:
-    blob = bytearray(await encrypt(data_of(3 * S)))
+    blob = bytearray(await encrypt(pattern(3 * S)))
     blob[5:9] = (2 * S).to_bytes(4, "big")
     await refused(bytes(blob))
     blob[5:9] = (1).to_bytes(4, "big")
@@ -247,7 +238,7 @@ async def test_a_changed_segment_size_is_refused() -> None:
 
 
 async def test_a_short_read_from_storage_is_refused() -> None:
-    blob = await encrypt(data_of(3 * S))
+    blob = await encrypt(pattern(3 * S))
 
     async def short(offset: int, length: int) -> AsyncIterator[bytes]:
         yield blob[offset : offset + length - 1]

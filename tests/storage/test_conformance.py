@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.helpers import RssSampler
+from tests.helpers import RssSampler, pattern
 from vault.storage import BlobNotFound, BlobStore, LocalDiskStore, S3Store, new_blob_key
 from vault.storage.base import InvalidBlobKey
 
@@ -23,16 +23,6 @@ async def stream_of(data: bytes, chunk: int = 8192) -> AsyncIterator[bytes]:
 
 async def read_all(store: BlobStore, key: str, offset: int = 0, length: int | None = None) -> bytes:
     return b"".join([c async for c in store.get(key, offset, length)])
-
-
-def pattern(size: int, seed: int = 0) -> bytes:
-    """Deterministic bytes with no repetition at segment scale."""
-    out = bytearray()
-    counter = 0
-    while len(out) < size:
-        out += hashlib.sha256(f"{seed}:{counter}".encode()).digest()
-        counter += 1
-    return bytes(out[:size])
 
 
 @pytest.mark.parametrize("size", [0, 1, SEG - 1, SEG, SEG + 1])

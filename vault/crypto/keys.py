@@ -120,15 +120,21 @@ class KeyService:
             return raced
         return dek_id
 
-    async def _live_child_key_id(self, child_id: str, category: str) -> str | None:
+    async def _live_row(self, child_id: str, category: str) -> Row[Any] | None:
+        """The live (not destroyed) child key row of (child, category), if any."""
         async with self._engine.connect() as conn:
-            return await conn.scalar(
-                select(child_keys.c.id).where(
+            result = await conn.execute(
+                select(child_keys).where(
                     child_keys.c.child_id == child_id,
                     child_keys.c.category == category,
                     child_keys.c.destroyed_at.is_(None),
                 )
             )
+            return result.first()
+
+    async def _live_child_key_id(self, child_id: str, category: str) -> str | None:
+        row = await self._live_row(child_id, category)
+        return None if row is None else str(row.id)
 
     async def _unwrap_dek(self, row: Row[Any]) -> bytes:
         if row.wrapped is None:
@@ -146,16 +152,7 @@ class KeyService:
         epoch. Returns the epoch it is in now, or None if there is no live key.
         """
         now = self._clock()
-        async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(child_keys).where(
-                        child_keys.c.child_id == child_id,
-                        child_keys.c.category == category,
-                        child_keys.c.destroyed_at.is_(None),
-                    )
-                )
-            ).first()
+        row = await self._live_row(child_id, category)
         if row is None:
             return None
         target = await self._target_epoch(destroy_on, now)
@@ -229,16 +226,7 @@ class KeyService:
 
     async def destroy_child_key(self, child_id: str, category: str) -> DestroyedChildKey | None:
         """Destroy the live child key of (child, category) and the item keys under it."""
-        async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(child_keys.c.id, child_keys.c.epoch).where(
-                        child_keys.c.child_id == child_id,
-                        child_keys.c.category == category,
-                        child_keys.c.destroyed_at.is_(None),
-                    )
-                )
-            ).first()
+        row = await self._live_row(child_id, category)
         if row is None:
             return None
         return await self._destroy_rows([row.id], self._clock()) or None
