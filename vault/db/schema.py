@@ -10,7 +10,9 @@ that the two never drift apart.
 from __future__ import annotations
 
 from sqlalchemy import (
+    Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -47,6 +49,8 @@ people = Table(
     Column("email", Text, nullable=True),
     Column("role", String(32), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("blocked_at", DateTime(timezone=True), nullable=True),
+    Column("block_reason", Text, nullable=True),
 )
 
 #: Bearer tokens: only a SHA-256 of the token is kept, never the token.
@@ -101,3 +105,91 @@ item_keys = Table(
 )
 
 Index("ix_item_keys_child_key_id", item_keys.c.child_key_id)
+
+
+locations = Table(
+    "locations",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+location_managers = Table(
+    "location_managers",
+    metadata,
+    Column("location_id", String(32), ForeignKey("locations.id"), nullable=False),
+    Column("person_id", String(32), ForeignKey("people.id"), nullable=False),
+    PrimaryKeyConstraint("location_id", "person_id", name="pk_location_managers"),
+)
+
+#: "groups" is a keyword in SQLite; the care groups of a location.
+care_groups = Table(
+    "care_groups",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("location_id", String(32), ForeignKey("locations.id"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+group_staff = Table(
+    "group_staff",
+    metadata,
+    Column("group_id", String(32), ForeignKey("care_groups.id"), nullable=False),
+    Column("person_id", String(32), ForeignKey("people.id"), nullable=False),
+    PrimaryKeyConstraint("group_id", "person_id", name="pk_group_staff"),
+)
+
+#: A child: names and birth date are sealed in ``profile`` under the child's
+#: "profile" key; the clear columns are what the policy and retention need.
+children = Table(
+    "children",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("group_id", String(32), ForeignKey("care_groups.id"), nullable=False),
+    Column("profile", LargeBinary, nullable=True),
+    Column("mentor_id", String(32), ForeignKey("people.id"), nullable=True),
+    Column("placement_start", Date, nullable=True),
+    Column("placement_end", Date, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+guardians = Table(
+    "guardians",
+    metadata,
+    Column("child_id", String(32), ForeignKey("children.id"), nullable=False),
+    Column("person_id", String(32), ForeignKey("people.id"), nullable=False),
+    Column("relation", String(32), nullable=False),
+    Column("household", String(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("child_id", "person_id", name="pk_guardians"),
+)
+
+Index("ix_guardians_person_id", guardians.c.person_id)
+
+#: The consent ledger: append-only; the current state is the latest per type.
+consents = Table(
+    "consents",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("child_id", String(32), ForeignKey("children.id"), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("granted", Boolean, nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+    Column("changed_by", String(32), ForeignKey("people.id"), nullable=False),
+)
+
+Index("ix_consents_child_id", consents.c.child_id, consents.c.changed_at)
+
+#: Failed logins: when, from where, with what client (never the token tried).
+auth_failures = Table(
+    "auth_failures",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("ip", String(64), nullable=False),
+    Column("user_agent", Text, nullable=True),
+)
+
+Index("ix_auth_failures_ip_at", auth_failures.c.ip, auth_failures.c.at)

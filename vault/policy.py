@@ -1,0 +1,414 @@
+"""The access policy: one pure function decides every access.
+
+``decide(principal, action, target, now, rules)`` answers ``Decision.allow``
+or a denial carrying the API.md error code. Handlers, link issuing, link use,
+listings, export and the retention job all ask it; nothing else checks roles.
+It reads only the facts it is given (no I/O), so it is tested as a table.
+
+The rules, from shared/DOMAIN.md (our readings marked "choice"):
+
+* A **blocked** account is denied everything (``blocked``).
+* **Relations.** Guardians relate to their own children, staff to the children
+  of their groups, location managers to those of their locations; the
+  administration, the privacy officer, the inspector and the admin relate to
+  every child, each for their own purpose. Without a relation the answer is
+  ``not_found``: nobody learns that an unrelated child or item exists.
+* **What each role reads** (:data:`READABLE`). Contract parents and co-parents
+  in the same household: everything; a co-parent in a separate household:
+  nothing of the contract (invoice, annual statement, contract). Staff: media,
+  diary, observations and medical notes of their groups (choice: not
+  child-protection reports, which the location manager reads). Location
+  managers: all but the financial kinds (choice). Administration: only the
+  financial kinds. The inspector: name and birth date only. The admin: the
+  directory, no records. The privacy officer: everything, always recorded.
+  An item of a kind the caller may not read is ``not_found``.
+* **Phases** of the child's life: while the contract runs and for the
+  window after it ends (8 weeks by default) guardians, staff, managers and
+  the administration see the records; after that they are archived
+  (``outside_window``) and only the privacy officer reaches them, every access
+  recorded. A destroyed item is ``destroyed`` (410).
+* **Consent.** Adding photos or videos needs photo consent in force for every
+  child shown, adding a diary entry diary consent (``consent_missing``).
+  Withdrawal is not retroactive: the child's own guardians and staff keep
+  seeing what was collected, but other families stop seeing group photos of
+  a child whose photo consent is withdrawn, even through older links.
+* A **co-parent's** access follows the contract parent's: when no contract
+  parent of the child has access any more, neither do co-parents.
+* **Consent changes**: the child's guardians; granting while the records are
+  visible, withdrawing at any time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta
+
+KINDS = (
+    "photo",
+    "video",
+    "diary",
+    "observation",
+    "medical",
+    "child_protection",
+    "invoice",
+    "annual_statement",
+    "contract",
+)
+FINANCIAL = frozenset({"invoice", "annual_statement", "contract"})
+MEDIA = frozenset({"photo", "video"})
+CONSENT_TYPES = ("photo", "diary", "external_publication", "school_handover")
+#: The consent an upload of a kind needs for every child it shows.
+CONSENT_FOR_KIND = {"photo": "photo", "video": "photo", "diary": "diary"}
+ROLES = (
+    "guardian",
+    "staff",
+    "administration",
+    "location_manager",
+    "privacy_officer",
+    "inspector",
+    "admin",
+)
+
+#: Kinds each reader may read, given a relation. Guardians depend on their link.
+READABLE: Mapping[str, frozenset[str]] = {
+    "guardian": frozenset(KINDS),
+    "guardian_separate": frozenset(KINDS) - FINANCIAL,
+    "staff": frozenset({"photo", "video", "diary", "observation", "medical"}),
+    "location_manager": frozenset(KINDS) - FINANCIAL,
+    "administration": FINANCIAL,
+    "privacy_officer": frozenset(KINDS),
+}
+
+#: Kinds each role may add, for the children it relates to.
+CREATABLE: Mapping[str, frozenset[str]] = {
+    "staff": frozenset(KINDS) - FINANCIAL,
+    "location_manager": frozenset(KINDS) - FINANCIAL,
+    "administration": FINANCIAL,
+}
+
+#: How long an uploader may delete their own upload.
+UPLOADER_DELETE_WINDOW = timedelta(hours=24)
+
+
+class Action(enum.StrEnum):
+    VIEW_CHILD = "child.view"  # directory facts: name, birth date, group, placement
+    LIST_ITEMS = "child.list_items"
+    READ_ITEM = "item.read"
+    CREATE_ITEM = "item.create"
+    DELETE_ITEM = "item.delete"
+    VIEW_CONSENTS = "consent.view"
+    GRANT_CONSENT = "consent.grant"
+    WITHDRAW_CONSENT = "consent.withdraw"
+    MANAGE_DIRECTORY = "directory.manage"
+
+
+class Phase(enum.StrEnum):
+    RUNNING = "running"
+    WINDOW = "window"
+    ARCHIVED = "archived"
+
+
+@dataclasses.dataclass(frozen=True)
+class GuardianLink:
+    relation: str  # "contract_parent" or "co_parent"
+    household: str  # "shared" or "separate"
+
+
+@dataclasses.dataclass(frozen=True)
+class Principal:
+    id: str
+    role: str
+    blocked: bool = False
+    groups: frozenset[str] = frozenset()
+    locations: frozenset[str] = frozenset()
+    guardian_of: Mapping[str, GuardianLink] = dataclasses.field(default_factory=dict)
+    mentor_of: frozenset[str] = frozenset()
+
+
+@dataclasses.dataclass(frozen=True)
+class ConsentEvent:
+    type: str
+    granted: bool
+    at: datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class Child:
+    id: str
+    group_id: str
+    location_id: str
+    placement_start: date | None = None
+    placement_end: date | None = None
+    consents: tuple[ConsentEvent, ...] = ()
+    #: Whether some contract parent of the child still has access (exists and
+    #: is not blocked); co-parents' access follows it.
+    contract_parent_active: bool = True
+
+    def consent(self, kind: str, at: datetime) -> bool:
+        """Whether consent of ``kind`` was in force at ``at`` (latest event wins)."""
+        state = False
+        for event in sorted(self.consents, key=lambda e: e.at):
+            if event.type == kind and event.at <= at:
+                state = event.granted
+        return state
+
+
+@dataclasses.dataclass(frozen=True)
+class Item:
+    id: str
+    kind: str
+    children: tuple[str, ...]
+    created_at: datetime
+    uploaded_by: str | None = None
+    destroyed: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class ChildTarget:
+    child: Child
+
+
+@dataclasses.dataclass(frozen=True)
+class ItemTarget:
+    item: Item
+    #: Facts of every child the item belongs to that still exists.
+    children: Mapping[str, Child]
+
+
+@dataclasses.dataclass(frozen=True)
+class NewItemTarget:
+    kind: str
+    #: The children the new item would belong to (the first is the one posted to).
+    children: tuple[Child, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class DirectoryTarget:
+    pass
+
+
+Target = ChildTarget | ItemTarget | NewItemTarget | DirectoryTarget
+
+
+@dataclasses.dataclass(frozen=True)
+class Rules:
+    window: timedelta = timedelta(weeks=8)
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    code: str | None = None
+    reason: str = ""
+    #: The access must be recorded with its reason (privacy officer, archived data).
+    record: bool = False
+
+    @classmethod
+    def allow(cls, record: bool = False) -> Decision:
+        return cls(True, None, "", record)
+
+    @classmethod
+    def deny(cls, code: str, reason: str) -> Decision:
+        return cls(False, code, reason)
+
+
+NOT_FOUND = Decision.deny("not_found", "There is no such thing, or nothing you are related to.")
+
+
+def phase(child: Child, now: datetime, rules: Rules) -> Phase:
+    end = child.placement_end
+    if end is None or now.date() <= end:
+        return Phase.RUNNING
+    if now.date() <= end + rules.window:
+        return Phase.WINDOW
+    return Phase.ARCHIVED
+
+
+def _reader(principal: Principal, child: Child) -> str | None:
+    """The reader class the principal has towards the child, or None (no relation)."""
+    role = principal.role
+    if role == "guardian":
+        link = principal.guardian_of.get(child.id)
+        if link is None:
+            return None
+        return "guardian_separate" if link.household == "separate" else "guardian"
+    if role == "staff":
+        return "staff" if child.group_id in principal.groups else None
+    if role == "location_manager":
+        return "location_manager" if child.location_id in principal.locations else None
+    if role in ("administration", "privacy_officer", "inspector", "admin"):
+        return role
+    return None
+
+
+def _follows_contract_parent(principal: Principal, child: Child) -> Decision | None:
+    link = principal.guardian_of.get(child.id)
+    if (
+        principal.role == "guardian"
+        and link is not None
+        and link.relation == "co_parent"
+        and not child.contract_parent_active
+    ):
+        return Decision.deny(
+            "forbidden",
+            "A co-parent's access follows the contract parent's, which has ended.",
+        )
+    return None
+
+
+def _visible(principal: Principal, child: Child, now: datetime, rules: Rules) -> Decision:
+    """Phase rule: the privacy officer always (recorded); others while visible."""
+    if principal.role == "privacy_officer":
+        return Decision.allow(record=True)
+    if phase(child, now, rules) is Phase.ARCHIVED:
+        return Decision.deny(
+            "outside_window",
+            "This child's records are archived; ask the privacy officer.",
+        )
+    return Decision.allow()
+
+
+def decide(
+    principal: Principal, action: Action, target: Target, now: datetime, rules: Rules | None = None
+) -> Decision:
+    rules = rules or Rules()
+    if principal.blocked:
+        return Decision.deny("blocked", "This account is blocked; contact the organisation.")
+    if action is Action.MANAGE_DIRECTORY:
+        if principal.role == "admin":
+            return Decision.allow()
+        return Decision.deny("forbidden", "Only an administrator manages the directory.")
+    if isinstance(target, ChildTarget):
+        return _child_action(principal, action, target.child, now, rules)
+    if isinstance(target, ItemTarget):
+        return _item_action(principal, action, target, now, rules)
+    if isinstance(target, NewItemTarget):
+        return _create(principal, target, now, rules)
+    return Decision.deny("forbidden", "This action does not apply here.")
+
+
+def _child_action(
+    principal: Principal, action: Action, child: Child, now: datetime, rules: Rules
+) -> Decision:
+    reader = _reader(principal, child)
+    if reader is None:
+        return NOT_FOUND
+    dependent = _follows_contract_parent(principal, child)
+    if dependent is not None:
+        return dependent
+    role = principal.role
+    if action is Action.VIEW_CHILD:
+        if role == "admin":
+            return Decision.allow()  # the directory, in every phase
+        return _visible(principal, child, now, rules)
+    if action is Action.LIST_ITEMS:
+        if reader not in READABLE:
+            return Decision.deny("forbidden", "Your role does not read children's records.")
+        return _visible(principal, child, now, rules)
+    if action is Action.VIEW_CONSENTS:
+        if role not in ("guardian", "staff", "location_manager", "privacy_officer"):
+            return Decision.deny("forbidden", "Your role does not read consents.")
+        return _visible(principal, child, now, rules)
+    if action in (Action.GRANT_CONSENT, Action.WITHDRAW_CONSENT):
+        if role != "guardian":
+            return Decision.deny("forbidden", "Only the child's guardians change consents.")
+        if action is Action.WITHDRAW_CONSENT:
+            return Decision.allow()  # withdrawal is possible at any time
+        return _visible(principal, child, now, rules)
+    return Decision.deny("forbidden", "This action does not apply to a child.")
+
+
+def _item_action(
+    principal: Principal, action: Action, target: ItemTarget, now: datetime, rules: Rules
+) -> Decision:
+    item = target.item
+    # The children through whom the principal reads this kind of item.
+    via = [
+        child
+        for child_id in item.children
+        if (child := target.children.get(child_id)) is not None
+        and (reader := _reader(principal, child)) is not None
+        and item.kind in READABLE.get(reader, frozenset())
+    ]
+    if not via:
+        return NOT_FOUND
+    if action is Action.DELETE_ITEM:
+        return _delete(principal, item, via, now, rules)
+    if action is not Action.READ_ITEM:
+        return Decision.deny("forbidden", "This action does not apply to an item.")
+    denial: Decision | None = None
+    for child in via:
+        decision = _follows_contract_parent(principal, child) or _visible(
+            principal, child, now, rules
+        )
+        if decision.allowed:
+            break
+        denial = denial or decision
+    else:
+        assert denial is not None
+        return denial
+    if item.destroyed:
+        return Decision.deny("destroyed", "This record was destroyed under the retention rules.")
+    if principal.role == "guardian" and item.kind in MEDIA:
+        own = set(principal.guardian_of)
+        for child_id in item.children:
+            other = target.children.get(child_id)
+            if child_id in own or other is None:
+                continue
+            if not other.consent("photo", now):
+                return Decision.deny(
+                    "consent_missing",
+                    "Another child in this photo no longer has photo consent; "
+                    "it is not shown to other families.",
+                )
+    return decision
+
+
+def _delete(
+    principal: Principal, item: Item, via: list[Child], now: datetime, rules: Rules
+) -> Decision:
+    if item.destroyed:
+        return Decision.deny("destroyed", "This record was already destroyed.")
+    if principal.role == "privacy_officer":
+        return Decision.allow(record=True)
+    if item.uploaded_by == principal.id and now - item.created_at <= UPLOADER_DELETE_WINDOW:
+        if any(_visible(principal, child, now, rules).allowed for child in via):
+            return Decision.allow()
+        return Decision.deny("outside_window", "This child's records are archived.")
+    return Decision.deny(
+        "forbidden",
+        "Only the privacy officer deletes records, or the uploader within 24 hours.",
+    )
+
+
+def _create(principal: Principal, target: NewItemTarget, now: datetime, rules: Rules) -> Decision:
+    if not target.children:
+        return Decision.deny("invalid_input", "A record belongs to at least one child.")
+    for child in target.children:
+        if _reader(principal, child) is None:
+            return NOT_FOUND
+    allowed_kinds = CREATABLE.get(principal.role)
+    if allowed_kinds is None or target.kind not in allowed_kinds:
+        return Decision.deny("forbidden", f"Your role does not add records of kind {target.kind}.")
+    if principal.role in ("staff", "location_manager"):
+        for child in target.children:
+            if phase(child, now, rules) is not Phase.RUNNING:
+                return Decision.deny(
+                    "outside_window", "New records are added only while the contract runs."
+                )
+    else:
+        for child in target.children:
+            if phase(child, now, rules) is Phase.ARCHIVED:
+                return Decision.deny("outside_window", "This child's records are archived.")
+    needed = CONSENT_FOR_KIND.get(target.kind)
+    if needed is not None:
+        for child in target.children:
+            if not child.consent(needed, now):
+                return Decision.deny(
+                    "consent_missing",
+                    f"A child in this {target.kind} has no {needed} consent in force; "
+                    "it cannot be added.",
+                )
+    return Decision.allow()
