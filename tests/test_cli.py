@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.servers import MinioServer, PostgresServer, free_port
-from vault.tokens import hash_token
+from vault.tokens import hash_secret, parse_token
 
 KLUIS = [sys.executable, "-m", "vault"]
 
@@ -90,7 +90,9 @@ def test_init_then_serve_on_embedded_defaults(tmp_path: Path) -> None:
     db = sqlite3.connect(data / "kluis.db")
     hashes = [row[0] for row in db.execute("SELECT token_hash FROM tokens")]
     db.close()
-    assert hashes == [hash_token(token)]
+    token_id, secret = parse_token(token) or ("", "")
+    assert hashes == [hash_secret(secret)]
+    assert token_id
     assert token.encode() not in (data / "kluis.db").read_bytes()
     for private in (data / "kluis.db", data / "keyring.json"):
         assert stat.S_IMODE(private.stat().st_mode) == 0o600
@@ -105,7 +107,7 @@ def test_init_then_serve_on_embedded_defaults(tmp_path: Path) -> None:
         status, body = get_json(f"{base}/readyz")
         assert status == 200, body
         status, _ = get_json(f"{base}/v1/items/kl_not_a_real_token_in_a_path")
-        assert status == 404
+        assert status == 401
     output = serving.last_output  # type: ignore[attr-defined]
     assert "GET /healthz 200" in output
     assert token not in output
@@ -208,3 +210,19 @@ def test_keys_rotate_and_status(tmp_path: Path) -> None:
     bad = run(env, "keys", "rotate", "--now", "next tuesday")
     assert bad.returncode == 2
     assert "ISO 8601" in bad.stderr
+
+
+@pytest.mark.localdisk
+@pytest.mark.sqlite
+def test_token_create(tmp_path: Path) -> None:
+    env = clean_env(KLUIS_DATA_DIR=str(tmp_path / "data"))
+    assert run(env, "init").returncode == 0
+    db = sqlite3.connect(tmp_path / "data" / "kluis.db")
+    [(admin_id,)] = db.execute("SELECT id FROM people").fetchall()
+    db.close()
+    made = run(env, "token", "create", admin_id)
+    assert made.returncode == 0, made.stderr
+    assert parse_token(made.stdout.strip().splitlines()[-1]) is not None
+    missing = run(env, "token", "create", "nobody")
+    assert missing.returncode == 1
+    assert "no person" in missing.stderr

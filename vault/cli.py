@@ -31,10 +31,11 @@ from vault.crypto import epochs, open_provider
 from vault.crypto.keys import KeyService
 from vault.crypto.rotation import keys_to_rewrap, rotate
 from vault.db import create_engine, is_current, upgrade
-from vault.db.schema import installation, people, tokens
+from vault.db.schema import installation
+from vault.directory.people import create_person, issue_token
 from vault.errors import ConfigError, KluisError
 from vault.storage import open_store
-from vault.tokens import hash_token, new_id, new_token
+from vault.tokens import new_id
 
 log = logging.getLogger("kluis")
 
@@ -59,6 +60,10 @@ def _parser() -> argparse.ArgumentParser:
         "rotate", help="rewrap child keys into this month's live epoch; destroy expired epochs"
     )
     rotate.add_argument("--now", type=_timestamp, help="act as if it were this time (ISO 8601)")
+    token = sub.add_parser("token", help="bearer tokens")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    create = token_sub.add_parser("create", help="issue a token for a person; printed last")
+    create.add_argument("person_id")
     config = sub.add_parser("config", help="inspect the configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     config_sub.add_parser("show", help="print the effective configuration, secrets masked")
@@ -83,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(settings, args.host, args.port)
         if args.command == "keys":
             return asyncio.run(keys_command(settings, args))
+        if args.command == "token":
+            return asyncio.run(token_command(settings, args.person_id))
         if args.command == "config":
             print(json.dumps(settings.redacted(), indent=2, default=str))
             return 0
@@ -134,14 +141,8 @@ async def _ensure_admin(engine: AsyncEngine) -> str | None:
         if existing is not None:
             return None
         now = datetime.now(UTC)
-        person_id, token = new_id(), new_token()
-        await conn.execute(
-            insert(people).values(id=person_id, name="Administrator", role="admin", created_at=now)
-        )
-        await conn.execute(
-            insert(tokens).values(
-                id=new_id(), person_id=person_id, token_hash=hash_token(token), created_at=now
-            )
+        person_id, token = await create_person(
+            engine, "Administrator", None, "admin", now, conn=conn
         )
         await conn.execute(
             insert(installation).values(
@@ -153,6 +154,19 @@ async def _ensure_admin(engine: AsyncEngine) -> str | None:
             )
         )
     return token
+
+
+async def token_command(settings: Settings, person_id: str) -> int:
+    engine = create_engine(settings.database_url)
+    try:
+        if not await is_current(engine):
+            raise SchemaOutdated()
+        token = await issue_token(engine, person_id, datetime.now(UTC))
+    finally:
+        await engine.dispose()
+    print("a new token follows and is shown only this once:")
+    print(token)
+    return 0
 
 
 def _timestamp(text: str) -> datetime:

@@ -110,6 +110,20 @@ class CryptoSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class PolicySettings:
+    #: How long after the contract ends guardians and staff still see the
+    #: records (DOMAIN.md: 8 weeks; the app terms speak of 6).
+    window_weeks: int = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class AuthSettings:
+    #: Failed logins from one address within the window before it gets 429.
+    max_failures: int = 10
+    failure_window_seconds: int = 900
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("data")
     server: ServerSettings = dataclasses.field(default_factory=ServerSettings)
@@ -117,6 +131,8 @@ class Settings:
     storage: StorageSettings = dataclasses.field(default_factory=StorageSettings)
     keyring: KeyringSettings = dataclasses.field(default_factory=KeyringSettings)
     crypto: CryptoSettings = dataclasses.field(default_factory=CryptoSettings)
+    policy: PolicySettings = dataclasses.field(default_factory=PolicySettings)
+    auth: AuthSettings = dataclasses.field(default_factory=AuthSettings)
 
     @property
     def database_url(self) -> str:
@@ -145,7 +161,7 @@ class Settings:
         return out
 
 
-_SECTIONS = ("server", "database", "storage", "keyring", "crypto")
+_SECTIONS = ("server", "database", "storage", "keyring", "crypto", "policy", "auth")
 
 
 def _hide_password(url: str) -> str:
@@ -287,6 +303,8 @@ def validate(settings: Settings) -> None:
                 "storage.backend is 's3' but storage.s3_access_key or storage.s3_secret_key "
                 "is empty; set them (KLUIS_STORAGE_S3_ACCESS_KEY, KLUIS_STORAGE_S3_SECRET_KEY)."
             )
+    if settings.auth.max_failures < 1:
+        raise ConfigError("Setting auth.max_failures must be at least 1.")
     if settings.storage.s3_parallel_parts < 1:
         raise ConfigError("Setting storage.s3_parallel_parts must be at least 1.")
     url = settings.database_url

@@ -39,6 +39,21 @@ class Forbidden(KluisError):
     default_message = "Your role does not allow this."
 
 
+class ConsentMissing(KluisError):
+    status, code = 403, "consent_missing"
+    default_message = "A consent this needs is not in force."
+
+
+class OutsideWindow(KluisError):
+    status, code = 403, "outside_window"
+    default_message = "This child's records are archived or not yet visible to your role."
+
+
+class Blocked(KluisError):
+    status, code = 403, "blocked"
+    default_message = "This account is blocked; contact the organisation."
+
+
 class NotFound(KluisError):
     status, code = 404, "not_found"
     default_message = "There is no such thing, or nothing you are related to."
@@ -49,9 +64,23 @@ class Conflict(KluisError):
     default_message = "This conflicts with the current state; reload and try again."
 
 
+class Destroyed(KluisError):
+    status, code = 410, "destroyed"
+    default_message = "This record was destroyed under the retention rules or an erasure request."
+
+
 class TooLarge(KluisError):
     status, code = 413, "too_large"
     default_message = "The upload is larger than the configured limit for its kind."
+
+
+class RateLimited(KluisError):
+    status, code = 429, "rate_limited"
+    default_message = "Too many failed attempts; wait before trying again."
+
+    def __init__(self, retry_after: int, message: str | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
 
 
 class StorageUnavailable(KluisError):

@@ -51,9 +51,13 @@ async def test_readyz_reports_keyring_down(client: TestClient, settings: Setting
 
 
 async def test_unknown_path_is_a_json_not_found(client: TestClient) -> None:
-    response = await client.get("/v1/nothing/here")
+    response = await client.get("/nothing/here")
     assert response.status == 404
     assert (await response.json())["error"]["code"] == "not_found"
+    # Under /v1/ nothing, not even whether a path exists, is told without a token.
+    response = await client.get("/v1/nothing/here")
+    assert response.status == 401
+    assert (await response.json())["error"]["code"] == "unauthenticated"
 
 
 async def test_wrong_method_is_a_json_error(client: TestClient) -> None:
@@ -77,7 +81,7 @@ async def test_metrics_count_requests_by_route(client: TestClient) -> None:
     await client.get("/v1/items/abc123")
     text = await (await client.get("/metrics")).text()
     assert 'kluis_http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in text
-    assert 'route="(unmatched)",status="404"' in text
+    assert 'route="(unmatched)",status="401"' in text
     assert "abc123" not in text  # concrete paths (and tokens in them) never become labels
     assert "kluis_http_request_duration_seconds_bucket" in text
 
@@ -88,5 +92,23 @@ async def test_openapi_document(client: TestClient) -> None:
     document = await response.json()
     assert document["openapi"].startswith("3.1")
     assert {"/healthz", "/readyz", "/metrics", "/openapi.json"} <= set(document["paths"])
+    # Every API.md path served so far is described, with its methods.
+    described = {(path, method) for path, ops in document["paths"].items() for method in ops}
+    assert {
+        ("/v1/people", "post"),
+        ("/v1/people/{id}/tokens", "post"),
+        ("/v1/people/{id}/block", "post"),
+        ("/v1/people/{id}/block", "delete"),
+        ("/v1/locations", "post"),
+        ("/v1/locations/{id}/managers", "post"),
+        ("/v1/groups", "post"),
+        ("/v1/groups/{id}/staff", "post"),
+        ("/v1/children", "post"),
+        ("/v1/children/{id}/placement", "put"),
+        ("/v1/children/{id}/guardians", "post"),
+        ("/v1/children/{id}/mentor", "put"),
+        ("/v1/children/{id}/consents/{type}", "put"),
+        ("/v1/children/{id}/consents", "get"),
+    } <= described
     assert document["paths"]["/readyz"]["get"]["responses"]["503"]["content"]
     assert document["components"]["schemas"]["Error"]["required"] == ["error"]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from vault.api import ops, resources
+from vault.api import consents, directory, ops, resources
+from vault.api.auth import auth_middleware
 from vault.api.errors import error_middleware
 from vault.api.metrics import METRICS, Metrics, metrics_middleware
-from vault.api.resources import SETTINGS
+from vault.api.resources import CLOCK, SETTINGS
 from vault.api.security import security_headers
 from vault.config import Settings
+from vault.crypto.keys import utcnow
 
 #: JSON bodies are small; uploads stream and set their own limits per kind.
 MAX_JSON_BODY = 1024 * 1024
@@ -17,11 +19,14 @@ MAX_JSON_BODY = 1024 * 1024
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[metrics_middleware, security_headers, error_middleware],
+        middlewares=[metrics_middleware, security_headers, error_middleware, auth_middleware],
         client_max_size=MAX_JSON_BODY,
     )
     app[SETTINGS] = settings
+    app[CLOCK] = utcnow
     app[METRICS] = Metrics()
     app.cleanup_ctx.extend([resources.database, resources.storage, resources.keyring])
     ops.setup(app)
+    directory.setup(app)
+    consents.setup(app)
     return app

@@ -7,7 +7,7 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from vault.errors import KluisError
+from vault.errors import KluisError, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except KluisError as exc:
         if exc.status >= 500:
             log.error("%s on %s: %s", exc.code, route_pattern(request), type(exc).__name__)
-        return error_response(exc.status, exc.code, exc.message)
+        headers = None
+        if isinstance(exc, RateLimited):
+            headers = {"Retry-After": str(exc.retry_after)}
+        return error_response(exc.status, exc.code, exc.message, headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -33,7 +33,7 @@ from vault.crypto.envelope import seal, unseal
 from vault.crypto.handles import ItemKey
 from vault.crypto.keyring import EpochDestroyed, KeyProvider
 from vault.db.schema import child_keys, item_keys
-from vault.errors import KluisError
+from vault.errors import Destroyed
 from vault.tokens import new_id
 
 log = logging.getLogger(__name__)
@@ -45,11 +45,8 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class KeyDestroyed(KluisError):
+class KeyDestroyed(Destroyed):
     """Every key that could open the item was destroyed (retention or erasure)."""
-
-    status, code = 410, "destroyed"
-    default_message = "This record was destroyed under the retention rules or an erasure request."
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +64,10 @@ def _dek_aad(dek_id: str, child_id: str, category: str, epoch: str) -> bytes:
 
 def _item_aad(item_id: str, child_id: str, category: str) -> bytes:
     return encode_parts(b"kluis-item-key-v1", item_id, child_id, category)
+
+
+def _value_aad(child_id: str, category: str, label: str) -> bytes:
+    return encode_parts(b"kluis-value-v1", child_id, category, label)
 
 
 class KeyService:
@@ -90,7 +91,12 @@ class KeyService:
         self, child_id: str, category: str, *, destroy_on: date | None = None
     ) -> str:
         """The id of the live child key for (child, category), created if missing."""
-        existing = await self._live_child_key_id(child_id, category)
+        return str((await self._ensure_row(child_id, category, destroy_on)).id)
+
+    async def _ensure_row(
+        self, child_id: str, category: str, destroy_on: date | None = None
+    ) -> Row[Any]:
+        existing = await self._live_row(child_id, category)
         if existing is not None:
             return existing
         now = self._clock()
@@ -113,12 +119,11 @@ class KeyService:
                     )
                 )
         except RowConflict:
-            # Another request created it first; use theirs.
-            raced = await self._live_child_key_id(child_id, category)
-            if raced is None:
-                raise
-            return raced
-        return dek_id
+            pass  # another request created it first; use theirs
+        row = await self._live_row(child_id, category)
+        if row is None:
+            raise KeyDestroyed()  # destroyed in the meantime
+        return row
 
     async def _live_row(self, child_id: str, category: str) -> Row[Any] | None:
         """The live (not destroyed) child key row of (child, category), if any."""
@@ -131,10 +136,6 @@ class KeyService:
                 )
             )
             return result.first()
-
-    async def _live_child_key_id(self, child_id: str, category: str) -> str | None:
-        row = await self._live_row(child_id, category)
-        return None if row is None else str(row.id)
 
     async def _unwrap_dek(self, row: Row[Any]) -> bytes:
         if row.wrapped is None:
@@ -291,16 +292,12 @@ class KeyService:
         material = random_bytes(KEY_SIZE)
         rows = []
         for child_id, category in dict.fromkeys(owners):
-            dek_id = await self.ensure_child_key(child_id, category)
-            async with self._engine.connect() as read:
-                dek_row = (
-                    await read.execute(select(child_keys).where(child_keys.c.id == dek_id))
-                ).one()
+            dek_row = await self._ensure_row(child_id, category)
             dek = await self._unwrap_dek(dek_row)
             rows.append(
                 {
                     "item_id": item_id,
-                    "child_key_id": dek_id,
+                    "child_key_id": dek_row.id,
                     "wrapped": seal(dek, material, _item_aad(item_id, child_id, category)),
                 }
             )
@@ -345,6 +342,24 @@ class KeyService:
         if tampered:
             raise IntegrityError()
         raise KeyDestroyed()
+
+    # -- small values sealed directly under a child key --------------------
+
+    async def seal_value(self, child_id: str, category: str, label: str, value: bytes) -> bytes:
+        """Seal a small record (a profile, a caption) under the child's key.
+
+        ``label`` names the record (its table and id); the sealed bytes open
+        only under the same child, category and label, and die with the key.
+        """
+        dek = await self._unwrap_dek(await self._ensure_row(child_id, category))
+        return seal(dek, value, _value_aad(child_id, category, label))
+
+    async def open_value(self, child_id: str, category: str, label: str, sealed: bytes) -> bytes:
+        row = await self._live_row(child_id, category)
+        if row is None:
+            raise KeyDestroyed()
+        dek = await self._unwrap_dek(row)
+        return unseal(dek, sealed, _value_aad(child_id, category, label))
 
     async def item_owners(self, item_id: str) -> list[tuple[str, str]]:
         """(child, category) of each live key under which the item key is wrapped."""

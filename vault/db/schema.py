@@ -9,6 +9,8 @@ that the two never drift apart.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import (
     Boolean,
     Column,
@@ -16,13 +18,41 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
     Table,
     Text,
+    TypeDecorator,
 )
+from sqlalchemy.engine import Dialect
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps as aware UTC datetimes on every backend.
+
+    SQLite keeps no time zone: values are stored as UTC and come back marked
+    UTC, so comparisons with an aware ``now`` work the same on both databases.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use an aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
 
 metadata = MetaData(
     naming_convention={
@@ -48,8 +78,8 @@ people = Table(
     Column("name", Text, nullable=False),
     Column("email", Text, nullable=True),
     Column("role", String(32), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("blocked_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("blocked_at", UTCDateTime(), nullable=True),
     Column("block_reason", Text, nullable=True),
 )
 
@@ -60,8 +90,8 @@ tokens = Table(
     Column("id", String(32), primary_key=True),
     Column("person_id", String(32), ForeignKey("people.id"), nullable=False),
     Column("token_hash", LargeBinary(32), nullable=False, unique=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime(), nullable=True),
 )
 
 Index("ix_tokens_person_id", tokens.c.person_id)
@@ -78,9 +108,9 @@ child_keys = Table(
     Column("category", String(32), nullable=False),
     Column("epoch", String(64), nullable=False),
     Column("wrapped", LargeBinary, nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("wrapped_at", DateTime(timezone=True), nullable=False),
-    Column("destroyed_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("wrapped_at", UTCDateTime(), nullable=False),
+    Column("destroyed_at", UTCDateTime(), nullable=True),
 )
 
 Index(
@@ -112,7 +142,7 @@ locations = Table(
     metadata,
     Column("id", String(32), primary_key=True),
     Column("name", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
 )
 
 location_managers = Table(
@@ -130,7 +160,7 @@ care_groups = Table(
     Column("id", String(32), primary_key=True),
     Column("location_id", String(32), ForeignKey("locations.id"), nullable=False),
     Column("name", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
 )
 
 group_staff = Table(
@@ -152,7 +182,7 @@ children = Table(
     Column("mentor_id", String(32), ForeignKey("people.id"), nullable=True),
     Column("placement_start", Date, nullable=True),
     Column("placement_end", Date, nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
 )
 
 guardians = Table(
@@ -162,7 +192,7 @@ guardians = Table(
     Column("person_id", String(32), ForeignKey("people.id"), nullable=False),
     Column("relation", String(32), nullable=False),
     Column("household", String(32), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
     PrimaryKeyConstraint("child_id", "person_id", name="pk_guardians"),
 )
 
@@ -172,11 +202,12 @@ Index("ix_guardians_person_id", guardians.c.person_id)
 consents = Table(
     "consents",
     metadata,
-    Column("id", String(32), primary_key=True),
+    # The order of changes is the order of this sequence, even within one instant.
+    Column("seq", Integer, primary_key=True, autoincrement=True),
     Column("child_id", String(32), ForeignKey("children.id"), nullable=False),
     Column("type", String(32), nullable=False),
     Column("granted", Boolean, nullable=False),
-    Column("changed_at", DateTime(timezone=True), nullable=False),
+    Column("changed_at", UTCDateTime(), nullable=False),
     Column("changed_by", String(32), ForeignKey("people.id"), nullable=False),
 )
 
@@ -187,7 +218,7 @@ auth_failures = Table(
     "auth_failures",
     metadata,
     Column("id", String(32), primary_key=True),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
     Column("ip", String(64), nullable=False),
     Column("user_agent", Text, nullable=True),
 )

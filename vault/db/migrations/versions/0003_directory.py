@@ -102,7 +102,7 @@ def upgrade() -> None:
     op.create_index("ix_guardians_person_id", "guardians", ["person_id"])
     op.create_table(
         "consents",
-        _id(),
+        sa.Column("seq", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("child_id", sa.String(32), nullable=False),
         sa.Column("type", sa.String(32), nullable=False),
         sa.Column("granted", sa.Boolean(), nullable=False),
@@ -114,7 +114,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["changed_by"], ["people.id"], name="fk_consents_changed_by_people"
         ),
-        sa.PrimaryKeyConstraint("id", name="pk_consents"),
+        sa.PrimaryKeyConstraint("seq", name="pk_consents"),
     )
     op.create_index("ix_consents_child_id", "consents", ["child_id", "changed_at"])
     op.create_table(

@@ -1,0 +1,70 @@
+"""How handlers ask the policy: the caller, the time, and one enforce step.
+
+Handlers never look at roles. They gather facts, ask
+:func:`vault.policy.decide` through :func:`check`, and the denial becomes the
+matching error of :mod:`vault.errors`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from aiohttp import web
+
+from vault.api.resources import CLOCK, DB, SETTINGS
+from vault.directory.children import child_facts
+from vault.errors import (
+    Blocked,
+    ConsentMissing,
+    Destroyed,
+    Forbidden,
+    InvalidInput,
+    KluisError,
+    NotFound,
+    OutsideWindow,
+)
+from vault.policy import Action, Child, ChildTarget, Decision, Principal, Rules, Target, decide
+
+PRINCIPAL = web.RequestKey("principal", Principal)
+
+_DENIALS: dict[str, type[KluisError]] = {
+    "not_found": NotFound,
+    "forbidden": Forbidden,
+    "blocked": Blocked,
+    "consent_missing": ConsentMissing,
+    "outside_window": OutsideWindow,
+    "destroyed": Destroyed,
+    "invalid_input": InvalidInput,
+}
+
+
+def now(request: web.Request) -> datetime:
+    return request.app[CLOCK]()
+
+
+def rules(app: web.Application) -> Rules:
+    return Rules(window=timedelta(weeks=app[SETTINGS].policy.window_weeks))
+
+
+def enforce(decision: Decision) -> Decision:
+    if not decision.allowed:
+        raise _DENIALS.get(decision.code or "", Forbidden)(decision.reason or None)
+    return decision
+
+
+def check(request: web.Request, action: Action, target: Target) -> Decision:
+    """Ask the policy about the caller; raise the API error if denied."""
+    return enforce(decide(request[PRINCIPAL], action, target, now(request), rules(request.app)))
+
+
+async def child_for(request: web.Request, action: Action) -> Child:
+    """The child named in the path, if the policy lets the caller do ``action``.
+
+    A child that does not exist and one the caller is not related to give the
+    same ``not_found``.
+    """
+    facts = await child_facts(request.app[DB], request.match_info["id"])
+    if facts is None:
+        raise NotFound()
+    check(request, action, ChildTarget(facts))
+    return facts

@@ -1,0 +1,63 @@
+"""Authentication of ``/v1/`` calls by bearer token.
+
+A valid token always works (a location's shared address is never locked out
+by one misbehaving tablet). A missing or wrong token is recorded with time,
+address and user agent, never the token; once an address has made
+``auth.max_failures`` failed attempts within ``auth.failure_window_seconds``,
+its failures answer 429 ``rate_limited`` with ``Retry-After`` instead of 401.
+A blocked account gets ``blocked`` on every call (the policy says so).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from vault.api.access import PRINCIPAL, now, rules
+from vault.api.resources import DB, SETTINGS
+from vault.directory.people import authenticate, failures_since, load_principal, record_failure
+from vault.errors import Blocked, RateLimited, Unauthenticated
+from vault.policy import Action, DirectoryTarget, decide
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.path.startswith("/v1/"):
+        response: web.StreamResponse = await handler(request)
+        return response
+    engine = request.app[DB]
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    person_id = None
+    if scheme.lower() == "bearer" and token.strip():
+        person_id = await authenticate(engine, token.strip())
+    if person_id is None:
+        await _failed(request)
+    principal = await load_principal(engine, str(person_id))
+    decision = decide(
+        principal, Action.USE_API, DirectoryTarget(), now(request), rules(request.app)
+    )
+    if not decision.allowed:
+        raise Blocked(decision.reason)
+    request[PRINCIPAL] = principal
+    response = await handler(request)
+    return response
+
+
+async def _failed(request: web.Request) -> None:
+    settings = request.app[SETTINGS].auth
+    moment = now(request)
+    ip = request.remote or "unknown"
+    await record_failure(request.app[DB], ip, request.headers.get("User-Agent"), moment)
+    window = timedelta(seconds=settings.failure_window_seconds)
+    count, oldest = await failures_since(request.app[DB], ip, moment - window)
+    if count > settings.max_failures and oldest is not None:
+        retry_after = int(((oldest + window) - moment).total_seconds()) + 1
+        raise RateLimited(
+            retry_after, f"Too many failed logins from this address; retry in {retry_after} s."
+        )
+    if not request.headers.get("Authorization"):
+        raise Unauthenticated()
+    raise Unauthenticated("The token is unknown or revoked; ask for a new one.")

@@ -1,0 +1,80 @@
+"""Consent endpoints (API.md "Consent"): guardians change, the related read."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiohttp import web
+
+from vault.api.access import PRINCIPAL, child_for, now
+from vault.api.body import Field, read_json
+from vault.api.openapi import operation
+from vault.api.resources import DB
+from vault.directory import consent
+from vault.errors import InvalidInput
+from vault.policy import CONSENT_TYPES, Action
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+@operation(
+    "Grant or withdraw a consent (a guardian of the child). Withdrawal is possible at any "
+    "time and is not retroactive.",
+    tags=["consent"],
+    responses={
+        200: "{type, granted, changed_at}",
+        400: "invalid_input",
+        401: "unauthenticated",
+        403: "forbidden, outside_window or blocked",
+        404: "not_found",
+    },
+)
+async def change(request: web.Request) -> web.Response:
+    kind = request.match_info["type"]
+    if kind not in CONSENT_TYPES:
+        raise InvalidInput(f"Unknown consent type; use one of: {', '.join(CONSENT_TYPES)}.")
+    body = await read_json(request, {"granted": Field(type="bool")})
+    action = Action.GRANT_CONSENT if body["granted"] else Action.WITHDRAW_CONSENT
+    facts = await child_for(request, action)
+    moment = now(request)
+    recorded = await consent.record(
+        request.app[DB], facts.id, kind, body["granted"], request[PRINCIPAL].id, moment
+    )
+    return web.json_response(
+        {
+            "type": recorded.type,
+            "granted": recorded.granted,
+            "changed_at": _iso(recorded.changed_at),
+        }
+    )
+
+
+@operation(
+    "The consents in force and their whole history (guardians, staff, privacy officer).",
+    tags=["consent"],
+    responses={
+        200: "{current, history}",
+        401: "unauthenticated",
+        403: "forbidden, outside_window or blocked",
+        404: "not_found",
+    },
+)
+async def read(request: web.Request) -> web.Response:
+    facts = await child_for(request, Action.VIEW_CONSENTS)
+    changes = await consent.history(request.app[DB], facts.id)
+    return web.json_response(
+        {
+            "current": consent.current(changes),
+            "history": [
+                {"type": c.type, "granted": c.granted, "changed_at": _iso(c.changed_at), "by": c.by}
+                for c in changes
+            ],
+        }
+    )
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_put("/v1/children/{id}/consents/{type}", change)
+    app.router.add_get("/v1/children/{id}/consents", read)

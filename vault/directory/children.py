@@ -1,0 +1,179 @@
+"""Children: the sealed profile, placement, guardians, mentor; policy facts.
+
+A child's names and birth date are sealed under the child's ``profile`` key
+(:meth:`KeyService.seal_value`): the database holds them only as ciphertext.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import date, datetime
+
+from sqlalchemy import and_, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from vault.crypto.keys import KeyService
+from vault.db.schema import care_groups, children, consents, guardians, people
+from vault.directory.people import require_role
+from vault.directory.places import require_group
+from vault.errors import Conflict, InvalidInput, NotFound
+from vault.policy import Child, ConsentEvent
+from vault.tokens import new_id
+
+PROFILE = "profile"
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    first_name: str
+    last_name: str
+    birth_date: date
+
+
+def _profile_label(child_id: str) -> str:
+    return f"child-profile:{child_id}"
+
+
+async def create_child(
+    engine: AsyncEngine, keys: KeyService, profile: Profile, group_id: str, now: datetime
+) -> str:
+    await require_group(engine, group_id)
+    child_id = new_id()
+    sealed = await keys.seal_value(
+        child_id,
+        PROFILE,
+        _profile_label(child_id),
+        json.dumps(
+            {
+                "first_name": profile.first_name,
+                "last_name": profile.last_name,
+                "birth_date": profile.birth_date.isoformat(),
+            }
+        ).encode("utf-8"),
+    )
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(children).values(id=child_id, group_id=group_id, profile=sealed, created_at=now)
+        )
+    return child_id
+
+
+async def read_profile(engine: AsyncEngine, keys: KeyService, child_id: str) -> Profile:
+    async with engine.connect() as conn:
+        sealed = await conn.scalar(select(children.c.profile).where(children.c.id == child_id))
+    if sealed is None:
+        raise NotFound()
+    raw = json.loads(await keys.open_value(child_id, PROFILE, _profile_label(child_id), sealed))
+    return Profile(raw["first_name"], raw["last_name"], date.fromisoformat(raw["birth_date"]))
+
+
+async def set_placement(engine: AsyncEngine, child_id: str, start: date, end: date | None) -> None:
+    if end is not None and end < start:
+        raise InvalidInput("end_date must not be before start_date.")
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            update(children)
+            .where(children.c.id == child_id)
+            .values(placement_start=start, placement_end=end)
+        )
+    if result.rowcount == 0:
+        raise NotFound()
+
+
+async def add_guardian(
+    engine: AsyncEngine, child_id: str, person_id: str, relation: str, household: str, now: datetime
+) -> None:
+    await require_child(engine, child_id)
+    await require_role(engine, person_id, "guardian", "a guardian")
+    if relation == "contract_parent" and household != "shared":
+        raise InvalidInput("A contract parent is the household the contract is with: 'shared'.")
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                insert(guardians).values(
+                    child_id=child_id,
+                    person_id=person_id,
+                    relation=relation,
+                    household=household,
+                    created_at=now,
+                )
+            )
+    except IntegrityError:
+        async with engine.connect() as conn:
+            existing = (
+                await conn.execute(
+                    select(guardians.c.relation, guardians.c.household).where(
+                        guardians.c.child_id == child_id, guardians.c.person_id == person_id
+                    )
+                )
+            ).first()
+        if existing is None or tuple(existing) != (relation, household):
+            raise Conflict(
+                "This person is already a guardian of the child with another relation."
+            ) from None
+
+
+async def set_mentor(engine: AsyncEngine, child_id: str, person_id: str) -> None:
+    await require_role(engine, person_id, "staff", "mentor")
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            update(children).where(children.c.id == child_id).values(mentor_id=person_id)
+        )
+    if result.rowcount == 0:
+        raise NotFound()
+
+
+async def require_child(engine: AsyncEngine, child_id: str) -> None:
+    async with engine.connect() as conn:
+        if await conn.scalar(select(children.c.id).where(children.c.id == child_id)) is None:
+            raise NotFound()
+
+
+async def child_facts(engine: AsyncEngine, child_id: str) -> Child | None:
+    """What the policy needs to know about a child; None if there is no such child."""
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(
+                    children.c.id,
+                    children.c.group_id,
+                    care_groups.c.location_id,
+                    children.c.placement_start,
+                    children.c.placement_end,
+                )
+                .join(care_groups, care_groups.c.id == children.c.group_id)
+                .where(children.c.id == child_id)
+            )
+        ).first()
+        if row is None:
+            return None
+        events = (
+            await conn.execute(
+                select(consents.c.type, consents.c.granted, consents.c.changed_at)
+                .where(consents.c.child_id == child_id)
+                .order_by(consents.c.seq)
+            )
+        ).all()
+        active_contract_parent = await conn.scalar(
+            select(guardians.c.person_id)
+            .join(people, people.c.id == guardians.c.person_id)
+            .where(
+                and_(
+                    guardians.c.child_id == child_id,
+                    guardians.c.relation == "contract_parent",
+                    people.c.blocked_at.is_(None),
+                )
+            )
+            .limit(1)
+        )
+    return Child(
+        id=row.id,
+        group_id=row.group_id,
+        location_id=row.location_id,
+        placement_start=row.placement_start,
+        placement_end=row.placement_end,
+        consents=tuple(ConsentEvent(e.type, e.granted, e.changed_at) for e in events),
+        contract_parent_active=active_contract_parent is not None,
+    )

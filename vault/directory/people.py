@@ -1,0 +1,187 @@
+"""People, their tokens and blocks; authentication; the policy's principal."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from vault.db.schema import (
+    auth_failures,
+    children,
+    group_staff,
+    guardians,
+    location_managers,
+    people,
+    tokens,
+)
+from vault.errors import InvalidInput, NotFound
+from vault.policy import GuardianLink, Principal
+from vault.tokens import NewToken, new_id, new_token, parse_token, secret_matches
+
+
+async def create_person(
+    engine: AsyncEngine,
+    name: str,
+    email: str | None,
+    role: str,
+    now: datetime,
+    *,
+    conn: AsyncConnection | None = None,
+) -> tuple[str, str]:
+    """Create a person with a first token; returns (person id, token).
+
+    On ``conn`` when given, so the caller commits it with rows of its own.
+    """
+    person_id = new_id()
+    token = new_token()
+    if conn is None:
+        async with engine.begin() as own:
+            return await create_person(engine, name, email, role, now, conn=own)
+    await conn.execute(
+        insert(people).values(id=person_id, name=name, email=email, role=role, created_at=now)
+    )
+    await _store_token(conn, person_id, token, now)
+    return person_id, token.token
+
+
+async def _store_token(
+    conn: AsyncConnection, person_id: str, token: NewToken, now: datetime
+) -> None:
+    await conn.execute(
+        insert(tokens).values(
+            id=token.id, person_id=person_id, token_hash=token.secret_hash, created_at=now
+        )
+    )
+
+
+async def issue_token(engine: AsyncEngine, person_id: str, now: datetime) -> str:
+    await person_role(engine, person_id)  # NotFound if absent
+    token = new_token()
+    async with engine.begin() as conn:
+        await _store_token(conn, person_id, token, now)
+    return token.token
+
+
+async def revoke_tokens(engine: AsyncEngine, person_id: str, now: datetime) -> int:
+    await person_role(engine, person_id)
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            update(tokens)
+            .where(tokens.c.person_id == person_id, tokens.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+    return int(result.rowcount)
+
+
+async def person_role(engine: AsyncEngine, person_id: str) -> str:
+    async with engine.connect() as conn:
+        role = await conn.scalar(select(people.c.role).where(people.c.id == person_id))
+    if role is None:
+        raise NotFound("There is no person with this id.")
+    return str(role)
+
+
+async def require_role(engine: AsyncEngine, person_id: str, role: str, what: str) -> None:
+    if await person_role(engine, person_id) != role:
+        raise InvalidInput(f"The person to make {what} must have the role '{role}'.")
+
+
+async def set_block(engine: AsyncEngine, person_id: str, reason: str | None, now: datetime) -> None:
+    """Block (with a reason) or unblock (reason None) a person."""
+    await person_role(engine, person_id)
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(people)
+            .where(people.c.id == person_id)
+            .values(blocked_at=now if reason is not None else None, block_reason=reason)
+        )
+
+
+async def authenticate(engine: AsyncEngine, token: str) -> str | None:
+    """The person id a live token belongs to, or None."""
+    parsed = parse_token(token)
+    if parsed is None:
+        return None
+    token_id, secret = parsed
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(tokens.c.person_id, tokens.c.token_hash).where(
+                    tokens.c.id == token_id, tokens.c.revoked_at.is_(None)
+                )
+            )
+        ).first()
+    if row is None or not secret_matches(secret, row.token_hash):
+        return None
+    return str(row.person_id)
+
+
+async def record_failure(
+    engine: AsyncEngine, ip: str, user_agent: str | None, now: datetime
+) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(auth_failures).values(
+                id=new_id(), at=now, ip=ip[:64], user_agent=(user_agent or "")[:256] or None
+            )
+        )
+
+
+async def failures_since(
+    engine: AsyncEngine, ip: str, since: datetime
+) -> tuple[int, datetime | None]:
+    """How many failures from ``ip`` since ``since``, and the oldest of them."""
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(func.count(), func.min(auth_failures.c.at)).where(
+                    auth_failures.c.ip == ip[:64], auth_failures.c.at >= since
+                )
+            )
+        ).one()
+    return int(row[0]), row[1]
+
+
+async def load_principal(engine: AsyncEngine, person_id: str) -> Principal:
+    async with engine.connect() as conn:
+        person = (
+            await conn.execute(
+                select(people.c.role, people.c.blocked_at).where(people.c.id == person_id)
+            )
+        ).one()
+        groups = await conn.scalars(
+            select(group_staff.c.group_id).where(group_staff.c.person_id == person_id)
+        )
+        group_ids = frozenset(groups.all())
+        locations = await conn.scalars(
+            select(location_managers.c.location_id).where(
+                location_managers.c.person_id == person_id
+            )
+        )
+        location_ids = frozenset(locations.all())
+        links = (
+            await conn.execute(
+                select(guardians.c.child_id, guardians.c.relation, guardians.c.household).where(
+                    guardians.c.person_id == person_id
+                )
+            )
+        ).all()
+        mentored = await conn.scalars(
+            select(children.c.id).where(children.c.mentor_id == person_id)
+        )
+        mentor_of = frozenset(mentored.all())
+    return Principal(
+        id=person_id,
+        role=person.role,
+        blocked=person.blocked_at is not None,
+        groups=group_ids,
+        locations=location_ids,
+        guardian_of={row.child_id: GuardianLink(row.relation, row.household) for row in links},
+        mentor_of=mentor_of,
+    )
+
+
+def window_start(now: datetime, seconds: int) -> datetime:
+    return now - timedelta(seconds=seconds)
