@@ -226,3 +226,17 @@ def test_token_create(tmp_path: Path) -> None:
     missing = run(env, "token", "create", "nobody")
     assert missing.returncode == 1
     assert "no person" in missing.stderr
+
+
+@pytest.mark.localdisk
+@pytest.mark.sqlite
+def test_storage_sweep(tmp_path: Path) -> None:
+    env = clean_env(KLUIS_DATA_DIR=str(tmp_path / "data"))
+    assert run(env, "init").returncode == 0
+    orphan = tmp_path / "data" / "blobs" / "aa" / "bb" / ("aabb" + "0" * 20 + "00000001")
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes(b"left over from a crash in 1970")
+    swept = run(env, "storage", "sweep")
+    assert swept.returncode == 0, swept.stderr
+    assert "orphans removed: 1" in swept.stdout
+    assert not orphan.exists()

@@ -34,6 +34,7 @@ from vault.db import create_engine, is_current, upgrade
 from vault.db.schema import installation
 from vault.directory.people import create_person, issue_token
 from vault.errors import ConfigError, KluisError
+from vault.items.sweep import sweep
 from vault.storage import open_store
 from vault.tokens import new_id
 
@@ -60,6 +61,14 @@ def _parser() -> argparse.ArgumentParser:
         "rotate", help="rewrap child keys into this month's live epoch; destroy expired epochs"
     )
     rotate.add_argument("--now", type=_timestamp, help="act as if it were this time (ISO 8601)")
+    storage = sub.add_parser("storage", help="blob storage maintenance")
+    storage_sub = storage.add_subparsers(dest="storage_command", required=True)
+    sweep_cmd = storage_sub.add_parser(
+        "sweep", help="remove blobs that no record names (older than the grace period)"
+    )
+    sweep_cmd.add_argument(
+        "--grace-minutes", type=int, help="leave younger blobs alone (default from config)"
+    )
     token = sub.add_parser("token", help="bearer tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)
     create = token_sub.add_parser("create", help="issue a token for a person; printed last")
@@ -88,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(settings, args.host, args.port)
         if args.command == "keys":
             return asyncio.run(keys_command(settings, args))
+        if args.command == "storage":
+            return asyncio.run(sweep_command(settings, args.grace_minutes))
         if args.command == "token":
             return asyncio.run(token_command(settings, args.person_id))
         if args.command == "config":
@@ -154,6 +165,24 @@ async def _ensure_admin(engine: AsyncEngine) -> str | None:
             )
         )
     return token
+
+
+async def sweep_command(settings: Settings, grace_minutes: int | None) -> int:
+    engine = create_engine(settings.database_url)
+    store = await open_store(settings)
+    try:
+        if not await is_current(engine):
+            raise SchemaOutdated()
+        grace = timedelta(minutes=grace_minutes or settings.uploads.sweep_grace_minutes)
+        report = await sweep(engine, store, datetime.now(UTC), grace)
+    finally:
+        await store.close()
+        await engine.dispose()
+    print(f"blobs checked: {report.checked}")
+    print(f"orphans removed: {report.removed}")
+    print(f"left alone, younger than the grace period: {report.too_young}")
+    print(f"left alone, not made by Kluis: {report.foreign}")
+    return 0
 
 
 async def token_command(settings: Settings, person_id: str) -> int:

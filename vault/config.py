@@ -110,6 +110,18 @@ class CryptoSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class UploadSettings:
+    #: Size caps per kind of file, enforced while the upload streams in.
+    photo_max_mb: int = 40
+    video_max_mb: int = 4096
+    document_max_mb: int = 50
+    #: Width × height above which an image is refused before it is decoded.
+    max_pixels: int = 100_000_000
+    #: Blobs no committed row names are swept once older than this.
+    sweep_grace_minutes: int = 60
+
+
+@dataclasses.dataclass(frozen=True)
 class PolicySettings:
     #: How long after the contract ends guardians and staff still see the
     #: records (DOMAIN.md: 8 weeks; the app terms speak of 6).
@@ -131,6 +143,7 @@ class Settings:
     storage: StorageSettings = dataclasses.field(default_factory=StorageSettings)
     keyring: KeyringSettings = dataclasses.field(default_factory=KeyringSettings)
     crypto: CryptoSettings = dataclasses.field(default_factory=CryptoSettings)
+    uploads: UploadSettings = dataclasses.field(default_factory=UploadSettings)
     policy: PolicySettings = dataclasses.field(default_factory=PolicySettings)
     auth: AuthSettings = dataclasses.field(default_factory=AuthSettings)
 
@@ -161,7 +174,7 @@ class Settings:
         return out
 
 
-_SECTIONS = ("server", "database", "storage", "keyring", "crypto", "policy", "auth")
+_SECTIONS = ("server", "database", "storage", "keyring", "crypto", "uploads", "policy", "auth")
 
 
 def _hide_password(url: str) -> str:

@@ -11,10 +11,12 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
+from tests.conftest import s3_settings
+from tests.servers import MinioServer, PostgresServer
 from vault.api import create_app
 from vault.api.resources import CLOCK, DB
 from vault.cli import init
-from vault.config import DatabaseSettings, Settings
+from vault.config import DatabaseSettings, Settings, UploadSettings
 from vault.db import create_engine
 from vault.db.schema import installation
 from vault.directory.people import issue_token
@@ -55,8 +57,36 @@ class Api:
 
 
 @pytest.fixture
-async def api(db_url: str, tmp_path: Path, aiohttp_client: Any) -> Api:
-    settings = Settings(data_dir=tmp_path / "data", database=DatabaseSettings(url=db_url))
+async def api(
+    db_url: str, tmp_path: Path, aiohttp_client: Any, request: pytest.FixtureRequest
+) -> Api:
+    """``@pytest.mark.uploads(video_max_mb=5)`` changes the upload settings."""
+    marker = request.node.get_closest_marker("uploads")
+    uploads = UploadSettings(**(marker.kwargs if marker else {}))
+    settings = Settings(
+        data_dir=tmp_path / "data", database=DatabaseSettings(url=db_url), uploads=uploads
+    )
+    return await start(settings, aiohttp_client)
+
+
+@pytest.fixture
+async def api_s3(
+    tmp_path: Path,
+    aiohttp_client: Any,
+    minio_server: MinioServer,
+    postgres_server: PostgresServer,
+) -> Api:
+    """The scale setup: blobs on a real MinIO, the database on a real PostgreSQL."""
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database=DatabaseSettings(url=postgres_server.create_database()),
+        storage=s3_settings(minio_server),
+    )
+    return await start(settings, aiohttp_client)
+
+
+async def start(settings: Settings, aiohttp_client: Any) -> Api:
+    db_url = settings.database_url
     assert await init(settings) == 0
     engine = create_engine(db_url)
     async with engine.connect() as conn:

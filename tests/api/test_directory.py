@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 from datetime import timedelta
 from pathlib import Path
@@ -11,109 +10,9 @@ import pytest
 from sqlalchemy import select, text
 
 from tests.api.conftest import Api
+from tests.api.world import world
 from vault.api.resources import DB
 from vault.db.schema import auth_failures
-
-
-@dataclasses.dataclass
-class World:
-    child: str
-    other_group_child: str
-    group: str
-    other_group: str
-    parent: str
-    co_shared: str
-    co_separate: str
-    stranger_parent: str
-    staff: str
-    other_staff: str
-    manager: str
-    administration: str
-    officer: str
-    inspector: str
-    parent_id: str
-
-
-async def world(api: Api) -> World:
-    location = (await api.ok("POST", "/v1/locations", {"name": "De Boomhut"}))["id"]
-    group = (await api.ok("POST", "/v1/groups", {"location_id": location, "name": "Rupsjes"}))["id"]
-    other = (await api.ok("POST", "/v1/groups", {"location_id": location, "name": "Vlinders"}))[
-        "id"
-    ]
-    child = (
-        await api.ok(
-            "POST",
-            "/v1/children",
-            {
-                "first_name": "Noor",
-                "last_name": "Jansen",
-                "birth_date": "2023-04-02",
-                "group_id": group,
-            },
-        )
-    )["id"]
-    other_child = (
-        await api.ok(
-            "POST",
-            "/v1/children",
-            {
-                "first_name": "Sem",
-                "last_name": "Bakker",
-                "birth_date": "2022-01-15",
-                "group_id": other,
-            },
-        )
-    )["id"]
-    await api.ok(
-        "PUT", f"/v1/children/{child}/placement", {"start_date": "2024-01-01", "end_date": None}
-    )
-    tokens = {}
-    ids = {}
-    for name, role in [
-        ("parent", "guardian"),
-        ("co_shared", "guardian"),
-        ("co_separate", "guardian"),
-        ("stranger_parent", "guardian"),
-        ("staff", "staff"),
-        ("other_staff", "staff"),
-        ("manager", "location_manager"),
-        ("administration", "administration"),
-        ("officer", "privacy_officer"),
-        ("inspector", "inspector"),
-    ]:
-        ids[name], tokens[name] = await api.person(role, name)
-    await api.ok(
-        "POST",
-        f"/v1/children/{child}/guardians",
-        {"person_id": ids["parent"], "relation": "contract_parent", "household": "shared"},
-    )
-    await api.ok(
-        "POST",
-        f"/v1/children/{child}/guardians",
-        {"person_id": ids["co_shared"], "relation": "co_parent", "household": "shared"},
-    )
-    await api.ok(
-        "POST",
-        f"/v1/children/{child}/guardians",
-        {"person_id": ids["co_separate"], "relation": "co_parent", "household": "separate"},
-    )
-    await api.ok(
-        "POST",
-        f"/v1/children/{other_child}/guardians",
-        {"person_id": ids["stranger_parent"], "relation": "contract_parent", "household": "shared"},
-    )
-    await api.ok("POST", f"/v1/groups/{group}/staff", {"person_id": ids["staff"]})
-    await api.ok("POST", f"/v1/groups/{other}/staff", {"person_id": ids["other_staff"]})
-    await api.ok("POST", f"/v1/locations/{location}/managers", {"person_id": ids["manager"]})
-    await api.ok("PUT", f"/v1/children/{child}/mentor", {"person_id": ids["staff"]})
-    return World(
-        child=child,
-        other_group_child=other_child,
-        group=group,
-        other_group=other,
-        parent_id=ids["parent"],
-        **tokens,
-    )
 
 
 async def test_admin_builds_the_directory_and_the_child_is_seen_by_the_related(api: Api) -> None:
@@ -139,7 +38,7 @@ async def test_the_childs_name_is_not_in_the_database_in_clear(api: Api) -> None
     rows = []
     async with api.client.app[DB].connect() as conn:
         for table in ("children", "people", "guardians", "care_groups", "child_keys"):
-            result = await conn.execute(text(f"SELECT * FROM {table}"))  # noqa: S608
+            result = await conn.execute(text(f"SELECT * FROM {table}"))
             rows.extend(repr(row) for row in result.all())
     dumped = " ".join(rows)
     engine_url = api.client.app[DB].url

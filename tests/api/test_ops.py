@@ -81,7 +81,7 @@ async def test_metrics_count_requests_by_route(client: TestClient) -> None:
     await client.get("/v1/items/abc123")
     text = await (await client.get("/metrics")).text()
     assert 'kluis_http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in text
-    assert 'route="(unmatched)",status="401"' in text
+    assert 'route="/v1/items/{id}",status="401"' in text
     assert "abc123" not in text  # concrete paths (and tokens in them) never become labels
     assert "kluis_http_request_duration_seconds_bucket" in text
 

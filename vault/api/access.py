@@ -52,19 +52,30 @@ def enforce(decision: Decision) -> Decision:
     return decision
 
 
+def ask(request: web.Request, action: Action, target: Target) -> Decision:
+    """The policy's answer for the caller, without raising (for filtering lists)."""
+    return decide(request[PRINCIPAL], action, target, now(request), rules(request.app))
+
+
 def check(request: web.Request, action: Action, target: Target) -> Decision:
     """Ask the policy about the caller; raise the API error if denied."""
-    return enforce(decide(request[PRINCIPAL], action, target, now(request), rules(request.app)))
+    return enforce(ask(request, action, target))
 
 
-async def child_for(request: web.Request, action: Action) -> Child:
-    """The child named in the path, if the policy lets the caller do ``action``.
+async def load_child(request: web.Request) -> Child:
+    """The facts of the child named in the path; ``not_found`` if there is none.
 
-    A child that does not exist and one the caller is not related to give the
-    same ``not_found``.
+    Only for handlers that ask the policy next: the answer for a child that
+    does not exist and for one the caller is not related to is the same.
     """
     facts = await child_facts(request.app[DB], request.match_info["id"])
     if facts is None:
         raise NotFound()
+    return facts
+
+
+async def child_for(request: web.Request, action: Action) -> Child:
+    """The child named in the path, if the policy lets the caller do ``action``."""
+    facts = await load_child(request)
     check(request, action, ChildTarget(facts))
     return facts

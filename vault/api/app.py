@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from vault.api import consents, directory, ops, resources
+from vault.api import consents, directory, items, ops, resources
 from vault.api.auth import auth_middleware
 from vault.api.errors import error_middleware
 from vault.api.metrics import METRICS, Metrics, metrics_middleware
@@ -12,6 +12,7 @@ from vault.api.resources import CLOCK, SETTINGS
 from vault.api.security import security_headers
 from vault.config import Settings
 from vault.crypto.keys import utcnow
+from vault.media.images import configure_vips
 
 #: JSON bodies are small; uploads stream and set their own limits per kind.
 MAX_JSON_BODY = 1024 * 1024
@@ -22,11 +23,15 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[metrics_middleware, security_headers, error_middleware, auth_middleware],
         client_max_size=MAX_JSON_BODY,
     )
+    configure_vips()
     app[SETTINGS] = settings
     app[CLOCK] = utcnow
     app[METRICS] = Metrics()
-    app.cleanup_ctx.extend([resources.database, resources.storage, resources.keyring])
+    app.cleanup_ctx.extend(
+        [resources.database, resources.storage, resources.keyring, resources.background_sweep]
+    )
     ops.setup(app)
     directory.setup(app)
     consents.setup(app)
+    items.setup(app)
     return app

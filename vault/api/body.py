@@ -30,6 +30,7 @@ class Field:
     required: bool = True
     nullable: bool = False
     choices: tuple[str, ...] | None = None
+    max_length: int = MAX_TEXT
 
 
 async def read_json(
@@ -80,8 +81,8 @@ def _value(name: str, value: Any, spec: Field, directory: bool) -> Any:
         return parse_date(name, text)
     if not text:
         raise InvalidInput(f"The field '{name}' must not be empty.")
-    if len(text) > MAX_TEXT:
-        raise InvalidInput(f"The field '{name}' is longer than {MAX_TEXT} characters.")
+    if len(text) > spec.max_length:
+        raise InvalidInput(f"The field '{name}' is longer than {spec.max_length} characters.")
     if spec.choices is not None and text not in spec.choices:
         raise InvalidInput(f"The field '{name}' must be one of: {', '.join(spec.choices)}.")
     if directory and spec.type == "text" and contains_bsn(text):

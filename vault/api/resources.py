@@ -6,8 +6,11 @@ order: database (checked to be at the current schema), blob store, keyring.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -17,7 +20,10 @@ from vault.crypto import KeyProvider, open_provider
 from vault.crypto.keys import KeyService
 from vault.db import create_engine, is_current
 from vault.errors import KluisError
+from vault.items.sweep import sweep
 from vault.storage import BlobStore, open_store
+
+log = logging.getLogger(__name__)
 
 SETTINGS = web.AppKey("settings", Settings)
 #: The time source; tests set it before the app starts to move through time.
@@ -59,3 +65,20 @@ async def keyring(app: web.Application) -> AsyncIterator[None]:
     app[KEYRING] = await open_provider(app[SETTINGS])
     app[KEYS] = KeyService(app[DB], app[KEYRING], clock=app[CLOCK])
     yield
+
+
+async def background_sweep(app: web.Application) -> AsyncIterator[None]:
+    """Sweep orphaned blobs once after start, without delaying it."""
+
+    async def run() -> None:
+        grace = timedelta(minutes=app[SETTINGS].uploads.sweep_grace_minutes)
+        try:
+            await sweep(app[DB], app[STORE], app[CLOCK](), grace)
+        except KluisError as exc:
+            log.warning("start-up sweep stopped: %s", exc.code)
+
+    task = asyncio.create_task(run())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

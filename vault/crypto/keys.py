@@ -50,6 +50,12 @@ class KeyDestroyed(Destroyed):
 
 
 @dataclasses.dataclass(frozen=True)
+class PreparedItemKey:
+    key: ItemKey
+    rows: list[dict[str, Any]] = dataclasses.field(repr=False)
+
+
+@dataclasses.dataclass(frozen=True)
 class DestroyedChildKey:
     id: str
     child_id: str
@@ -275,17 +281,21 @@ class KeyService:
 
     # -- item keys ----------------------------------------------------------
 
-    async def create_item_key(
-        self,
-        item_id: str,
-        owners: Sequence[tuple[str, str]],
-        *,
-        conn: AsyncConnection | None = None,
-    ) -> ItemKey:
+    async def create_item_key(self, item_id: str, owners: Sequence[tuple[str, str]]) -> ItemKey:
+        """A new random item key, wrapped under the child key of each owner, stored now."""
+        prepared = await self.prepare_item_key(item_id, owners)
+        async with self._engine.begin() as conn:
+            await self.commit_item_key(prepared, conn)
+        return prepared.key
+
+    async def prepare_item_key(
+        self, item_id: str, owners: Sequence[tuple[str, str]]
+    ) -> PreparedItemKey:
         """A new random item key, wrapped under the child key of each owner.
 
-        ``owners`` are (child id, category) pairs; the rows are written on
-        ``conn`` when given (so they commit with the caller's item row).
+        Nothing is written: :meth:`commit_item_key` stores the wrappings on the
+        caller's connection, in the transaction that writes the item's row, so
+        an upload that fails leaves no key behind.
         """
         if not owners:
             raise ValueError("an item belongs to at least one child")
@@ -301,12 +311,16 @@ class KeyService:
                     "wrapped": seal(dek, material, _item_aad(item_id, child_id, category)),
                 }
             )
-        if conn is not None:
-            await conn.execute(insert(item_keys), rows)
-        else:
-            async with self._engine.begin() as own:
-                await own.execute(insert(item_keys), rows)
-        return ItemKey(material)
+        return PreparedItemKey(ItemKey(material), rows)
+
+    async def commit_item_key(self, prepared: PreparedItemKey, conn: AsyncConnection) -> None:
+        await conn.execute(insert(item_keys), prepared.rows)
+
+    async def destroy_item_key(self, item_id: str) -> int:
+        """Delete every wrapping of the item's key (the item becomes unreadable)."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(delete(item_keys).where(item_keys.c.item_id == item_id))
+        return int(result.rowcount)
 
     async def open_item_key(self, item_id: str) -> ItemKey:
         """Unwrap the item key through any of its children's live keys.

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -224,3 +225,44 @@ auth_failures = Table(
 )
 
 Index("ix_auth_failures_ip_at", auth_failures.c.ip, auth_failures.c.at)
+
+
+#: A stored record. Clear: what the policy and retention need. Everything
+#: about its content (title, file name, dimensions, diary text) is in ``meta``,
+#: sealed under the item's own key.
+items = Table(
+    "items",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("uploaded_by", String(32), ForeignKey("people.id"), nullable=True),
+    Column("content_type", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("meta", LargeBinary, nullable=False),
+    Column("destroyed_at", UTCDateTime(), nullable=True),
+)
+
+#: The children an item belongs to (a group photo: each child shown).
+item_children = Table(
+    "item_children",
+    metadata,
+    Column("item_id", String(32), ForeignKey("items.id"), nullable=False),
+    Column("child_id", String(32), ForeignKey("children.id"), nullable=False),
+    PrimaryKeyConstraint("item_id", "child_id", name="pk_item_children"),
+)
+
+Index("ix_item_children_child_id", item_children.c.child_id)
+
+#: The item's stored blobs, one per variant (original, preview, thumb).
+item_blobs = Table(
+    "item_blobs",
+    metadata,
+    Column("item_id", String(32), ForeignKey("items.id"), nullable=False),
+    Column("variant", String(16), nullable=False),
+    Column("blob_key", String(64), nullable=False, unique=True),
+    Column("blob_size", BigInteger, nullable=False),
+    Column("plaintext_size", BigInteger, nullable=False),
+    Column("content_type", String(64), nullable=False),
+    PrimaryKeyConstraint("item_id", "variant", name="pk_item_blobs"),
+)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import AsyncIterable, AsyncIterator
+from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
 from vault.errors import KluisError, StorageUnavailable
@@ -46,9 +47,25 @@ class InvalidBlobKey(KluisError):
     default_message = "A blob key has an invalid form."
 
 
-def new_blob_key() -> str:
-    """A fresh random blob key: 32 hex characters (128 bits)."""
-    return secrets.token_hex(16)
+def new_blob_key(now: datetime | None = None) -> str:
+    """A fresh blob key: 24 random hex characters (96 bits), then 8 of time.
+
+    The suffix is the creation time (Unix seconds, hex), so the orphan sweeper
+    can tell a blob's age from its name alone and leave uploads in progress
+    alone; the random prefix keeps the local store's shards even.
+    """
+    moment = now or datetime.now(UTC)
+    return secrets.token_hex(12) + f"{int(moment.timestamp()) & 0xFFFFFFFF:08x}"
+
+
+def blob_key_created(key: str) -> datetime | None:
+    """When a key made by :func:`new_blob_key` was made; None for other keys."""
+    if len(key) != 32:
+        return None
+    try:
+        return datetime.fromtimestamp(int(key[24:], 16), UTC)
+    except ValueError:
+        return None
 
 
 def check_key(key: str) -> str:

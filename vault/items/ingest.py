@@ -1,0 +1,218 @@
+"""Turning an upload into an item: sniff, cap, sanitise, encrypt, store.
+
+Files arrive as an async stream of chunks. The first bytes decide the type
+(:mod:`vault.media.sniff`); the size cap is enforced while bytes flow.
+Videos and documents go straight through the encrypted stream into storage
+without being held; images (capped at tens of MB) are decoded and re-encoded
+by libvips off the event loop, and each rendition is stored as its own blob.
+The blobs are written first; the item's rows (and its key wrappings) only
+once every blob is in place. On any failure the blobs written so far are
+deleted, and nothing is left that a row names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from vault.config import Settings
+from vault.crypto.envelope import seal_item_record
+from vault.crypto.handles import ItemKey
+from vault.crypto.keys import KeyService, PreparedItemKey
+from vault.crypto.stream import encrypt_stream
+from vault.errors import InvalidInput, StorageUnavailable, TooLarge
+from vault.items import service
+from vault.items.service import ItemRecord, StoredBlob
+from vault.media.images import sanitise
+from vault.media.sniff import HEAD_SIZE, MediaType, accepted
+from vault.storage import BlobStore, new_blob_key
+from vault.tokens import new_id
+
+MB = 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    engine: AsyncEngine
+    store: BlobStore
+    keys: KeyService
+    settings: Settings
+
+
+def size_cap(settings: Settings, media: MediaType) -> int:
+    uploads = settings.uploads
+    if media.family == "video":
+        return uploads.video_max_mb * MB
+    if media.family == "image":
+        return uploads.photo_max_mb * MB
+    return uploads.document_max_mb * MB
+
+
+async def capped(source: AsyncIterable[bytes], limit: int) -> AsyncIterator[bytes]:
+    total = 0
+    async for chunk in source:
+        total += len(chunk)
+        if total > limit:
+            raise TooLarge(
+                f"The file is larger than the {limit // MB} MB allowed for its type; "
+                "nothing was stored."
+            )
+        yield chunk
+
+
+async def peek(source: AsyncIterable[bytes]) -> tuple[bytes, AsyncIterator[bytes]]:
+    """The first HEAD_SIZE bytes (fewer if the stream is shorter), and the whole stream."""
+    iterator = aiter(source)
+    head = b""
+    while len(head) < HEAD_SIZE:
+        try:
+            head += await anext(iterator)
+        except StopAsyncIteration:
+            break
+
+    async def whole() -> AsyncIterator[bytes]:
+        if head:
+            yield head
+        async for chunk in iterator:
+            yield chunk
+
+    return head, whole()
+
+
+class _Counted:
+    def __init__(self, source: AsyncIterable[bytes]) -> None:
+        self.source = source
+        self.size = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self.source:
+            self.size += len(chunk)
+            yield chunk
+
+
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+class _Writer:
+    """Stores an item's variants, and removes them all if the item fails."""
+
+    def __init__(self, ctx: Context, key: ItemKey, item_id: str, now: datetime) -> None:
+        self.ctx, self.key, self.item_id, self.now = ctx, key, item_id, now
+        self.stored: list[StoredBlob] = []
+
+    async def put(self, variant: str, mime: str, source: AsyncIterable[bytes]) -> StoredBlob:
+        counted = _Counted(source)
+        blob_key = new_blob_key(self.now)
+        size = await self.ctx.store.put(
+            blob_key,
+            encrypt_stream(
+                self.key, self.item_id, variant, counted, self.ctx.settings.crypto.segment_size
+            ),
+        )
+        blob = StoredBlob(variant, blob_key, size, counted.size, mime)
+        self.stored.append(blob)
+        return blob
+
+    async def discard(self) -> None:
+        for blob in self.stored:
+            # If the store is down, the orphan sweeper removes it later.
+            with contextlib.suppress(StorageUnavailable):
+                await self.ctx.store.delete(blob.blob_key)
+
+
+async def ingest_file(
+    ctx: Context,
+    *,
+    kind: str,
+    owners: Sequence[str],
+    uploader: str,
+    source: AsyncIterable[bytes],
+    meta: dict[str, Any],
+    now: datetime,
+) -> ItemRecord:
+    """Store an uploaded file as a new item of ``kind`` belonging to ``owners``."""
+    head, stream = await peek(source)
+    if not head:
+        raise InvalidInput("The file is empty; nothing was stored.")
+    media = accepted(kind, head)
+    limit = size_cap(ctx.settings, media)
+    item_id = new_id()
+    prepared = await ctx.keys.prepare_item_key(item_id, [(child, kind) for child in owners])
+    writer = _Writer(ctx, prepared.key, item_id, now)
+    try:
+        if media.family == "image":
+            data = bytearray()
+            async for chunk in capped(stream, limit):
+                data += chunk
+            image = await asyncio.get_running_loop().run_in_executor(
+                None, sanitise, bytes(data), media, ctx.settings.uploads.max_pixels
+            )
+            del data
+            original = await writer.put("original", image.original.mime, _one(image.original.data))
+            await writer.put("preview", image.preview.mime, _one(image.preview.data))
+            await writer.put("thumb", image.thumb.mime, _one(image.thumb.data))
+            meta = {**meta, "width": image.width, "height": image.height}
+        else:
+            original = await writer.put("original", media.mime, capped(stream, limit))
+        record = ItemRecord(
+            id=item_id,
+            kind=kind,
+            children=tuple(owners),
+            variants=tuple(blob.variant for blob in writer.stored),
+            size=original.plaintext_size,
+            content_type=original.content_type,
+            created_at=now,
+            uploaded_by=uploader,
+        )
+        await _commit(ctx, record, meta, writer.stored, prepared)
+    except BaseException:
+        await writer.discard()
+        raise
+    return record
+
+
+async def ingest_text(
+    ctx: Context,
+    *,
+    kind: str,
+    owners: Sequence[str],
+    uploader: str,
+    meta: dict[str, Any],
+    now: datetime,
+) -> ItemRecord:
+    """Store a diary entry: no blob, its text sealed in the item's record."""
+    item_id = new_id()
+    prepared = await ctx.keys.prepare_item_key(item_id, [(child, kind) for child in owners])
+    record = ItemRecord(
+        id=item_id,
+        kind=kind,
+        children=tuple(owners),
+        variants=(),
+        size=len(str(meta.get("text", "")).encode("utf-8")),
+        content_type="text/plain; charset=utf-8",
+        created_at=now,
+        uploaded_by=uploader,
+    )
+    await _commit(ctx, record, meta, [], prepared)
+    return record
+
+
+async def _commit(
+    ctx: Context,
+    record: ItemRecord,
+    meta: dict[str, Any],
+    blobs: list[StoredBlob],
+    prepared: PreparedItemKey,
+) -> None:
+    sealed = seal_item_record(
+        prepared.key, record.id, service.META_LABEL, json.dumps(meta).encode("utf-8")
+    )
+    await service.save(ctx.engine, ctx.keys, record, sealed, blobs, prepared)

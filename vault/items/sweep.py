@@ -1,0 +1,93 @@
+"""The orphan sweeper: removes blobs that no live item names.
+
+Blobs are written before their item's row, so a crash or a failed upload can
+leave a blob behind that nothing names, and a destroyed item's blobs may not
+all have been deleted if storage was down. The sweeper lists the store and
+removes both kinds, but leaves alone:
+
+* blobs younger than the grace period (an upload may still be under way;
+  the age comes from the key, see :func:`vault.storage.base.new_blob_key`);
+* keys it did not make (another tool's objects in a shared bucket).
+
+Run by ``kluis storage sweep`` and once in the background at every start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from vault.db.schema import item_blobs, items
+from vault.storage import BlobStore
+from vault.storage.base import blob_key_created
+
+log = logging.getLogger(__name__)
+_BATCH = 500
+
+
+@dataclasses.dataclass
+class SweepReport:
+    checked: int = 0
+    removed: int = 0
+    too_young: int = 0
+    foreign: int = 0
+
+
+async def sweep(
+    engine: AsyncEngine, store: BlobStore, now: datetime, grace: timedelta
+) -> SweepReport:
+    report = SweepReport()
+    batch: list[str] = []
+    async for key in store.list():
+        batch.append(key)
+        if len(batch) >= _BATCH:
+            await _sweep_batch(engine, store, batch, now, grace, report)
+            batch = []
+    if batch:
+        await _sweep_batch(engine, store, batch, now, grace, report)
+    if report.removed:
+        log.info("sweeper removed %d orphaned blobs", report.removed)
+    return report
+
+
+async def _sweep_batch(
+    engine: AsyncEngine,
+    store: BlobStore,
+    keys: list[str],
+    now: datetime,
+    grace: timedelta,
+    report: SweepReport,
+) -> None:
+    report.checked += len(keys)
+    candidates = []
+    for key in keys:
+        created = blob_key_created(key)
+        if created is None:
+            report.foreign += 1
+        elif now - created < grace:
+            report.too_young += 1
+        else:
+            candidates.append(key)
+    if not candidates:
+        return
+    async with engine.connect() as conn:
+        live = set(
+            (
+                await conn.scalars(
+                    select(item_blobs.c.blob_key)
+                    .join(items, items.c.id == item_blobs.c.item_id)
+                    .where(item_blobs.c.blob_key.in_(candidates), items.c.destroyed_at.is_(None))
+                )
+            ).all()
+        )
+    for key in candidates:
+        if key in live:
+            continue
+        await store.delete(key)
+        async with engine.begin() as conn:
+            await conn.execute(delete(item_blobs).where(item_blobs.c.blob_key == key))
+        report.removed += 1
