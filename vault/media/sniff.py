@@ -30,13 +30,14 @@ JPEG = MediaType("image/jpeg", "image", "jpg")
 PNG = MediaType("image/png", "image", "png")
 WEBP = MediaType("image/webp", "image", "webp")
 HEIC = MediaType("image/heic", "image", "heic")
+AVIF = MediaType("image/avif", "image", "avif")
 MP4 = MediaType("video/mp4", "video", "mp4")
 MOV = MediaType("video/quicktime", "video", "mov")
 WEBM = MediaType("video/webm", "video", "webm")
 PDF = MediaType("application/pdf", "document", "pdf")
 
-_IMAGES = frozenset({JPEG, PNG, WEBP, HEIC})
-_SCANS = frozenset({PDF, JPEG, PNG, WEBP, HEIC})
+_IMAGES = frozenset({JPEG, PNG, WEBP, HEIC, AVIF})
+_SCANS = frozenset({PDF, JPEG, PNG, WEBP, HEIC, AVIF})
 ACCEPTED: dict[str, frozenset[MediaType]] = {
     "photo": _IMAGES,
     "video": frozenset({MP4, MOV, WEBM}),
@@ -49,6 +50,7 @@ ACCEPTED: dict[str, frozenset[MediaType]] = {
 }
 
 _HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
+_AVIF_BRANDS = {b"avif", b"avis"}
 _QUICKTIME_BRANDS = {b"qt  "}
 _MP4_BRANDS = {
     b"isom",
@@ -82,6 +84,8 @@ def sniff(head: bytes) -> MediaType | None:
     if head[4:8] == b"ftyp":
         brand = head[8:12]
         compatible = {head[i : i + 4] for i in range(16, min(len(head), 64) - 3, 4)}
+        if brand in _AVIF_BRANDS:
+            return AVIF
         if brand in _HEIF_BRANDS:
             return HEIC
         if brand in _QUICKTIME_BRANDS:
