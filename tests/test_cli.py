@@ -240,3 +240,15 @@ def test_storage_sweep(tmp_path: Path) -> None:
     assert swept.returncode == 0, swept.stderr
     assert "orphans removed: 1" in swept.stdout
     assert not orphan.exists()
+
+
+@pytest.mark.localdisk
+@pytest.mark.sqlite
+def test_keys_rotate_signing(tmp_path: Path) -> None:
+    env = clean_env(KLUIS_DATA_DIR=str(tmp_path / "data"))
+    assert run(env, "init").returncode == 0
+    outputs = [run(env, "keys", "rotate-signing").stdout for _ in range(4)]
+    assert "1 kept" in outputs[0]
+    assert "3 kept" in outputs[3]
+    ring = json.loads((tmp_path / "data" / "keyring.json").read_text())
+    assert len(ring["body"]["signing"]) == 3

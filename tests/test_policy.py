@@ -462,3 +462,35 @@ def test_no_relation_means_not_found(
         assert decision.code == "forbidden"  # says nothing about the child
     else:
         assert decision.code == "not_found", (who, action, shape, decision)
+
+
+def test_handovers_by_mentor_or_manager_with_consent() -> None:
+    handover = ConsentEvent("school_handover", True, NOW - timedelta(days=3))
+    c = Child("C", "G1", "L1", consents=(handover,))
+    observation = ItemTarget(Item("o", "observation", ("C",), NOW), {"C": c})
+    mentor = principal("mentor", "own")
+    manager = principal("location_manager", "own")
+    for who in (mentor, manager):
+        for action in (Action.ISSUE_HANDOVER, Action.USE_HANDOVER):
+            assert decide(who, action, observation, NOW).allowed
+    for variant in ("staff", "contract_parent", "privacy_officer", "administration"):
+        decision = decide(principal(variant, "own"), Action.ISSUE_HANDOVER, observation, NOW)
+        assert decision.code in ("forbidden", "not_found"), variant
+    photo = ItemTarget(Item("p", "photo", ("C",), NOW), {"C": c})
+    assert decide(mentor, Action.ISSUE_HANDOVER, photo, NOW).code == "forbidden"
+    withdrawn = Child(
+        "C", "G1", "L1", consents=(handover, ConsentEvent("school_handover", False, NOW))
+    )
+    target = ItemTarget(observation.item, {"C": withdrawn})
+    assert decide(mentor, Action.USE_HANDOVER, target, NOW).code == "consent_missing"
+    archived = Child(
+        "C", "G1", "L1", placement_end=(NOW - timedelta(weeks=20)).date(), consents=(handover,)
+    )
+    target = ItemTarget(observation.item, {"C": archived})
+    assert decide(mentor, Action.USE_HANDOVER, target, NOW).code == "outside_window"
+    gone = ItemTarget(Item("o", "observation", ("C",), NOW, destroyed=True), {"C": c})
+    assert decide(manager, Action.USE_HANDOVER, gone, NOW).code == "destroyed"
+    assert (
+        decide(principal("mentor", "other_location"), Action.USE_HANDOVER, observation, NOW).code
+        == "not_found"
+    )

@@ -61,6 +61,10 @@ def _parser() -> argparse.ArgumentParser:
         "rotate", help="rewrap child keys into this month's live epoch; destroy expired epochs"
     )
     rotate.add_argument("--now", type=_timestamp, help="act as if it were this time (ISO 8601)")
+    keys_sub.add_parser(
+        "rotate-signing",
+        help="add a new link-signing secret (links signed with the older kept ones still work)",
+    )
     storage = sub.add_parser("storage", help="blob storage maintenance")
     storage_sub = storage.add_subparsers(dest="storage_command", required=True)
     sweep_cmd = storage_sub.add_parser(
@@ -231,6 +235,10 @@ async def keys_command(settings: Settings, args: argparse.Namespace) -> int:
         now = getattr(args, "now", None) or datetime.now(UTC)
         keys = KeyService(engine, provider, clock=lambda: now)
         window = timedelta(days=settings.crypto.backup_window_days)
+        if args.keys_command == "rotate-signing":
+            kept = await provider.rotate_signing_secret(now)
+            print(f"a new signing secret signs from now on; {kept} kept for verifying links")
+            return 0
         if args.keys_command == "rotate":
             total = await keys_to_rewrap(keys, now)
             bar = ProgressBar("rewrapping child keys", total)

@@ -122,6 +122,20 @@ class UploadSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class LinkSettings:
+    #: Absolute base for link URLs (https://vault.example.org); empty: the
+    #: scheme and host of the request that asked for the link.
+    public_url: str = ""
+    media_default_ttl_seconds: int = 300
+    media_max_ttl_seconds: int = 3600
+    handover_default_days: int = 7
+    handover_max_days: int = 14
+    handover_default_downloads: int = 3
+    handover_max_downloads: int = 10
+    export_max_ttl_hours: int = 24
+
+
+@dataclasses.dataclass(frozen=True)
 class PolicySettings:
     #: How long after the contract ends guardians and staff still see the
     #: records (DOMAIN.md: 8 weeks; the app terms speak of 6).
@@ -144,6 +158,7 @@ class Settings:
     keyring: KeyringSettings = dataclasses.field(default_factory=KeyringSettings)
     crypto: CryptoSettings = dataclasses.field(default_factory=CryptoSettings)
     uploads: UploadSettings = dataclasses.field(default_factory=UploadSettings)
+    links: LinkSettings = dataclasses.field(default_factory=LinkSettings)
     policy: PolicySettings = dataclasses.field(default_factory=PolicySettings)
     auth: AuthSettings = dataclasses.field(default_factory=AuthSettings)
 
@@ -174,7 +189,17 @@ class Settings:
         return out
 
 
-_SECTIONS = ("server", "database", "storage", "keyring", "crypto", "uploads", "policy", "auth")
+_SECTIONS = (
+    "server",
+    "database",
+    "storage",
+    "keyring",
+    "crypto",
+    "uploads",
+    "links",
+    "policy",
+    "auth",
+)
 
 
 def _hide_password(url: str) -> str:

@@ -103,6 +103,9 @@ class Action(enum.StrEnum):
     GRANT_CONSENT = "consent.grant"
     WITHDRAW_CONSENT = "consent.withdraw"
     MANAGE_DIRECTORY = "directory.manage"
+    ISSUE_HANDOVER = "handover.issue"
+    #: A school opening a handover link; asked with the issuer as principal.
+    USE_HANDOVER = "handover.use"
 
 
 class Phase(enum.StrEnum):
@@ -341,6 +344,8 @@ def _item_action(
         return NOT_FOUND
     if action is Action.DELETE_ITEM:
         return _delete(principal, item, via, now, rules)
+    if action in (Action.ISSUE_HANDOVER, Action.USE_HANDOVER):
+        return _handover(principal, item, via, now, rules)
     if action is not Action.READ_ITEM:
         return Decision.deny("forbidden", "This action does not apply to an item.")
     denial: Decision | None = None
@@ -386,6 +391,36 @@ def _delete(
         "forbidden",
         "Only the privacy officer deletes records, or the uploader within 24 hours.",
     )
+
+
+def _handover(
+    principal: Principal, item: Item, via: list[Child], now: datetime, rules: Rules
+) -> Decision:
+    """A link for someone without an account (a future school), for one observation."""
+    if item.kind != "observation":
+        return Decision.deny("forbidden", "Only observations are handed over to a school.")
+    eligible = [
+        child
+        for child in via
+        if principal.role == "location_manager" or child.id in principal.mentor_of
+    ]
+    if not eligible:
+        return Decision.deny(
+            "forbidden", "Only the child's mentor or location manager hands records over."
+        )
+    for child in eligible:
+        visible = _visible(principal, child, now, rules)
+        if not visible.allowed:
+            return visible
+    if item.destroyed:
+        return Decision.deny("destroyed", "This record was destroyed under the retention rules.")
+    for child in eligible:
+        if not child.consent("school_handover", now):
+            return Decision.deny(
+                "consent_missing",
+                "The parents' consent to hand this over to a school is not in force.",
+            )
+    return Decision.allow()
 
 
 def _create(principal: Principal, target: NewItemTarget, now: datetime, rules: Rules) -> Decision:

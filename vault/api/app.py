@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from vault.api import consents, directory, items, ops, resources
+from vault.api import consents, directory, items, links, ops, resources
 from vault.api.auth import auth_middleware
 from vault.api.errors import error_middleware
 from vault.api.metrics import METRICS, Metrics, metrics_middleware
@@ -34,4 +34,5 @@ def create_app(settings: Settings) -> web.Application:
     directory.setup(app)
     consents.setup(app)
     items.setup(app)
+    links.setup(app)
     return app

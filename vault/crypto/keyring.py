@@ -69,6 +69,29 @@ class KeyringError(KluisError):
     default_message = "The keyring cannot be opened."
 
 
+class SigningSecret:
+    """An HMAC secret for signed links: masked ``repr``, no pickling."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: bytes) -> None:
+        self._value = value
+
+    def reveal(self) -> bytes:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "SigningSecret(********)"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("signing secrets cannot be pickled")
+
+
+#: How many signing secrets are kept: a link signed with a retired secret
+#: keeps working until the secret falls off this list.
+SIGNING_SECRETS_KEPT = 3
+
+
 @dataclasses.dataclass(frozen=True)
 class EpochInfo:
     name: str
@@ -107,6 +130,14 @@ class KeyProvider(Protocol):
         """Raise ``StorageUnavailable`` unless the provider can be used."""
         ...
 
+    async def signing_secrets(self) -> list[SigningSecret]:
+        """The secrets that verify signed links, oldest first; the last one signs."""
+        ...
+
+    async def rotate_signing_secret(self, now: datetime) -> int:
+        """Add a new signing secret (keeping the newest few); returns how many remain."""
+        ...
+
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
@@ -138,6 +169,7 @@ class LocalKeyring:
         self._passphrase = passphrase if passphrase else None
         self._keys: dict[str, bytes] = {}
         self._meta: dict[str, dict[str, Any]] = {}
+        self._signing: list[bytes] = []
         self._seal_salt: bytes | None = None
         self._seal_key: bytes | None = None
         self._lock = asyncio.Lock()
@@ -204,6 +236,7 @@ class LocalKeyring:
             if self._passphrase is not None:
                 raise KeyringError("keyring.passphrase is set but the keyring file is not sealed.")
             body = document["body"]
+        self._signing = [_unb64(value) for value in body.get("signing", [])]
         for name, entry in body["epochs"].items():
             self._meta[name] = {
                 "created_at": entry["created_at"],
@@ -220,7 +253,7 @@ class LocalKeyring:
             }
             for name, meta in sorted(self._meta.items())
         }
-        return {"epochs": epochs}
+        return {"epochs": epochs, "signing": [_b64(value) for value in self._signing]}
 
     def _save(self) -> None:
         document: dict[str, Any] = {"format": FORMAT, "version": FORMAT_VERSION}
@@ -346,3 +379,19 @@ class LocalKeyring:
             readable = False
         if not readable:
             raise StorageUnavailable("The keyring file cannot be read or written.")
+
+    async def signing_secrets(self) -> list[SigningSecret]:
+        if not self._signing:
+            await self.rotate_signing_secret(datetime.now(UTC))
+        return [SigningSecret(value) for value in self._signing]
+
+    async def rotate_signing_secret(self, now: datetime) -> int:
+        async with self._lock:
+            before = list(self._signing)
+            self._signing = [*self._signing, random_bytes(KEY_SIZE)][-SIGNING_SECRETS_KEPT:]
+            try:
+                await self._persist()
+            except BaseException:
+                self._signing = before
+                raise
+            return len(self._signing)

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import hmac
 import struct
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
 
 from vault.crypto._primitives import (
     KEY_SIZE,
@@ -217,7 +217,7 @@ async def decrypt_range(
     blob_size: int,
     start: int = 0,
     end: int | None = None,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """Yield plaintext bytes ``[start, end)`` of a stored blob of ``blob_size`` bytes.
 
     Reads the header and only the segments the range touches; each is

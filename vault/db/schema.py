@@ -266,3 +266,19 @@ item_blobs = Table(
     Column("content_type", String(64), nullable=False),
     PrimaryKeyConstraint("item_id", "variant", name="pk_item_blobs"),
 )
+
+
+#: Links for someone without an account (a future school). The recipient is
+#: sealed under the item's key; the count of completed downloads is kept here.
+handovers = Table(
+    "handovers",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("item_id", String(32), ForeignKey("items.id"), nullable=False),
+    Column("issued_by", String(32), ForeignKey("people.id"), nullable=False),
+    Column("recipient", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("max_downloads", Integer, nullable=False),
+    Column("downloads", Integer, nullable=False),
+)

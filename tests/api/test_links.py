@@ -1,0 +1,333 @@
+"""Signed links and delivery: Range, caching, and revocation at the moment of use."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Mapping
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import pyvips
+
+from tests.api.conftest import Api
+from tests.api.test_items import consent, stored, upload
+from tests.api.world import World, world
+from tests.files import MP4_HEAD, jpeg_with_secrets
+from vault.api.resources import KEYRING
+
+
+async def link(api: Api, token: str, item_id: str, **body: Any) -> str:
+    answer = await api.ok("POST", f"/v1/items/{item_id}/links", body, token)
+    return urlsplit(answer["url"]).path
+
+
+async def photo_of(api: Api, w: World, **meta: Any) -> dict[str, Any]:
+    await consent(api, w)
+    status, item = await upload(
+        api, w.staff, w.child, {"kind": "photo", **meta}, jpeg_with_secrets(), "Zandbak-1.jpg"
+    )
+    assert status == 201, item
+    return item
+
+
+async def fetch(
+    api: Api, path: str, method: str = "GET", **headers: str
+) -> tuple[int, Mapping[str, str], bytes]:
+    response = await api.client.request(method, path, headers=headers)
+    return response.status, response.headers, await response.read()
+
+
+async def test_a_link_serves_the_variant_with_safe_headers(api: Api) -> None:
+    w = await world(api)
+    item = await photo_of(api, w)
+    answer = await api.ok("POST", f"/v1/items/{item['id']}/links", {"variant": "thumb"}, w.parent)
+    assert answer["url"].startswith("http://127.0.0.1:")
+    path = urlsplit(answer["url"]).path
+    assert path.startswith("/l/")
+    status, headers, body = await fetch(api, path)
+    assert status == 200
+    assert body == await stored(api, item["id"], "thumb")
+    assert pyvips.Image.jpegload_buffer(body).width <= 320
+    assert headers["Content-Type"] == "image/jpeg"
+    assert headers["Content-Length"] == str(len(body))
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
+    assert headers["Referrer-Policy"] == "no-referrer"
+    assert headers["Accept-Ranges"] == "bytes"
+    max_age = int(headers["Cache-Control"].removeprefix("private, max-age="))
+    assert 0 < max_age <= 300
+    assert (
+        headers["Content-Disposition"]
+        == "inline; filename=\"Zandbak-1-thumb.jpg\"; filename*=UTF-8''Zandbak-1-thumb.jpg"
+    )
+    # HEAD: the same headers, no body; If-None-Match: 304.
+    status, head_headers, head_body = await fetch(api, path, "HEAD")
+    assert (status, head_body, head_headers["Content-Length"], head_headers["ETag"]) == (
+        200,
+        b"",
+        str(len(body)),
+        headers["ETag"],
+    )
+    status, _, body304 = await fetch(api, path, **{"If-None-Match": headers["ETag"]})
+    assert (status, body304) == (304, b"")
+
+
+async def test_ranges(api: Api) -> None:
+    w = await world(api)
+    item = await photo_of(api, w)
+    path = await link(api, w.parent, item["id"], disposition="attachment")
+    whole = await stored(api, item["id"], "original")
+    size = len(whole)
+    for header, expected in [
+        ("bytes=0-99", (0, 100)),
+        ("bytes=100-", (100, size)),
+        ("bytes=-50", (size - 50, size)),
+        (f"bytes=10-{size + 500}", (10, size)),
+        (f"bytes={size - 1}-{size - 1}", (size - 1, size)),
+    ]:
+        status, headers, body = await fetch(api, path, Range=header)
+        assert status == 206, header
+        assert body == whole[expected[0] : expected[1]]
+        assert headers["Content-Range"] == f"bytes {expected[0]}-{expected[1] - 1}/{size}"
+        assert headers["Content-Disposition"].startswith("attachment;")
+    status, headers, _ = await fetch(api, path, Range=f"bytes={size}-")
+    assert (status, headers["Content-Range"]) == (416, f"bytes */{size}")
+    status, _, body = await fetch(api, path, Range="bytes=0-1,5-6")
+    assert (status, body) == (200, whole)  # several ranges: the whole thing
+    status, _, body = await fetch(api, path, Range="bytes=0-9", **{"If-Range": '"stale"'})
+    assert (status, body) == (200, whole)
+
+
+@pytest.mark.slow
+async def test_a_200mb_video_plays_with_random_seeks(api: Api) -> None:
+    w = await world(api)
+    await consent(api, w)
+    block = random.Random(7).randbytes(1 << 20)
+    size = 200 * (1 << 20)
+
+    def expected(start: int, end: int) -> bytes:
+        whole = MP4_HEAD + block * 200
+        return whole[start:end]
+
+    async def video() -> AsyncIterator[bytes]:
+        yield MP4_HEAD
+        for _ in range(200):
+            yield block
+
+    status, item = await upload(api, w.staff, w.child, {"kind": "video"}, video(), "film.mp4")
+    assert status == 201, item
+    total = size + len(MP4_HEAD)
+    path = await link(api, w.parent, item["id"], ttl_seconds=3600)
+    rng = random.Random(11)
+    for _ in range(60):
+        start = rng.randrange(0, total)
+        length = rng.choice([1, 17, 65536, 65537, 1 << 20, 3 << 20])
+        end = min(total, start + length)
+        status, headers, body = await fetch(api, path, Range=f"bytes={start}-{end - 1}")
+        assert status == 206
+        assert body == expected(start, end)
+    status, headers, _ = await fetch(api, path, "HEAD")
+    assert headers["Content-Type"] == "video/mp4"
+    assert headers["Content-Length"] == str(total)
+
+
+async def test_tampered_links_are_refused(api: Api) -> None:
+    w = await world(api)
+    item = await photo_of(api, w)
+    path = await link(api, w.parent, item["id"])
+    token = path.removeprefix("/l/")
+    other = (await link(api, w.parent, item["id"], variant="thumb")).removeprefix("/l/")
+    rng = random.Random(5)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
+    mutants = {token[:-1], token[1:], token + "A", "", "x", token.replace(".", "", 1)}
+    # The signature follows the last dot (a compressed payload starts with one).
+    payload, signature = token.rsplit(".", 1)
+    other_payload, other_signature = other.rsplit(".", 1)
+    mutants |= {f"{other_payload}.{signature}", f"{payload}.{other_signature}"}
+    while len(mutants) < 300:
+        i = rng.randrange(len(token))
+        mutants.add(token[:i] + rng.choice(alphabet.replace(token[i], "")) + token[i + 1 :])
+    mutants.discard(token)
+    for mutant in mutants:
+        status, _, body = await fetch(api, f"/l/{mutant}")
+        assert status in (403, 404), mutant  # 404: no token at all in the path
+        assert body != await stored(api, item["id"], "original")
+    assert (await fetch(api, path))[0] == 200  # the genuine link still works
+    assert (await fetch(api, "/h/" + token))[0] == 403  # another purpose's path
+
+
+async def test_link_issuing_rules(api: Api) -> None:
+    w = await world(api)
+    item = await photo_of(api, w)
+    answer = await api.ok(
+        "POST", f"/v1/items/{item['id']}/links", {"ttl_seconds": 999_999}, w.parent
+    )
+    expires = answer["expires_at"]
+    assert expires == (api.clock.now + timedelta(seconds=3600)).isoformat().replace("+00:00", "Z")
+    for body, status in [
+        ({"variant": "poster"}, 400),
+        ({"ttl_seconds": 0}, 400),
+        ({"disposition": "download"}, 400),
+    ]:
+        assert (await api.call("POST", f"/v1/items/{item['id']}/links", w.parent, body))[
+            0
+        ] == status
+    assert (await api.call("POST", f"/v1/items/{item['id']}/links", w.other_staff, {}))[0] == 404
+    assert (await api.call("POST", "/v1/items/nothing/links", w.parent, {}))[0] == 404
+    assert (await api.call("POST", f"/v1/items/{item['id']}/links", None, {}))[0] == 401
+
+
+async def test_a_timeline_asks_for_many_thumbnails_at_once(api: Api) -> None:
+    w = await world(api)
+    made = [await photo_of(api, w) for _ in range(5)]
+    wanted = [{"item_id": m["id"], "variant": "thumb"} for m in made]
+    wanted += [{"item_id": "missing"}, {"item_id": made[0]["id"], "variant": "original"}]
+    answer = await api.ok("POST", "/v1/links", {"items": wanted}, w.parent)
+    links = answer["links"]
+    assert [entry["item_id"] for entry in links] == [e["item_id"] for e in wanted]
+    assert links[5] == {
+        "item_id": "missing",
+        "error": {"code": "not_found", "message": links[5]["error"]["message"]},
+    }
+    for entry in links[:5]:
+        assert entry["variant"] == "thumb"
+        assert (await fetch(api, urlsplit(entry["url"]).path))[0] == 200
+    too_many = [{"item_id": made[0]["id"]}] * 501
+    assert (await api.call("POST", "/v1/links", w.parent, {"items": too_many}))[0] == 400
+    assert (await api.call("POST", "/v1/links", w.parent, {"items": [{"id": "x"}]}))[0] == 400
+
+
+async def test_links_stop_at_once_when_access_ends(api: Api) -> None:
+    w = await world(api)
+    item = await photo_of(api, w)
+    paths = {
+        name: await link(api, getattr(w, name), item["id"], ttl_seconds=3600)
+        for name in ("parent", "staff")
+    }
+    # A block: the parent's own link stops, the staff member's does not.
+    await api.ok("POST", f"/v1/people/{w.parent_id}/block", {"reason": "doubt"})
+    status, _, body = await fetch(api, paths["parent"])
+    assert (status, body[:40]) == (403, b'{"error": {"code": "blocked", "message":')
+    assert (await fetch(api, paths["staff"]))[0] == 200
+    await api.ok("DELETE", f"/v1/people/{w.parent_id}/block")
+    assert (await fetch(api, paths["parent"]))[0] == 200
+    # The end of the window.
+    await api.ok(
+        "PUT",
+        f"/v1/children/{w.child}/placement",
+        {"start_date": "2024-01-01", "end_date": "2026-09-01"},
+    )
+    status, _, body = await fetch(api, paths["parent"])
+    assert status == 403
+    assert b"outside_window" in body
+    await api.ok(
+        "PUT", f"/v1/children/{w.child}/placement", {"start_date": "2024-01-01", "end_date": None}
+    )
+    # Destruction.
+    await api.ok("DELETE", f"/v1/items/{item['id']}", token=w.officer)
+    status, _, body = await fetch(api, paths["staff"])
+    assert status == 410
+    assert b"destroyed" in body
+
+
+async def test_a_group_photo_link_stops_for_another_family_when_consent_is_withdrawn(
+    api: Api,
+) -> None:
+    w = await world(api)
+    second = (
+        await api.ok(
+            "POST",
+            "/v1/children",
+            {
+                "first_name": "Mila",
+                "last_name": "V",
+                "birth_date": "2023-06-01",
+                "group_id": w.group,
+            },
+        )
+    )["id"]
+    mother_id, mother = await api.person("guardian")
+    await api.ok(
+        "POST",
+        f"/v1/children/{second}/guardians",
+        {"person_id": mother_id, "relation": "contract_parent", "household": "shared"},
+    )
+    await consent(api, w)
+    await api.ok("PUT", f"/v1/children/{second}/consents/photo", {"granted": True}, mother)
+    status, item = await upload(
+        api, w.staff, w.child, {"kind": "photo", "tagged_children": [second]}, jpeg_with_secrets()
+    )
+    assert status == 201
+    noor_family = await link(api, w.parent, item["id"], ttl_seconds=3600)
+    mila_family = await link(api, mother, item["id"], ttl_seconds=3600)
+    api.clock.now += timedelta(seconds=30)
+    await api.ok("PUT", f"/v1/children/{second}/consents/photo", {"granted": False}, mother)
+    status, _, body = await fetch(api, noor_family)
+    assert status == 403
+    assert b"consent_missing" in body
+    assert (await fetch(api, mila_family))[0] == 200
+
+
+async def test_expiry_and_key_rotation(api: Api) -> None:
+    w = await world(api)
+    item = await photo_of(api, w)
+    path = await link(api, w.parent, item["id"], ttl_seconds=60)
+    ring = api.client.app[KEYRING]
+    await ring.rotate_signing_secret(api.clock.now)
+    assert (await fetch(api, path))[0] == 200  # a rotation does not break links in flight
+    api.clock.now += timedelta(seconds=61)
+    status, _, body = await fetch(api, path)
+    assert status == 403
+    assert b"link_expired" in body
+    api.clock.now -= timedelta(seconds=61)
+    for _ in range(3):  # the signing secret falls off the kept list
+        await ring.rotate_signing_secret(api.clock.now)
+    status, _, body = await fetch(api, path)
+    assert status == 403
+    assert b"link_invalid" in body
+
+
+async def test_handovers_to_a_school(api: Api) -> None:
+    w = await world(api)
+    status, item = await upload(
+        api,
+        w.staff,
+        w.child,
+        {"kind": "observation", "title": "Overdracht"},
+        b"%PDF-1.4\n% observation\n%%EOF\n",
+        "overdracht.pdf",
+    )
+    assert status == 201, item
+    body = {"recipient": "Basisschool De Regenboog"}
+    status, answer = await api.call("POST", f"/v1/items/{item['id']}/handovers", w.staff, body)
+    assert (status, answer["error"]["code"]) == (403, "consent_missing")  # w.staff is the mentor
+    await consent(api, w, "school_handover")
+    answer = await api.ok(
+        "POST", f"/v1/items/{item['id']}/handovers", {**body, "ttl_seconds": 10**9}, w.staff
+    )
+    assert answer["expires_at"] == (api.clock.now + timedelta(days=14)).isoformat().replace(
+        "+00:00", "Z"
+    )
+    path = urlsplit(answer["url"]).path
+    assert path.startswith("/h/")
+    assert (await fetch(api, path, "HEAD"))[0] == 200  # a look does not count
+    for _ in range(3):
+        status, headers, data = await fetch(api, path)
+        assert (status, data) == (200, b"%PDF-1.4\n% observation\n%%EOF\n")
+        assert headers["Content-Disposition"].startswith('attachment; filename="overdracht.pdf"')
+    status, _, data = await fetch(api, path)
+    assert status == 403
+    assert b"link_expired" in data
+    # Only the mentor or the location manager; only observations.
+    assert (await api.call("POST", f"/v1/items/{item['id']}/handovers", w.parent, body))[1][
+        "error"
+    ]["code"] == "forbidden"
+    second = await api.ok("POST", f"/v1/items/{item['id']}/handovers", body, w.manager)
+    await api.ok(
+        "PUT", f"/v1/children/{w.child}/consents/school_handover", {"granted": False}, w.parent
+    )
+    status, _, data = await fetch(api, urlsplit(second["url"]).path)
+    assert status == 403
+    assert b"consent_missing" in data

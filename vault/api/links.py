@@ -1,0 +1,328 @@
+"""Link endpoints (API.md "Links"): issue links, and answer them.
+
+Issuing asks the policy for the caller; answering a link checks signature
+and expiry, then asks the policy again with the facts as they are at that
+moment (relation, consent, block, phase), then the item's state. So a link
+handed out before a consent withdrawal, a block, the end of the window or a
+destruction stops working at once.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import insert, select, update
+
+from vault.api.access import PRINCIPAL, ask, enforce, now, rules
+from vault.api.body import Field, read_json
+from vault.api.openapi import operation
+from vault.api.resources import DB, KEYRING, KEYS, SETTINGS, STORE
+from vault.crypto.envelope import seal_item_record
+from vault.db.schema import handovers
+from vault.directory.people import load_principal, person_role
+from vault.errors import (
+    ConsentMissing,
+    Destroyed,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    OutsideWindow,
+)
+from vault.items import service
+from vault.items.service import ChildCache, ItemRecord
+from vault.policy import Action, Decision, ItemTarget, Principal, decide
+from vault.share.delivery import Delivery, safe_file_name, serve
+from vault.share.links import PATHS, Claims, LinkExpired, LinkSigner
+from vault.tokens import new_id
+
+MAX_BATCH = 500
+VARIANTS = ("original", "preview", "thumb")
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+async def _signer(app: web.Application) -> LinkSigner:
+    return LinkSigner(await app[KEYRING].signing_secrets())
+
+
+def _url(request: web.Request, purpose: str, token: str) -> str:
+    base = request.app[SETTINGS].links.public_url.rstrip("/") or str(request.url.origin())
+    return f"{base}{PATHS[purpose]}{token}"
+
+
+def _ttl(value: int | None, default: int, cap: int) -> int:
+    if value is None:
+        return default
+    if value < 1:
+        raise InvalidInput("'ttl_seconds' must be at least 1.")
+    return min(value, cap)  # over the cap is cut to the cap (API.md)
+
+
+async def _target(request: web.Request, item_id: str) -> tuple[ItemRecord, bytes, ItemTarget]:
+    loaded = await service.load(request.app[DB], item_id)
+    if loaded is None:
+        raise NotFound()
+    record, sealed = loaded
+    children = await ChildCache(request.app[DB]).for_item(record)
+    return record, sealed, ItemTarget(record.policy_item(), children)
+
+
+async def _issue(
+    request: web.Request,
+    signer: LinkSigner,
+    item_id: str,
+    variant: str,
+    ttl: int,
+    disposition: str,
+) -> dict[str, Any]:
+    record, _, target = await _target(request, item_id)
+    enforce(ask(request, Action.READ_ITEM, target))
+    if variant not in record.variants:
+        raise NotFound(
+            f"This item has no '{variant}' variant; it has: {', '.join(record.variants) or 'none'}."
+        )
+    moment = now(request)
+    claims = Claims(
+        purpose="media",
+        subject=record.id,
+        principal=request[PRINCIPAL].id,
+        issued_at=int(moment.timestamp()),
+        expires_at=int(moment.timestamp()) + ttl,
+        variant=variant,
+        disposition=disposition,
+    )
+    return {"url": _url(request, "media", signer.sign(claims)), "expires_at": _iso(claims.expires)}
+
+
+@operation(
+    "A short-lived link to one variant of an item.",
+    tags=["links"],
+    responses={
+        201: "{url, expires_at}",
+        400: "invalid_input",
+        401: "unauthenticated",
+        403: "forbidden, consent_missing, outside_window or blocked",
+        404: "not_found",
+        410: "destroyed",
+    },
+)
+async def create_link(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS].links
+    body = await read_json(
+        request,
+        {
+            "variant": Field(required=False, choices=VARIANTS),
+            "ttl_seconds": Field(type="int", required=False),
+            "disposition": Field(required=False, choices=("inline", "attachment")),
+        },
+    )
+    ttl = _ttl(
+        body.get("ttl_seconds"), settings.media_default_ttl_seconds, settings.media_max_ttl_seconds
+    )
+    link = await _issue(
+        request,
+        await _signer(request.app),
+        request.match_info["id"],
+        body.get("variant", "original"),
+        ttl,
+        body.get("disposition", "inline"),
+    )
+    return web.json_response(link, status=201)
+
+
+@operation(
+    "Links to many items at once (a timeline's thumbnails), up to 500; refusals per item.",
+    tags=["links"],
+    responses={200: "{links: [...]}", 400: "invalid_input", 401: "unauthenticated"},
+)
+async def create_links(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS].links
+    body = await read_json(
+        request, {"items": Field(type="list"), "ttl_seconds": Field(type="int", required=False)}
+    )
+    wanted = body["items"]
+    if not 1 <= len(wanted) <= MAX_BATCH:
+        raise InvalidInput(f"'items' must hold 1 to {MAX_BATCH} entries.")
+    ttl = _ttl(
+        body.get("ttl_seconds"), settings.media_default_ttl_seconds, settings.media_max_ttl_seconds
+    )
+    signer = await _signer(request.app)
+    out: list[dict[str, Any]] = []
+    for entry in wanted:
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("item_id"), str)
+            or set(entry) - {"item_id", "variant"}
+            or entry.get("variant", "original") not in VARIANTS
+        ):
+            raise InvalidInput('Each entry of \'items\' is {"item_id", "variant"?}.')
+        variant = entry.get("variant", "original")
+        try:
+            link = await _issue(request, signer, entry["item_id"], variant, ttl, "inline")
+        except (NotFound, Forbidden, ConsentMissing, OutsideWindow, Destroyed) as refusal:
+            # A refusal for this item only; the others still get their links.
+            error = {"code": refusal.code, "message": refusal.message}
+            out.append({"item_id": entry["item_id"], "error": error})
+            continue
+        out.append({"item_id": entry["item_id"], "variant": variant, **link})
+    return web.json_response({"links": out})
+
+
+async def _deliver(
+    request: web.Request,
+    record: ItemRecord,
+    sealed: bytes,
+    variant: str,
+    disposition: str,
+    expires: datetime,
+    on_complete: Any = None,
+) -> web.StreamResponse:
+    app = request.app
+    blob = (await service.blobs_of(app[DB], record.id)).get(variant)
+    if blob is None:
+        raise NotFound()
+    meta = await service.read_meta(app[KEYS], record, sealed)
+    key = await app[KEYS].open_item_key(record.id)
+    name = safe_file_name(
+        meta.get("file_name"),
+        f"{record.kind}-{record.created_at:%Y-%m-%d}",
+        blob.content_type,
+        variant,
+    )
+    delivery = Delivery(record.id, blob, key, disposition, name, expires)
+    return await serve(request, app[STORE], delivery, now(request), on_complete)
+
+
+async def _principal(request: web.Request, person_id: str) -> Principal:
+    try:
+        await person_role(request.app[DB], person_id)
+    except NotFound:
+        raise NotFound() from None
+    return await load_principal(request.app[DB], person_id)
+
+
+def _decide(
+    request: web.Request, principal: Principal, action: Action, target: ItemTarget
+) -> Decision:
+    return decide(principal, action, target, now(request), rules(request.app))
+
+
+async def open_link(request: web.Request) -> web.StreamResponse:
+    claims = (await _signer(request.app)).verify(request.match_info["token"], "media", now(request))
+    principal = await _principal(request, claims.principal)
+    record, sealed, target = await _target(request, claims.subject)
+    enforce(_decide(request, principal, Action.READ_ITEM, target))
+    return await _deliver(
+        request, record, sealed, claims.variant, claims.disposition, claims.expires
+    )
+
+
+@operation(
+    "A link to an observation for a school (no account): the child's mentor or location "
+    "manager, with the parents' school_handover consent; expiry and downloads counted.",
+    tags=["links"],
+    responses={
+        201: "{url, expires_at}",
+        400: "invalid_input",
+        401: "unauthenticated",
+        403: "forbidden, consent_missing, outside_window or blocked",
+        404: "not_found",
+        410: "destroyed",
+    },
+)
+async def create_handover(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS].links
+    body = await read_json(
+        request,
+        {
+            "recipient": Field(),
+            "ttl_seconds": Field(type="int", required=False),
+            "max_downloads": Field(type="int", required=False),
+        },
+        directory=True,
+    )
+    record, _, target = await _target(request, request.match_info["id"])
+    enforce(ask(request, Action.ISSUE_HANDOVER, target))
+    ttl = _ttl(
+        body.get("ttl_seconds"),
+        settings.handover_default_days * 86400,
+        settings.handover_max_days * 86400,
+    )
+    downloads = body.get("max_downloads", settings.handover_default_downloads)
+    if not 1 <= downloads <= settings.handover_max_downloads:
+        raise InvalidInput(f"'max_downloads' must be 1 to {settings.handover_max_downloads}.")
+    moment = now(request)
+    handover_id = new_id()
+    key = await request.app[KEYS].open_item_key(record.id)
+    recipient = seal_item_record(
+        key, record.id, f"handover:{handover_id}", json.dumps(body["recipient"]).encode()
+    )
+    async with request.app[DB].begin() as conn:
+        await conn.execute(
+            insert(handovers).values(
+                id=handover_id,
+                item_id=record.id,
+                issued_by=request[PRINCIPAL].id,
+                recipient=recipient,
+                created_at=moment,
+                expires_at=moment + timedelta(seconds=ttl),
+                max_downloads=downloads,
+                downloads=0,
+            )
+        )
+    claims = Claims(
+        purpose="handover",
+        subject=record.id,
+        principal=request[PRINCIPAL].id,
+        issued_at=int(moment.timestamp()),
+        expires_at=int(moment.timestamp()) + ttl,
+        disposition="attachment",
+        reference=handover_id,
+    )
+    token = (await _signer(request.app)).sign(claims)
+    return web.json_response(
+        {"url": _url(request, "handover", token), "expires_at": _iso(claims.expires)}, status=201
+    )
+
+
+async def open_handover(request: web.Request) -> web.StreamResponse:
+    claims = (await _signer(request.app)).verify(
+        request.match_info["token"], "handover", now(request)
+    )
+    engine = request.app[DB]
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(select(handovers).where(handovers.c.id == claims.reference))
+        ).first()
+    if row is None or row.item_id != claims.subject or row.issued_by != claims.principal:
+        raise NotFound()
+    if row.downloads >= row.max_downloads:
+        raise LinkExpired(claims.expires)
+    issuer = await _principal(request, claims.principal)
+    record, sealed, target = await _target(request, claims.subject)
+    enforce(_decide(request, issuer, Action.USE_HANDOVER, target))
+
+    async def counted() -> None:
+        async with engine.begin() as conn:
+            await conn.execute(
+                update(handovers)
+                .where(handovers.c.id == row.id)
+                .values(downloads=handovers.c.downloads + 1)
+            )
+
+    return await _deliver(
+        request, record, sealed, "original", "attachment", claims.expires, counted
+    )
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/v1/items/{id}/links", create_link)
+    app.router.add_post("/v1/links", create_links)
+    app.router.add_post("/v1/items/{id}/handovers", create_handover)
+    app.router.add_get("/l/{token}", open_link)
+    app.router.add_get("/h/{token}", open_handover)
