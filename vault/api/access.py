@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from aiohttp import web
 
-from vault.api.resources import CLOCK, DB, SETTINGS
+from vault.api.resources import CLOCK, READER, SETTINGS
 from vault.directory.children import child_facts
 from vault.errors import (
     Blocked,
@@ -68,7 +68,7 @@ async def load_child(request: web.Request) -> Child:
     Only for handlers that ask the policy next: the answer for a child that
     does not exist and for one the caller is not related to is the same.
     """
-    facts = await child_facts(request.app[DB], request.match_info["id"])
+    facts = await child_facts(request.app[READER], request.match_info["id"])
     if facts is None:
         raise NotFound()
     return facts

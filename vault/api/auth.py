@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from vault.api.access import PRINCIPAL, now, rules
-from vault.api.resources import DB, SETTINGS
+from vault.api.resources import DB, READER, SETTINGS
 from vault.directory.people import authenticate, failures_since, load_principal, record_failure
 from vault.errors import Blocked, RateLimited, Unauthenticated
 from vault.policy import Action, DirectoryTarget, decide
@@ -35,7 +35,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         person_id = await authenticate(engine, token.strip())
     if person_id is None:
         await _failed(request)
-    principal = await load_principal(engine, str(person_id))
+    principal = await load_principal(request.app[READER], str(person_id))
     decision = decide(
         principal, Action.USE_API, DirectoryTarget(), now(request), rules(request.app)
     )

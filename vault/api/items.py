@@ -18,7 +18,7 @@ from aiohttp import BodyPartReader, web
 from vault.api.access import PRINCIPAL, ask, check, child_for, load_child, now
 from vault.api.body import Field, parse_date, read_json
 from vault.api.openapi import operation
-from vault.api.resources import DB, KEYS, SETTINGS, STORE
+from vault.api.resources import DB, KEYS, READER, SETTINGS, STORE
 from vault.directory.bsn import BsnNotStored, contains_bsn, refuse_bsn
 from vault.errors import InvalidInput, NotFound
 from vault.items import service
@@ -62,7 +62,7 @@ async def _owners(request: web.Request, posted: Child, tagged: list[Any]) -> tup
     """The posted child and every tagged child, as policy facts."""
     if not all(isinstance(t, str) for t in tagged):
         raise InvalidInput("The field 'tagged_children' must be a list of child ids.")
-    cache = ChildCache(request.app[DB])
+    cache = ChildCache(request.app[READER])
     children = [posted]
     for child_id in dict.fromkeys(tagged):
         if child_id == posted.id:
@@ -213,24 +213,27 @@ async def _check_diary_photos(
     """A diary entry may point at photos of the same child taken or added that day."""
     for photo_id in photo_ids:
         loaded = (
-            await service.load(request.app[DB], photo_id) if isinstance(photo_id, str) else None
+            await service.load(request.app[READER], photo_id) if isinstance(photo_id, str) else None
         )
-        if loaded is None or loaded[0].kind != "photo" or child.id not in loaded[0].children:
+        if (
+            loaded is None
+            or loaded.record.kind != "photo"
+            or child.id not in loaded.record.children
+        ):
             raise InvalidInput("Every entry of 'photo_ids' must be a photo of this child.")
-        record, sealed = loaded
-        meta = await service.read_meta(request.app[KEYS], record, sealed)
+        record = loaded.record
+        meta = await service.read_meta(request.app[KEYS], record, loaded.sealed_meta)
         when = (meta.get("taken_at") or record.created_at.isoformat())[:10]
         if when != day.isoformat():
             raise InvalidInput("The photos of a diary entry must be of the entry's day.")
 
 
-async def _item_for(request: web.Request, action: Action) -> tuple[ItemRecord, bytes]:
-    loaded = await service.load(request.app[DB], request.match_info["id"])
+async def _item_for(request: web.Request, action: Action) -> service.LoadedItem:
+    loaded = await service.load(request.app[READER], request.match_info["id"])
     if loaded is None:
         raise NotFound()
-    record = loaded[0]
-    children = await ChildCache(request.app[DB]).for_item(record)
-    check(request, action, ItemTarget(record.policy_item(), children))
+    children = await ChildCache(request.app[READER]).for_item(loaded.record)
+    check(request, action, ItemTarget(loaded.record.policy_item(), children))
     return loaded
 
 
@@ -240,8 +243,9 @@ async def _item_for(request: web.Request, action: Action) -> tuple[ItemRecord, b
     responses={200: "The item.", 410: "destroyed", **_ERRORS},
 )
 async def read(request: web.Request) -> web.Response:
-    record, sealed = await _item_for(request, Action.READ_ITEM)
-    meta = await service.read_meta(request.app[KEYS], record, sealed)
+    loaded = await _item_for(request, Action.READ_ITEM)
+    record = loaded.record
+    meta = await service.read_meta(request.app[KEYS], record, loaded.sealed_meta)
     return web.json_response(
         {**item_json(record), **{k: v for k, v in meta.items() if v is not None}}
     )
@@ -253,7 +257,7 @@ async def read(request: web.Request) -> web.Response:
     responses={204: "Destroyed.", 410: "destroyed", **_ERRORS},
 )
 async def remove(request: web.Request) -> web.Response:
-    record, _ = await _item_for(request, Action.DELETE_ITEM)
+    record = (await _item_for(request, Action.DELETE_ITEM)).record
     app = request.app
     await service.destroy(app[DB], app[STORE], app[KEYS], record.id, now(request))
     return web.Response(status=204)
@@ -271,7 +275,7 @@ async def listing(request: web.Request) -> web.Response:
         raise InvalidInput(f"'kind' must be one of: {', '.join(KINDS)}.")
     limit = _limit(request.query.get("limit"))
     cursor = _decode_cursor(request.query.get("cursor"))
-    cache = ChildCache(request.app[DB])
+    cache = ChildCache(request.app[READER])
     shown: list[dict[str, Any]] = []
     last: tuple[datetime, str] | None = cursor
     exhausted = False

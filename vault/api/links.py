@@ -9,20 +9,25 @@ destruction stops working at once.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection, Row
 
 from vault.api.access import PRINCIPAL, ask, enforce, now, rules
 from vault.api.body import Field, read_json
 from vault.api.openapi import operation
-from vault.api.resources import DB, KEYRING, KEYS, SETTINGS, STORE
+from vault.api.resources import DB, KEYRING, KEYS, READER, SETTINGS, STORE
 from vault.crypto.envelope import seal_item_record
+from vault.crypto.keys import item_key_rows
 from vault.db.schema import handovers
-from vault.directory.people import load_principal, person_role
+from vault.directory.children import child_facts_of
+from vault.directory.people import principal_of
 from vault.errors import (
     ConsentMissing,
     Destroyed,
@@ -32,8 +37,8 @@ from vault.errors import (
     OutsideWindow,
 )
 from vault.items import service
-from vault.items.service import ChildCache, ItemRecord
-from vault.policy import Action, Decision, ItemTarget, Principal, decide
+from vault.items.service import ChildCache, LoadedItem, read_item
+from vault.policy import Action, ItemTarget, Principal, decide
 from vault.share.delivery import Delivery, safe_file_name, serve
 from vault.share.links import PATHS, Claims, LinkExpired, LinkSigner
 from vault.tokens import new_id
@@ -63,13 +68,35 @@ def _ttl(value: int | None, default: int, cap: int) -> int:
     return min(value, cap)  # over the cap is cut to the cap (API.md)
 
 
-async def _target(request: web.Request, item_id: str) -> tuple[ItemRecord, bytes, ItemTarget]:
-    loaded = await service.load(request.app[DB], item_id)
+async def _target(request: web.Request, item_id: str) -> tuple[LoadedItem, ItemTarget]:
+    loaded = await service.load(request.app[READER], item_id)
     if loaded is None:
         raise NotFound()
-    record, sealed = loaded
-    children = await ChildCache(request.app[DB]).for_item(record)
-    return record, sealed, ItemTarget(record.policy_item(), children)
+    children = await ChildCache(request.app[READER]).for_item(loaded.record)
+    return loaded, ItemTarget(loaded.record.policy_item(), children)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Resolved:
+    principal: Principal
+    item: LoadedItem
+    target: ItemTarget
+    key_rows: Sequence[Row[Any]]
+
+
+def _resolve(conn: Connection, person_id: str, item_id: str) -> _Resolved | None:
+    """Everything answering a link needs, read in one batch."""
+    principal = principal_of(conn, person_id)
+    loaded = read_item(conn, item_id)
+    if principal is None or loaded is None:
+        return None
+    children = {}
+    for child_id in loaded.record.children:
+        facts = child_facts_of(conn, child_id)
+        if facts is not None:
+            children[child_id] = facts
+    target = ItemTarget(loaded.record.policy_item(), children)
+    return _Resolved(principal, loaded, target, item_key_rows(conn, item_id))
 
 
 async def _issue(
@@ -80,7 +107,8 @@ async def _issue(
     ttl: int,
     disposition: str,
 ) -> dict[str, Any]:
-    record, _, target = await _target(request, item_id)
+    loaded, target = await _target(request, item_id)
+    record = loaded.record
     enforce(ask(request, Action.READ_ITEM, target))
     if variant not in record.variants:
         raise NotFound(
@@ -175,19 +203,19 @@ async def create_links(request: web.Request) -> web.Response:
 
 async def _deliver(
     request: web.Request,
-    record: ItemRecord,
-    sealed: bytes,
+    resolved: _Resolved,
     variant: str,
     disposition: str,
     expires: datetime,
-    on_complete: Any = None,
+    on_complete: Callable[[], Awaitable[None]] | None = None,
 ) -> web.StreamResponse:
     app = request.app
-    blob = (await service.blobs_of(app[DB], record.id)).get(variant)
+    record = resolved.item.record
+    blob = resolved.item.blobs.get(variant)
     if blob is None:
         raise NotFound()
-    meta = await service.read_meta(app[KEYS], record, sealed)
-    key = await app[KEYS].open_item_key(record.id)
+    key = await app[KEYS].unwrap_item_key(record.id, resolved.key_rows)
+    meta = service.open_meta(key, record, resolved.item.sealed_meta)
     name = safe_file_name(
         meta.get("file_name"),
         f"{record.kind}-{record.created_at:%Y-%m-%d}",
@@ -198,28 +226,21 @@ async def _deliver(
     return await serve(request, app[STORE], delivery, now(request), on_complete)
 
 
-async def _principal(request: web.Request, person_id: str) -> Principal:
-    try:
-        await person_role(request.app[DB], person_id)
-    except NotFound:
-        raise NotFound() from None
-    return await load_principal(request.app[DB], person_id)
-
-
-def _decide(
-    request: web.Request, principal: Principal, action: Action, target: ItemTarget
-) -> Decision:
-    return decide(principal, action, target, now(request), rules(request.app))
+async def _answer(request: web.Request, claims: Claims, action: Action) -> _Resolved:
+    """Re-check a verified link: the person and the item as they are now, and the policy."""
+    resolved = await request.app[READER](
+        lambda conn: _resolve(conn, claims.principal, claims.subject)
+    )
+    if resolved is None:
+        raise NotFound()
+    enforce(decide(resolved.principal, action, resolved.target, now(request), rules(request.app)))
+    return resolved
 
 
 async def open_link(request: web.Request) -> web.StreamResponse:
     claims = (await _signer(request.app)).verify(request.match_info["token"], "media", now(request))
-    principal = await _principal(request, claims.principal)
-    record, sealed, target = await _target(request, claims.subject)
-    enforce(_decide(request, principal, Action.READ_ITEM, target))
-    return await _deliver(
-        request, record, sealed, claims.variant, claims.disposition, claims.expires
-    )
+    resolved = await _answer(request, claims, Action.READ_ITEM)
+    return await _deliver(request, resolved, claims.variant, claims.disposition, claims.expires)
 
 
 @operation(
@@ -246,7 +267,8 @@ async def create_handover(request: web.Request) -> web.Response:
         },
         directory=True,
     )
-    record, _, target = await _target(request, request.match_info["id"])
+    loaded, target = await _target(request, request.match_info["id"])
+    record = loaded.record
     enforce(ask(request, Action.ISSUE_HANDOVER, target))
     ttl = _ttl(
         body.get("ttl_seconds"),
@@ -303,9 +325,7 @@ async def open_handover(request: web.Request) -> web.StreamResponse:
         raise NotFound()
     if row.downloads >= row.max_downloads:
         raise LinkExpired(claims.expires)
-    issuer = await _principal(request, claims.principal)
-    record, sealed, target = await _target(request, claims.subject)
-    enforce(_decide(request, issuer, Action.USE_HANDOVER, target))
+    resolved = await _answer(request, claims, Action.USE_HANDOVER)
 
     async def counted() -> None:
         async with engine.begin() as conn:
@@ -315,9 +335,7 @@ async def open_handover(request: web.Request) -> web.StreamResponse:
                 .values(downloads=handovers.c.downloads + 1)
             )
 
-    return await _deliver(
-        request, record, sealed, "original", "attachment", claims.expires, counted
-    )
+    return await _deliver(request, resolved, "original", "attachment", claims.expires, counted)
 
 
 def setup(app: web.Application) -> None:

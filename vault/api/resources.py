@@ -19,6 +19,7 @@ from vault.config import Settings
 from vault.crypto import KeyProvider, open_provider
 from vault.crypto.keys import KeyService
 from vault.db import create_engine, is_current
+from vault.db.reads import Reader
 from vault.errors import KluisError
 from vault.items.sweep import sweep
 from vault.storage import BlobStore, open_store
@@ -29,6 +30,7 @@ SETTINGS = web.AppKey("settings", Settings)
 #: The time source; tests set it before the app starts to move through time.
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 DB = web.AppKey("db", AsyncEngine)
+READER = web.AppKey("reader", Reader)
 STORE = web.AppKey("store", BlobStore)
 KEYRING = web.AppKey("keyring", KeyProvider)
 KEYS = web.AppKey("keys", KeyService)
@@ -47,8 +49,11 @@ async def database(app: web.Application) -> AsyncIterator[None]:
         if not await is_current(engine):
             raise SchemaOutdated()
         app[DB] = engine
+        app[READER] = Reader(engine)
         yield
     finally:
+        if READER in app:
+            app[READER].dispose()
         await engine.dispose()
 
 

@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError as RowConflict
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -329,19 +329,11 @@ class KeyService:
         ``IntegrityError`` when a stored wrapping was tampered with.
         """
         async with self._engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(
-                        item_keys.c.wrapped.label("item_wrapped"),
-                        child_keys,
-                    )
-                    .join(child_keys, item_keys.c.child_key_id == child_keys.c.id)
-                    .where(
-                        and_(item_keys.c.item_id == item_id, child_keys.c.destroyed_at.is_(None))
-                    )
-                    .order_by(child_keys.c.id)
-                )
-            ).all()
+            rows = await conn.run_sync(lambda sync: item_key_rows(sync, item_id))
+        return await self.unwrap_item_key(item_id, rows)
+
+    async def unwrap_item_key(self, item_id: str, rows: Sequence[Row[Any]]) -> ItemKey:
+        """The item key from rows of :func:`item_key_rows` read by the caller."""
         tampered = False
         for row in rows:
             try:
@@ -398,3 +390,16 @@ class KeyService:
                 )
             ).all()
         return {epoch: int(count) for epoch, count in rows}
+
+
+_ITEM_KEY_ROWS = (
+    select(item_keys.c.wrapped.label("item_wrapped"), child_keys)
+    .join(child_keys, item_keys.c.child_key_id == child_keys.c.id)
+    .where(and_(item_keys.c.item_id == bindparam("item_id"), child_keys.c.destroyed_at.is_(None)))
+    .order_by(child_keys.c.id)
+)
+
+
+def item_key_rows(conn: Connection, item_id: str) -> Sequence[Row[Any]]:
+    """The item key's wrappings under live child keys, for :meth:`unwrap_item_key`."""
+    return conn.execute(_ITEM_KEY_ROWS, {"item_id": item_id}).all()

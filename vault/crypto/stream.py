@@ -226,7 +226,11 @@ async def decrypt_range(
     """
     if start < 0 or (end is not None and end < start):
         raise ValueError("invalid range")
-    header = await _read_exact(read, 0, HEADER_SIZE)
+    # A range from the first segment (most reads: thumbnails, whole files)
+    # takes header and segments in one request to the store.
+    first_read = min(blob_size, HEADER_SIZE + DEFAULT_SEGMENT_SIZE + TAG_SIZE)
+    lead = await _read_exact(read, 0, first_read if start == 0 else HEADER_SIZE)
+    header = lead[:HEADER_SIZE]
     state = _Segments.parse(key, item_id, variant, header)
     seg = state.segment_size
     segments, plaintext_size = _layout(blob_size, seg)
@@ -239,6 +243,8 @@ async def decrypt_range(
         return
     first, last = start // seg, (end - 1) // seg
     position = first * seg
+    if first == 0 and len(lead) > HEADER_SIZE:
+        read = _prefixed(read, lead)
     async for plaintext in _open_segments(state, read, blob_size, segments, first, last):
         lo = max(start - position, 0)
         hi = min(end - position, len(plaintext))
@@ -287,6 +293,21 @@ async def _open_segments(
             yield plaintext
     if got != length or index <= last or carry:
         raise IntegrityError()  # the store returned more or less than the blob holds
+
+
+def _prefixed(read: RangeReader, lead: bytes) -> RangeReader:
+    """A reader that answers from ``lead`` (the blob's first bytes) where it can."""
+
+    async def prefixed(offset: int, length: int) -> AsyncIterator[bytes]:
+        have = lead[offset : offset + length]
+        if have:
+            yield have
+        rest = length - len(have)
+        if rest > 0:
+            async for chunk in read(offset + len(have), rest):
+                yield chunk
+
+    return prefixed
 
 
 async def _read_exact(read: RangeReader, offset: int, length: int) -> bytes:

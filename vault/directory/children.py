@@ -10,11 +10,13 @@ import dataclasses
 import json
 from datetime import date, datetime
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, bindparam, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vault.crypto.keys import KeyService
+from vault.db.reads import Reader
 from vault.db.schema import care_groups, children, consents, guardians, people
 from vault.directory.people import require_role
 from vault.directory.places import require_group
@@ -131,43 +133,44 @@ async def require_child(engine: AsyncEngine, child_id: str) -> None:
             raise NotFound()
 
 
-async def child_facts(engine: AsyncEngine, child_id: str) -> Child | None:
-    """What the policy needs to know about a child; None if there is no such child."""
-    async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(
-                    children.c.id,
-                    children.c.group_id,
-                    care_groups.c.location_id,
-                    children.c.placement_start,
-                    children.c.placement_end,
-                )
-                .join(care_groups, care_groups.c.id == children.c.group_id)
-                .where(children.c.id == child_id)
-            )
-        ).first()
-        if row is None:
-            return None
-        events = (
-            await conn.execute(
-                select(consents.c.type, consents.c.granted, consents.c.changed_at)
-                .where(consents.c.child_id == child_id)
-                .order_by(consents.c.seq)
-            )
-        ).all()
-        active_contract_parent = await conn.scalar(
-            select(guardians.c.person_id)
-            .join(people, people.c.id == guardians.c.person_id)
-            .where(
-                and_(
-                    guardians.c.child_id == child_id,
-                    guardians.c.relation == "contract_parent",
-                    people.c.blocked_at.is_(None),
-                )
-            )
-            .limit(1)
+_CONTRACT_PARENT_ACTIVE = (
+    select(guardians.c.person_id)
+    .join(people, people.c.id == guardians.c.person_id)
+    .where(
+        and_(
+            guardians.c.child_id == children.c.id,
+            guardians.c.relation == "contract_parent",
+            people.c.blocked_at.is_(None),
         )
+    )
+    .exists()
+)
+#: Built once (see vault.directory.people): policy facts are read on every request.
+_CHILD = (
+    select(
+        children.c.id,
+        children.c.group_id,
+        care_groups.c.location_id,
+        children.c.placement_start,
+        children.c.placement_end,
+        _CONTRACT_PARENT_ACTIVE.label("contract_parent_active"),
+    )
+    .join(care_groups, care_groups.c.id == children.c.group_id)
+    .where(children.c.id == bindparam("child_id"))
+)
+_CONSENTS = (
+    select(consents.c.type, consents.c.granted, consents.c.changed_at)
+    .where(consents.c.child_id == bindparam("child_id"))
+    .order_by(consents.c.seq)
+)
+
+
+def child_facts_of(conn: Connection, child_id: str) -> Child | None:
+    """What the policy needs to know about a child; None if there is no such child."""
+    row = conn.execute(_CHILD, {"child_id": child_id}).first()
+    if row is None:
+        return None
+    events = conn.execute(_CONSENTS, {"child_id": child_id}).all()
     return Child(
         id=row.id,
         group_id=row.group_id,
@@ -175,5 +178,9 @@ async def child_facts(engine: AsyncEngine, child_id: str) -> Child | None:
         placement_start=row.placement_start,
         placement_end=row.placement_end,
         consents=tuple(ConsentEvent(e.type, e.granted, e.changed_at) for e in events),
-        contract_parent_active=active_contract_parent is not None,
+        contract_parent_active=bool(row.contract_parent_active),
     )
+
+
+async def child_facts(reader: Reader, child_id: str) -> Child | None:
+    return await reader(lambda conn: child_facts_of(conn, child_id))

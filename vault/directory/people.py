@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import String, bindparam, func, insert, literal, select, union_all, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from vault.db.reads import Reader
 from vault.db.schema import (
     auth_failures,
     children,
@@ -144,43 +146,54 @@ async def failures_since(
     return int(row[0]), row[1]
 
 
-async def load_principal(engine: AsyncEngine, person_id: str) -> Principal:
-    async with engine.connect() as conn:
-        person = (
-            await conn.execute(
-                select(people.c.role, people.c.blocked_at).where(people.c.id == person_id)
-            )
-        ).one()
-        groups = await conn.scalars(
-            select(group_staff.c.group_id).where(group_staff.c.person_id == person_id)
-        )
-        group_ids = frozenset(groups.all())
-        locations = await conn.scalars(
-            select(location_managers.c.location_id).where(
-                location_managers.c.person_id == person_id
-            )
-        )
-        location_ids = frozenset(locations.all())
-        links = (
-            await conn.execute(
-                select(guardians.c.child_id, guardians.c.relation, guardians.c.household).where(
-                    guardians.c.person_id == person_id
-                )
-            )
-        ).all()
-        mentored = await conn.scalars(
-            select(children.c.id).where(children.c.mentor_id == person_id)
-        )
-        mentor_of = frozenset(mentored.all())
+_PERSON = select(people.c.role, people.c.blocked_at).where(people.c.id == bindparam("person_id"))
+_NONE = literal(None, String)
+#: Built once: a statement object memoises its cache key, so answering a link
+#: does not rebuild and re-hash these on every request.
+_MEMBERSHIPS = union_all(
+    select(literal("group"), group_staff.c.group_id, _NONE, _NONE).where(
+        group_staff.c.person_id == bindparam("person_id")
+    ),
+    select(literal("location"), location_managers.c.location_id, _NONE, _NONE).where(
+        location_managers.c.person_id == bindparam("person_id")
+    ),
+    select(
+        literal("guardian"), guardians.c.child_id, guardians.c.relation, guardians.c.household
+    ).where(guardians.c.person_id == bindparam("person_id")),
+    select(literal("mentor"), children.c.id, _NONE, _NONE).where(
+        children.c.mentor_id == bindparam("person_id")
+    ),
+)
+
+
+def principal_of(conn: Connection, person_id: str) -> Principal | None:
+    """The policy's view of a person, in two queries; None if there is none."""
+    person = conn.execute(_PERSON, {"person_id": person_id}).first()
+    if person is None:
+        return None
+    found: dict[str, set[str]] = {"group": set(), "location": set(), "mentor": set()}
+    links: dict[str, GuardianLink] = {}
+    for kind, ident, relation, household in conn.execute(_MEMBERSHIPS, {"person_id": person_id}):
+        if kind == "guardian":
+            links[ident] = GuardianLink(relation, household)
+        else:
+            found[kind].add(ident)
     return Principal(
         id=person_id,
         role=person.role,
         blocked=person.blocked_at is not None,
-        groups=group_ids,
-        locations=location_ids,
-        guardian_of={row.child_id: GuardianLink(row.relation, row.household) for row in links},
-        mentor_of=mentor_of,
+        groups=frozenset(found["group"]),
+        locations=frozenset(found["location"]),
+        guardian_of=links,
+        mentor_of=frozenset(found["mentor"]),
     )
+
+
+async def load_principal(reader: Reader, person_id: str) -> Principal:
+    principal = await reader(lambda conn: principal_of(conn, person_id))
+    if principal is None:
+        raise NotFound("There is no person with this id.")
+    return principal
 
 
 def window_start(now: datetime, seconds: int) -> datetime:

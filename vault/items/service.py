@@ -9,12 +9,15 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vault.crypto.envelope import open_item_record
+from vault.crypto.handles import ItemKey
 from vault.crypto.keys import KeyService, PreparedItemKey
+from vault.db.reads import Reader
 from vault.db.schema import item_blobs, item_children, items
 from vault.directory.children import child_facts
 from vault.errors import StorageUnavailable
@@ -94,22 +97,46 @@ async def save(
         raise StorageUnavailable() from exc
 
 
-async def load(engine: AsyncEngine, item_id: str) -> tuple[ItemRecord, bytes] | None:
-    async with engine.connect() as conn:
-        row = (await conn.execute(select(items).where(items.c.id == item_id))).first()
-        if row is None:
-            return None
-        owners = (
-            await conn.scalars(
-                select(item_children.c.child_id)
-                .where(item_children.c.item_id == item_id)
-                .order_by(item_children.c.child_id)
-            )
-        ).all()
-        variants = (
-            await conn.scalars(select(item_blobs.c.variant).where(item_blobs.c.item_id == item_id))
-        ).all()
-    return _record(row, tuple(owners), tuple(_ordered(variants))), row.meta
+@dataclasses.dataclass(frozen=True)
+class LoadedItem:
+    record: ItemRecord
+    sealed_meta: bytes
+    blobs: dict[str, StoredBlob]
+
+
+_ITEM = (
+    select(
+        items,
+        item_children.c.child_id.label("owner"),
+        item_blobs.c.variant,
+        item_blobs.c.blob_key,
+        item_blobs.c.blob_size,
+        item_blobs.c.plaintext_size,
+        item_blobs.c.content_type.label("blob_type"),
+    )
+    .join(item_children, item_children.c.item_id == items.c.id)
+    .outerjoin(item_blobs, item_blobs.c.item_id == items.c.id)
+    .where(items.c.id == bindparam("item_id"))
+)
+
+
+def read_item(conn: Connection, item_id: str) -> LoadedItem | None:
+    """An item with its owners and blobs, in one query."""
+    rows = conn.execute(_ITEM, {"item_id": item_id}).all()
+    if not rows:
+        return None
+    owners = sorted({r.owner for r in rows})
+    blobs = {
+        r.variant: StoredBlob(r.variant, r.blob_key, r.blob_size, r.plaintext_size, r.blob_type)
+        for r in rows
+        if r.variant is not None
+    }
+    record = _record(rows[0], tuple(owners), tuple(_ordered(blobs)))
+    return LoadedItem(record, rows[0].meta, blobs)
+
+
+async def load(reader: Reader, item_id: str) -> LoadedItem | None:
+    return await reader(lambda conn: read_item(conn, item_id))
 
 
 def _ordered(variants: Any) -> list[str]:
@@ -141,7 +168,10 @@ async def blobs_of(engine: AsyncEngine, item_id: str) -> dict[str, StoredBlob]:
 
 
 async def read_meta(keys: KeyService, record: ItemRecord, sealed: bytes) -> dict[str, Any]:
-    key = await keys.open_item_key(record.id)
+    return open_meta(await keys.open_item_key(record.id), record, sealed)
+
+
+def open_meta(key: ItemKey, record: ItemRecord, sealed: bytes) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(open_item_record(key, record.id, META_LABEL, sealed))
     return data
 
@@ -149,13 +179,13 @@ async def read_meta(keys: KeyService, record: ItemRecord, sealed: bytes) -> dict
 class ChildCache:
     """Policy facts of children, loaded once per request."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, reader: Reader) -> None:
+        self._reader = reader
         self._facts: dict[str, Child | None] = {}
 
     async def get(self, child_id: str) -> Child | None:
         if child_id not in self._facts:
-            self._facts[child_id] = await child_facts(self._engine, child_id)
+            self._facts[child_id] = await child_facts(self._reader, child_id)
         return self._facts[child_id]
 
     async def for_item(self, record: ItemRecord) -> Mapping[str, Child]:

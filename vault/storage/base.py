@@ -34,7 +34,7 @@ __all__ = [
 _KEY_RE = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 
 #: Size of the chunks a store yields when reading.
-READ_CHUNK = 256 * 1024
+READ_CHUNK = 1024 * 1024
 
 
 class BlobNotFound(KluisError):

@@ -129,23 +129,25 @@ class LocalDiskStore:
     ) -> AsyncIterator[bytes]:
         check_range(offset, length)
         path = self._path(key)
+        first = READ_CHUNK if length is None else min(READ_CHUNK, length)
         try:
-            handle = await _run(_open_binary, path)
+            # Opening, seeking and the first read in one trip to a thread: a
+            # thumbnail is served from a single hop.
+            handle, chunk = await _run(_open_at, path, offset, first)
         except FileNotFoundError:
             raise BlobNotFound() from None
         except OSError as exc:
             raise _unavailable(exc) from exc
         try:
-            await _run(handle.seek, offset)
-            remaining = length
-            while remaining is None or remaining > 0:
+            remaining = None if length is None else length - len(chunk)
+            while chunk:
+                yield chunk
+                if remaining is not None and remaining <= 0:
+                    break
                 want = READ_CHUNK if remaining is None else min(READ_CHUNK, remaining)
                 chunk = await _run(handle.read, want)
-                if not chunk:
-                    break
                 if remaining is not None:
                     remaining -= len(chunk)
-                yield chunk
         except OSError as exc:
             raise _unavailable(exc) from exc
         finally:
@@ -205,8 +207,14 @@ async def _run(fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
     return await loop.run_in_executor(None, fn, *args)
 
 
-def _open_binary(path: Path) -> BinaryIO:
-    return open(path, "rb")  # closed by the caller
+def _open_at(path: Path, offset: int, first: int) -> tuple[BinaryIO, bytes]:
+    handle = open(path, "rb")  # noqa: SIM115 - the caller closes it
+    try:
+        handle.seek(offset)
+        return handle, handle.read(first) if first else b""
+    except BaseException:
+        handle.close()
+        raise
 
 
 def _write_all(fd: int, data: bytes) -> None:
