@@ -252,3 +252,16 @@ def test_keys_rotate_signing(tmp_path: Path) -> None:
     assert "3 kept" in outputs[3]
     ring = json.loads((tmp_path / "data" / "keyring.json").read_text())
     assert len(ring["body"]["signing"]) == 3
+
+
+@pytest.mark.localdisk
+@pytest.mark.sqlite
+def test_retention_run_from_the_command_line(tmp_path: Path) -> None:
+    env = clean_env(KLUIS_DATA_DIR=str(tmp_path / "data"))
+    assert run(env, "init").returncode == 0
+    dry = run(env, "retention", "run", "--dry-run", "--now", "2030-01-01T00:00:00Z")
+    assert dry.returncode == 0, dry.stderr
+    assert "children archived (past their window): 0" in dry.stdout
+    assert "epochs destroyed: none" in dry.stdout
+    real = run(env, "retention", "run")
+    assert real.returncode == 0, real.stderr

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vault import __version__
@@ -31,10 +31,11 @@ from vault.crypto import epochs, open_provider
 from vault.crypto.keys import KeyService
 from vault.crypto.rotation import keys_to_rewrap, rotate
 from vault.db import create_engine, is_current, upgrade
-from vault.db.schema import installation
+from vault.db.schema import children, installation
 from vault.directory.people import create_person, issue_token
 from vault.errors import ConfigError, KluisError
 from vault.items.sweep import sweep
+from vault.retention.job import Retention
 from vault.storage import open_store
 from vault.tokens import new_id
 
@@ -65,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
         "rotate-signing",
         help="add a new link-signing secret (links signed with the older kept ones still work)",
     )
+    retention = sub.add_parser("retention", help="archive and destroy records at their term")
+    retention_sub = retention.add_subparsers(dest="retention_command", required=True)
+    run_cmd = retention_sub.add_parser("run", help="run the retention job once")
+    run_cmd.add_argument("--now", type=_timestamp, help="act as if it were this time (ISO 8601)")
+    run_cmd.add_argument("--dry-run", action="store_true", help="report, change nothing")
     storage = sub.add_parser("storage", help="blob storage maintenance")
     storage_sub = storage.add_subparsers(dest="storage_command", required=True)
     sweep_cmd = storage_sub.add_parser(
@@ -101,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(settings, args.host, args.port)
         if args.command == "keys":
             return asyncio.run(keys_command(settings, args))
+        if args.command == "retention":
+            return asyncio.run(retention_command(settings, args.now, args.dry_run))
         if args.command == "storage":
             return asyncio.run(sweep_command(settings, args.grace_minutes))
         if args.command == "token":
@@ -169,6 +177,33 @@ async def _ensure_admin(engine: AsyncEngine) -> str | None:
             )
         )
     return token
+
+
+async def retention_command(settings: Settings, now: datetime | None, dry_run: bool) -> int:
+    engine = create_engine(settings.database_url)
+    store = await open_store(settings)
+    try:
+        if not await is_current(engine):
+            raise SchemaOutdated()
+        provider = await open_provider(settings)
+        moment = now or datetime.now(UTC)
+        keys = KeyService(engine, provider, clock=lambda: moment)
+        job = Retention(engine, store, keys, provider, settings)
+        async with engine.connect() as conn:
+            total = await conn.scalar(select(func.count()).select_from(children))
+        bar = ProgressBar("children", int(total or 0))
+        report = await job.run(moment, dry_run=dry_run, progress=bar.advance)
+    finally:
+        await store.close()
+        await engine.dispose()
+    prefix = "would be " if dry_run else ""
+    print(f"children archived (past their window): {report.archived}")
+    print(f"child keys {prefix}moved between epochs: {report.rewrapped}")
+    print(f"categories under a hold: {report.held}")
+    for kind, count in sorted(report.destroyed.items()):
+        print(f"records {prefix}destroyed, {kind}: {count}")
+    print(f"epochs destroyed: {', '.join(report.epochs_destroyed) or 'none'}")
+    return 0
 
 
 async def sweep_command(settings: Settings, grace_minutes: int | None) -> int:

@@ -136,6 +136,27 @@ class LinkSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class RetentionSettings:
+    """Months after the placement's end date that each category is kept."""
+
+    photo_months: int = 12
+    video_months: int = 12
+    diary_months: int = 12
+    observation_months: int = 12
+    medical_months: int = 12
+    child_protection_months: int = 24
+    invoice_months: int = 84
+    annual_statement_months: int = 84
+    contract_months: int = 84
+    #: Days after the term before keys are destroyed; a hold still stops it.
+    grace_days: int = 7
+
+    def term_months(self, category: str) -> int:
+        months: int = getattr(self, f"{category}_months")
+        return months
+
+
+@dataclasses.dataclass(frozen=True)
 class PolicySettings:
     #: How long after the contract ends guardians and staff still see the
     #: records (DOMAIN.md: 8 weeks; the app terms speak of 6).
@@ -159,6 +180,7 @@ class Settings:
     crypto: CryptoSettings = dataclasses.field(default_factory=CryptoSettings)
     uploads: UploadSettings = dataclasses.field(default_factory=UploadSettings)
     links: LinkSettings = dataclasses.field(default_factory=LinkSettings)
+    retention: RetentionSettings = dataclasses.field(default_factory=RetentionSettings)
     policy: PolicySettings = dataclasses.field(default_factory=PolicySettings)
     auth: AuthSettings = dataclasses.field(default_factory=AuthSettings)
 
@@ -197,6 +219,7 @@ _SECTIONS = (
     "crypto",
     "uploads",
     "links",
+    "retention",
     "policy",
     "auth",
 )

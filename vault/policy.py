@@ -36,6 +36,10 @@ The rules, from shared/DOMAIN.md (our readings marked "choice"):
   parent of the child has access any more, neither do co-parents.
 * **Consent changes**: the child's guardians; granting while the records are
   visible, withdrawing at any time.
+* **Retention**: guardians see the schedule while the records are visible,
+  the privacy officer always; holds and hand-run jobs are the privacy
+  officer's; erasure is asked by a guardian (at any time) or the privacy
+  officer.
 """
 
 from __future__ import annotations
@@ -103,6 +107,10 @@ class Action(enum.StrEnum):
     GRANT_CONSENT = "consent.grant"
     WITHDRAW_CONSENT = "consent.withdraw"
     MANAGE_DIRECTORY = "directory.manage"
+    VIEW_RETENTION = "retention.view"
+    MANAGE_HOLDS = "hold.manage"
+    REQUEST_ERASURE = "erasure.request"
+    RUN_RETENTION = "retention.run"
     ISSUE_HANDOVER = "handover.issue"
     #: A school opening a handover link; asked with the issuer as principal.
     USE_HANDOVER = "handover.use"
@@ -294,6 +302,10 @@ def decide(
         return _item_action(principal, action, target, now, rules)
     if isinstance(target, NewItemTarget):
         return _create(principal, target, now, rules)
+    if action is Action.RUN_RETENTION:
+        if principal.role == "privacy_officer":
+            return Decision.allow(record=True)
+        return Decision.deny("forbidden", "Only the privacy officer runs retention by hand.")
     return Decision.deny("forbidden", "This action does not apply here.")
 
 
@@ -325,6 +337,20 @@ def _child_action(
         if action is Action.WITHDRAW_CONSENT:
             return Decision.allow()  # withdrawal is possible at any time
         return _visible(principal, child, now, rules)
+    if action is Action.VIEW_RETENTION:
+        if role not in ("guardian", "privacy_officer"):
+            return Decision.deny("forbidden", "Only guardians and the privacy officer see this.")
+        return _visible(principal, child, now, rules)
+    if action is Action.MANAGE_HOLDS:
+        if role != "privacy_officer":
+            return Decision.deny("forbidden", "Only the privacy officer places or lifts holds.")
+        return Decision.allow(record=True)
+    if action is Action.REQUEST_ERASURE:
+        if role == "privacy_officer":
+            return Decision.allow(record=True)
+        if role == "guardian":
+            return Decision.allow()  # the right to erasure outlives the window
+        return Decision.deny("forbidden", "Erasure is asked by a guardian or the privacy officer.")
     return Decision.deny("forbidden", "This action does not apply to a child.")
 
 

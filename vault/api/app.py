@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from vault.api import consents, directory, items, links, ops, resources
+from vault.api import consents, directory, items, links, ops, resources, retention
 from vault.api.auth import auth_middleware
 from vault.api.errors import error_middleware
 from vault.api.metrics import METRICS, Metrics, metrics_middleware
@@ -35,4 +35,5 @@ def create_app(settings: Settings) -> web.Application:
     consents.setup(app)
     items.setup(app)
     links.setup(app)
+    retention.setup(app)
     return app

@@ -10,9 +10,12 @@ from vault.api.access import check, child_for, now
 from vault.api.body import Field, read_json
 from vault.api.openapi import operation
 from vault.api.resources import DB, KEYS
+from vault.api.retention import retention as retention_job
 from vault.directory import children, people, places
 from vault.errors import InvalidInput
 from vault.policy import ROLES, Action, DirectoryTarget
+from vault.retention.job import Report
+from vault.tokens import new_id
 
 _ADMIN_ERRORS = {
     400: "invalid_input",
@@ -183,6 +186,11 @@ async def set_placement(request: web.Request) -> web.Response:
         request.app[DB], request.match_info["id"], body["start_date"], body["end_date"]
     )
     end = body["end_date"]
+    # The child keys move to the epochs the new dates call for at once.
+    job = retention_job(request.app)
+    await job.apply(
+        request.match_info["id"], end, now(request), Report(new_id(), False), destroy=False
+    )
     return web.json_response(
         {
             "start_date": body["start_date"].isoformat(),

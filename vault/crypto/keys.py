@@ -84,14 +84,32 @@ class KeyService:
 
     # -- child keys ---------------------------------------------------------
 
-    async def _target_epoch(self, destroy_on: date | None, now: datetime) -> str:
+    @staticmethod
+    def target_epoch_name(destroy_on: date | None, now: datetime) -> str:
+        """The epoch a child key due on ``destroy_on`` belongs in (None: the live one)."""
         target = epochs.for_schedule(destroy_on, now)
         if target.kind == "shred" and target.month_end <= now:
             # The destruction date has passed: its month's epoch may already be
             # gone. The current month's shred epoch dies soonest after now.
             target = epochs.shred(now.date())
-        await self._provider.create_epoch(target.name, now)
         return target.name
+
+    async def _target_epoch(self, destroy_on: date | None, now: datetime) -> str:
+        name = self.target_epoch_name(destroy_on, now)
+        await self._provider.create_epoch(name, now)
+        return name
+
+    async def live_child_keys(self, child_id: str) -> dict[str, Row[Any]]:
+        """The child's live child keys by category."""
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(child_keys).where(
+                        child_keys.c.child_id == child_id, child_keys.c.destroyed_at.is_(None)
+                    )
+                )
+            ).all()
+        return {row.category: row for row in rows}
 
     async def ensure_child_key(
         self, child_id: str, category: str, *, destroy_on: date | None = None

@@ -282,3 +282,48 @@ handovers = Table(
     Column("max_downloads", Integer, nullable=False),
     Column("downloads", Integer, nullable=False),
 )
+
+
+#: Legal holds: nothing of the child (or of one category) is destroyed while one is open.
+holds = Table(
+    "holds",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("child_id", String(32), ForeignKey("children.id"), nullable=False),
+    Column("category", String(32), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("created_by", String(32), ForeignKey("people.id"), nullable=False),
+    Column("lifted_at", UTCDateTime(), nullable=True),
+    Column("lifted_by", String(32), ForeignKey("people.id"), nullable=True),
+)
+
+Index("ix_holds_child_id", holds.c.child_id)
+
+#: Proof of each destruction, kept after the data is gone: what, how much,
+#: which key, under which epoch, when, by which run (or erasure request).
+destruction_certificates = Table(
+    "destruction_certificates",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("child_id", String(32), nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("item_count", Integer, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("key_id", String(32), nullable=False),
+    Column("epoch", String(64), nullable=False),
+    Column("destroyed_at", UTCDateTime(), nullable=False),
+    Column("run_id", String(32), nullable=False),
+    Column("cause", String(32), nullable=False),
+)
+
+Index("ix_destruction_certificates_child_id", destruction_certificates.c.child_id)
+
+#: One row per named lease; an instance holds it until ``expires_at``.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+)

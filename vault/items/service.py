@@ -261,6 +261,11 @@ async def destroy(
             .where(items.c.id == item_id, items.c.destroyed_at.is_(None))
             .values(destroyed_at=now)
         )
+    await delete_blobs(engine, store, item_id)
+
+
+async def delete_blobs(engine: AsyncEngine, store: BlobStore, item_id: str) -> None:
+    """Delete a destroyed item's blobs; any left (storage down) go to the sweeper."""
     for blob in (await blobs_of(engine, item_id)).values():
         try:
             await store.delete(blob.blob_key)

@@ -1,0 +1,278 @@
+"""The retention job, holds, and destruction by category.
+
+``Retention.run`` is safe to run often and to interrupt: every step looks at
+the current state. For each child it puts each live child key in the epoch
+its schedule calls for (the shred epoch of the month it is due, after the
+grace period; the live epoch while the contract runs or a hold is open),
+destroys the keys that are due, then marks the items that no live key opens
+any more as destroyed and deletes their blobs (a blob that cannot be deleted
+now is left to the orphan sweeper, which removes the blobs of destroyed
+items), and writes a destruction certificate. Last, it destroys the master
+keys of expired epochs. One instance at a time holds the job's lease.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import secrets
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import and_, exists, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from vault.config import Settings
+from vault.crypto.keyring import KeyProvider
+from vault.crypto.keys import KeyService
+from vault.crypto.rotation import destroy_expired
+from vault.db.schema import (
+    children,
+    destruction_certificates,
+    holds,
+    item_children,
+    item_keys,
+    items,
+    leases,
+)
+from vault.errors import Conflict
+from vault.items.service import delete_blobs
+from vault.policy import Child, Phase, Rules, phase
+from vault.retention.schedule import CategorySchedule, schedule
+from vault.storage import BlobStore
+from vault.tokens import new_id
+
+log = logging.getLogger(__name__)
+LEASE = "retention"
+LEASE_SECONDS = 3600
+
+
+@dataclasses.dataclass
+class Report:
+    run_id: str
+    dry_run: bool
+    archived: int = 0
+    rewrapped: int = 0
+    held: int = 0
+    destroyed: dict[str, int] = dataclasses.field(default_factory=dict)
+    epochs_destroyed: list[str] = dataclasses.field(default_factory=list)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "run_id": self.run_id,
+            "dry_run": self.dry_run,
+            "archived": self.archived,
+            "rewrapped": self.rewrapped,
+            "held": self.held,
+            "destroyed": dict(sorted(self.destroyed.items())),
+            "epochs_destroyed": self.epochs_destroyed,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class Destruction:
+    erased: bool
+    items: int = 0
+    bytes: int = 0
+
+
+class Retention:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        store: BlobStore,
+        keys: KeyService,
+        provider: KeyProvider,
+        settings: Settings,
+    ) -> None:
+        self.engine, self.store, self.keys, self.provider = engine, store, keys, provider
+        self.settings = settings
+        self.window = timedelta(weeks=settings.policy.window_weeks)
+        self.grace = timedelta(days=settings.retention.grace_days)
+
+    async def held(self, child_id: str) -> set[str | None]:
+        async with self.engine.connect() as conn:
+            rows = await conn.scalars(
+                select(holds.c.category).where(
+                    holds.c.child_id == child_id, holds.c.lifted_at.is_(None)
+                )
+            )
+            return set(rows.all())
+
+    async def schedule_of(self, child: Child) -> dict[str, CategorySchedule]:
+        return schedule(
+            child.placement_end, self.window, self.settings.retention, await self.held(child.id)
+        )
+
+    async def apply(
+        self,
+        child_id: str,
+        placement_end: date | None,
+        now: datetime,
+        report: Report,
+        *,
+        destroy: bool = True,
+    ) -> None:
+        """Bring one child's keys in line with its schedule.
+
+        ``destroy=False`` only moves keys between epochs (a placement or hold
+        change answers at once; destruction is the job's alone).
+        """
+        held = await self.held(child_id)
+        plan = schedule(placement_end, self.window, self.settings.retention, held)
+        for category, row in (await self.keys.live_child_keys(child_id)).items():
+            entry = plan.get(category)
+            if entry is None:
+                continue
+            if entry.hold:
+                report.held += 1
+            if entry.due(now.date(), self.grace) and destroy:
+                if report.dry_run:
+                    report.destroyed[category] = report.destroyed.get(category, 0) + (
+                        await self._doomed_items(child_id, category, row.id)
+                    )
+                    continue
+                done = await self.destroy(child_id, category, now, report.run_id, "retention")
+                report.destroyed[category] = report.destroyed.get(category, 0) + done.items
+                continue
+            destroy_on = (
+                None if entry.hold or entry.destroy_at is None else entry.destroy_at + self.grace
+            )
+            target = self.keys.target_epoch_name(destroy_on, now)
+            if row.epoch != target:
+                report.rewrapped += 1
+                if not report.dry_run:
+                    await self.keys.schedule_child_key(child_id, category, destroy_on)
+
+    async def _doomed_items(self, child_id: str, category: str, key_id: str) -> int:
+        """Items that destroying ``key_id`` would leave without any key (a dry run)."""
+        opened_otherwise = exists().where(
+            item_keys.c.item_id == items.c.id, item_keys.c.child_key_id != key_id
+        )
+        async with self.engine.connect() as conn:
+            rows = await conn.scalars(
+                select(items.c.id)
+                .join(item_children, item_children.c.item_id == items.c.id)
+                .where(
+                    item_children.c.child_id == child_id,
+                    items.c.kind == category,
+                    items.c.destroyed_at.is_(None),
+                    ~opened_otherwise,
+                )
+            )
+            return len(rows.all())
+
+    async def destroy(
+        self, child_id: str, category: str, now: datetime, run_id: str, cause: str
+    ) -> Destruction:
+        """Destroy the child's key for ``category``: keys first, then items, then blobs."""
+        destroyed = await self.keys.destroy_child_key(child_id, category)
+        if destroyed is None:
+            return Destruction(erased=True)
+        # Items of this child and kind that no live key opens any more (a group
+        # photo stays while another child's key still opens it).
+        unopenable = ~exists().where(item_keys.c.item_id == items.c.id)
+        async with self.engine.begin() as conn:
+            gone = (
+                await conn.execute(
+                    select(items.c.id, items.c.size)
+                    .join(item_children, item_children.c.item_id == items.c.id)
+                    .where(
+                        and_(
+                            item_children.c.child_id == child_id,
+                            items.c.kind == category,
+                            items.c.destroyed_at.is_(None),
+                            unopenable,
+                        )
+                    )
+                )
+            ).all()
+            if gone:
+                await conn.execute(
+                    update(items)
+                    .where(items.c.id.in_([row.id for row in gone]))
+                    .values(destroyed_at=now)
+                )
+            total = sum(int(row.size) for row in gone)
+            await conn.execute(
+                insert(destruction_certificates).values(
+                    id=new_id(),
+                    child_id=child_id,
+                    category=category,
+                    item_count=len(gone),
+                    bytes=total,
+                    key_id=destroyed.id,
+                    epoch=destroyed.epoch,
+                    destroyed_at=now,
+                    run_id=run_id,
+                    cause=cause,
+                )
+            )
+        for row in gone:
+            await delete_blobs(self.engine, self.store, row.id)
+        return Destruction(erased=True, items=len(gone), bytes=total)
+
+    async def run(
+        self,
+        now: datetime,
+        *,
+        dry_run: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> Report:
+        report = Report(run_id=new_id(), dry_run=dry_run)
+        holder = secrets.token_hex(8)
+        if not dry_run and not await acquire_lease(self.engine, LEASE, holder, now, LEASE_SECONDS):
+            raise Conflict("Another retention run is under way; try again when it has finished.")
+        try:
+            async with self.engine.connect() as conn:
+                rows = (
+                    await conn.execute(
+                        select(children.c.id, children.c.placement_end).order_by(children.c.id)
+                    )
+                ).all()
+            rules = Rules(window=self.window)
+            for row in rows:
+                if row.placement_end is not None:
+                    facts = Child(row.id, "", "", placement_end=row.placement_end)
+                    if phase(facts, now, rules) is Phase.ARCHIVED:
+                        report.archived += 1
+                await self.apply(row.id, row.placement_end, now, report)
+                if progress is not None:
+                    progress(1)
+            if not dry_run:
+                backup = timedelta(days=self.settings.crypto.backup_window_days)
+                epochs = await destroy_expired(self.keys, self.provider, now, backup)
+                report.epochs_destroyed = epochs.destroyed_epochs
+        finally:
+            if not dry_run:
+                await release_lease(self.engine, LEASE, holder)
+        return report
+
+
+async def acquire_lease(
+    engine: AsyncEngine, name: str, holder: str, now: datetime, seconds: int
+) -> bool:
+    expires = now + timedelta(seconds=seconds)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(insert(leases).values(name=name, holder=holder, expires_at=expires))
+        return True
+    except IntegrityError:
+        pass
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            update(leases)
+            .where(leases.c.name == name, leases.c.expires_at < now)
+            .values(holder=holder, expires_at=expires)
+        )
+    return bool(result.rowcount)
+
+
+async def release_lease(engine: AsyncEngine, name: str, holder: str) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(leases)
+            .where(leases.c.name == name, leases.c.holder == holder)
+            .values(expires_at=datetime(1970, 1, 1, tzinfo=UTC))
+        )
