@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -264,13 +265,28 @@ async def destroy(
     await delete_blobs(engine, store, item_id)
 
 
-async def delete_blobs(engine: AsyncEngine, store: BlobStore, item_id: str) -> None:
-    """Delete a destroyed item's blobs; any left (storage down) go to the sweeper."""
-    for blob in (await blobs_of(engine, item_id)).values():
-        try:
-            await store.delete(blob.blob_key)
-        except StorageUnavailable:
-            log.warning("blob of a destroyed item not yet deleted; the sweeper retries")
-            continue
+async def delete_blobs(engine: AsyncEngine, store: BlobStore, *item_ids: str) -> None:
+    """Delete destroyed items' blobs; any left (storage down) go to the sweeper."""
+    if not item_ids:
+        return
+    async with engine.connect() as conn:
+        keys = (
+            await conn.scalars(
+                select(item_blobs.c.blob_key).where(item_blobs.c.item_id.in_(item_ids))
+            )
+        ).all()
+    limit = asyncio.Semaphore(16)
+
+    async def remove(key: str) -> str | None:
+        async with limit:
+            try:
+                await store.delete(key)
+            except StorageUnavailable:
+                log.warning("blob of a destroyed item not yet deleted; the sweeper retries")
+                return None
+            return key
+
+    gone = [key for key in await asyncio.gather(*(remove(k) for k in keys)) if key is not None]
+    if gone:
         async with engine.begin() as conn:
-            await conn.execute(delete(item_blobs).where(item_blobs.c.blob_key == blob.blob_key))
+            await conn.execute(delete(item_blobs).where(item_blobs.c.blob_key.in_(gone)))

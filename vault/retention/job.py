@@ -209,8 +209,9 @@ class Retention:
                     cause=cause,
                 )
             )
-        for row in gone:
-            await delete_blobs(self.engine, self.store, row.id)
+        for start in range(0, len(gone), 500):
+            batch = [row.id for row in gone[start : start + 500]]
+            await delete_blobs(self.engine, self.store, *batch)
         return Destruction(erased=True, items=len(gone), bytes=total)
 
     async def run(

@@ -173,7 +173,7 @@ class LocalDiskStore:
     async def delete(self, key: str) -> None:
         path = self._path(key)
         try:
-            await _run(_unlink_and_sync, path)
+            await _run(_unlink, path)
         except OSError as exc:
             raise _unavailable(exc) from exc
 
@@ -224,7 +224,9 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _unlink_and_sync(path: Path) -> None:
+def _unlink(path: Path) -> None:
+    # No directory fsync: a blob that reappears after a crash is only ever a
+    # destroyed item's ciphertext, whose key is gone; the sweeper removes it.
     try:
         os.unlink(path)
     except FileNotFoundError:
@@ -233,7 +235,6 @@ def _unlink_and_sync(path: Path) -> None:
         if exc.errno == errno.ENOTDIR:
             return
         raise
-    _fsync_dir(path.parent)
 
 
 def _subdirs(parent: Path, prefix: str, start: int) -> list[Path]:

@@ -1,0 +1,155 @@
+"""Benchmark: a retention run over many children; rewrapping by rotation.
+
+    .venv/bin/python -m bench.retention [--children N] [--items M]
+
+Builds N children with M small items each (photos with a 1 KB blob on the
+local disk, their keys and rows written directly, as uploads would leave
+them), then times, with peak resident memory:
+
+* ``kluis keys rotate`` a month later (every child key rewrapped into the
+  new live epoch): child keys per second;
+* setting every placement's end date (keys into shred epochs);
+* the retention run after the term, which destroys every key and item and
+  deletes every blob.
+
+Defaults: 10,000 children × 50 items (issue 7); smaller runs print the same
+figures per child.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import insert, update
+
+from vault.config import Settings
+from vault.crypto.envelope import seal_item_record
+from vault.crypto.keyring import LocalKeyring
+from vault.crypto.keys import KeyService
+from vault.crypto.rotation import rotate
+from vault.db import create_engine, upgrade
+from vault.db.schema import care_groups, children, item_blobs, item_children, items, locations
+from vault.retention.job import Retention
+from vault.storage import LocalDiskStore, new_blob_key
+from vault.tokens import new_id
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def one(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def main(n_children: int, n_items: int) -> None:
+    start = datetime(2026, 11, 15, tzinfo=UTC)
+    with tempfile.TemporaryDirectory(prefix="kluis-bench-") as tmp:
+        settings = Settings(data_dir=Path(tmp))
+        engine = create_engine(settings.database_url)
+        await upgrade(engine)
+        ring = await LocalKeyring.create(Path(tmp) / "keyring.json")
+        store = await LocalDiskStore.open(Path(tmp) / "blobs")
+        clock = [start]
+        keys = KeyService(engine, ring, clock=lambda: clock[0])
+        built = time.perf_counter()
+        async with engine.begin() as conn:
+            await conn.execute(insert(locations).values(id="L", name="L", created_at=start))
+            await conn.execute(
+                insert(care_groups).values(id="G", location_id="L", name="G", created_at=start)
+            )
+        blob = os.urandom(1024)
+        child_ids = [new_id() for _ in range(n_children)]
+        async with engine.begin() as conn:
+            await conn.execute(
+                insert(children),
+                [{"id": c, "group_id": "G", "created_at": start} for c in child_ids],
+            )
+        for child in child_ids:
+            rows, owners, blobs = [], [], []
+            for _ in range(n_items):
+                item_id = new_id()
+                prepared = await keys.prepare_item_key(item_id, [(child, "photo")])
+                blob_key = new_blob_key(start)
+                await store.put(blob_key, one(blob))
+                rows.append(
+                    {
+                        "id": item_id,
+                        "kind": "photo",
+                        "created_at": start,
+                        "content_type": "image/jpeg",
+                        "size": len(blob),
+                        "meta": seal_item_record(prepared.key, item_id, "meta", b"{}"),
+                    }
+                )
+                owners.append({"item_id": item_id, "child_id": child})
+                blobs.append(
+                    {
+                        "item_id": item_id,
+                        "variant": "original",
+                        "blob_key": blob_key,
+                        "blob_size": len(blob),
+                        "plaintext_size": len(blob),
+                        "content_type": "image/jpeg",
+                    }
+                )
+                async with engine.begin() as conn:
+                    await keys.commit_item_key(prepared, conn)
+            async with engine.begin() as conn:
+                await conn.execute(insert(items), rows)
+                await conn.execute(insert(item_children), owners)
+                await conn.execute(insert(item_blobs), blobs)
+        built = time.perf_counter() - built
+
+        clock[0] = datetime(2026, 12, 2, tzinfo=UTC)
+        began = time.perf_counter()
+        report = await rotate(keys, ring, clock[0], timedelta(days=35))
+        rotated = time.perf_counter() - began
+
+        async with engine.begin() as conn:
+            await conn.execute(update(children).values(placement_end=date(2026, 12, 31)))
+        job = Retention(engine, store, keys, ring, settings)
+        began = time.perf_counter()
+        scheduled = await job.run(clock[0])
+        schedule_time = time.perf_counter() - began
+
+        later = datetime(2028, 1, 10, tzinfo=UTC)
+        clock[0] = later
+        began = time.perf_counter()
+        done = await job.run(later)
+        destroy_time = time.perf_counter() - began
+        left = len([k async for k in store.list()])
+        await engine.dispose()
+
+    total = n_children * n_items
+    print(f"{n_children} children × {n_items} items = {total} items (built in {built:.0f} s)")
+    print(
+        f"keys rotate: {report.rewrapped} child keys rewrapped in {rotated:.2f} s "
+        f"= {report.rewrapped / rotated:.0f} per second"
+    )
+    print(
+        f"retention run setting end dates: {scheduled.rewrapped} keys into shred epochs "
+        f"in {schedule_time:.1f} s"
+    )
+    destroyed = sum(done.destroyed.values())
+    print(
+        f"retention run at term: {destroyed} items destroyed in {destroy_time:.1f} s "
+        f"({destroy_time / n_children * 1000:.1f} ms per child), blobs left: {left}"
+    )
+    print(f"peak resident memory of the process: {peak_mb():.0f} MB")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--children", type=int, default=10_000)
+    parser.add_argument("--items", type=int, default=50)
+    args = parser.parse_args()
+    asyncio.run(main(args.children, args.items))
