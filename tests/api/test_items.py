@@ -15,7 +15,7 @@ import pyvips
 from sqlalchemy import func, select, text
 
 from tests.api.conftest import Api
-from tests.api.world import World, world
+from tests.api.world import World, second_child, world
 from tests.files import (
     HTML_PAGE,
     MP4_HEAD,
@@ -306,29 +306,8 @@ async def test_photos_need_consent_for_every_child_shown(api: Api) -> None:
 
 async def test_a_group_photo_belongs_to_each_child_and_follows_consent(api: Api) -> None:
     w = await world(api)
-    second = (
-        await api.ok(
-            "POST",
-            "/v1/children",
-            {
-                "first_name": "Mila",
-                "last_name": "de Vries",
-                "birth_date": "2023-06-01",
-                "group_id": w.group,
-            },
-        )
-    )["id"]
-    await api.ok(
-        "PUT", f"/v1/children/{second}/placement", {"start_date": "2024-01-01", "end_date": None}
-    )
-    second_parent_id, second_parent = await api.person("guardian", "Mila's mother")
-    await api.ok(
-        "POST",
-        f"/v1/children/{second}/guardians",
-        {"person_id": second_parent_id, "relation": "contract_parent", "household": "shared"},
-    )
+    second, second_parent = await second_child(api, w)
     await consent(api, w)
-    await api.ok("PUT", f"/v1/children/{second}/consents/photo", {"granted": True}, second_parent)
     status, body = await upload(
         api, w.staff, w.child, {"kind": "photo", "tagged_children": [second]}, jpeg_with_secrets()
     )

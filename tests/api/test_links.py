@@ -13,7 +13,7 @@ import pyvips
 
 from tests.api.conftest import Api
 from tests.api.test_items import consent, stored, upload
-from tests.api.world import World, world
+from tests.api.world import World, second_child, world
 from tests.files import MP4_HEAD, jpeg_with_secrets
 from vault.api.resources import KEYRING
 
@@ -236,26 +236,8 @@ async def test_a_group_photo_link_stops_for_another_family_when_consent_is_withd
     api: Api,
 ) -> None:
     w = await world(api)
-    second = (
-        await api.ok(
-            "POST",
-            "/v1/children",
-            {
-                "first_name": "Mila",
-                "last_name": "V",
-                "birth_date": "2023-06-01",
-                "group_id": w.group,
-            },
-        )
-    )["id"]
-    mother_id, mother = await api.person("guardian")
-    await api.ok(
-        "POST",
-        f"/v1/children/{second}/guardians",
-        {"person_id": mother_id, "relation": "contract_parent", "household": "shared"},
-    )
+    second, mother = await second_child(api, w)
     await consent(api, w)
-    await api.ok("PUT", f"/v1/children/{second}/consents/photo", {"granted": True}, mother)
     status, item = await upload(
         api, w.staff, w.child, {"kind": "photo", "tagged_children": [second]}, jpeg_with_secrets()
     )

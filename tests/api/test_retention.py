@@ -11,37 +11,10 @@ from sqlalchemy import select
 from tests.api.conftest import Api
 from tests.api.test_items import consent, upload
 from tests.api.test_links import fetch, link
-from tests.api.world import World, world
+from tests.api.world import World, second_child, world
 from tests.files import PDF, jpeg_with_secrets
 from vault.api.resources import DB, KEYRING, STORE
 from vault.db.schema import child_keys, destruction_certificates
-
-
-async def second_child(api: Api, w: World) -> tuple[str, str]:
-    """Mila, in the same group, with photo consent; returns (child id, mother's token)."""
-    child = (
-        await api.ok(
-            "POST",
-            "/v1/children",
-            {
-                "first_name": "Mila",
-                "last_name": "V",
-                "birth_date": "2023-06-01",
-                "group_id": w.group,
-            },
-        )
-    )["id"]
-    await api.ok(
-        "PUT", f"/v1/children/{child}/placement", {"start_date": "2024-01-01", "end_date": None}
-    )
-    mother_id, mother = await api.person("guardian")
-    await api.ok(
-        "POST",
-        f"/v1/children/{child}/guardians",
-        {"person_id": mother_id, "relation": "contract_parent", "household": "shared"},
-    )
-    await api.ok("PUT", f"/v1/children/{child}/consents/photo", {"granted": True}, mother)
-    return child, mother
 
 
 async def records(api: Api, w: World) -> dict[str, Any]:

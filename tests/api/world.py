@@ -109,3 +109,30 @@ async def world(api: Api) -> World:
         staff_id=ids["staff"],
         **tokens,
     )
+
+
+async def second_child(api: Api, w: World) -> tuple[str, str]:
+    """Mila, in the same group, with photo consent; returns (child id, mother's token)."""
+    child = (
+        await api.ok(
+            "POST",
+            "/v1/children",
+            {
+                "first_name": "Mila",
+                "last_name": "V",
+                "birth_date": "2023-06-01",
+                "group_id": w.group,
+            },
+        )
+    )["id"]
+    await api.ok(
+        "PUT", f"/v1/children/{child}/placement", {"start_date": "2024-01-01", "end_date": None}
+    )
+    mother_id, mother = await api.person("guardian")
+    await api.ok(
+        "POST",
+        f"/v1/children/{child}/guardians",
+        {"person_id": mother_id, "relation": "contract_parent", "household": "shared"},
+    )
+    await api.ok("PUT", f"/v1/children/{child}/consents/photo", {"granted": True}, mother)
+    return child, mother
