@@ -44,6 +44,15 @@ from vault.share.links import PATHS, Claims, LinkExpired, LinkSigner
 from vault.tokens import new_id
 
 MAX_BATCH = 500
+#: The answers of both calls that issue a link.
+_ISSUED = {
+    201: "{url, expires_at}",
+    400: "invalid_input",
+    401: "unauthenticated",
+    403: "forbidden, consent_missing, outside_window or blocked",
+    404: "not_found",
+    410: "destroyed",
+}
 VARIANTS = ("original", "preview", "thumb")
 
 
@@ -130,14 +139,7 @@ async def _issue(
 @operation(
     "A short-lived link to one variant of an item.",
     tags=["links"],
-    responses={
-        201: "{url, expires_at}",
-        400: "invalid_input",
-        401: "unauthenticated",
-        403: "forbidden, consent_missing, outside_window or blocked",
-        404: "not_found",
-        410: "destroyed",
-    },
+    responses=_ISSUED,
 )
 async def create_link(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS].links
@@ -247,14 +249,7 @@ async def open_link(request: web.Request) -> web.StreamResponse:
     "A link to an observation for a school (no account): the child's mentor or location "
     "manager, with the parents' school_handover consent; expiry and downloads counted.",
     tags=["links"],
-    responses={
-        201: "{url, expires_at}",
-        400: "invalid_input",
-        401: "unauthenticated",
-        403: "forbidden, consent_missing, outside_window or blocked",
-        404: "not_found",
-        410: "destroyed",
-    },
+    responses=_ISSUED,
 )
 async def create_handover(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS].links
