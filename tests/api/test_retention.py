@@ -242,3 +242,24 @@ async def test_destroyed_blobs_are_gone_from_minio(api_s3: Api) -> None:
     assert report["destroyed"] == {"photo": 1}
     assert await blob_count(api) == 0
     assert (await api.call("GET", f"/v1/items/{photo['id']}", w.officer))[0] == 410
+
+
+async def test_placing_a_hold_destroys_nothing_by_itself(api: Api) -> None:
+    w = await world(api)
+    made = await records(api, w)
+    await api.ok(
+        "PUT",
+        f"/v1/children/{w.child}/placement",
+        {"start_date": "2020-01-01", "end_date": "2021-01-01"},
+    )
+    # Photos are long past their term; only the job may destroy them, not a hold on the diary.
+    await api.ok(
+        "POST",
+        f"/v1/children/{w.child}/holds",
+        {"category": "diary", "reason": "dispute"},
+        w.officer,
+    )
+    assert "photo" in await epochs_of(api, w.child)
+    assert (await api.call("GET", f"/v1/items/{made['photo']['id']}", w.officer))[0] == 200
+    report = await run_retention(api, w)
+    assert report["destroyed"] == {"photo": 1}

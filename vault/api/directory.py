@@ -14,8 +14,6 @@ from vault.api.retention import retention as retention_job
 from vault.directory import children, people, places
 from vault.errors import InvalidInput
 from vault.policy import ROLES, Action, DirectoryTarget
-from vault.retention.job import Report
-from vault.tokens import new_id
 
 _ADMIN_ERRORS = {
     400: "invalid_input",
@@ -187,10 +185,7 @@ async def set_placement(request: web.Request) -> web.Response:
     )
     end = body["end_date"]
     # The child keys move to the epochs the new dates call for at once.
-    job = retention_job(request.app)
-    await job.apply(
-        request.match_info["id"], end, now(request), Report(new_id(), False), destroy=False
-    )
+    await retention_job(request.app).reschedule(request.match_info["id"], end, now(request))
     return web.json_response(
         {
             "start_date": body["start_date"].isoformat(),

@@ -16,7 +16,7 @@ from vault.db.schema import holds
 from vault.directory.children import child_facts
 from vault.errors import InvalidInput, NotFound
 from vault.policy import FINANCIAL, KINDS, Action, ChildTarget, DirectoryTarget
-from vault.retention.job import Report, Retention
+from vault.retention.job import Retention
 from vault.tokens import new_id
 
 _ERRORS = {
@@ -82,7 +82,7 @@ async def place_hold(request: web.Request) -> web.Response:
                 created_by=request[PRINCIPAL].id,
             )
         )
-    await retention(request.app).apply(child.id, child.placement_end, now(request), _quiet_report())
+    await retention(request.app).reschedule(child.id, child.placement_end, now(request))
     return web.json_response({"id": hold_id}, status=201)
 
 
@@ -164,10 +164,6 @@ async def run(request: web.Request) -> web.Response:
             raise InvalidInput("'now' must carry a time zone (…Z).")
     report = await retention(request.app).run(moment, dry_run=body.get("dry_run", False))
     return web.json_response(report.as_json())
-
-
-def _quiet_report() -> Report:
-    return Report(run_id=new_id(), dry_run=False)
 
 
 def setup(app: web.Application) -> None:

@@ -145,6 +145,11 @@ class Retention:
                 if not report.dry_run:
                     await self.keys.schedule_child_key(child_id, category, destroy_on)
 
+    async def reschedule(self, child_id: str, placement_end: date | None, now: datetime) -> None:
+        """Move the child's keys to the epochs new dates or holds call for; destroy nothing."""
+        report = Report(run_id=new_id(), dry_run=False)
+        await self.apply(child_id, placement_end, now, report, destroy=False)
+
     async def _doomed_items(self, child_id: str, category: str, key_id: str) -> int:
         """Items that destroying ``key_id`` would leave without any key (a dry run)."""
         opened_otherwise = exists().where(
