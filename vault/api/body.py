@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from aiohttp import web
@@ -88,6 +88,11 @@ def _value(name: str, value: Any, spec: Field, directory: bool) -> Any:
     if directory and spec.type == "text" and contains_bsn(text):
         raise BsnNotStored()
     return text
+
+
+def iso_utc(moment: datetime) -> str:
+    """A timestamp as API.md writes them: ISO 8601 UTC with a Z."""
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def parse_date(name: str, text: str) -> date:

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from aiohttp import web
 
 from vault.api.access import PRINCIPAL, child_for, now
-from vault.api.body import Field, read_json
+from vault.api.body import Field, iso_utc, read_json
 from vault.api.openapi import operation
 from vault.api.resources import DB
 from vault.directory import consent
 from vault.errors import InvalidInput
 from vault.policy import CONSENT_TYPES, Action
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 @operation(
@@ -46,7 +40,7 @@ async def change(request: web.Request) -> web.Response:
         {
             "type": recorded.type,
             "granted": recorded.granted,
-            "changed_at": _iso(recorded.changed_at),
+            "changed_at": iso_utc(recorded.changed_at),
         }
     )
 
@@ -68,7 +62,12 @@ async def read(request: web.Request) -> web.Response:
         {
             "current": consent.current(changes),
             "history": [
-                {"type": c.type, "granted": c.granted, "changed_at": _iso(c.changed_at), "by": c.by}
+                {
+                    "type": c.type,
+                    "granted": c.granted,
+                    "changed_at": iso_utc(c.changed_at),
+                    "by": c.by,
+                }
                 for c in changes
             ],
         }

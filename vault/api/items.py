@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from vault.api.access import PRINCIPAL, ask, check, child_for, load_child, now
-from vault.api.body import Field, parse_date, read_json
+from vault.api.body import Field, iso_utc, parse_date, read_json
 from vault.api.openapi import operation
 from vault.api.resources import DB, KEYS, READER, SETTINGS, STORE
 from vault.directory.bsn import BsnNotStored, contains_bsn, refuse_bsn
@@ -37,10 +37,6 @@ _ERRORS = {
 }
 
 
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
 def item_json(record: ItemRecord) -> dict[str, Any]:
     return {
         "id": record.id,
@@ -49,7 +45,7 @@ def item_json(record: ItemRecord) -> dict[str, Any]:
         "variants": list(record.variants),
         "size": record.size,
         "content_type": record.content_type,
-        "created_at": _iso(record.created_at),
+        "created_at": iso_utc(record.created_at),
     }
 
 
@@ -296,7 +292,7 @@ async def listing(request: web.Request) -> web.Response:
                         "id": record.id,
                         "kind": record.kind,
                         "destroyed": True,
-                        "created_at": _iso(record.created_at),
+                        "created_at": iso_utc(record.created_at),
                     }
                 )
             if len(shown) == limit:

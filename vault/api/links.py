@@ -20,7 +20,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Row
 
 from vault.api.access import PRINCIPAL, ask, enforce, now, rules
-from vault.api.body import Field, read_json
+from vault.api.body import Field, iso_utc, read_json
 from vault.api.openapi import operation
 from vault.api.resources import DB, KEYRING, KEYS, READER, SETTINGS, STORE
 from vault.crypto.envelope import seal_item_record
@@ -54,10 +54,6 @@ _ISSUED = {
     410: "destroyed",
 }
 VARIANTS = ("original", "preview", "thumb")
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 async def _signer(app: web.Application) -> LinkSigner:
@@ -133,7 +129,10 @@ async def _issue(
         variant=variant,
         disposition=disposition,
     )
-    return {"url": _url(request, "media", signer.sign(claims)), "expires_at": _iso(claims.expires)}
+    return {
+        "url": _url(request, "media", signer.sign(claims)),
+        "expires_at": iso_utc(claims.expires),
+    }
 
 
 @operation(
@@ -303,7 +302,7 @@ async def create_handover(request: web.Request) -> web.Response:
     )
     token = (await _signer(request.app)).sign(claims)
     return web.json_response(
-        {"url": _url(request, "handover", token), "expires_at": _iso(claims.expires)}, status=201
+        {"url": _url(request, "handover", token), "expires_at": iso_utc(claims.expires)}, status=201
     )
 
 
