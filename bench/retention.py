@@ -29,6 +29,7 @@ from pathlib import Path
 
 from sqlalchemy import insert, update
 
+from vault.audit import AuditLog
 from vault.config import Settings
 from vault.crypto.envelope import seal_item_record
 from vault.crypto.keyring import LocalKeyring
@@ -54,7 +55,8 @@ async def main(n_children: int, n_items: int) -> None:
         ring = await LocalKeyring.create(Path(tmp) / "keyring.json")
         store = await LocalDiskStore.open(Path(tmp) / "blobs")
         clock = [start]
-        keys = KeyService(engine, ring, clock=lambda: clock[0])
+        audit = AuditLog(engine, ring.audit_mac, lambda: clock[0])
+        keys = KeyService(engine, ring, audit, clock=lambda: clock[0])
         built = time.perf_counter()
         async with engine.begin() as conn:
             await conn.execute(insert(locations).values(id="L", name="L", created_at=start))

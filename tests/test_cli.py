@@ -172,6 +172,7 @@ def test_config_show_masks_secrets(tmp_path: Path) -> None:
 def test_keys_rotate_and_status(tmp_path: Path) -> None:
     import asyncio
 
+    from vault.audit import AuditLog
     from vault.config import load_settings
     from vault.crypto import open_provider
     from vault.crypto.keys import KeyService
@@ -184,7 +185,9 @@ def test_keys_rotate_and_status(tmp_path: Path) -> None:
         settings = load_settings(env)
         engine = create_engine(settings.database_url)
         november = datetime(2026, 11, 20, tzinfo=UTC)
-        keys = KeyService(engine, await open_provider(settings), clock=lambda: november)
+        provider = await open_provider(settings)
+        audit = AuditLog(engine, provider.audit_mac, lambda: november)
+        keys = KeyService(engine, provider, audit, clock=lambda: november)
         for i in range(25):
             await keys.create_item_key(f"item-{i}", [(f"child-{i}", "photo")])
         await engine.dispose()

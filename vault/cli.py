@@ -26,6 +26,9 @@ from vault import __version__
 from vault.api import create_app
 from vault.api.resources import SchemaOutdated
 from vault.api.security import AccessLogger
+from vault.audit import CURRENT, Actor, AuditLog, event
+from vault.audit.queries import touched
+from vault.audit.verify import verify
 from vault.config import Settings, load_settings
 from vault.crypto import epochs, open_provider
 from vault.crypto.keys import KeyService
@@ -83,6 +86,20 @@ def _parser() -> argparse.ArgumentParser:
     token_sub = token.add_subparsers(dest="token_command", required=True)
     create = token_sub.add_parser("create", help="issue a token for a person; printed last")
     create.add_argument("person_id")
+    audit = sub.add_parser("audit", help="the audit log: check the chain, the breach question")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    audit_sub.add_parser(
+        "verify", help="check every event, checkpoint and the signed head; exit 1 if tampered"
+    )
+    touched = audit_sub.add_parser(
+        "touched",
+        help="which children and records an account or a token touched between two times",
+    )
+    who = touched.add_mutually_exclusive_group(required=True)
+    who.add_argument("--person", help="the person's id")
+    who.add_argument("--token", help="the token's id (the part after 'kl_', before the dot)")
+    touched.add_argument("--since", type=_timestamp, required=True, help="from (ISO 8601)")
+    touched.add_argument("--until", type=_timestamp, required=True, help="until (ISO 8601)")
     config = sub.add_parser("config", help="inspect the configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     config_sub.add_parser("show", help="print the effective configuration, secrets masked")
@@ -99,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # What an operator does at the command line is on the record as such.
+    CURRENT.set(Actor(role="operator", agent=f"kluis {args.command}"))
     try:
         settings = load_settings()
         if args.command == "init":
@@ -113,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(sweep_command(settings, args.grace_minutes))
         if args.command == "token":
             return asyncio.run(token_command(settings, args.person_id))
+        if args.command == "audit":
+            return asyncio.run(audit_command(settings, args))
         if args.command == "config":
             print(json.dumps(settings.redacted(), indent=2, default=str))
             return 0
@@ -187,7 +208,9 @@ async def retention_command(settings: Settings, now: datetime | None, dry_run: b
             raise SchemaOutdated()
         provider = await open_provider(settings)
         moment = now or datetime.now(UTC)
-        keys = KeyService(engine, provider, clock=lambda: moment)
+        keys = KeyService(
+            engine, provider, AuditLog(engine, provider.audit_mac, lambda: moment), lambda: moment
+        )
         job = Retention(engine, store, keys, provider, settings)
         async with engine.connect() as conn:
             total = await conn.scalar(select(func.count()).select_from(children))
@@ -229,12 +252,49 @@ async def token_command(settings: Settings, person_id: str) -> int:
     try:
         if not await is_current(engine):
             raise SchemaOutdated()
+        provider = await open_provider(settings)
+        audit = AuditLog(engine, provider.audit_mac, lambda: datetime.now(UTC))
+        await audit.record(event("token.issue", target=person_id))
         token = await issue_token(engine, person_id, datetime.now(UTC))
     finally:
         await engine.dispose()
     print("a new token follows and is shown only this once:")
     print(token)
     return 0
+
+
+async def audit_command(settings: Settings, args: argparse.Namespace) -> int:
+    engine = create_engine(settings.database_url)
+    try:
+        if not await is_current(engine):
+            raise SchemaOutdated()
+        provider = await open_provider(settings)
+        audit = AuditLog(engine, provider.audit_mac, lambda: datetime.now(UTC))
+        if args.audit_command == "verify":
+            await audit.record(event("audit.verify"))
+            result = await verify(engine, provider.audit_mac)
+            print(f"events: {result.events}")
+            print(f"head: {result.head}")
+            for problem in result.problems:
+                print(f"at {problem.seq}: {problem.kind}: {problem.message}")
+            print("the chain is intact" if result.ok else "THE CHAIN HAS BEEN TAMPERED WITH")
+            return 0 if result.ok else 1
+        await audit.record(
+            event(
+                "audit.touched",
+                person=args.person,
+                token=args.token,
+                since=args.since.isoformat(),
+                until=args.until.isoformat(),
+            )
+        )
+        answer = await touched(
+            engine, person=args.person, token=args.token, since=args.since, until=args.until
+        )
+        print(json.dumps(answer.as_json(), indent=2))
+        return 0
+    finally:
+        await engine.dispose()
 
 
 def _timestamp(text: str) -> datetime:
@@ -268,9 +328,12 @@ async def keys_command(settings: Settings, args: argparse.Namespace) -> int:
             raise SchemaOutdated()
         provider = await open_provider(settings)
         now = getattr(args, "now", None) or datetime.now(UTC)
-        keys = KeyService(engine, provider, clock=lambda: now)
+        keys = KeyService(
+            engine, provider, AuditLog(engine, provider.audit_mac, lambda: now), lambda: now
+        )
         window = timedelta(days=settings.crypto.backup_window_days)
         if args.keys_command == "rotate-signing":
+            await keys.audit.record(event("signing.rotate"))
             kept = await provider.rotate_signing_secret(now)
             print(f"a new signing secret signs from now on; {kept} kept for verifying links")
             return 0

@@ -40,6 +40,11 @@ The rules, from shared/DOMAIN.md (our readings marked "choice"):
   the privacy officer always; holds and hand-run jobs are the privacy
   officer's; erasure is asked by a guardian (at any time) or the privacy
   officer.
+* **Audit**: a child's access log is for its guardians (in every phase: the
+  right of access outlives the window) and the privacy officer; checking the
+  chain is the privacy officer's.
+* **Export**: guardians while the records are visible to them, and the
+  privacy officer (recorded), each getting only what they may read.
 """
 
 from __future__ import annotations
@@ -114,6 +119,9 @@ class Action(enum.StrEnum):
     ISSUE_HANDOVER = "handover.issue"
     #: A school opening a handover link; asked with the issuer as principal.
     USE_HANDOVER = "handover.use"
+    VIEW_ACCESS_LOG = "access_log.view"
+    VERIFY_AUDIT = "audit.verify"
+    EXPORT = "export.create"
 
 
 class Phase(enum.StrEnum):
@@ -306,6 +314,10 @@ def decide(
         if principal.role == "privacy_officer":
             return Decision.allow(record=True)
         return Decision.deny("forbidden", "Only the privacy officer runs retention by hand.")
+    if action is Action.VERIFY_AUDIT:
+        if principal.role == "privacy_officer":
+            return Decision.allow(record=True)
+        return Decision.deny("forbidden", "Only the privacy officer checks the audit log.")
     return Decision.deny("forbidden", "This action does not apply here.")
 
 
@@ -351,6 +363,18 @@ def _child_action(
         if role == "guardian":
             return Decision.allow()  # the right to erasure outlives the window
         return Decision.deny("forbidden", "Erasure is asked by a guardian or the privacy officer.")
+    if action is Action.VIEW_ACCESS_LOG:
+        if role == "privacy_officer":
+            return Decision.allow(record=True)
+        if role == "guardian":
+            return Decision.allow()  # the right of access outlives the window
+        return Decision.deny(
+            "forbidden", "Only the child's guardians and the privacy officer see its access log."
+        )
+    if action is Action.EXPORT:
+        if role not in ("guardian", "privacy_officer"):
+            return Decision.deny("forbidden", "Only the child's guardians export its records.")
+        return _visible(principal, child, now, rules)
     return Decision.deny("forbidden", "This action does not apply to a child.")
 
 

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import s3_settings
 from tests.servers import MinioServer, PostgresServer
+from vault.audit import AuditLog
 from vault.crypto import LocalKeyring
 from vault.crypto.keyring import EpochDestroyed
 from vault.crypto.keys import KeyDestroyed, KeyService, _dek_aad
@@ -75,7 +76,7 @@ async def life_of_the_records(
     engine: AsyncEngine, ring: LocalKeyring, store: BlobStore, backup: Backup, restore: Restore
 ) -> None:
     clock = Clock(datetime(2026, 11, 15, tzinfo=UTC))
-    keys = KeyService(engine, ring, clock)
+    keys = KeyService(engine, ring, AuditLog(engine, ring.audit_mac, clock), clock)
     await store_item(keys, store, "item-child-one", "child-1")
     await store_item(keys, store, "item-child-two", "child-2")
     await backup("while-both-contracts-run")
@@ -107,7 +108,9 @@ async def life_of_the_records(
         try:
             assert "item-child-one" in old_blobs  # the copy still has the ciphertext...
             assert PHOTO[:40] not in old_blobs["item-child-one"]  # ...and only ciphertext
-            old_keys = KeyService(old_engine, ring, clock)
+            old_keys = KeyService(
+                old_engine, ring, AuditLog(old_engine, ring.audit_mac, clock), clock
+            )
             with pytest.raises(KeyDestroyed):
                 await read_item(old_keys, old_blobs, "item-child-one")
             # Every wrapped child key in the copy is noise now, not just the one.

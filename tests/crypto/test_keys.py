@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from vault.audit import AuditLog
 from vault.crypto import IntegrityError, LocalKeyring
 from vault.crypto.keys import KeyDestroyed, KeyService
 from vault.crypto.rotation import destroy_expired, rotate
@@ -45,7 +46,8 @@ async def vault(db_url: str, tmp_path: Path) -> AsyncIterator[Vault]:
     ring = await LocalKeyring.create(tmp_path / "keyring.json")
     clock = Clock(datetime(2026, 11, 15, 9, 0, tzinfo=UTC))
     try:
-        yield Vault(engine, ring, KeyService(engine, ring, clock), clock)
+        audit = AuditLog(engine, ring.audit_mac, clock)
+        yield Vault(engine, ring, KeyService(engine, ring, audit, clock), clock)
     finally:
         await engine.dispose()
 

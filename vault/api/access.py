@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from aiohttp import web
 
 from vault.api.resources import CLOCK, READER, SETTINGS
+from vault.api.trail import note
 from vault.directory.children import child_facts
 from vault.errors import (
     Blocked,
@@ -68,7 +69,9 @@ async def load_child(request: web.Request) -> Child:
     Only for handlers that ask the policy next: the answer for a child that
     does not exist and for one the caller is not related to is the same.
     """
-    facts = await child_facts(request.app[READER], request.match_info["id"])
+    child_id = request.match_info["id"]
+    note(request, children=[child_id])  # refusals about this child are on its record too
+    facts = await child_facts(request.app[READER], child_id)
     if facts is None:
         raise NotFound()
     return facts

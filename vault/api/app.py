@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from vault.api import consents, directory, items, links, ops, resources, retention
+from vault.api import audit, consents, directory, items, links, ops, resources, retention
+from vault.api.audit import audit_middleware
 from vault.api.auth import auth_middleware
 from vault.api.errors import error_middleware
 from vault.api.metrics import METRICS, Metrics, metrics_middleware
@@ -20,7 +21,13 @@ MAX_JSON_BODY = 1024 * 1024
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[metrics_middleware, security_headers, error_middleware, auth_middleware],
+        middlewares=[
+            metrics_middleware,
+            security_headers,
+            error_middleware,
+            audit_middleware,
+            auth_middleware,
+        ],
         client_max_size=MAX_JSON_BODY,
     )
     configure_vips()
@@ -36,4 +43,5 @@ def create_app(settings: Settings) -> web.Application:
     items.setup(app)
     links.setup(app)
     retention.setup(app)
+    audit.setup(app)
     return app

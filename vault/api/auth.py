@@ -6,6 +6,8 @@ address and user agent, never the token; once an address has made
 ``auth.max_failures`` failed attempts within ``auth.failure_window_seconds``,
 its failures answer 429 ``rate_limited`` with ``Retry-After`` instead of 401.
 A blocked account gets ``blocked`` on every call (the policy says so).
+Each call is a login: its audit event carries the person, role, token id,
+address and user agent; a failed one is recorded as ``login`` with its code.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ from aiohttp.typedefs import Handler
 
 from vault.api.access import PRINCIPAL, now, rules
 from vault.api.resources import DB, READER, SETTINGS
+from vault.api.trail import TRAIL, attribute
+from vault.audit import Actor
 from vault.directory.people import authenticate, failures_since, load_principal, record_failure
 from vault.errors import Blocked, RateLimited, Unauthenticated
 from vault.policy import Action, DirectoryTarget, decide
+from vault.tokens import parse_token
 
 
 @web.middleware
@@ -33,9 +38,21 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     person_id = None
     if scheme.lower() == "bearer" and token.strip():
         person_id = await authenticate(engine, token.strip())
+    parsed = parse_token(token.strip()) if scheme.lower() == "bearer" else None
+    token_id = parsed[0] if parsed else None
     if person_id is None:
-        await _failed(request)
+        await _failed(request, token_id)
     principal = await load_principal(request.app[READER], str(person_id))
+    attribute(
+        request,
+        Actor(
+            person=principal.id,
+            role=principal.role,
+            token=token_id,
+            ip=request.remote,
+            agent=request.headers.get("User-Agent"),
+        ),
+    )
     decision = decide(
         principal, Action.USE_API, DirectoryTarget(), now(request), rules(request.app)
     )
@@ -46,7 +63,13 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return response
 
 
-async def _failed(request: web.Request) -> None:
+async def _failed(request: web.Request, token_id: str | None) -> None:
+    # A failed login is an event of its own; a well-formed token's id (never
+    # its secret) tells the breach question which token was tried.
+    trail = request.get(TRAIL)
+    if trail is not None:
+        trail.action = "login"
+        trail.detail["token"] = token_id
     settings = request.app[SETTINGS].auth
     moment = now(request)
     ip = request.remote or "unknown"

@@ -8,6 +8,7 @@ from vault.api.access import PRINCIPAL, child_for, now
 from vault.api.body import Field, iso_utc, read_json
 from vault.api.openapi import operation
 from vault.api.resources import DB
+from vault.api.trail import note, record_now
 from vault.directory import consent
 from vault.errors import InvalidInput
 from vault.policy import CONSENT_TYPES, Action
@@ -33,6 +34,8 @@ async def change(request: web.Request) -> web.Response:
     action = Action.GRANT_CONSENT if body["granted"] else Action.WITHDRAW_CONSENT
     facts = await child_for(request, action)
     moment = now(request)
+    note(request, consent=kind, granted=body["granted"])
+    await record_now(request)
     recorded = await consent.record(
         request.app[DB], facts.id, kind, body["granted"], request[PRINCIPAL].id, moment
     )

@@ -11,6 +11,7 @@ from vault.api.body import Field, read_json
 from vault.api.openapi import operation
 from vault.api.resources import DB, KEYS
 from vault.api.retention import retention as retention_job
+from vault.api.trail import note, record_now
 from vault.directory import children, people, places
 from vault.errors import InvalidInput
 from vault.policy import ROLES, Action, DirectoryTarget
@@ -30,6 +31,16 @@ def _admin(request: web.Request) -> None:
 
 def _no_content() -> web.Response:
     return web.Response(status=204)
+
+
+async def _changing(request: web.Request, *, child: bool = False, **detail: str) -> None:
+    """Put a change of the directory on the record before it is made.
+
+    Creations are recorded once they have their id, before the answer leaves.
+    """
+    target = request.match_info["id"]
+    note(request, children=[target] if child else (), target=target, **detail)
+    await record_now(request)
 
 
 @operation(
@@ -54,6 +65,7 @@ async def create_person(request: web.Request) -> web.Response:
     person_id, token = await people.create_person(
         request.app[DB], body["name"], email, body["role"], now(request)
     )
+    note(request, target=person_id, role=body["role"])
     return web.json_response({"id": person_id, "token": token}, status=201)
 
 
@@ -65,6 +77,7 @@ async def create_person(request: web.Request) -> web.Response:
 async def issue_token(request: web.Request) -> web.Response:
     _admin(request)
     token = await people.issue_token(request.app[DB], request.match_info["id"], now(request))
+    note(request, target=request.match_info["id"])
     return web.json_response({"token": token}, status=201)
 
 
@@ -75,6 +88,7 @@ async def issue_token(request: web.Request) -> web.Response:
 )
 async def revoke_tokens(request: web.Request) -> web.Response:
     _admin(request)
+    await _changing(request)
     await people.revoke_tokens(request.app[DB], request.match_info["id"], now(request))
     return _no_content()
 
@@ -87,6 +101,7 @@ async def revoke_tokens(request: web.Request) -> web.Response:
 async def block(request: web.Request) -> web.Response:
     _admin(request)
     body = await read_json(request, {"reason": Field()}, directory=True)
+    await _changing(request)
     await people.set_block(request.app[DB], request.match_info["id"], body["reason"], now(request))
     return _no_content()
 
@@ -94,6 +109,7 @@ async def block(request: web.Request) -> web.Response:
 @operation("Lift a block.", tags=["directory"], responses={204: "Unblocked.", **_ADMIN_ERRORS})
 async def unblock(request: web.Request) -> web.Response:
     _admin(request)
+    await _changing(request)
     await people.set_block(request.app[DB], request.match_info["id"], None, now(request))
     return _no_content()
 
@@ -103,6 +119,7 @@ async def create_location(request: web.Request) -> web.Response:
     _admin(request)
     body = await read_json(request, {"name": Field()}, directory=True)
     location_id = await places.create_location(request.app[DB], body["name"], now(request))
+    note(request, target=location_id)
     return web.json_response({"id": location_id}, status=201)
 
 
@@ -114,6 +131,7 @@ async def create_location(request: web.Request) -> web.Response:
 async def add_manager(request: web.Request) -> web.Response:
     _admin(request)
     body = await read_json(request, {"person_id": Field(type="id")}, directory=True)
+    await _changing(request, person=body["person_id"])
     await places.add_manager(request.app[DB], request.match_info["id"], body["person_id"])
     return _no_content()
 
@@ -129,6 +147,7 @@ async def create_group(request: web.Request) -> web.Response:
     group_id = await places.create_group(
         request.app[DB], body["location_id"], body["name"], now(request)
     )
+    note(request, target=group_id)
     return web.json_response({"id": group_id}, status=201)
 
 
@@ -138,6 +157,7 @@ async def create_group(request: web.Request) -> web.Response:
 async def add_staff(request: web.Request) -> web.Response:
     _admin(request)
     body = await read_json(request, {"person_id": Field(type="id")}, directory=True)
+    await _changing(request, person=body["person_id"])
     await places.add_staff(request.app[DB], request.match_info["id"], body["person_id"])
     return _no_content()
 
@@ -165,6 +185,7 @@ async def create_child(request: web.Request) -> web.Response:
     child_id = await children.create_child(
         request.app[DB], request.app[KEYS], profile, body["group_id"], now(request)
     )
+    note(request, children=[child_id], target=child_id)
     return web.json_response({"id": child_id}, status=201)
 
 
@@ -180,6 +201,7 @@ async def set_placement(request: web.Request) -> web.Response:
         {"start_date": Field(type="date"), "end_date": Field(type="date", nullable=True)},
         directory=True,
     )
+    await _changing(request, child=True)
     await children.set_placement(
         request.app[DB], request.match_info["id"], body["start_date"], body["end_date"]
     )
@@ -210,6 +232,7 @@ async def add_guardian(request: web.Request) -> web.Response:
         },
         directory=True,
     )
+    await _changing(request, child=True, person=body["person_id"])
     await children.add_guardian(
         request.app[DB],
         request.match_info["id"],
@@ -229,6 +252,7 @@ async def add_guardian(request: web.Request) -> web.Response:
 async def set_mentor(request: web.Request) -> web.Response:
     _admin(request)
     body = await read_json(request, {"person_id": Field(type="id")}, directory=True)
+    await _changing(request, child=True, person=body["person_id"])
     await children.set_mentor(request.app[DB], request.match_info["id"], body["person_id"])
     return _no_content()
 

@@ -12,7 +12,7 @@ from vault.errors import KluisError, RateLimited
 log = logging.getLogger(__name__)
 
 #: aiohttp's own refusals (no route, wrong method, body too large) in API terms.
-_HTTP_CODES = {
+HTTP_CODES = {
     400: ("invalid_input", "The request is malformed."),
     404: ("not_found", "There is no such thing, or nothing you are related to."),
     405: ("method_not_allowed", "This method is not allowed on this path; see /openapi.json."),
@@ -43,7 +43,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code, message = _HTTP_CODES.get(exc.status, ("invalid_input", exc.reason))
+        code, message = HTTP_CODES.get(exc.status, ("invalid_input", exc.reason))
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         return error_response(exc.status, code, message, headers)
     except Exception:

@@ -19,6 +19,7 @@ from vault.api.access import PRINCIPAL, ask, check, child_for, load_child, now
 from vault.api.body import Field, iso_utc, parse_date, read_json
 from vault.api.openapi import operation
 from vault.api.resources import DB, KEYS, READER, SETTINGS, STORE
+from vault.api.trail import note, record_now
 from vault.directory.bsn import BsnNotStored, contains_bsn, refuse_bsn
 from vault.errors import InvalidInput, NotFound
 from vault.items import service
@@ -93,6 +94,7 @@ async def create(request: web.Request) -> web.Response:
         raise InvalidInput(
             "Send multipart/form-data (a 'meta' part, then a 'file' part) or a JSON diary entry."
         )
+    note(request, children=record.children, item=record.id, kind=record.kind, size=record.size)
     return web.json_response(item_json(record), status=201)
 
 
@@ -225,9 +227,11 @@ async def _check_diary_photos(
 
 
 async def _item_for(request: web.Request, action: Action) -> service.LoadedItem:
+    note(request, item=request.match_info["id"])
     loaded = await service.load(request.app[READER], request.match_info["id"])
     if loaded is None:
         raise NotFound()
+    note(request, children=loaded.record.children)
     children = await ChildCache(request.app[READER]).for_item(loaded.record)
     check(request, action, ItemTarget(loaded.record.policy_item(), children))
     return loaded
@@ -254,6 +258,7 @@ async def read(request: web.Request) -> web.Response:
 )
 async def remove(request: web.Request) -> web.Response:
     record = (await _item_for(request, Action.DELETE_ITEM)).record
+    await record_now(request)
     app = request.app
     await service.destroy(app[DB], app[STORE], app[KEYS], record.id, now(request))
     return web.Response(status=204)

@@ -23,6 +23,8 @@ from vault.api.access import PRINCIPAL, ask, enforce, now, rules
 from vault.api.body import Field, iso_utc, read_json
 from vault.api.openapi import operation
 from vault.api.resources import DB, KEYRING, KEYS, READER, SETTINGS, STORE
+from vault.api.trail import add, attribute, caller, note, record_now
+from vault.audit import event
 from vault.crypto.envelope import seal_item_record
 from vault.crypto.keys import item_key_rows
 from vault.db.schema import handovers
@@ -74,9 +76,11 @@ def _ttl(value: int | None, default: int, cap: int) -> int:
 
 
 async def _target(request: web.Request, item_id: str) -> tuple[LoadedItem, ItemTarget]:
+    note(request, item=item_id)
     loaded = await service.load(request.app[READER], item_id)
     if loaded is None:
         raise NotFound()
+    note(request, children=loaded.record.children)
     children = await ChildCache(request.app[READER]).for_item(loaded.record)
     return loaded, ItemTarget(loaded.record.policy_item(), children)
 
@@ -128,6 +132,10 @@ async def _issue(
         expires_at=int(moment.timestamp()) + ttl,
         variant=variant,
         disposition=disposition,
+    )
+    add(
+        request,
+        event("link.issue", children=record.children, item=record.id, variant=variant, ttl=ttl),
     )
     return {
         "url": _url(request, "media", signer.sign(claims)),
@@ -196,6 +204,7 @@ async def create_links(request: web.Request) -> web.Response:
         except (NotFound, Forbidden, ConsentMissing, OutsideWindow, Destroyed) as refusal:
             # A refusal for this item only; the others still get their links.
             error = {"code": refusal.code, "message": refusal.message}
+            add(request, event("link.issue", outcome=refusal.code, item=entry["item_id"]))
             out.append({"item_id": entry["item_id"], "error": error})
             continue
         out.append({"item_id": entry["item_id"], "variant": variant, **link})
@@ -224,16 +233,38 @@ async def _deliver(
         variant,
     )
     delivery = Delivery(record.id, blob, key, disposition, name, expires)
-    return await serve(request, app[STORE], delivery, now(request), on_complete)
+
+    async def on_the_record(status: int, start: int, end: int) -> None:
+        # Fail closed: no byte leaves before this is committed.
+        note(request, variant=variant, status=status, offset=start, bytes=end - start)
+        await record_now(request)
+
+    return await serve(
+        request, app[STORE], delivery, now(request), on_complete, before_send=on_the_record
+    )
 
 
 async def _answer(request: web.Request, claims: Claims, action: Action) -> _Resolved:
     """Re-check a verified link: the person and the item as they are now, and the policy."""
+    note(request, item=claims.subject, method=request.method)
     resolved = await request.app[READER](
         lambda conn: _resolve(conn, claims.principal, claims.subject)
     )
     if resolved is None:
         raise NotFound()
+    note(request, children=resolved.item.record.children)
+    if claims.purpose == "media":
+        # The link's holder acts as the person it was issued to.
+        attribute(
+            request,
+            dataclasses.replace(
+                caller(request), person=resolved.principal.id, role=resolved.principal.role
+            ),
+        )
+    else:
+        # A school, on behalf of the member of staff who handed it over.
+        attribute(request, dataclasses.replace(caller(request), role="school"))
+        note(request, handover=claims.reference, issued_by=resolved.principal.id)
     enforce(decide(resolved.principal, action, resolved.target, now(request), rules(request.app)))
     return resolved
 
@@ -301,6 +332,7 @@ async def create_handover(request: web.Request) -> web.Response:
         reference=handover_id,
     )
     token = (await _signer(request.app)).sign(claims)
+    note(request, handover=handover_id, ttl=ttl, max_downloads=downloads)
     return web.json_response(
         {"url": _url(request, "handover", token), "expires_at": iso_utc(claims.expires)}, status=201
     )

@@ -1,7 +1,8 @@
 """The resources an application holds, as typed keys, and their lifetimes.
 
 Each resource is opened and closed by its own ``cleanup_ctx`` generator, in
-order: database (checked to be at the current schema), blob store, keyring.
+order: database (checked to be at the current schema), blob store, keyring
+(with the audit log, whose checkpoints it signs).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import datetime, timedelta
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from vault.audit import AuditLog
 from vault.config import Settings
 from vault.crypto import KeyProvider, open_provider
 from vault.crypto.keys import KeyService
@@ -34,6 +36,7 @@ READER = web.AppKey("reader", Reader)
 STORE = web.AppKey("store", BlobStore)
 KEYRING = web.AppKey("keyring", KeyProvider)
 KEYS = web.AppKey("keys", KeyService)
+AUDIT = web.AppKey("audit", AuditLog)
 
 
 class SchemaOutdated(KluisError):
@@ -68,8 +71,12 @@ async def storage(app: web.Application) -> AsyncIterator[None]:
 
 async def keyring(app: web.Application) -> AsyncIterator[None]:
     app[KEYRING] = await open_provider(app[SETTINGS])
-    app[KEYS] = KeyService(app[DB], app[KEYRING], clock=app[CLOCK])
-    yield
+    app[AUDIT] = AuditLog(app[DB], app[KEYRING].audit_mac, app[CLOCK])
+    app[KEYS] = KeyService(app[DB], app[KEYRING], app[AUDIT], clock=app[CLOCK])
+    try:
+        yield
+    finally:
+        await app[AUDIT].close()
 
 
 async def background_sweep(app: web.Application) -> AsyncIterator[None]:

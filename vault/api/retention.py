@@ -12,6 +12,7 @@ from vault.api.access import PRINCIPAL, check, child_for, now
 from vault.api.body import Field, read_json
 from vault.api.openapi import operation
 from vault.api.resources import DB, KEYRING, KEYS, READER, SETTINGS, STORE
+from vault.api.trail import note, record_now
 from vault.db.schema import holds
 from vault.directory.children import child_facts
 from vault.errors import InvalidInput, NotFound
@@ -71,6 +72,8 @@ async def place_hold(request: web.Request) -> web.Response:
         request, {"category": Field(required=False, choices=KINDS), "reason": Field()}
     )
     hold_id = new_id()
+    note(request, hold=hold_id, category=body.get("category"))
+    await record_now(request)
     async with request.app[DB].begin() as conn:
         await conn.execute(
             insert(holds).values(
@@ -101,7 +104,9 @@ async def lift_hold(request: web.Request) -> web.Response:
     facts = await child_facts(request.app[READER], child_id) if child_id else None
     if facts is None:
         raise NotFound("There is no open hold with this id.")
+    note(request, children=[facts.id], hold=request.match_info["id"])
     check(request, Action.MANAGE_HOLDS, ChildTarget(facts))
+    await record_now(request)
     async with request.app[DB].begin() as conn:
         await conn.execute(
             update(holds)
@@ -123,6 +128,8 @@ async def erasure(request: web.Request) -> web.Response:
     wanted = body.get("categories", list(KINDS))
     if not wanted or any(c not in KINDS for c in wanted):
         raise InvalidInput(f"'categories' must list kinds from: {', '.join(KINDS)}.")
+    note(request, categories=sorted(set(wanted)))
+    await record_now(request)
     job = retention(request.app)
     plan = await job.schedule_of(child)
     moment = now(request)
@@ -162,6 +169,8 @@ async def run(request: web.Request) -> web.Response:
             raise InvalidInput("'now' must be an ISO 8601 timestamp.") from None
         if moment.tzinfo is None:
             raise InvalidInput("'now' must carry a time zone (…Z).")
+    note(request, dry_run=body.get("dry_run", False), now=moment.isoformat())
+    await record_now(request)
     report = await retention(request.app).run(moment, dry_run=body.get("dry_run", False))
     return web.json_response(report.as_json())
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -138,6 +140,10 @@ class KeyProvider(Protocol):
         """Add a new signing secret (keeping the newest few); returns how many remain."""
         ...
 
+    async def audit_mac(self, message: bytes) -> bytes:
+        """HMAC-SHA256 of ``message`` under the audit key, which never leaves."""
+        ...
+
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
@@ -170,6 +176,7 @@ class LocalKeyring:
         self._keys: dict[str, bytes] = {}
         self._meta: dict[str, dict[str, Any]] = {}
         self._signing: list[bytes] = []
+        self._audit: bytes | None = None
         self._seal_salt: bytes | None = None
         self._seal_key: bytes | None = None
         self._lock = asyncio.Lock()
@@ -189,6 +196,7 @@ class LocalKeyring:
         if ring.path.exists():
             raise KeyringError(f"A keyring already exists at {ring.path}.")
         ring.path.parent.mkdir(parents=True, exist_ok=True)
+        ring._audit = random_bytes(KEY_SIZE)
         await asyncio.to_thread(ring._save)
         return ring
 
@@ -237,6 +245,7 @@ class LocalKeyring:
                 raise KeyringError("keyring.passphrase is set but the keyring file is not sealed.")
             body = document["body"]
         self._signing = [_unb64(value) for value in body.get("signing", [])]
+        self._audit = _unb64(body["audit"]) if body.get("audit") else None
         for name, entry in body["epochs"].items():
             self._meta[name] = {
                 "created_at": entry["created_at"],
@@ -253,7 +262,13 @@ class LocalKeyring:
             }
             for name, meta in sorted(self._meta.items())
         }
-        return {"epochs": epochs, "signing": [_b64(value) for value in self._signing]}
+        body: dict[str, Any] = {
+            "epochs": epochs,
+            "signing": [_b64(value) for value in self._signing],
+        }
+        if self._audit is not None:
+            body["audit"] = _b64(self._audit)
+        return body
 
     def _save(self) -> None:
         document: dict[str, Any] = {"format": FORMAT, "version": FORMAT_VERSION}
@@ -395,3 +410,16 @@ class LocalKeyring:
                 self._signing = before
                 raise
             return len(self._signing)
+
+    async def audit_mac(self, message: bytes) -> bytes:
+        if self._audit is None:
+            # A keyring made before the audit log existed gets its key once.
+            async with self._lock:
+                if self._audit is None:
+                    self._audit = random_bytes(KEY_SIZE)
+                    try:
+                        await self._persist()
+                    except BaseException:
+                        self._audit = None
+                        raise
+        return hmac.new(self._audit, message, hashlib.sha256).digest()

@@ -27,12 +27,13 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError as RowConflict
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from vault.audit import AuditLog, event
 from vault.crypto import epochs
 from vault.crypto._primitives import KEY_SIZE, IntegrityError, encode_parts, random_bytes
 from vault.crypto.envelope import seal, unseal
 from vault.crypto.handles import ItemKey
 from vault.crypto.keyring import EpochDestroyed, KeyProvider
-from vault.db.schema import child_keys, item_keys
+from vault.db.schema import child_keys, item_children, item_keys
 from vault.errors import Destroyed
 from vault.tokens import new_id
 
@@ -77,9 +78,15 @@ def _value_aad(child_id: str, category: str, label: str) -> bytes:
 
 
 class KeyService:
-    def __init__(self, engine: AsyncEngine, provider: KeyProvider, clock: Clock = utcnow) -> None:
+    """Child and item keys. Every rewrap and destruction is on the audit record,
+    written in the same transaction as the change (or, for a batch, before it)."""
+
+    def __init__(
+        self, engine: AsyncEngine, provider: KeyProvider, audit: AuditLog, clock: Clock = utcnow
+    ) -> None:
         self._engine = engine
         self._provider = provider
+        self.audit = audit
         self._clock = clock
 
     # -- child keys ---------------------------------------------------------
@@ -201,6 +208,18 @@ class KeyService:
                 )
                 .values(epoch=target, wrapped=wrapped, wrapped_at=now)
             )
+            if result.rowcount:
+                await self.audit.append_in(
+                    conn,
+                    event(
+                        "key.rewrap",
+                        children=[row.child_id],
+                        category=row.category,
+                        key=row.id,
+                        source=row.epoch,
+                        target=target,
+                    ),
+                )
         return bool(result.rowcount)
 
     async def rewrap_epoch(
@@ -235,6 +254,9 @@ class KeyService:
                 )
                 updates.append({"b_id": row.id, "b_wrapped": wrapped})
             async with self._engine.begin() as conn:
+                await self.audit.append_in(
+                    conn, event("keys.rewrap", count=len(rows), source=source, target=target)
+                )
                 await conn.execute(
                     update(child_keys)
                     .where(
@@ -280,6 +302,21 @@ class KeyService:
                 .group_by(item_keys.c.child_key_id)
             )
             counts: dict[str, int] = {key_id: int(n) for key_id, n in counted.all()}
+            await self.audit.append_in(
+                conn,
+                *(
+                    event(
+                        "key.destroy",
+                        children=[row.child_id],
+                        category=row.category,
+                        key=row.id,
+                        epoch=row.epoch,
+                        item_keys=counts.get(row.id, 0),
+                    )
+                    for row in rows
+                    if row.destroyed_at is None
+                ),
+            )
             await conn.execute(delete(item_keys).where(item_keys.c.child_key_id.in_(ids)))
             await conn.execute(
                 update(child_keys)
@@ -337,6 +374,14 @@ class KeyService:
     async def destroy_item_key(self, item_id: str) -> int:
         """Delete every wrapping of the item's key (the item becomes unreadable)."""
         async with self._engine.begin() as conn:
+            owners = (
+                await conn.scalars(
+                    select(item_children.c.child_id).where(item_children.c.item_id == item_id)
+                )
+            ).all()
+            await self.audit.append_in(
+                conn, event("item_key.destroy", children=owners, item=item_id)
+            )
             result = await conn.execute(delete(item_keys).where(item_keys.c.item_id == item_id))
         return int(result.rowcount)
 

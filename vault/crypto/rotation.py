@@ -19,6 +19,7 @@ import dataclasses
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from vault.audit import event
 from vault.crypto import epochs
 from vault.crypto.keyring import KeyProvider
 from vault.crypto.keys import KeyService
@@ -76,6 +77,8 @@ async def destroy_expired(
             continue
         if epoch.kind == "live" and usage.get(info.name):
             continue  # rotation has not moved everything out yet
+        # On the record before the master key goes (fail closed).
+        await keys.audit.record(event("epoch.destroy", epoch=info.name))
         await provider.destroy_epoch(info.name, now)
         report.destroyed_child_keys += await keys.destroy_epoch_keys(info.name)
         report.destroyed_epochs.append(info.name)

@@ -327,3 +327,64 @@ leases = Table(
     Column("holder", String(64), nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False),
 )
+
+#: The audit log: one row per event, each carrying the hash of the one before
+#: (``prev``) and its own (``hash`` over ``prev`` and the event's canonical
+#: form). ``seq`` is assigned by the writer under the head's lock, so a gap
+#: is a removed event. No content and no names: ids, codes and numbers.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("action", String(48), nullable=False),
+    Column("outcome", String(48), nullable=False),
+    Column("actor", String(32), nullable=True),
+    Column("role", String(32), nullable=True),
+    Column("token", String(32), nullable=True),
+    Column("ip", String(64), nullable=True),
+    Column("agent", String(256), nullable=True),
+    Column("children", Text, nullable=False),
+    Column("item", String(32), nullable=True),
+    Column("detail", Text, nullable=False),
+    Column("prev", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+Index("ix_audit_events_actor", audit_events.c.actor, audit_events.c.at)
+Index("ix_audit_events_token", audit_events.c.token, audit_events.c.at)
+
+#: Which children an event touched: the index behind a child's access log
+#: and the breach question. The event's own ``children`` (under the hash) is
+#: what counts; this table only finds the events.
+audit_subjects = Table(
+    "audit_subjects",
+    metadata,
+    Column("child_id", String(32), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    PrimaryKeyConstraint("child_id", "seq"),
+)
+
+#: The chain's head (one row, id 1): the last event's number and hash, with
+#: an HMAC from the keyring over both. Every append locks this row first, so
+#: the chain stays linear with any number of writers and processes.
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("mac", String(64), nullable=True),
+    Column("at", UTCDateTime(), nullable=True),
+)
+
+#: Signed checkpoints, kept: a cut-off tail shows as a checkpoint (or head)
+#: beyond the last event, and a forged one fails its HMAC.
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", String(64), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("mac", String(64), nullable=False),
+)

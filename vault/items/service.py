@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from vault.audit import event
 from vault.crypto.envelope import open_item_record
 from vault.crypto.handles import ItemKey
 from vault.crypto.keys import KeyService, PreparedItemKey
@@ -72,6 +73,17 @@ async def save(
     """Write the item's rows and key wrappings in one transaction."""
     try:
         async with engine.begin() as conn:
+            # On the record in the same transaction: stored and recorded, or neither.
+            await keys.audit.append_in(
+                conn,
+                event(
+                    "item.store",
+                    children=record.children,
+                    item=record.id,
+                    kind=record.kind,
+                    size=record.size,
+                ),
+            )
             await conn.execute(
                 insert(items).values(
                     id=record.id,

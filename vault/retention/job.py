@@ -23,6 +23,7 @@ from sqlalchemy import and_, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from vault.audit import event
 from vault.config import Settings
 from vault.crypto.keyring import KeyProvider
 from vault.crypto.keys import KeyService
@@ -231,6 +232,9 @@ class Retention:
         if not dry_run and not await acquire_lease(self.engine, LEASE, holder, now, LEASE_SECONDS):
             raise Conflict("Another retention run is under way; try again when it has finished.")
         try:
+            await self.keys.audit.record(
+                event("retention.start", run_id=report.run_id, dry_run=dry_run, now=now.isoformat())
+            )
             async with self.engine.connect() as conn:
                 rows = (
                     await conn.execute(
@@ -250,6 +254,16 @@ class Retention:
                 backup = timedelta(days=self.settings.crypto.backup_window_days)
                 epochs = await destroy_expired(self.keys, self.provider, now, backup)
                 report.epochs_destroyed = epochs.destroyed_epochs
+            summary = report.as_json()
+            await self.keys.audit.record(
+                event(
+                    "retention.report",
+                    run_id=report.run_id,
+                    archived=report.archived,
+                    destroyed=summary["destroyed"],
+                    epochs_destroyed=report.epochs_destroyed,
+                )
+            )
         finally:
             if not dry_run:
                 await release_lease(self.engine, LEASE, holder)

@@ -111,8 +111,14 @@ async def serve(
     delivery: Delivery,
     now: datetime,
     on_complete: Callable[[], Awaitable[None]] | None = None,
+    before_send: Callable[[int, int, int], Awaitable[None]] | None = None,
 ) -> web.StreamResponse:
-    """Answer GET or HEAD for the delivery; ``on_complete`` after a whole body was sent."""
+    """Answer GET or HEAD for the delivery.
+
+    ``before_send(status, start, end)`` runs before the first byte leaves (the
+    audit record; if it raises, nothing is sent); ``on_complete`` after a
+    whole body was sent.
+    """
     blob = delivery.blob
     size = blob.plaintext_size
     headers = headers_for(delivery, now)
@@ -129,6 +135,8 @@ async def serve(
     status = 206 if isinstance(wanted, tuple) else 200
     if status == 206:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    if before_send is not None:
+        await before_send(status, start, end)
     response = web.StreamResponse(status=status, headers=headers)
     response.content_length = end - start
     await response.prepare(request)

@@ -1,0 +1,151 @@
+"""Putting every call on the record, and the two audit endpoints.
+
+Each call to ``/v1/``, ``/l/`` and ``/h/`` leaves at least one event: the
+caller (person, role, token id, address, user agent), the action (named
+after the handler, ``items.read``; links as ``link.issue``/``link.use``),
+the children and item it touched, and the outcome (``ok`` or the refusal's
+code). Failed logins are events of their own (``login``).
+
+Fail closed: the event is written *before* the access it records.
+JSON answers are held until their event is committed (if it cannot be, the
+caller gets 503 and no data); handlers that stream bytes or change state
+call :func:`record_now` just before they do, and a later failure adds a
+second event with its code. Refusals are recorded too, but a refusal whose
+event cannot be written is still a refusal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from vault.api.access import check, load_child
+from vault.api.body import iso_utc
+from vault.api.errors import HTTP_CODES
+from vault.api.openapi import operation
+from vault.api.resources import AUDIT, DB, KEYRING
+from vault.api.trail import TRAIL, Trail, action_name, caller, record_now
+from vault.audit import CURRENT
+from vault.audit.queries import access_log
+from vault.audit.verify import verify
+from vault.errors import InvalidInput, KluisError
+from vault.policy import Action, ChildTarget, DirectoryTarget
+
+log = logging.getLogger(__name__)
+
+AUDITED = ("/v1/", "/l/", "/h/")
+ACCESS_LOG_DEFAULT, ACCESS_LOG_MAX = 200, 1000
+
+
+@web.middleware
+async def audit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.path.startswith(AUDITED):
+        response: web.StreamResponse = await handler(request)
+        return response
+    trail = Trail(action=action_name(request), actor=caller(request))
+    request[TRAIL] = trail
+    reset = CURRENT.set(trail.actor)
+    try:
+        try:
+            response = await handler(request)
+        except KluisError as exc:
+            await _refused(request, trail, exc.code)
+            raise
+        except web.HTTPException as exc:
+            if exc.status >= 400:
+                await _refused(request, trail, HTTP_CODES.get(exc.status, ("invalid_input",))[0])
+            raise
+        if not trail.written:
+            if response.prepared:
+                log.error("%s streamed before its audit event was written", trail.action)
+            # Raises AuditUnavailable (503) before the answer leaves: fail closed.
+            await request.app[AUDIT].record(*trail.pending("ok"))
+        return response
+    finally:
+        CURRENT.reset(reset)
+
+
+async def _refused(request: web.Request, trail: Trail, code: str) -> None:
+    # Also when the access was recorded and then failed: a second event says so.
+    events = [dataclasses.replace(ev, outcome=code) for ev in trail.pending(code)]
+    try:
+        await request.app[AUDIT].record(*events)
+    except KluisError:
+        log.warning("a refusal (%s) could not be recorded", code)
+
+
+@operation(
+    "Who accessed this child's records, and when (its guardians, the privacy officer): "
+    "newest first; 'before' and 'limit' page back.",
+    tags=["audit"],
+    responses={
+        200: "{events: [{at, actor, role, action, item_id?, outcome}], next_before}",
+        400: "invalid_input",
+        401: "unauthenticated",
+        403: "forbidden or blocked",
+        404: "not_found",
+    },
+)
+async def child_access_log(request: web.Request) -> web.Response:
+    facts = await load_child(request)
+    check(request, Action.VIEW_ACCESS_LOG, ChildTarget(facts))
+    limit = _int_query(request, "limit", ACCESS_LOG_DEFAULT)
+    if not 1 <= limit <= ACCESS_LOG_MAX:
+        raise InvalidInput(f"'limit' must be 1 to {ACCESS_LOG_MAX}.")
+    before = request.query.get("before")
+    entries = await access_log(
+        request.app[DB],
+        facts.id,
+        limit=limit,
+        before=_int_query(request, "before", 0) if before is not None else None,
+    )
+    events = []
+    for entry in entries:
+        shown: dict[str, Any] = {
+            "at": iso_utc(entry.at),
+            "actor": entry.actor,
+            "role": entry.role,
+            "action": entry.action,
+            "outcome": entry.outcome,
+        }
+        if entry.item_id is not None:
+            shown["item_id"] = entry.item_id
+        events.append(shown)
+    next_before = entries[-1].seq if len(entries) == limit else None
+    return web.json_response({"events": events, "next_before": next_before})
+
+
+def _int_query(request: web.Request, name: str, default: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or len(raw) > 18:
+        raise InvalidInput(f"'{name}' must be a whole number.")
+    return int(raw)
+
+
+@operation(
+    "Check the whole audit chain (the privacy officer): every event, checkpoint and the "
+    "signed head; problems say where.",
+    tags=["audit"],
+    responses={
+        200: "{ok, events, head, problems}",
+        401: "unauthenticated",
+        403: "forbidden or blocked",
+    },
+)
+async def verify_chain(request: web.Request) -> web.Response:
+    check(request, Action.VERIFY_AUDIT, DirectoryTarget())
+    # The check is on the record before it runs (and counts itself).
+    await record_now(request)
+    result = await verify(request.app[DB], request.app[KEYRING].audit_mac)
+    return web.json_response(result.as_json())
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/v1/children/{id}/access-log", child_access_log)
+    app.router.add_get("/v1/audit/verify", verify_chain)

@@ -1,0 +1,138 @@
+"""The writer of the audit log: one chain, group commits, fail closed.
+
+``await log.record(*events)`` returns once the events are committed, or
+raises :class:`~vault.errors.StorageUnavailable`: callers record *before*
+the access or destruction they describe, so if the record cannot be
+written, that access does not happen.
+
+Events waiting while a commit is under way are written together in the
+next transaction (a group commit), so many concurrent requests share one
+fsync. Each transaction first locks the head row (an UPDATE, which takes
+the row lock on PostgreSQL and the write lock on SQLite before any read),
+reads the head, chains the events onto it, and moves the head with a fresh
+HMAC from the keyring. Every ``checkpoint_every`` events a signed
+checkpoint is kept as well, and its line goes to the process log: a copy
+of the chain's state outside the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from vault.audit.events import Event, head_message, row_of
+from vault.db.schema import audit_checkpoints, audit_events, audit_head, audit_subjects
+from vault.errors import StorageUnavailable
+
+log = logging.getLogger(__name__)
+
+Mac = Callable[[bytes], Awaitable[bytes]]
+Clock = Callable[[], datetime]
+
+
+class AuditUnavailable(StorageUnavailable):
+    default_message = "The audit log cannot be written, so nothing was done; try again shortly."
+
+
+class AuditLog:
+    def __init__(
+        self, engine: AsyncEngine, mac: Mac, clock: Clock, *, checkpoint_every: int = 1000
+    ) -> None:
+        self._engine = engine
+        self._mac = mac
+        self._clock = clock
+        self._every = checkpoint_every
+        self._pending: list[tuple[list[Event], asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def record(self, *events: Event) -> None:
+        """Write ``events`` to the chain; return once committed, else raise."""
+        if not events:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((list(events), future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain())
+        await asyncio.shield(future)
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            events = [ev for group, _ in batch for ev in group]
+            try:
+                await self._write(events)
+            except (SQLAlchemyError, OSError, StorageUnavailable) as exc:
+                log.error("audit log write failed: %s", type(exc).__name__)
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(AuditUnavailable())
+            except BaseException as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(AuditUnavailable())
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                log.exception("audit log write failed")
+            else:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(None)
+
+    async def _write(self, events: list[Event]) -> None:
+        async with self._engine.begin() as conn:
+            await append(conn, events, self._mac, self._clock(), self._every)
+
+    async def append_in(self, conn: AsyncConnection, *events: Event) -> None:
+        """Chain ``events`` inside the caller's transaction: they commit with its
+        change or not at all (key destruction, a stored item)."""
+        if events:
+            await append(conn, list(events), self._mac, self._clock(), self._every)
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)
+
+
+async def append(
+    conn: AsyncConnection, events: list[Event], mac: Mac, now: datetime, every: int = 1000
+) -> int:
+    """Chain ``events`` onto the head inside the caller's transaction; the new head's seq."""
+    await conn.execute(update(audit_head).where(audit_head.c.id == 1).values(id=1))
+    head = (
+        await conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1))
+    ).one()
+    seq, digest = int(head.seq), str(head.hash)
+    rows: list[dict[str, Any]] = []
+    subjects: list[dict[str, Any]] = []
+    checkpoints: list[tuple[int, str]] = []
+    for ev in events:
+        seq += 1
+        row = row_of(seq, digest, ev, ev.at or now)
+        digest = row["hash"]
+        rows.append(row)
+        subjects.extend({"child_id": child, "seq": seq} for child in ev.children)
+        if seq % every == 0:
+            checkpoints.append((seq, digest))
+    await conn.execute(insert(audit_events), rows)
+    if subjects:
+        await conn.execute(insert(audit_subjects), subjects)
+    for point, point_hash in checkpoints:
+        signature = (await mac(head_message(point, point_hash))).hex()
+        await conn.execute(
+            insert(audit_checkpoints).values(seq=point, hash=point_hash, at=now, mac=signature)
+        )
+        log.info("audit checkpoint seq=%d hash=%s", point, point_hash)
+    signature = (await mac(head_message(seq, digest))).hex()
+    await conn.execute(
+        update(audit_head)
+        .where(audit_head.c.id == 1)
+        .values(seq=seq, hash=digest, mac=signature, at=now)
+    )
+    return seq
