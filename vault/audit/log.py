@@ -92,8 +92,13 @@ class AuditLog:
     async def append_in(self, conn: AsyncConnection, *events: Event) -> None:
         """Chain ``events`` inside the caller's transaction: they commit with its
         change or not at all (key destruction, a stored item)."""
-        if events:
+        if not events:
+            return
+        try:
             await append(conn, list(events), self._mac, self._clock(), self._every)
+        except SQLAlchemyError as exc:
+            log.error("audit log write failed: %s", type(exc).__name__)
+            raise AuditUnavailable() from exc
 
     async def close(self) -> None:
         if self._writer is not None:
