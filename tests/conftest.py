@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -34,6 +35,17 @@ def _unavailable(exc: Exception) -> None:
     if REQUIRE_SERVERS:
         pytest.fail(f"test server unavailable: {exc}")
     pytest.skip(f"test server unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium (scripts/ensure-chromium installs it; scripts/test sets
+    ``VAULT_TEST_CHROMIUM``). Missing: a failure under scripts/test, else a skip."""
+    path = os.environ.get("VAULT_TEST_CHROMIUM") or shutil.which("chromium")
+    if not path or not os.access(path, os.X_OK):
+        _unavailable(RuntimeError("no chromium; run scripts/ensure-chromium"))
+    assert path is not None
+    return path
 
 
 def _cached_minio() -> str:

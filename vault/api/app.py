@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from vault.api import audit, consents, directory, items, links, ops, resources, retention
+from vault.api import (
+    audit,
+    consents,
+    directory,
+    exports,
+    items,
+    links,
+    ops,
+    resources,
+    retention,
+)
 from vault.api.audit import audit_middleware
 from vault.api.auth import auth_middleware
 from vault.api.errors import error_middleware
@@ -44,4 +54,5 @@ def create_app(settings: Settings) -> web.Application:
     links.setup(app)
     retention.setup(app)
     audit.setup(app)
+    exports.setup(app)
     return app

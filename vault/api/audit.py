@@ -37,7 +37,7 @@ from vault.policy import Action, ChildTarget, DirectoryTarget
 
 log = logging.getLogger(__name__)
 
-AUDITED = ("/v1/", "/l/", "/h/")
+AUDITED = ("/v1/", "/l/", "/h/", "/x/")
 ACCESS_LOG_DEFAULT, ACCESS_LOG_MAX = 200, 1000
 
 

@@ -50,6 +50,10 @@ def item_json(record: ItemRecord) -> dict[str, Any]:
     }
 
 
+#: Sealed metadata the vault keeps for itself (an export's CRC-32s).
+INTERNAL_META = frozenset({"crc32"})
+
+
 def _context(request: web.Request) -> Context:
     app = request.app
     return Context(app[DB], app[STORE], app[KEYS], app[SETTINGS])
@@ -247,7 +251,10 @@ async def read(request: web.Request) -> web.Response:
     record = loaded.record
     meta = await service.read_meta(request.app[KEYS], record, loaded.sealed_meta)
     return web.json_response(
-        {**item_json(record), **{k: v for k, v in meta.items() if v is not None}}
+        {
+            **item_json(record),
+            **{k: v for k, v in meta.items() if v is not None and k not in INTERNAL_META},
+        }
     )
 
 

@@ -56,6 +56,8 @@ _NAMES = {
     "links.open_link": "link.use",
     "links.create_handover": "handover.issue",
     "links.open_handover": "handover.use",
+    "exports.create_export": "export.create",
+    "exports.open_export": "export.use",
 }
 
 

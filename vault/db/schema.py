@@ -388,3 +388,19 @@ audit_checkpoints = Table(
     Column("at", UTCDateTime(), nullable=False),
     Column("mac", String(64), nullable=False),
 )
+
+#: Exports made for a guardian: the archive's layout frozen when it was asked
+#: for (names, sizes, CRC-32s, the generated index.html and diary.json),
+#: sealed under the child's profile key, so every download of it, and every
+#: resumed range, gives the same bytes. It dies with the child's profile key.
+exports = Table(
+    "exports",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("child_id", String(32), ForeignKey("children.id"), nullable=False),
+    Column("person_id", String(32), ForeignKey("people.id"), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("manifest", LargeBinary, nullable=False),
+)

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -101,6 +102,19 @@ async def _one(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
+class _Crc:
+    """Passes a stream through, keeping the CRC-32 of what went by."""
+
+    def __init__(self, source: AsyncIterable[bytes]) -> None:
+        self._source = source
+        self.value = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._source:
+            self.value = zlib.crc32(chunk, self.value)
+            yield chunk
+
+
 class _Writer:
     """Stores an item's variants, and removes them all if the item fails."""
 
@@ -157,11 +171,16 @@ async def ingest_file(
             )
             del data
             original = await writer.put("original", image.original.mime, _one(image.original.data))
+            crc = zlib.crc32(image.original.data)
             await writer.put("preview", image.preview.mime, _one(image.preview.data))
             await writer.put("thumb", image.thumb.mime, _one(image.thumb.data))
             meta = {**meta, "width": image.width, "height": image.height}
         else:
-            original = await writer.put("original", media.mime, capped(stream, limit))
+            summed = _Crc(capped(stream, limit))
+            original = await writer.put("original", media.mime, summed)
+            crc = summed.value
+        # The original's CRC-32, sealed with the rest, so exports know it up front.
+        meta = {**meta, "crc32": crc}
         record = ItemRecord(
             id=item_id,
             kind=kind,

@@ -120,8 +120,36 @@ async def serve(
     whole body was sent.
     """
     blob = delivery.blob
-    size = blob.plaintext_size
-    headers = headers_for(delivery, now)
+
+    def body(start: int, end: int) -> AsyncIterator[bytes]:
+        def read(offset: int, length: int) -> AsyncIterator[bytes]:
+            return store.get(blob.blob_key, offset, length)
+
+        return decrypt_range(
+            delivery.key, delivery.item_id, blob.variant, read, blob.blob_size, start, end
+        )
+
+    return await serve_ranged(
+        request,
+        blob.plaintext_size,
+        headers_for(delivery, now),
+        body,
+        on_complete=on_complete,
+        before_send=before_send,
+    )
+
+
+async def serve_ranged(
+    request: web.Request,
+    size: int,
+    headers: dict[str, str],
+    body: Callable[[int, int], AsyncIterator[bytes]],
+    *,
+    on_complete: Callable[[], Awaitable[None]] | None = None,
+    before_send: Callable[[int, int, int], Awaitable[None]] | None = None,
+) -> web.StreamResponse:
+    """GET or HEAD of ``size`` bytes that ``body(start, end)`` produces, with
+    Range, If-Range and If-None-Match against ``headers["ETag"]``."""
     if _matches(request.headers.get("If-None-Match"), headers["ETag"]):
         return web.Response(status=304, headers=_without_body(headers))
     wanted = parse_range(request.headers.get("Range"), size)
@@ -142,18 +170,12 @@ async def serve(
     await response.prepare(request)
     if request.method == "HEAD":
         return response
-
-    def read(offset: int, length: int) -> AsyncIterator[bytes]:
-        return store.get(blob.blob_key, offset, length)
-
-    chunks = decrypt_range(
-        delivery.key, delivery.item_id, blob.variant, read, blob.blob_size, start, end
-    )
+    chunks = body(start, end)
     try:
         async for chunk in chunks:
             await response.write(chunk)
     finally:
-        await chunks.aclose()
+        await chunks.aclose()  # type: ignore[attr-defined]
     await response.write_eof()
     if status == 200 and on_complete is not None:
         await on_complete()

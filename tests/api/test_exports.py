@@ -1,0 +1,315 @@
+"""Exports: the whole archive, resumable, only what the guardian may see."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import random
+import subprocess
+import zipfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import pyvips
+
+from tests.api.conftest import Api, start
+from tests.api.test_items import consent, stored, upload
+from tests.api.world import World, second_child, world
+from tests.files import MP4_HEAD, PDF
+from tests.helpers import RssSampler
+from vault.config import Settings
+
+#: Each photo its own flat colour, so a screenshot shows which ones appear.
+COLOURS = {"Zandbak": (230, 40, 160), "Schommel": (20, 180, 60)}
+
+
+def flat_jpeg(colour: tuple[int, int, int], width: int = 320, height: int = 240) -> bytes:
+    image = pyvips.Image.black(width, height).new_from_image(list(colour))
+    data: bytes = image.copy(interpretation="srgb").cast("uchar").jpegsave_buffer(Q=95)
+    return data
+
+
+async def photo(
+    api: Api, w: World, title: str, day: str, child: str | None = None, **meta: Any
+) -> str:
+    status, item = await upload(
+        api,
+        w.staff,
+        child or w.child,
+        {"kind": "photo", "title": title, "taken_at": f"{day}T10:00:00Z", **meta},
+        flat_jpeg(COLOURS.get(title, (90, 90, 90))),
+        f"{title}.jpg",
+    )
+    assert status == 201, item
+    return str(item["id"])
+
+
+async def diary(api: Api, w: World, day: str, text: str, photos: list[str]) -> str:
+    item = await api.ok(
+        "POST",
+        f"/v1/children/{w.child}/items",
+        {"kind": "diary", "date": day, "text": text, "photo_ids": photos},
+        w.staff,
+    )
+    return str(item["id"])
+
+
+async def records(api: Api, w: World) -> dict[str, str]:
+    api.clock.now = api.clock.now.replace(day=20)
+    await consent(api, w)
+    await consent(api, w, "diary")
+    ids = {
+        "zandbak": await photo(api, w, "Zandbak", "2026-11-19"),
+        "schommel": await photo(api, w, "Schommel", "2026-11-20"),
+    }
+    ids["diary19"] = await diary(
+        api, w, "2026-11-19", "Noor speelde in de zandbak.", [ids["zandbak"]]
+    )
+    ids["diary20"] = await diary(api, w, "2026-11-20", "Vandaag <b>geschommeld</b> & gezongen.", [])
+    status, invoice = await upload(
+        api, w.administration, w.child, {"kind": "invoice", "title": "November"}, PDF, "nov.pdf"
+    )
+    assert status == 201
+    ids["invoice"] = invoice["id"]
+    api.clock.now = api.clock.now.replace(day=21)
+    return ids
+
+
+async def export(api: Api, token: str, child: str, **body: Any) -> dict[str, Any]:
+    answer = await api.ok("POST", f"/v1/children/{child}/exports", body, token)
+    return dict(answer)
+
+
+async def download(api: Api, url: str, **headers: str) -> tuple[int, Any, bytes]:
+    response = await api.client.get(urlsplit(url).path, headers=headers)
+    return response.status, response.headers, await response.read()
+
+
+async def test_a_guardian_downloads_a_complete_archive(api: Api, tmp_path: Path) -> None:
+    w = await world(api)
+    ids = await records(api, w)
+    made = await export(api, w.parent, w.child)
+    status, headers, data = await download(api, made["url"])
+    assert status == 200
+    assert headers["Content-Type"] == "application/zip"
+    assert int(headers["Content-Length"]) == made["size"] == len(data)
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    assert archive.testzip() is None
+    names = archive.namelist()
+    assert names[:2] == ["index.html", "diary.json"]
+    assert "photo/2026-11-19/Zandbak.jpg" in names
+    assert "photo/2026-11-20/Schommel.jpg" in names
+    assert "invoice/2026-11-20/November.pdf" in names
+    # The originals are the sanitised originals the vault keeps.
+    assert archive.read("photo/2026-11-19/Zandbak.jpg") == await stored(
+        api, ids["zandbak"], "original"
+    )
+    document = json.loads(archive.read("diary.json"))
+    assert document["format"] == "kluis-export"
+    assert [e["text"] for e in document["entries"]] == [
+        "Noor speelde in de zandbak.",
+        "Vandaag <b>geschommeld</b> & gezongen.",
+    ]
+    assert document["entries"][0]["photo_ids"] == [ids["zandbak"]]
+    assert document["consents"]["photo"] is True
+    assert {i["id"] for i in document["items"]} == {ids["zandbak"], ids["schommel"], ids["invoice"]}
+    page = archive.read("index.html").decode()
+    assert "Vandaag &lt;b&gt;geschommeld&lt;/b&gt; &amp; gezongen." in page  # escaped, not markup
+    assert "<script" not in page
+
+    # The same bytes every time, and `unzip -t` agrees.
+    assert (await download(api, made["url"]))[2] == data
+    path = tmp_path / "export.zip"
+    path.write_bytes(data)
+    tested = await asyncio.to_thread(
+        subprocess.run, ["unzip", "-t", str(path)], capture_output=True, text=True, check=False
+    )
+    assert tested.returncode == 0, tested.stdout
+    assert "No errors detected" in tested.stdout
+
+
+async def test_a_broken_download_resumes_with_identical_bytes(api: Api) -> None:
+    w = await world(api)
+    await records(api, w)
+    made = await export(api, w.parent, w.child)
+    _, headers, whole = await download(api, made["url"])
+    rng = random.Random(8)
+    for offset in sorted(rng.randrange(made["size"]) for _ in range(10)):
+        status, part_headers, rest = await download(
+            api, made["url"], Range=f"bytes={offset}-", **{"If-Range": headers["ETag"]}
+        )
+        assert status == 206
+        assert part_headers["Content-Range"] == f"bytes {offset}-{made['size'] - 1}/{made['size']}"
+        assert rest == whole[offset:]
+    assert (await download(api, made["url"], Range=f"bytes={made['size']}-"))[0] == 416
+
+
+async def test_each_guardian_gets_only_what_they_may_see(api: Api) -> None:
+    w = await world(api)
+    ids = await records(api, w)
+    mila, mila_mother = await second_child(api, w)
+    group = await photo(api, w, "Samen", "2026-11-20", tagged_children=[mila])
+    api.clock.now = api.clock.now.replace(day=21)
+
+    async def contents(token: str) -> set[str]:
+        made = await export(api, token, w.child)
+        data = (await download(api, made["url"]))[2]
+        document = json.loads(zipfile.ZipFile(io.BytesIO(data)).read("diary.json"))
+        return {item["id"] for item in document["items"]}
+
+    assert ids["invoice"] in await contents(w.parent)
+    separate = await contents(w.co_separate)
+    assert ids["invoice"] not in separate
+    assert ids["zandbak"] in separate
+    assert group in await contents(w.parent)
+    # Mila's mother withdraws photo consent: Noor's family no longer gets the group photo.
+    await api.ok("PUT", f"/v1/children/{mila}/consents/photo", {"granted": False}, mila_mother)
+    assert group not in await contents(w.parent)
+    assert ids["zandbak"] in await contents(w.parent)
+    # Only the diary, when asked.
+    made = await export(api, w.parent, w.child, kinds=["diary"])
+    data = (await download(api, made["url"]))[2]
+    assert zipfile.ZipFile(io.BytesIO(data)).namelist() == ["index.html", "diary.json"]
+
+    for token, code in [
+        (w.staff, "forbidden"),
+        (w.stranger_parent, "not_found"),
+        (w.manager, "forbidden"),
+    ]:
+        status, body = await api.call("POST", f"/v1/children/{w.child}/exports", token, {})
+        assert body["error"]["code"] == code
+    status, body = await api.call(
+        "POST", f"/v1/children/{w.child}/exports", w.parent, {"kinds": ["x"]}
+    )
+    assert (status, body["error"]["code"]) == (400, "invalid_input")
+
+
+async def test_the_link_is_checked_again_at_every_use(api: Api) -> None:
+    w = await world(api)
+    ids = await records(api, w)
+    made = await export(api, w.parent, w.child)
+    assert (await download(api, made["url"]))[0] == 200
+    # A record in it destroyed since: the archive cannot be the same any more.
+    await api.ok("DELETE", f"/v1/items/{ids['schommel']}", token=w.officer)
+    status, _, body = await download(api, made["url"])
+    assert (status, json.loads(body)["error"]["code"]) == (410, "destroyed")
+    assert "new export" in json.loads(body)["error"]["message"]
+    # A fresh export leaves it out and works.
+    again = await export(api, w.parent, w.child)
+    assert (await download(api, again["url"]))[0] == 200
+    # The window closes: 8 weeks after the contract ended.
+    await api.ok(
+        "PUT",
+        f"/v1/children/{w.child}/placement",
+        {"start_date": "2024-01-01", "end_date": "2026-11-30"},
+    )
+    api.clock.now = api.clock.now.replace(year=2027, month=2)
+    status, _, body = await download(api, again["url"])
+    assert status == 403  # expired or outside the window: either way, nothing
+    assert json.loads(body)["error"]["code"] in ("link_expired", "outside_window")
+    # A tampered link.
+    path = urlsplit(again["url"]).path
+    assert (
+        await api.client.get(path[:-2] + ("A" if path[-2] != "A" else "B") + path[-1])
+    ).status == 403
+
+
+async def test_the_offline_diary_opens_in_a_browser(
+    api: Api, tmp_path: Path, chromium: str
+) -> None:
+    w = await world(api)
+    await records(api, w)
+    made = await export(api, w.parent, w.child)
+    data = (await download(api, made["url"]))[2]
+    folder = tmp_path / "unzipped"
+    zipfile.ZipFile(io.BytesIO(data)).extractall(folder)
+    index = folder / "index.html"
+    shot = Path("artifacts") / "export-index.png"
+    shot.parent.mkdir(exist_ok=True)
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--allow-file-access-from-files",
+    ]
+    dom = await asyncio.to_thread(
+        subprocess.run,
+        [chromium, *flags, "--dump-dom", index.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert "Noor speelde in de zandbak." in dom.stdout
+    assert "19 november 2026" in dom.stdout
+    assert "20 november 2026" in dom.stdout
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [
+            "chromium",
+            *flags,
+            f"--screenshot={shot.resolve()}",
+            "--window-size=1000,1400",
+            index.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert shot.exists(), done.stderr[-2000:]
+    # Both photos are drawn: their flat colours are on the screen.
+    image = pyvips.Image.new_from_file(str(shot)).extract_band(0, n=3)
+    for colour in COLOURS.values():
+        mask = (image - list(colour)).abs().bandor() < 12  # type: ignore[operator]
+        found = mask.avg() / 255 * image.width * image.height
+        assert found > 2000, f"a photo of colour {colour} is not on the page"
+
+
+@pytest.mark.slow
+@pytest.mark.sqlite
+@pytest.mark.localdisk
+async def test_a_2gb_export_keeps_memory_bounded(tmp_path: Path, aiohttp_client: Any) -> None:
+    settings = Settings(data_dir=tmp_path / "data")
+    api = await start(settings, aiohttp_client)
+    w = await world(api)
+    await consent(api, w)
+    block = os.urandom(1024 * 1024)
+
+    async def video() -> AsyncIterator[bytes]:
+        yield MP4_HEAD
+        for _ in range(1024):
+            yield block
+
+    for name in ("eerste", "tweede"):
+        status, body = await upload(
+            api, w.staff, w.child, {"kind": "video", "title": name}, video(), "v.mp4"
+        )
+        assert status == 201, body
+    made = await export(api, w.parent, w.child)
+    assert made["size"] > 2 * 1024**3
+    path = tmp_path / "export.zip"
+    with RssSampler() as memory, path.open("wb") as out:
+        response = await api.client.get(urlsplit(made["url"]).path)
+        assert response.status == 200
+        async for chunk in response.content.iter_chunked(1024 * 1024):
+            out.write(chunk)
+    assert path.stat().st_size == made["size"]
+    # Client and server share this process: both stream.
+    assert memory.growth_mb < 150, memory.growth_mb
+    with zipfile.ZipFile(path) as archive:
+        assert await asyncio.to_thread(archive.testzip) is None
+        assert sorted(archive.namelist())[-2:] == [
+            "video/2026-11-21/eerste.mp4",
+            "video/2026-11-21/tweede.mp4",
+        ]
