@@ -1,0 +1,131 @@
+"""Benchmark: a child's export, 1 GB and 5 GB, against reading the plaintext.
+
+    .venv/bin/python -m bench.export [--sizes 1 5] [--file-mb 250]
+
+For each size, uploads that many GB of video (files of ``--file-mb``) for one
+child through the API, asks for the export as the child's parent and
+downloads it over loopback, discarding the bytes: MB/s and the growth of
+resident memory while it runs (client and server share the process). Beside
+it, in the same run, reads the same plaintext from files on the local disk
+(the ceiling: no decryption, no HTTP).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+import psutil
+
+from bench.ingest import multipart, serve, vault_app, video_source
+from vault.api.resources import DB, KEYS
+from vault.directory import children, consent, people, places
+
+MB = 1_000_000
+
+
+class Peak:
+    def __init__(self) -> None:
+        self.process = psutil.Process()
+        self.base = self.peak = self.process.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(0.01)
+
+    def __enter__(self) -> Peak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+async def one_size(gb: int, file_mb: int, tmp: Path) -> None:
+    app = await vault_app(tmp / f"data-{gb}")
+    runner, base = await serve(app)
+    engine, keys, now = app[DB], app[KEYS], datetime.now(UTC)
+    location = await places.create_location(engine, "Bench", now)
+    group = await places.create_group(engine, location, "G", now)
+    child = await children.create_child(
+        engine, keys, children.Profile("A", "B", datetime(2023, 1, 1).date()), group, now
+    )
+    staff_id, staff = await people.create_person(engine, "S", None, "staff", now)
+    await places.add_staff(engine, group, staff_id)
+    parent_id, parent = await people.create_person(engine, "P", None, "guardian", now)
+    await children.add_guardian(engine, child, parent_id, "contract_parent", "shared", now)
+    await consent.record(engine, child, "photo", True, parent_id, now)
+    block = os.urandom(1 << 20)
+    plain = tmp / f"plain-{gb}"
+    plain.mkdir()
+    count = gb * 1000 // file_mb
+    timeout = aiohttp.ClientTimeout(total=None)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        for i in range(count):
+            form = multipart({"kind": "video"}, video_source(file_mb * MB, block), f"v{i}.mp4")
+            async with session.post(
+                f"{base}/v1/children/{child}/items",
+                data=form,
+                headers={"Authorization": f"Bearer {staff}"},
+            ) as r:
+                assert r.status == 201, await r.text()
+            with (plain / f"v{i}.mp4").open("wb") as out:
+                async for chunk in video_source(file_mb * MB, block):
+                    out.write(chunk)
+        started = time.perf_counter()
+        async with session.post(
+            f"{base}/v1/children/{child}/exports",
+            json={},
+            headers={"Authorization": f"Bearer {parent}"},
+        ) as r:
+            made = await r.json()
+        planned = time.perf_counter() - started
+        with Peak() as memory:
+            started = time.perf_counter()
+            got = 0
+            async with session.get(base + urlsplit(made["url"]).path) as r:
+                async for chunk in r.content.iter_chunked(1 << 20):
+                    got += len(chunk)
+            took = time.perf_counter() - started
+    await runner.cleanup()
+    assert got == made["size"]
+    started = time.perf_counter()
+    read = 0
+    for path in sorted(plain.iterdir()):
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                read += len(chunk)
+    bare = time.perf_counter() - started
+    rate, plain_rate = got / took / MB, read / bare / MB
+    print(
+        f"{gb} GB ({count} videos): export {rate:,.0f} MB/s, plaintext from disk "
+        f"{plain_rate:,.0f} MB/s: {rate / plain_rate:.0%}; planning {planned * 1000:.0f} ms; "
+        f"memory growth while downloading {(memory.peak - memory.base) / MB:.0f} MB "
+        f"(peak resident {memory.peak / MB:.0f} MB)"
+    )
+
+
+async def main(sizes: list[int], file_mb: int) -> None:
+    for gb in sizes:
+        with tempfile.TemporaryDirectory(prefix="kluis-bench-") as tmp:
+            await one_size(gb, file_mb, Path(tmp))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 5])
+    parser.add_argument("--file-mb", type=int, default=250)
+    args = parser.parse_args()
+    asyncio.run(main(args.sizes, args.file_mb))
