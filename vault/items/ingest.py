@@ -88,31 +88,22 @@ async def peek(source: AsyncIterable[bytes]) -> tuple[bytes, AsyncIterator[bytes
 
 
 class _Counted:
+    """Passes a stream through, keeping the size and CRC-32 of what went by."""
+
     def __init__(self, source: AsyncIterable[bytes]) -> None:
         self.source = source
         self.size = 0
+        self.crc = 0
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         async for chunk in self.source:
             self.size += len(chunk)
+            self.crc = zlib.crc32(chunk, self.crc)
             yield chunk
 
 
 async def _one(data: bytes) -> AsyncIterator[bytes]:
     yield data
-
-
-class _Crc:
-    """Passes a stream through, keeping the CRC-32 of what went by."""
-
-    def __init__(self, source: AsyncIterable[bytes]) -> None:
-        self._source = source
-        self.value = 0
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._source:
-            self.value = zlib.crc32(chunk, self.value)
-            yield chunk
 
 
 class _Writer:
@@ -121,6 +112,8 @@ class _Writer:
     def __init__(self, ctx: Context, key: ItemKey, item_id: str, now: datetime) -> None:
         self.ctx, self.key, self.item_id, self.now = ctx, key, item_id, now
         self.stored: list[StoredBlob] = []
+        #: The plaintext CRC-32 of each stored variant.
+        self.crcs: dict[str, int] = {}
 
     async def put(self, variant: str, mime: str, source: AsyncIterable[bytes]) -> StoredBlob:
         counted = _Counted(source)
@@ -133,6 +126,7 @@ class _Writer:
         )
         blob = StoredBlob(variant, blob_key, size, counted.size, mime)
         self.stored.append(blob)
+        self.crcs[variant] = counted.crc
         return blob
 
     async def discard(self) -> None:
@@ -171,16 +165,13 @@ async def ingest_file(
             )
             del data
             original = await writer.put("original", image.original.mime, _one(image.original.data))
-            crc = zlib.crc32(image.original.data)
             await writer.put("preview", image.preview.mime, _one(image.preview.data))
             await writer.put("thumb", image.thumb.mime, _one(image.thumb.data))
             meta = {**meta, "width": image.width, "height": image.height}
         else:
-            summed = _Crc(capped(stream, limit))
-            original = await writer.put("original", media.mime, summed)
-            crc = summed.value
+            original = await writer.put("original", media.mime, capped(stream, limit))
         # The original's CRC-32, sealed with the rest, so exports know it up front.
-        meta = {**meta, "crc32": crc}
+        meta = {**meta, "crc32": writer.crcs["original"]}
         record = ItemRecord(
             id=item_id,
             kind=kind,
