@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import timedelta
 from typing import Any
 
@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 
 from vault.api.access import PRINCIPAL, ask, child_for, enforce, now, rules
 from vault.api.body import Field, iso_utc, read_json
-from vault.api.links import _signer, _url
+from vault.api.links import link_url, signer
 from vault.api.openapi import operation
 from vault.api.resources import DB, KEYS, READER, SETTINGS, STORE
 from vault.api.trail import attribute, caller, note, record_now
@@ -37,12 +37,11 @@ from vault.directory.children import PROFILE, child_facts_of, read_profile
 from vault.directory.people import principal_of
 from vault.errors import Destroyed, InvalidInput, NotFound
 from vault.items import service
-from vault.items.service import ChildCache, read_item
+from vault.items.service import ChildCache, LoadedItem, read_item
 from vault.policy import KINDS, Action, Child, ChildTarget, ItemTarget, decide
 from vault.share import export
 from vault.share.delivery import serve_ranged
 from vault.share.links import Claims
-from vault.share.zipstream import layout
 from vault.tokens import new_id
 
 _PAGE = 500
@@ -72,7 +71,7 @@ async def create_export(request: web.Request) -> web.Response:
         raise InvalidInput(f"'kinds' must list kinds from: {', '.join(KINDS)}.")
     app = request.app
     cache = ChildCache(app[READER])
-    sources = []
+    chosen: list[str] = []
     before = None
     while True:
         batch = [r async for r in service.page_for_child(app[DB], child.id, None, before, _PAGE)]
@@ -80,15 +79,16 @@ async def create_export(request: web.Request) -> web.Response:
             if record.kind not in kinds or record.destroyed_at is not None:
                 continue
             target = ItemTarget(record.policy_item(), await cache.for_item(record))
-            if not ask(request, Action.READ_ITEM, target).allowed:
-                continue  # only what this caller may see
-            loaded = await service.load(app[READER], record.id)
-            if loaded is not None:
-                key = await app[KEYS].open_item_key(record.id)
-                sources.append(export.Source(loaded, key))
+            if ask(request, Action.READ_ITEM, target).allowed:  # only what this caller may see
+                chosen.append(record.id)
         if len(batch) < _PAGE:
             break
         before = (batch[-1].created_at, batch[-1].id)
+    sources = []
+    for item_id, loaded, key_rows in await app[READER](lambda conn: _items(conn, chosen)):
+        if loaded is not None:
+            key = await app[KEYS].unwrap_item_key(item_id, key_rows)
+            sources.append(export.Source(loaded, key))
     moment = now(request)
     profile = await read_profile(app[DB], app[KEYS], child.id)
     plan = await export.plan(
@@ -123,11 +123,11 @@ async def create_export(request: web.Request) -> web.Response:
         expires_at=int(moment.timestamp()) + ttl,
         disposition="attachment",
     )
-    token = (await _signer(app)).sign(claims)
+    token = (await signer(app)).sign(claims)
     note(request, export=export_id, items=len(plan.items), size=plan.size, kinds=sorted(kinds))
     return web.json_response(
         {
-            "url": _url(request, "export", token),
+            "url": link_url(request, "export", token),
             "expires_at": iso_utc(claims.expires),
             "size": plan.size,
         },
@@ -135,26 +135,30 @@ async def create_export(request: web.Request) -> web.Response:
     )
 
 
-def _recheck(conn: Connection, principal_id: str, child_id: str, ids: list[str]) -> Any:
-    """The caller, the child and every record of the export as they are now."""
-    principal = principal_of(conn, principal_id)
-    child = child_facts_of(conn, child_id)
-    records = []
-    facts: dict[str, Child | None] = {}
+def _items(conn: Connection, ids: list[str]) -> list[tuple[str, LoadedItem | None, Any]]:
+    """Each record with its key wrappings, in one batch."""
+    out = []
     for item_id in ids:
         loaded = read_item(conn, item_id)
-        if loaded is not None:
-            for owner in loaded.record.children:
-                if owner not in facts:
-                    facts[owner] = child_facts_of(conn, owner)
-        records.append((item_id, loaded, item_key_rows(conn, item_id) if loaded else ()))
-    return principal, child, records, facts
+        out.append((item_id, loaded, item_key_rows(conn, item_id) if loaded else ()))
+    return out
+
+
+def _recheck(conn: Connection, principal_id: str, child_id: str, ids: list[str]) -> Any:
+    """The caller, the child and every record of the export as they are now."""
+    records = _items(conn, ids)
+    facts: dict[str, Child | None] = {}
+    for _, loaded, _ in records:
+        for owner in loaded.record.children if loaded else ():
+            if owner not in facts:
+                facts[owner] = child_facts_of(conn, owner)
+    return principal_of(conn, principal_id), child_facts_of(conn, child_id), records, facts
 
 
 async def open_export(request: web.Request) -> web.StreamResponse:
     app = request.app
     moment = now(request)
-    claims = (await _signer(app)).verify(request.match_info["token"], "export", moment)
+    claims = (await signer(app)).verify(request.match_info["token"], "export", moment)
     note(request, export=claims.subject, method=request.method)
     async with app[DB].connect() as conn:
         row = (await conn.execute(select(exports).where(exports.c.id == claims.subject))).first()
@@ -197,7 +201,7 @@ async def open_export(request: web.Request) -> web.StreamResponse:
             )
         key = await app[KEYS].unwrap_item_key(item_id, key_rows)
         sources[item_id] = export.Source(loaded, key)
-    parts, size = layout(plan.entries)
+    size = plan.size
     etag = '"' + hashlib.sha256(f"export/{row.id}/{size}".encode()).hexdigest()[:32] + '"'
     remaining = max(0, int((claims.expires - moment).total_seconds()))
     name = f"kluis-export-{row.created_at:%Y-%m-%d}.zip"
@@ -216,8 +220,8 @@ async def open_export(request: web.Request) -> web.StreamResponse:
         note(request, status=status, offset=start, bytes=end - start, size=size)
         await record_now(request)
 
-    def body(start: int, end: int) -> AsyncIterator[bytes]:
-        return export.body(plan, parts, app[STORE], sources, start, end)
+    def body(start: int, end: int) -> AsyncGenerator[bytes, None]:
+        return export.body(plan, app[STORE], sources, start, end)
 
     return await serve_ranged(request, size, headers, body, before_send=on_the_record)
 

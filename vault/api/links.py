@@ -58,11 +58,11 @@ _ISSUED = {
 VARIANTS = ("original", "preview", "thumb")
 
 
-async def _signer(app: web.Application) -> LinkSigner:
+async def signer(app: web.Application) -> LinkSigner:
     return LinkSigner(await app[KEYRING].signing_secrets())
 
 
-def _url(request: web.Request, purpose: str, token: str) -> str:
+def link_url(request: web.Request, purpose: str, token: str) -> str:
     base = request.app[SETTINGS].links.public_url.rstrip("/") or str(request.url.origin())
     return f"{base}{PATHS[purpose]}{token}"
 
@@ -110,7 +110,7 @@ def _resolve(conn: Connection, person_id: str, item_id: str) -> _Resolved | None
 
 async def _issue(
     request: web.Request,
-    signer: LinkSigner,
+    link_signer: LinkSigner,
     item_id: str,
     variant: str,
     ttl: int,
@@ -138,7 +138,7 @@ async def _issue(
         event("link.issue", children=record.children, item=record.id, variant=variant, ttl=ttl),
     )
     return {
-        "url": _url(request, "media", signer.sign(claims)),
+        "url": link_url(request, "media", link_signer.sign(claims)),
         "expires_at": iso_utc(claims.expires),
     }
 
@@ -163,7 +163,7 @@ async def create_link(request: web.Request) -> web.Response:
     )
     link = await _issue(
         request,
-        await _signer(request.app),
+        await signer(request.app),
         request.match_info["id"],
         body.get("variant", "original"),
         ttl,
@@ -188,7 +188,7 @@ async def create_links(request: web.Request) -> web.Response:
     ttl = _ttl(
         body.get("ttl_seconds"), settings.media_default_ttl_seconds, settings.media_max_ttl_seconds
     )
-    signer = await _signer(request.app)
+    link_signer = await signer(request.app)
     out: list[dict[str, Any]] = []
     for entry in wanted:
         if (
@@ -200,7 +200,7 @@ async def create_links(request: web.Request) -> web.Response:
             raise InvalidInput('Each entry of \'items\' is {"item_id", "variant"?}.')
         variant = entry.get("variant", "original")
         try:
-            link = await _issue(request, signer, entry["item_id"], variant, ttl, "inline")
+            link = await _issue(request, link_signer, entry["item_id"], variant, ttl, "inline")
         except (NotFound, Forbidden, ConsentMissing, OutsideWindow, Destroyed) as refusal:
             # A refusal for this item only; the others still get their links.
             error = {"code": refusal.code, "message": refusal.message}
@@ -270,7 +270,7 @@ async def _answer(request: web.Request, claims: Claims, action: Action) -> _Reso
 
 
 async def open_link(request: web.Request) -> web.StreamResponse:
-    claims = (await _signer(request.app)).verify(request.match_info["token"], "media", now(request))
+    claims = (await signer(request.app)).verify(request.match_info["token"], "media", now(request))
     resolved = await _answer(request, claims, Action.READ_ITEM)
     return await _deliver(request, resolved, claims.variant, claims.disposition, claims.expires)
 
@@ -331,15 +331,16 @@ async def create_handover(request: web.Request) -> web.Response:
         disposition="attachment",
         reference=handover_id,
     )
-    token = (await _signer(request.app)).sign(claims)
+    token = (await signer(request.app)).sign(claims)
     note(request, handover=handover_id, ttl=ttl, max_downloads=downloads)
     return web.json_response(
-        {"url": _url(request, "handover", token), "expires_at": iso_utc(claims.expires)}, status=201
+        {"url": link_url(request, "handover", token), "expires_at": iso_utc(claims.expires)},
+        status=201,
     )
 
 
 async def open_handover(request: web.Request) -> web.StreamResponse:
-    claims = (await _signer(request.app)).verify(
+    claims = (await signer(request.app)).verify(
         request.match_info["token"], "handover", now(request)
     )
     engine = request.app[DB]

@@ -13,7 +13,7 @@ import dataclasses
 import hashlib
 import re
 import unicodedata
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from urllib.parse import quote
 
@@ -121,7 +121,7 @@ async def serve(
     """
     blob = delivery.blob
 
-    def body(start: int, end: int) -> AsyncIterator[bytes]:
+    def body(start: int, end: int) -> AsyncGenerator[bytes, None]:
         def read(offset: int, length: int) -> AsyncIterator[bytes]:
             return store.get(blob.blob_key, offset, length)
 
@@ -143,7 +143,7 @@ async def serve_ranged(
     request: web.Request,
     size: int,
     headers: dict[str, str],
-    body: Callable[[int, int], AsyncIterator[bytes]],
+    body: Callable[[int, int], AsyncGenerator[bytes, None]],
     *,
     on_complete: Callable[[], Awaitable[None]] | None = None,
     before_send: Callable[[int, int, int], Awaitable[None]] | None = None,
@@ -175,7 +175,7 @@ async def serve_ranged(
         async for chunk in chunks:
             await response.write(chunk)
     finally:
-        await chunks.aclose()  # type: ignore[attr-defined]
+        await chunks.aclose()
     await response.write_eof()
     if status == 200 and on_complete is not None:
         await on_complete()

@@ -19,7 +19,7 @@ import dataclasses
 import html
 import json
 import zlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import quote
@@ -46,7 +46,13 @@ class Source:
 @dataclasses.dataclass(frozen=True)
 class Plan:
     entries: list[Entry]
+    parts: list[Part]
     size: int
+
+    @classmethod
+    def of(cls, entries: list[Entry]) -> Plan:
+        parts, size = layout(entries)
+        return cls(entries, parts, size)
 
     def to_json(self) -> bytes:
         return json.dumps(
@@ -76,7 +82,7 @@ class Plan:
             )
             for e in json.loads(raw)
         ]
-        return cls(entries, layout(entries)[1])
+        return cls.of(entries)
 
     @property
     def items(self) -> list[str]:
@@ -191,7 +197,7 @@ async def plan(
         Entry("diary.json", len(diary_json), zlib.crc32(diary_json), now, data=diary_json),
     ]
     entries = generated + [entry for entry, _ in files]
-    return Plan(entries, layout(entries)[1])
+    return Plan.of(entries)
 
 
 def _iso(moment: datetime) -> str:
@@ -287,13 +293,8 @@ def _long_date(day: str) -> str:
 
 
 def body(
-    plan_: Plan,
-    parts: list[Part],
-    store: BlobStore,
-    sources: dict[str, Source],
-    start: int,
-    end: int,
-) -> AsyncIterator[bytes]:
+    plan_: Plan, store: BlobStore, sources: dict[str, Source], start: int, end: int
+) -> AsyncGenerator[bytes, None]:
     """The archive's bytes ``[start, end)``, decrypting only what they need."""
 
     def read(entry: Entry, offset: int, length: int) -> AsyncIterator[bytes]:
@@ -308,4 +309,4 @@ def body(
             source.key, entry.ref, "original", fetch, blob.blob_size, offset, offset + length
         )
 
-    return produce(parts, start, end, read)
+    return produce(plan_.parts, start, end, read)

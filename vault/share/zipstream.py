@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import struct
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from datetime import datetime
 
 _LIMIT32 = 0xFFFFFFFF
@@ -159,7 +159,7 @@ Reader = Callable[[Entry, int, int], AsyncIterator[bytes]]
 
 async def produce(
     parts: Sequence[Part], start: int, end: int, read: Reader
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The bytes ``[start, end)`` of the archive; ``read(entry, offset, length)``
     yields the part of an entry's content that falls in the range."""
     for part in parts:
