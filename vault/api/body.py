@@ -25,7 +25,7 @@ MAX_TEXT = 500
 class Field:
     #: text (free text, scanned for a BSN in directory bodies), id (an opaque
     #: id of the vault's own, never scanned: random hex can hold nine digits),
-    #: bool, int, date, list.
+    #: bool, int, date, list. ``choices`` limits a text, or every entry of a list.
     type: str = "text"
     required: bool = True
     nullable: bool = False
@@ -73,6 +73,10 @@ def _value(name: str, value: Any, spec: Field, directory: bool) -> Any:
     if spec.type == "list":
         if not isinstance(value, list):
             raise InvalidInput(f"The field '{name}' must be a list.")
+        if spec.choices is not None and (not value or any(v not in spec.choices for v in value)):
+            raise InvalidInput(
+                f"The field '{name}' must list one or more of: {', '.join(spec.choices)}."
+            )
         return value
     if not isinstance(value, str):
         raise InvalidInput(f"The field '{name}' must be a string.")
