@@ -18,16 +18,13 @@ import os
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
 import psutil
 
-from bench.ingest import multipart, serve, vault_app, video_source
-from vault.api.resources import DB, KEYS
-from vault.directory import children, consent, people, places
+from bench.ingest import multipart, populate, serve, vault_app, video_source
 
 MB = 1_000_000
 
@@ -56,17 +53,7 @@ class Peak:
 async def one_size(gb: int, file_mb: int, tmp: Path) -> None:
     app = await vault_app(tmp / f"data-{gb}")
     runner, base = await serve(app)
-    engine, keys, now = app[DB], app[KEYS], datetime.now(UTC)
-    location = await places.create_location(engine, "Bench", now)
-    group = await places.create_group(engine, location, "G", now)
-    child = await children.create_child(
-        engine, keys, children.Profile("A", "B", datetime(2023, 1, 1).date()), group, now
-    )
-    staff_id, staff = await people.create_person(engine, "S", None, "staff", now)
-    await places.add_staff(engine, group, staff_id)
-    parent_id, parent = await people.create_person(engine, "P", None, "guardian", now)
-    await children.add_guardian(engine, child, parent_id, "contract_parent", "shared", now)
-    await consent.record(engine, child, "photo", True, parent_id, now)
+    child, staff, parent = await populate(app)
     block = os.urandom(1 << 20)
     plain = tmp / f"plain-{gb}"
     plain.mkdir()

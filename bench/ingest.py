@@ -69,8 +69,9 @@ async def vault_app(data_dir: Path) -> web.Application:
     return create_app(settings)
 
 
-async def populate(app: web.Application) -> tuple[str, str]:
-    """A child with photo consent and a staff member; returns (child id, staff token)."""
+async def populate(app: web.Application) -> tuple[str, str, str]:
+    """A child with photo consent, a staff member and a parent; returns
+    (child id, staff token, parent token)."""
     engine, keys, now = app[DB], app[KEYS], datetime.now(UTC)
     location = await places.create_location(engine, "Bench", now)
     group = await places.create_group(engine, location, "G", now)
@@ -79,10 +80,10 @@ async def populate(app: web.Application) -> tuple[str, str]:
     )
     staff_id, staff_token = await people.create_person(engine, "S", None, "staff", now)
     await places.add_staff(engine, group, staff_id)
-    parent_id, _ = await people.create_person(engine, "P", None, "guardian", now)
+    parent_id, parent_token = await people.create_person(engine, "P", None, "guardian", now)
     await children.add_guardian(engine, child, parent_id, "contract_parent", "shared", now)
     await consent.record(engine, child, "photo", True, parent_id, now)
-    return child, staff_token
+    return child, staff_token, parent_token
 
 
 def multipart(meta: dict[str, str], data: object, name: str) -> aiohttp.FormData:
@@ -137,7 +138,7 @@ async def main(photos: int, video_mb: int) -> None:
     with tempfile.TemporaryDirectory(prefix="kluis-bench-") as tmp:
         app = await vault_app(Path(tmp) / "data")
         runner, base = await serve(app)
-        child, token = await populate(app)
+        child, token, _ = await populate(app)
         auth = {"Authorization": f"Bearer {token}"}
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
             started = time.perf_counter()

@@ -84,7 +84,7 @@ async def main(seconds: float, clients: int, video_mb: int) -> None:
     with tempfile.TemporaryDirectory(prefix="kluis-bench-") as tmp:
         app = await vault_app(Path(tmp) / "data")
         runner, base = await serve(app)
-        child, token = await populate(app)
+        child, token, _ = await populate(app)
         auth = {"Authorization": f"Bearer {token}"}
         timeout = aiohttp.ClientTimeout(total=None)
         connector = aiohttp.TCPConnector(limit=clients * 2)
