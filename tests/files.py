@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pyvips
@@ -109,3 +111,11 @@ PDF = (
     b"2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
 )
 MP4_HEAD = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2mp41" + b"\x00\x00\x00\x08free"
+
+
+async def mp4_stream(mib: int) -> AsyncIterator[bytes]:
+    """An MP4 head and ``mib`` MiB of random bytes, streamed (never held whole)."""
+    block = os.urandom(1024 * 1024)
+    yield MP4_HEAD
+    for _ in range(mib):
+        yield block

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
 import random
 import subprocess
 import zipfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,7 +18,7 @@ import pyvips
 from tests.api.conftest import Api, start
 from tests.api.test_items import consent, stored, upload
 from tests.api.world import World, second_child, world
-from tests.files import MP4_HEAD, PDF
+from tests.files import PDF, mp4_stream
 from tests.helpers import RssSampler
 from vault.config import Settings
 
@@ -284,16 +282,9 @@ async def test_a_2gb_export_keeps_memory_bounded(tmp_path: Path, aiohttp_client:
     api = await start(settings, aiohttp_client)
     w = await world(api)
     await consent(api, w)
-    block = os.urandom(1024 * 1024)
-
-    async def video() -> AsyncIterator[bytes]:
-        yield MP4_HEAD
-        for _ in range(1024):
-            yield block
-
     for name in ("eerste", "tweede"):
         status, body = await upload(
-            api, w.staff, w.child, {"kind": "video", "title": name}, video(), "v.mp4"
+            api, w.staff, w.child, {"kind": "video", "title": name}, mp4_stream(1024), "v.mp4"
         )
         assert status == 201, body
     made = await export(api, w.parent, w.child)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -11,7 +10,7 @@ import pytest
 from tests.api.conftest import Api
 from tests.api.test_items import consent, upload
 from tests.api.world import world
-from tests.files import MP4_HEAD, jpeg_with_secrets
+from tests.files import MP4_HEAD, jpeg_with_secrets, mp4_stream
 from tests.helpers import RssSampler
 from vault.api.resources import DB, STORE
 from vault.items.sweep import sweep
@@ -46,15 +45,10 @@ async def test_the_sweeper_removes_only_old_orphans(api: Api) -> None:
 async def test_a_1gb_video_upload_keeps_memory_bounded(api: Api) -> None:
     w = await world(api)
     await consent(api, w)
-    block = os.urandom(1024 * 1024)
-
-    async def video() -> AsyncIterator[bytes]:
-        yield MP4_HEAD
-        for _ in range(1024):
-            yield block
-
     with RssSampler() as memory:
-        status, body = await upload(api, w.staff, w.child, {"kind": "video"}, video(), "long.mp4")
+        status, body = await upload(
+            api, w.staff, w.child, {"kind": "video"}, mp4_stream(1024), "long.mp4"
+        )
     assert status == 201, body
     assert body["size"] == len(MP4_HEAD) + 1024 * 1024 * 1024
     # Client and server share this process: both stream.
