@@ -35,11 +35,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     engine = request.app[DB]
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    person_id = None
-    if scheme.lower() == "bearer" and token.strip():
-        person_id = await authenticate(engine, token.strip())
     parsed = parse_token(token.strip()) if scheme.lower() == "bearer" else None
     token_id = parsed[0] if parsed else None
+    person_id = await authenticate(engine, *parsed) if parsed else None
     if person_id is None:
         await _failed(request, token_id)
     principal = await load_principal(request.app[READER], str(person_id))

@@ -102,11 +102,9 @@ def add(request: web.Request, *events: Event) -> None:
         trail.events.extend(events)
 
 
-async def record_now(request: web.Request, *events: Event) -> None:
+async def record_now(request: web.Request) -> None:
     """Commit the call's event(s) now, before the access or change happens."""
     trail = request[TRAIL]
-    if events:
-        trail.events.extend(events)
     await request.app[AUDIT].record(*trail.pending("ok"))
     trail.written = True
 

@@ -68,18 +68,16 @@ class AuditLog:
             events = [ev for group, _ in batch for ev in group]
             try:
                 await self._write(events)
-            except (SQLAlchemyError, OSError, StorageUnavailable) as exc:
-                log.error("audit log write failed: %s", type(exc).__name__)
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(AuditUnavailable())
             except BaseException as exc:
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(AuditUnavailable())
                 if isinstance(exc, asyncio.CancelledError):
                     raise
-                log.exception("audit log write failed")
+                if isinstance(exc, SQLAlchemyError | OSError | StorageUnavailable):
+                    log.error("audit log write failed: %s", type(exc).__name__)
+                else:
+                    log.exception("audit log write failed")
             else:
                 for _, future in batch:
                     if not future.done():

@@ -20,7 +20,7 @@ from vault.db.schema import (
 )
 from vault.errors import InvalidInput, NotFound
 from vault.policy import GuardianLink, Principal
-from vault.tokens import NewToken, new_id, new_token, parse_token, secret_matches
+from vault.tokens import NewToken, new_id, new_token, secret_matches
 
 
 async def create_person(
@@ -101,12 +101,8 @@ async def set_block(engine: AsyncEngine, person_id: str, reason: str | None, now
         )
 
 
-async def authenticate(engine: AsyncEngine, token: str) -> str | None:
-    """The person id a live token belongs to, or None."""
-    parsed = parse_token(token)
-    if parsed is None:
-        return None
-    token_id, secret = parsed
+async def authenticate(engine: AsyncEngine, token_id: str, secret: str) -> str | None:
+    """The person id a live token (parsed by ``parse_token``) belongs to, or None."""
     async with engine.connect() as conn:
         row = (
             await conn.execute(
