@@ -44,6 +44,7 @@ Every failure (tampering, truncation, wrong key) is one :class:`IntegrityError`.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import struct
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
@@ -74,6 +75,8 @@ MIN_SEGMENT_SIZE = 4096
 MAX_SEGMENT_SIZE = 16 * 1024 * 1024
 MAX_SEGMENTS = 2**32 - 1
 _INFO_LABEL = b"kluis-stream-v1"
+#: Runs of at least this many segments are opened off the event loop.
+THREAD_SEGMENTS = 4
 
 #: ``read(offset, length)``: the raw stored bytes ``[offset, offset+length)``.
 RangeReader = Callable[[int, int], AsyncIterable[bytes]]
@@ -255,44 +258,74 @@ async def decrypt_range(
 async def _open_segments(
     state: _Segments, read: RangeReader, blob_size: int, segments: int, first: int, last: int
 ) -> AsyncIterator[bytes]:
-    """Read segments ``first..last`` and yield each one's plaintext, in order."""
+    """Read segments ``first..last`` and yield their plaintext, in order.
+
+    Each chunk the store yields comes out as one piece of plaintext (one
+    write to the client rather than one per segment); a large chunk is
+    opened in a worker thread, where AES-GCM runs beside the event loop. A
+    segment split across two chunks is finished with the second one.
+    """
     full = state.segment_size + TAG_SIZE
     offset = HEADER_SIZE + first * full
     length = min(HEADER_SIZE + (last + 1) * full, blob_size) - offset
-    final_size = blob_size - HEADER_SIZE - (segments - 1) * full
-
-    def size_of(index: int) -> int:
-        return final_size if index == segments - 1 else full
-
-    # Segments are opened straight from the chunks the store yields; only a
-    # segment split across two chunks is gathered in ``carry``.
-    carry = bytearray()
-    index = first
+    opener = _Opener(state, first, last, segments, blob_size - HEADER_SIZE - (segments - 1) * full)
     got = 0
     async for chunk in read(offset, length):
         got += len(chunk)
+        if len(chunk) >= THREAD_SEGMENTS * full:
+            plaintext = await asyncio.to_thread(opener.feed, chunk)
+        else:
+            plaintext = opener.feed(chunk)
+        if plaintext:
+            yield plaintext
+    if got != length or not opener.done:
+        raise IntegrityError()  # the store returned more or less than the blob holds
+
+
+class _Opener:
+    """Opens the segments of a range from the chunks of ciphertext, in order."""
+
+    def __init__(
+        self, state: _Segments, first: int, last: int, segments: int, final_size: int
+    ) -> None:
+        self._state, self._index, self._last = state, first, last
+        self._segments, self._final_size = segments, final_size
+        self._full = state.segment_size + TAG_SIZE
+        self._carry = b""
+
+    @property
+    def done(self) -> bool:
+        return self._index > self._last and not self._carry
+
+    def _size(self) -> int:
+        return self._final_size if self._index == self._segments - 1 else self._full
+
+    def _open(self, ciphertext: bytes | memoryview) -> bytes:
+        plaintext = self._state.open(
+            self._index, ciphertext, last=self._index == self._segments - 1
+        )
+        self._index += 1
+        return plaintext
+
+    def feed(self, chunk: bytes) -> bytes:
+        """The plaintext of every segment ``chunk`` completes."""
         view = memoryview(chunk)
         opened = []
-        if carry:
-            need = size_of(index) - len(carry)
-            carry += view[:need]
+        if self._carry:
+            need = self._size() - len(self._carry)
+            self._carry += view[:need]
             view = view[need:]
-            if len(carry) < size_of(index):
-                continue
-            opened.append(state.open(index, carry, last=index == segments - 1))
-            index += 1
-            carry = bytearray()
+            if len(self._carry) < self._size():
+                return b""
+            opened.append(self._open(self._carry))
+            self._carry = b""
         used = 0
-        while index <= last and len(view) - used >= size_of(index):
-            size = size_of(index)
-            opened.append(state.open(index, view[used : used + size], last=index == segments - 1))
+        while self._index <= self._last and len(view) - used >= self._size():
+            size = self._size()
+            opened.append(self._open(view[used : used + size]))
             used += size
-            index += 1
-        carry = bytearray(view[used:])
-        for plaintext in opened:
-            yield plaintext
-    if got != length or index <= last or carry:
-        raise IntegrityError()  # the store returned more or less than the blob holds
+        self._carry = bytes(view[used:])
+        return opened[0] if len(opened) == 1 else b"".join(opened)
 
 
 def _prefixed(read: RangeReader, lead: bytes) -> RangeReader:
