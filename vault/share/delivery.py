@@ -24,6 +24,8 @@ from vault.crypto.stream import decrypt_range
 from vault.items.service import StoredBlob
 from vault.storage import BlobStore
 
+#: Bodies up to this size are gathered and sent with their headers at once.
+SMALL_BODY = 256 * 1024
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _EXTENSIONS = {
     "image/jpeg": "jpg",
@@ -165,21 +167,35 @@ async def serve_ranged(
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
     if before_send is not None:
         await before_send(status, start, end)
-    response = web.StreamResponse(status=status, headers=headers)
-    response.content_length = end - start
-    await response.prepare(request)
-    if request.method == "HEAD":
-        return response
-    chunks = body(start, end)
-    try:
-        async for chunk in chunks:
-            await response.write(chunk)
-    finally:
-        await chunks.aclose()
+    if request.method != "HEAD" and end - start <= SMALL_BODY:
+        # A thumbnail: gathered first, then headers and body leave in one write.
+        response: web.StreamResponse = web.Response(
+            status=status, headers=headers, body=await _gather(body(start, end))
+        )
+        await response.prepare(request)
+    else:
+        response = web.StreamResponse(status=status, headers=headers)
+        response.content_length = end - start
+        await response.prepare(request)
+        if request.method == "HEAD":
+            return response
+        chunks = body(start, end)
+        try:
+            async for chunk in chunks:
+                await response.write(chunk)
+        finally:
+            await chunks.aclose()
     await response.write_eof()
     if status == 200 and on_complete is not None:
         await on_complete()
     return response
+
+
+async def _gather(chunks: AsyncGenerator[bytes, None]) -> bytes:
+    try:
+        return b"".join([chunk async for chunk in chunks])
+    finally:
+        await chunks.aclose()
 
 
 def _matches(header: str | None, etag: str) -> bool:
