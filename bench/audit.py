@@ -31,7 +31,7 @@ from pathlib import Path
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, Text, insert
 
 from vault.audit import Actor, AuditLog, event
-from vault.audit.log import append
+from vault.audit.log import append, awaiting
 from vault.audit.queries import access_log, touched
 from vault.audit.verify import verify
 from vault.crypto.keyring import LocalKeyring
@@ -93,7 +93,7 @@ async def main(total: int, db_url: str | None) -> None:
         for start in range(0, total, BATCH):
             batch = [make(i) for i in range(start, min(start + BATCH, total))]
             async with engine.begin() as conn:
-                await append(conn, batch, ring.audit_mac, START, every=1000)  # type: ignore[arg-type]
+                await conn.run_sync(append, batch, awaiting(ring.audit_mac), START, 1000)
         chained = time.perf_counter() - t0
         t0 = time.perf_counter()
         for start in range(0, total, BATCH):

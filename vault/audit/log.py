@@ -7,7 +7,10 @@ written, that access does not happen.
 
 Events waiting while a commit is under way are written together in the
 next transaction (a group commit), so many concurrent requests share one
-fsync. Each transaction first locks the head row (an UPDATE, which takes
+fsync. On SQLite the whole transaction runs in one trip to the writer's own
+thread, on a synchronous connection to the same file (aiosqlite would cross
+threads for every statement); on PostgreSQL on the async engine. Each
+transaction first locks the head row (an UPDATE, which takes
 the row lock on PostgreSQL and the write lock on SQLite before any read),
 reads the head, chains the events onto it, and moves the head with a fresh
 HMAC from the keyring. Every ``checkpoint_every`` events a signed
@@ -19,21 +22,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.util import await_only
 
 from vault.audit.events import Event, head_message, row_of
+from vault.db.engine import sqlite_twin
 from vault.db.schema import audit_checkpoints, audit_events, audit_head, audit_subjects
 from vault.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
-Mac = Callable[[bytes], Awaitable[bytes]]
+Mac = Callable[[bytes], Coroutine[Any, Any, bytes]]
+#: The keyring's MAC as a plain call, for :func:`append` (it runs in a thread
+#: or a greenlet, where it cannot await).
+BlockingMac = Callable[[bytes], bytes]
 Clock = Callable[[], datetime]
 
 
@@ -51,6 +61,8 @@ class AuditLog:
         self._every = checkpoint_every
         self._pending: list[tuple[list[Event], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._twin: Engine | None = sqlite_twin(engine, pool_size=1)
+        self._thread = ThreadPoolExecutor(1, "kluis-audit") if self._twin is not None else None
 
     async def record(self, *events: Event) -> None:
         """Write ``events`` to the chain; return once committed, else raise."""
@@ -84,8 +96,24 @@ class AuditLog:
                         future.set_result(None)
 
     async def _write(self, events: list[Event]) -> None:
-        async with self._engine.begin() as conn:
-            await append(conn, events, self._mac, self._clock(), self._every)
+        now = self._clock()
+        if self._twin is None or self._thread is None:
+            async with self._engine.begin() as conn:
+                await conn.run_sync(append, events, awaiting(self._mac), now, self._every)
+            return
+        loop = asyncio.get_running_loop()
+
+        def mac(message: bytes) -> bytes:
+            # The keyring is the loop's; the writer's thread asks it there.
+            return asyncio.run_coroutine_threadsafe(self._mac(message), loop).result()
+
+        twin = self._twin
+
+        def write() -> None:
+            with twin.begin() as conn:
+                append(conn, events, mac, now, self._every)
+
+        await loop.run_in_executor(self._thread, write)
 
     async def append_in(self, conn: AsyncConnection, *events: Event) -> None:
         """Chain ``events`` inside the caller's transaction: they commit with its
@@ -93,7 +121,9 @@ class AuditLog:
         if not events:
             return
         try:
-            await append(conn, list(events), self._mac, self._clock(), self._every)
+            await conn.run_sync(
+                append, list(events), awaiting(self._mac), self._clock(), self._every
+            )
         except SQLAlchemyError as exc:
             log.error("audit log write failed: %s", type(exc).__name__)
             raise AuditUnavailable() from exc
@@ -101,15 +131,29 @@ class AuditLog:
     async def close(self) -> None:
         if self._writer is not None:
             await asyncio.gather(self._writer, return_exceptions=True)
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
+        if self._twin is not None:
+            self._twin.dispose()
 
 
-async def append(
-    conn: AsyncConnection, events: list[Event], mac: Mac, now: datetime, every: int = 1000
+def awaiting(mac: Mac) -> BlockingMac:
+    """``mac`` called from inside ``run_sync`` (SQLAlchemy's greenlet)."""
+
+    def call(message: bytes) -> bytes:
+        result: bytes = await_only(mac(message))
+        return result
+
+    return call
+
+
+def append(
+    conn: Connection, events: list[Event], mac: BlockingMac, now: datetime, every: int = 1000
 ) -> int:
     """Chain ``events`` onto the head inside the caller's transaction; the new head's seq."""
-    await conn.execute(update(audit_head).where(audit_head.c.id == 1).values(id=1))
-    head = (
-        await conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1))
+    conn.execute(update(audit_head).where(audit_head.c.id == 1).values(id=1))
+    head = conn.execute(
+        select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
     ).one()
     seq, digest = int(head.seq), str(head.hash)
     rows: list[dict[str, Any]] = []
@@ -123,17 +167,17 @@ async def append(
         subjects.extend({"child_id": child, "seq": seq} for child in ev.children)
         if seq % every == 0:
             checkpoints.append((seq, digest))
-    await conn.execute(insert(audit_events), rows)
+    conn.execute(insert(audit_events), rows)
     if subjects:
-        await conn.execute(insert(audit_subjects), subjects)
+        conn.execute(insert(audit_subjects), subjects)
     for point, point_hash in checkpoints:
-        signature = (await mac(head_message(point, point_hash))).hex()
-        await conn.execute(
+        signature = mac(head_message(point, point_hash)).hex()
+        conn.execute(
             insert(audit_checkpoints).values(seq=point, hash=point_hash, at=now, mac=signature)
         )
         log.info("audit checkpoint seq=%d hash=%s", point, point_hash)
-    signature = (await mac(head_message(seq, digest))).hex()
-    await conn.execute(
+    signature = mac(head_message(seq, digest)).hex()
+    conn.execute(
         update(audit_head)
         .where(audit_head.c.id == 1)
         .values(seq=seq, hash=digest, mac=signature, at=now)

@@ -12,8 +12,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -38,6 +39,26 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(
         url, pool_pre_ping=True, pool_size=10, max_overflow=10, connect_args={"timeout": 10}
     )
+
+
+def sqlite_twin(engine: AsyncEngine, pool_size: int) -> Engine | None:
+    """A synchronous engine on the same SQLite file (None for PostgreSQL).
+
+    With aiosqlite every statement crosses to the driver's thread and back;
+    work that runs several statements does better to run them all on this
+    engine in one trip to a worker thread.
+    """
+    url = engine.url.render_as_string(hide_password=False)
+    if not is_sqlite(url):
+        return None
+    twin = create_sync_engine(
+        make_url(url).set(drivername="sqlite"),
+        connect_args={"check_same_thread": False, "timeout": 30},
+        pool_size=pool_size,
+        max_overflow=pool_size,
+    )
+    event.listen(twin, "connect", _sqlite_pragmas)
+    return twin
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -15,13 +15,11 @@ import asyncio
 from collections.abc import Callable
 from typing import TypeVar
 
-from sqlalchemy import create_engine as create_sync_engine
-from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from vault.db.engine import _sqlite_pragmas, is_sqlite
+from vault.db.engine import sqlite_twin
 from vault.errors import StorageUnavailable
 
 _T = TypeVar("_T")
@@ -30,17 +28,7 @@ _T = TypeVar("_T")
 class Reader:
     def __init__(self, engine: AsyncEngine) -> None:
         self._async = engine
-        self._sync: Engine | None = None
-        url = engine.url
-        if is_sqlite(url.render_as_string(hide_password=False)):
-            sync_url = make_url(url.render_as_string(hide_password=False)).set(drivername="sqlite")
-            self._sync = create_sync_engine(
-                sync_url,
-                connect_args={"check_same_thread": False, "timeout": 30},
-                pool_size=8,
-                max_overflow=8,
-            )
-            event.listen(self._sync, "connect", _sqlite_pragmas)
+        self._sync: Engine | None = sqlite_twin(engine, pool_size=8)
 
     async def __call__(self, fn: Callable[[Connection], _T]) -> _T:
         try:
