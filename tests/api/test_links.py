@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
 from typing import Any
@@ -12,12 +13,17 @@ from urllib.parse import urlsplit
 import psutil
 import pytest
 import pyvips
+from sqlalchemy import delete, event, insert, select, update
+from sqlalchemy.sql import Executable
 
 from tests.api.conftest import Api
 from tests.api.test_items import consent, stored, upload
 from tests.api.world import World, second_child, world
 from tests.files import MP4_HEAD, jpeg_with_secrets
-from vault.api.resources import KEYRING
+from vault.api.links import link_facts
+from vault.api.resources import DB, KEYRING
+from vault.db import create_engine
+from vault.db.schema import FACT_TABLES, guardians, item_keys, people
 
 
 async def link(api: Api, token: str, item_id: str, **body: Any) -> str:
@@ -234,6 +240,79 @@ async def test_links_stop_at_once_when_access_ends(api: Api) -> None:
     assert b"destroyed" in body
 
 
+async def test_a_link_answered_a_moment_ago_stops_when_facts_change_elsewhere(
+    api: Api, db_url: str
+) -> None:
+    """Answers are reused while no fact changed. A change made by another
+    process (here a second engine writing to the database directly, as the
+    retention job or another instance would) stops a link that worked a
+    moment ago, at its very next use."""
+    w = await world(api)
+    item = await photo_of(api, w)
+    path = await link(api, w.parent, item["id"], ttl_seconds=3600)
+    other = create_engine(db_url)
+
+    async def change(*statements: Executable) -> None:
+        async with other.begin() as conn:
+            for statement in statements:
+                await conn.execute(statement)
+
+    try:
+        assert (await fetch(api, path))[0] == 200
+        assert (await fetch(api, path))[0] == 200
+        parent = people.c.id == w.parent_id
+        await change(update(people).where(parent).values(blocked_at=api.clock.now))
+        status, _, body = await fetch(api, path)
+        assert (status, b"blocked" in body) == (403, True)
+        await change(update(people).where(parent).values(blocked_at=None))
+        assert (await fetch(api, path))[0] == 200
+        # The parent stops being the child's guardian.
+        async with other.connect() as conn:
+            relation = (
+                (await conn.execute(select(guardians).where(guardians.c.person_id == w.parent_id)))
+                .mappings()
+                .one()
+            )
+        await change(delete(guardians).where(guardians.c.person_id == w.parent_id))
+        status, _, body = await fetch(api, path)
+        assert status == 404, body
+        await change(insert(guardians).values(**relation))
+        assert (await fetch(api, path))[0] == 200
+        # The item's keys are destroyed.
+        await change(delete(item_keys).where(item_keys.c.item_id == item["id"]))
+        status, _, body = await fetch(api, path)
+        assert (status, b"destroyed" in body) == (410, True)
+    finally:
+        await other.dispose()
+
+
+async def test_the_facts_a_link_is_answered_on_are_all_watched(api: Api) -> None:
+    """Every table read to answer a link is one whose changes move the facts
+    version; a table read but not watched would let a cached answer go stale."""
+    w = await world(api)
+    item = await photo_of(api, w)
+    engine = api.client.app[DB]
+    statements: list[str] = []
+
+    def seen(*args: Any) -> None:
+        statements.append(args[2])
+
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        async with engine.connect() as conn:
+            resolved = await conn.run_sync(link_facts, w.parent_id, item["id"])
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    assert resolved is not None
+    tables = {
+        name.lower()
+        for sql in statements
+        for name in re.findall(r"\b(?:FROM|JOIN)\s+\"?(\w+)", sql, re.IGNORECASE)
+    }
+    assert {"people", "items", "consents", "item_keys"} <= tables
+    assert tables <= set(FACT_TABLES), tables - set(FACT_TABLES)
+
+
 async def test_a_group_photo_link_stops_for_another_family_when_consent_is_withdrawn(
     api: Api,
 ) -> None:
@@ -246,6 +325,7 @@ async def test_a_group_photo_link_stops_for_another_family_when_consent_is_withd
     assert status == 201
     noor_family = await link(api, w.parent, item["id"], ttl_seconds=3600)
     mila_family = await link(api, mother, item["id"], ttl_seconds=3600)
+    assert (await fetch(api, noor_family))[0] == 200
     api.clock.now += timedelta(seconds=30)
     await api.ok("PUT", f"/v1/children/{second}/consents/photo", {"granted": False}, mother)
     status, _, body = await fetch(api, noor_family)

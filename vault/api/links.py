@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Row
 from vault.api.access import PRINCIPAL, ask, enforce, now, rules
 from vault.api.body import Field, iso_utc, read_json
 from vault.api.openapi import operation
-from vault.api.resources import DB, KEYRING, KEYS, READER, SETTINGS, STORE
+from vault.api.resources import DB, FACTS, KEYRING, KEYS, READER, SETTINGS, STORE
 from vault.api.trail import add, attribute, caller, note, record_now
 from vault.audit import event
 from vault.crypto.envelope import seal_item_record
@@ -86,15 +86,18 @@ async def _target(request: web.Request, item_id: str) -> tuple[LoadedItem, ItemT
 
 
 @dataclasses.dataclass(frozen=True)
-class _Resolved:
+class LinkFacts:
     principal: Principal
     item: LoadedItem
     target: ItemTarget
     key_rows: Sequence[Row[Any]]
 
 
-def _resolve(conn: Connection, person_id: str, item_id: str) -> _Resolved | None:
-    """Everything answering a link needs, read in one batch."""
+def link_facts(conn: Connection, person_id: str, item_id: str) -> LinkFacts | None:
+    """Everything answering a link needs, read in one batch.
+
+    Kept in the facts cache: every table read here must be in FACT_TABLES.
+    """
     principal = principal_of(conn, person_id)
     loaded = read_item(conn, item_id)
     if principal is None or loaded is None:
@@ -105,7 +108,7 @@ def _resolve(conn: Connection, person_id: str, item_id: str) -> _Resolved | None
         if facts is not None:
             children[child_id] = facts
     target = ItemTarget(loaded.record.policy_item(), children)
-    return _Resolved(principal, loaded, target, item_key_rows(conn, item_id))
+    return LinkFacts(principal, loaded, target, item_key_rows(conn, item_id))
 
 
 async def _issue(
@@ -213,7 +216,7 @@ async def create_links(request: web.Request) -> web.Response:
 
 async def _deliver(
     request: web.Request,
-    resolved: _Resolved,
+    resolved: LinkFacts,
     variant: str,
     disposition: str,
     expires: datetime,
@@ -244,11 +247,12 @@ async def _deliver(
     )
 
 
-async def _answer(request: web.Request, claims: Claims, action: Action) -> _Resolved:
+async def _answer(request: web.Request, claims: Claims, action: Action) -> LinkFacts:
     """Re-check a verified link: the person and the item as they are now, and the policy."""
     note(request, item=claims.subject, method=request.method)
-    resolved = await request.app[READER](
-        lambda conn: _resolve(conn, claims.principal, claims.subject)
+    key = ("link", claims.principal, claims.subject)
+    resolved: LinkFacts | None = await request.app[FACTS].get(
+        key, lambda conn: link_facts(conn, claims.principal, claims.subject)
     )
     if resolved is None:
         raise NotFound()

@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,6 +22,7 @@ from vault.config import Settings
 from vault.crypto import KeyProvider, open_provider
 from vault.crypto.keys import KeyService
 from vault.db import create_engine, is_current
+from vault.db.facts import FactsCache
 from vault.db.reads import Reader
 from vault.errors import KluisError
 from vault.items.sweep import sweep
@@ -33,6 +35,8 @@ SETTINGS = web.AppKey("settings", Settings)
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 DB = web.AppKey("db", AsyncEngine)
 READER = web.AppKey("reader", Reader)
+#: Answers kept while the policy's facts stand still (vault.db.facts).
+FACTS: web.AppKey[FactsCache[Any, Any]] = web.AppKey("facts")
 STORE = web.AppKey("store", BlobStore)
 KEYRING = web.AppKey("keyring", KeyProvider)
 KEYS = web.AppKey("keys", KeyService)
@@ -53,6 +57,7 @@ async def database(app: web.Application) -> AsyncIterator[None]:
             raise SchemaOutdated()
         app[DB] = engine
         app[READER] = Reader(engine)
+        app[FACTS] = FactsCache(app[READER])
         yield
     finally:
         if READER in app:

@@ -35,7 +35,13 @@ from sqlalchemy.util import await_only
 
 from vault.audit.events import Event, head_message, row_of
 from vault.db.engine import sqlite_twin
-from vault.db.schema import audit_checkpoints, audit_events, audit_head, audit_subjects
+from vault.db.schema import (
+    audit_checkpoints,
+    audit_events,
+    audit_head,
+    audit_subjects,
+    facts_version,
+)
 from vault.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
@@ -151,6 +157,11 @@ def append(
     conn: Connection, events: list[Event], mac: BlockingMac, now: datetime, every: int = 1000
 ) -> int:
     """Chain ``events`` onto the head inside the caller's transaction; the new head's seq."""
+    # Locks in one order everywhere: the facts version (which a change to a
+    # fact table takes through its trigger), then the head. A transaction
+    # that changes facts and records it cannot deadlock with one that
+    # records first and changes after.
+    conn.execute(update(facts_version).where(facts_version.c.id == 1).values(id=1))
     conn.execute(update(audit_head).where(audit_head.c.id == 1).values(id=1))
     head = conn.execute(
         select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)

@@ -404,3 +404,31 @@ exports = Table(
     Column("size", BigInteger, nullable=False),
     Column("manifest", LargeBinary, nullable=False),
 )
+
+#: Tables holding the facts the policy decides a link on (people and their
+#: relations, children, consents, items, keys). Any write to one of them
+#: moves ``facts_version`` (database triggers, migration 0009), so an
+#: answer computed from these facts can be kept while the number stands.
+FACT_TABLES = (
+    "people",
+    "guardians",
+    "group_staff",
+    "location_managers",
+    "children",
+    "care_groups",
+    "consents",
+    "items",
+    "item_children",
+    "item_blobs",
+    "item_keys",
+    "child_keys",
+)
+
+#: One row (id 1): a number the triggers raise with every change to a fact
+#: table, committed with that change.
+facts_version = Table(
+    "facts_version",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("n", BigInteger, nullable=False),
+)

@@ -1,0 +1,143 @@
+"""The facts version and the answers kept under it, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import delete, insert, text, update
+from sqlalchemy.engine import Connection
+
+from vault.audit import AuditLog, event
+from vault.crypto.keyring import LocalKeyring
+from vault.db import create_engine, upgrade
+from vault.db.engine import is_sqlite
+from vault.db.facts import FactsCache
+from vault.db.reads import Reader
+from vault.db.schema import FACT_TABLES, people, tokens
+
+NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+
+
+def _triggers(conn: Connection, url: str) -> set[tuple[str, str]]:
+    if is_sqlite(url):
+        rows = conn.execute(text("SELECT tbl_name, sql FROM sqlite_master WHERE type='trigger'"))
+        return {
+            (table, change)
+            for table, sql in rows
+            for change in ("INSERT", "UPDATE", "DELETE")
+            if f"AFTER {change} ON {table}" in sql
+        }
+    rows = conn.execute(
+        text("SELECT event_object_table, event_manipulation FROM information_schema.triggers")
+    )
+    return {(table, change) for table, change in rows}
+
+
+async def test_every_fact_table_has_a_trigger_for_every_kind_of_change(db_url: str) -> None:
+    engine = create_engine(db_url)
+    try:
+        await upgrade(engine)
+        async with engine.connect() as conn:
+            found = await conn.run_sync(_triggers, db_url)
+        wanted = {(t, c) for t in FACT_TABLES for c in ("INSERT", "UPDATE", "DELETE")}
+        assert wanted <= found, sorted(wanted - found)
+    finally:
+        await engine.dispose()
+
+
+async def test_an_answer_is_kept_until_any_fact_changes_anywhere(db_url: str) -> None:
+    engine = create_engine(db_url)
+    other = create_engine(db_url)  # another process, or a person at a SQL prompt
+    reader = Reader(engine)
+    try:
+        await upgrade(engine)
+        async with engine.begin() as conn:
+            await conn.execute(
+                insert(people).values(id="p1", name="A", role="staff", created_at=NOW)
+            )
+        cache: FactsCache[str, str] = FactsCache(reader, size=2)
+        loads: list[str] = []
+
+        def load(name: str) -> str | None:
+            def run(conn: Connection) -> str | None:
+                loads.append(name)
+                role = conn.execute(text("SELECT role FROM people WHERE id = 'p1'")).scalar()
+                return None if name == "nobody" else f"{name}:{role}"
+
+            return run
+
+        assert await cache.get("a", load("a")) == "a:staff"
+        assert await cache.get("a", load("a")) == "a:staff"
+        assert loads == ["a"]
+        # "There is none" is never kept.
+        assert await cache.get("x", load("nobody")) is None
+        assert await cache.get("x", load("nobody")) is None
+        assert loads == ["a", "nobody", "nobody"]
+        # A change through another engine is seen by the very next call.
+        async with other.begin() as conn:
+            await conn.execute(update(people).where(people.c.id == "p1").values(role="admin"))
+        assert await cache.get("a", load("a")) == "a:admin"
+        # A write to a table that is not a fact (a token) keeps the answers.
+        async with other.begin() as conn:
+            await conn.execute(
+                insert(tokens).values(id="t1", person_id="p1", token_hash=b"h" * 32, created_at=NOW)
+            )
+        assert await cache.get("a", load("a")) == "a:admin"
+        assert loads == ["a", "nobody", "nobody", "a"]
+        # Bounded: the least recently used answer leaves first.
+        await cache.get("b", load("b"))
+        await cache.get("c", load("c"))
+        await cache.get("a", load("a"))
+        assert loads[-3:] == ["b", "c", "a"]
+        # A deletion is a change too.
+        async with other.begin() as conn:
+            await conn.execute(delete(tokens))
+            await conn.execute(delete(people))
+        assert await cache.get("c", load("c")) == "c:None"
+    finally:
+        reader.dispose()
+        await engine.dispose()
+        await other.dispose()
+
+
+async def test_recording_and_changing_facts_in_either_order_never_deadlocks(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Storing an item changes facts and then records it; destroying a key
+    records and then changes facts. Both lock the facts version before the
+    audit head, so two such transactions wait for each other, never deadlock."""
+    engine = create_engine(db_url)
+    try:
+        await upgrade(engine)
+        ring = await LocalKeyring.create(tmp_path / "keyring.json")
+        log = AuditLog(engine, ring.audit_mac, lambda: NOW)
+        first_changed = asyncio.Event()
+
+        async def change_then_record() -> None:
+            async with engine.begin() as conn:
+                await conn.execute(
+                    insert(people).values(id="p1", name="A", role="staff", created_at=NOW)
+                )
+                first_changed.set()
+                await asyncio.sleep(0.3)  # the other transaction is under way meanwhile
+                await log.append_in(conn, event("item.store"))
+
+        async def record_then_change() -> None:
+            await first_changed.wait()
+            async with engine.begin() as conn:
+                await log.append_in(conn, event("item_key.destroy"))
+                await conn.execute(
+                    insert(people).values(id="p2", name="B", role="staff", created_at=NOW)
+                )
+
+        await asyncio.wait_for(asyncio.gather(change_then_record(), record_then_change()), 30)
+        async with engine.connect() as conn:
+            count = await conn.scalar(text("SELECT count(*) FROM audit_events"))
+            version = await conn.scalar(text("SELECT n FROM facts_version"))
+        assert count == 2
+        assert version == 2
+        await log.close()
+    finally:
+        await engine.dispose()
