@@ -31,7 +31,7 @@ from pathlib import Path
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, Text, insert
 
 from vault.audit import Actor, AuditLog, event
-from vault.audit.log import append, awaiting
+from vault.audit.log import append
 from vault.audit.queries import access_log, touched
 from vault.audit.verify import verify
 from vault.crypto.keyring import LocalKeyring
@@ -90,10 +90,11 @@ async def main(total: int, db_url: str | None) -> None:
 
         print(f"database: {engine.url.get_backend_name()}, events: {total:,}")
         t0 = time.perf_counter()
+        key = await ring.audit_key()
         for start in range(0, total, BATCH):
             batch = [make(i) for i in range(start, min(start + BATCH, total))]
             async with engine.begin() as conn:
-                await conn.run_sync(append, batch, awaiting(ring.audit_mac), START, 1000)
+                await conn.run_sync(append, batch, key.mac, START, 1000)
         chained = time.perf_counter() - t0
         t0 = time.perf_counter()
         for start in range(0, total, BATCH):
@@ -117,7 +118,7 @@ async def main(total: int, db_url: str | None) -> None:
             f"{total / bare:,.0f} rows/s: {bare / chained:.0%} of plain"
         )
 
-        log = AuditLog(engine, ring.audit_mac, lambda: datetime.now(UTC))
+        log = AuditLog(engine, ring.audit_key, lambda: datetime.now(UTC))
         n_live = 5000
 
         async def recorder(k: int) -> None:

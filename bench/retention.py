@@ -55,7 +55,7 @@ async def main(n_children: int, n_items: int) -> None:
         ring = await LocalKeyring.create(Path(tmp) / "keyring.json")
         store = await LocalDiskStore.open(Path(tmp) / "blobs")
         clock = [start]
-        audit = AuditLog(engine, ring.audit_mac, lambda: clock[0])
+        audit = AuditLog(engine, ring.audit_key, lambda: clock[0])
         keys = KeyService(engine, ring, audit, clock=lambda: clock[0])
         built = time.perf_counter()
         async with engine.begin() as conn:

@@ -186,7 +186,7 @@ def test_keys_rotate_and_status(tmp_path: Path) -> None:
         engine = create_engine(settings.database_url)
         november = datetime(2026, 11, 20, tzinfo=UTC)
         provider = await open_provider(settings)
-        audit = AuditLog(engine, provider.audit_mac, lambda: november)
+        audit = AuditLog(engine, provider.audit_key, lambda: november)
         keys = KeyService(engine, provider, audit, clock=lambda: november)
         for i in range(25):
             await keys.create_item_key(f"item-{i}", [(f"child-{i}", "photo")])

@@ -209,7 +209,7 @@ async def retention_command(settings: Settings, now: datetime | None, dry_run: b
         provider = await open_provider(settings)
         moment = now or datetime.now(UTC)
         keys = KeyService(
-            engine, provider, AuditLog(engine, provider.audit_mac, lambda: moment), lambda: moment
+            engine, provider, AuditLog(engine, provider.audit_key, lambda: moment), lambda: moment
         )
         job = Retention(engine, store, keys, provider, settings)
         async with engine.connect() as conn:
@@ -253,7 +253,7 @@ async def token_command(settings: Settings, person_id: str) -> int:
         if not await is_current(engine):
             raise SchemaOutdated()
         provider = await open_provider(settings)
-        audit = AuditLog(engine, provider.audit_mac, lambda: datetime.now(UTC))
+        audit = AuditLog(engine, provider.audit_key, lambda: datetime.now(UTC))
         await audit.record(event("token.issue", target=person_id))
         token = await issue_token(engine, person_id, datetime.now(UTC))
     finally:
@@ -269,7 +269,7 @@ async def audit_command(settings: Settings, args: argparse.Namespace) -> int:
         if not await is_current(engine):
             raise SchemaOutdated()
         provider = await open_provider(settings)
-        audit = AuditLog(engine, provider.audit_mac, lambda: datetime.now(UTC))
+        audit = AuditLog(engine, provider.audit_key, lambda: datetime.now(UTC))
         if args.audit_command == "verify":
             await audit.record(event("audit.verify"))
             result = await verify(engine, provider.audit_mac)
@@ -329,7 +329,7 @@ async def keys_command(settings: Settings, args: argparse.Namespace) -> int:
         provider = await open_provider(settings)
         now = getattr(args, "now", None) or datetime.now(UTC)
         keys = KeyService(
-            engine, provider, AuditLog(engine, provider.audit_mac, lambda: now), lambda: now
+            engine, provider, AuditLog(engine, provider.audit_key, lambda: now), lambda: now
         )
         window = timedelta(days=settings.crypto.backup_window_days)
         if args.keys_command == "rotate-signing":

@@ -84,7 +84,7 @@ async def chain(db_url: str, tmp_path: Path) -> AsyncIterator[Chain]:
     engine = create_engine(db_url)
     await upgrade(engine)
     ring = await LocalKeyring.create(tmp_path / "keyring.json")
-    log = AuditLog(engine, ring.audit_mac, Clock(), checkpoint_every=EVERY)
+    log = AuditLog(engine, ring.audit_key, Clock(), checkpoint_every=EVERY)
     try:
         yield Chain(engine, ring, log)
     finally:
@@ -235,7 +235,7 @@ async def test_a_head_or_checkpoint_cannot_be_forged(chain: Chain) -> None:
 async def test_concurrent_writers_keep_one_linear_chain(chain: Chain) -> None:
     """Eight writers (as eight processes would: separate logs, one database)."""
     logs = [
-        AuditLog(chain.engine, chain.ring.audit_mac, Clock(), checkpoint_every=7) for _ in range(8)
+        AuditLog(chain.engine, chain.ring.audit_key, Clock(), checkpoint_every=7) for _ in range(8)
     ]
 
     async def writer(n: int, log: AuditLog) -> None:

@@ -76,7 +76,7 @@ async def life_of_the_records(
     engine: AsyncEngine, ring: LocalKeyring, store: BlobStore, backup: Backup, restore: Restore
 ) -> None:
     clock = Clock(datetime(2026, 11, 15, tzinfo=UTC))
-    keys = KeyService(engine, ring, AuditLog(engine, ring.audit_mac, clock), clock)
+    keys = KeyService(engine, ring, AuditLog(engine, ring.audit_key, clock), clock)
     await store_item(keys, store, "item-child-one", "child-1")
     await store_item(keys, store, "item-child-two", "child-2")
     await backup("while-both-contracts-run")
@@ -109,7 +109,7 @@ async def life_of_the_records(
             assert "item-child-one" in old_blobs  # the copy still has the ciphertext...
             assert PHOTO[:40] not in old_blobs["item-child-one"]  # ...and only ciphertext
             old_keys = KeyService(
-                old_engine, ring, AuditLog(old_engine, ring.audit_mac, clock), clock
+                old_engine, ring, AuditLog(old_engine, ring.audit_key, clock), clock
             )
             with pytest.raises(KeyDestroyed):
                 await read_item(old_keys, old_blobs, "item-child-one")

@@ -46,7 +46,7 @@ async def vault(db_url: str, tmp_path: Path) -> AsyncIterator[Vault]:
     ring = await LocalKeyring.create(tmp_path / "keyring.json")
     clock = Clock(datetime(2026, 11, 15, 9, 0, tzinfo=UTC))
     try:
-        audit = AuditLog(engine, ring.audit_mac, clock)
+        audit = AuditLog(engine, ring.audit_key, clock)
         yield Vault(engine, ring, KeyService(engine, ring, audit, clock), clock)
     finally:
         await engine.dispose()

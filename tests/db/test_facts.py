@@ -112,7 +112,7 @@ async def test_recording_and_changing_facts_in_either_order_never_deadlocks(
     try:
         await upgrade(engine)
         ring = await LocalKeyring.create(tmp_path / "keyring.json")
-        log = AuditLog(engine, ring.audit_mac, lambda: NOW)
+        log = AuditLog(engine, ring.audit_key, lambda: NOW)
         first_changed = asyncio.Event()
 
         async def change_then_record() -> None:

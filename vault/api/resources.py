@@ -76,7 +76,7 @@ async def storage(app: web.Application) -> AsyncIterator[None]:
 
 async def keyring(app: web.Application) -> AsyncIterator[None]:
     app[KEYRING] = await open_provider(app[SETTINGS])
-    app[AUDIT] = AuditLog(app[DB], app[KEYRING].audit_mac, app[CLOCK])
+    app[AUDIT] = AuditLog(app[DB], app[KEYRING].audit_key, app[CLOCK])
     app[KEYS] = KeyService(app[DB], app[KEYRING], app[AUDIT], clock=app[CLOCK])
     try:
         yield

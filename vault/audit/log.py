@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -31,9 +31,9 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.util import await_only
 
 from vault.audit.events import Event, head_message, row_of
+from vault.crypto.handles import AuditKey
 from vault.db.engine import sqlite_twin
 from vault.db.schema import (
     audit_checkpoints,
@@ -47,8 +47,7 @@ from vault.errors import StorageUnavailable
 log = logging.getLogger(__name__)
 
 Mac = Callable[[bytes], Coroutine[Any, Any, bytes]]
-#: The keyring's MAC as a plain call, for :func:`append` (it runs in a thread
-#: or a greenlet, where it cannot await).
+#: The audit key's MAC as a plain call (:meth:`AuditKey.mac`), for :func:`append`.
 BlockingMac = Callable[[bytes], bytes]
 Clock = Callable[[], datetime]
 
@@ -59,10 +58,15 @@ class AuditUnavailable(StorageUnavailable):
 
 class AuditLog:
     def __init__(
-        self, engine: AsyncEngine, mac: Mac, clock: Clock, *, checkpoint_every: int = 1000
+        self,
+        engine: AsyncEngine,
+        key: Callable[[], Awaitable[AuditKey]],
+        clock: Clock,
+        *,
+        checkpoint_every: int = 1000,
     ) -> None:
         self._engine = engine
-        self._mac = mac
+        self._key = key
         self._clock = clock
         self._every = checkpoint_every
         self._pending: list[tuple[list[Event], asyncio.Future[None]]] = []
@@ -102,34 +106,27 @@ class AuditLog:
                         future.set_result(None)
 
     async def _write(self, events: list[Event]) -> None:
-        now = self._clock()
+        now, key = self._clock(), await self._key()
         if self._twin is None or self._thread is None:
             async with self._engine.begin() as conn:
-                await conn.run_sync(append, events, awaiting(self._mac), now, self._every)
+                await conn.run_sync(append, events, key.mac, now, self._every)
             return
-        loop = asyncio.get_running_loop()
-
-        def mac(message: bytes) -> bytes:
-            # The keyring is the loop's; the writer's thread asks it there.
-            return asyncio.run_coroutine_threadsafe(self._mac(message), loop).result()
-
         twin = self._twin
 
         def write() -> None:
             with twin.begin() as conn:
-                append(conn, events, mac, now, self._every)
+                append(conn, events, key.mac, now, self._every)
 
-        await loop.run_in_executor(self._thread, write)
+        await asyncio.get_running_loop().run_in_executor(self._thread, write)
 
     async def append_in(self, conn: AsyncConnection, *events: Event) -> None:
         """Chain ``events`` inside the caller's transaction: they commit with its
         change or not at all (key destruction, a stored item)."""
         if not events:
             return
+        key = await self._key()
         try:
-            await conn.run_sync(
-                append, list(events), awaiting(self._mac), self._clock(), self._every
-            )
+            await conn.run_sync(append, list(events), key.mac, self._clock(), self._every)
         except SQLAlchemyError as exc:
             log.error("audit log write failed: %s", type(exc).__name__)
             raise AuditUnavailable() from exc
@@ -141,16 +138,6 @@ class AuditLog:
             self._thread.shutdown(wait=True)
         if self._twin is not None:
             self._twin.dispose()
-
-
-def awaiting(mac: Mac) -> BlockingMac:
-    """``mac`` called from inside ``run_sync`` (SQLAlchemy's greenlet)."""
-
-    def call(message: bytes) -> bytes:
-        result: bytes = await_only(mac(message))
-        return result
-
-    return call
 
 
 def append(

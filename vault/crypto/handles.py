@@ -7,6 +7,8 @@ code holds a handle for one operation and passes it back to a recipe.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import NoReturn
 
 from vault.crypto._primitives import KEY_SIZE
@@ -46,3 +48,15 @@ class ChildKey(KeyHandle):
     """A child's data-encryption key for one category (a DEK)."""
 
     __slots__ = ()
+
+
+class AuditKey(KeyHandle):
+    """The keyring's audit key: it signs the audit chain's head and checkpoints.
+
+    Its MAC is a plain call, so the audit writer can sign from its own thread.
+    """
+
+    __slots__ = ()
+
+    def mac(self, message: bytes) -> bytes:
+        return hmac.new(self._material, message, hashlib.sha256).digest()

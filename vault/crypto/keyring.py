@@ -23,8 +23,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
-import hashlib
-import hmac
 import json
 import os
 import re
@@ -44,6 +42,7 @@ from vault.crypto._primitives import (
     scrypt,
 )
 from vault.crypto.envelope import seal, unseal
+from vault.crypto.handles import AuditKey
 from vault.errors import KluisError, StorageUnavailable
 
 FORMAT = "kluis-keyring"
@@ -142,6 +141,10 @@ class KeyProvider(Protocol):
 
     async def audit_mac(self, message: bytes) -> bytes:
         """HMAC-SHA256 of ``message`` under the audit key, which never leaves."""
+        ...
+
+    async def audit_key(self) -> AuditKey:
+        """The audit key as a handle, for one commit of the audit writer."""
         ...
 
 
@@ -412,6 +415,9 @@ class LocalKeyring:
             return len(self._signing)
 
     async def audit_mac(self, message: bytes) -> bytes:
+        return (await self.audit_key()).mac(message)
+
+    async def audit_key(self) -> AuditKey:
         if self._audit is None:
             # A keyring made before the audit log existed gets its key once.
             async with self._lock:
@@ -422,4 +428,4 @@ class LocalKeyring:
                     except BaseException:
                         self._audit = None
                         raise
-        return hmac.new(self._audit, message, hashlib.sha256).digest()
+        return AuditKey(self._audit)
