@@ -10,6 +10,7 @@ destruction stops working at once.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
@@ -26,6 +27,7 @@ from vault.api.resources import DB, FACTS, KEYRING, KEYS, READER, SETTINGS, STOR
 from vault.api.trail import add, attribute, caller, note, record_now
 from vault.audit import event
 from vault.crypto.envelope import seal_item_record
+from vault.crypto.keyring import SigningSecret
 from vault.crypto.keys import item_key_rows
 from vault.db.schema import handovers
 from vault.directory.children import child_facts_of
@@ -59,7 +61,13 @@ VARIANTS = ("original", "preview", "thumb")
 
 
 async def signer(app: web.Application) -> LinkSigner:
-    return LinkSigner(await app[KEYRING].signing_secrets())
+    """The signer for the keyring's secrets as they are now (rotation shows at once)."""
+    return _signer_for(tuple(secret.reveal() for secret in await app[KEYRING].signing_secrets()))
+
+
+@functools.lru_cache(maxsize=2)
+def _signer_for(secrets: tuple[bytes, ...]) -> LinkSigner:
+    return LinkSigner([SigningSecret(secret) for secret in secrets])
 
 
 def link_url(request: web.Request, purpose: str, token: str) -> str:

@@ -116,26 +116,28 @@ class LinkSigner:
     def __init__(self, secrets: list[SigningSecret]) -> None:
         if not secrets:
             raise ValueError("no signing secret")
-        self._keys = [secret.reveal() for secret in secrets]
-
-    def _serializer(self, purpose: str) -> URLSafeSerializer:
-        return URLSafeSerializer(
-            self._keys,
-            salt=f"kluis-link-{purpose}",
-            signer_kwargs={"digest_method": hashlib.sha256, "key_derivation": "hmac"},
-        )
+        keys = [secret.reveal() for secret in secrets]
+        self._serializers = {
+            purpose: URLSafeSerializer(
+                keys,
+                salt=f"kluis-link-{purpose}",
+                signer_kwargs={"digest_method": hashlib.sha256, "key_derivation": "hmac"},
+            )
+            for purpose in PURPOSES
+        }
 
     def sign(self, claims: Claims) -> str:
         if claims.purpose not in PURPOSES:
             raise ValueError("unknown purpose")
-        token: str = self._serializer(claims.purpose).dumps(claims.payload())
+        token: str = self._serializers[claims.purpose].dumps(claims.payload())
         return token
 
     def verify(self, token: str, purpose: str, now: datetime) -> Claims:
+        serializer = self._serializers[purpose]
         if not _canonical(token):
             raise LinkInvalid()
         try:
-            payload = self._serializer(purpose).loads(token)
+            payload = serializer.loads(token)
         except (BadData, UnicodeDecodeError, ValueError):
             raise LinkInvalid() from None
         if (
