@@ -57,7 +57,7 @@ async def test_an_answer_is_kept_until_any_fact_changes_anywhere(db_url: str) ->
             await conn.execute(
                 insert(people).values(id="p1", name="A", role="staff", created_at=NOW)
             )
-        cache: FactsCache[str, str] = FactsCache(reader, size=2)
+        cache: FactsCache[str, str] = FactsCache(reader, engine, size=2)
         loads: list[str] = []
 
         def load(name: str) -> str | None:
@@ -96,6 +96,7 @@ async def test_an_answer_is_kept_until_any_fact_changes_anywhere(db_url: str) ->
             await conn.execute(delete(tokens))
             await conn.execute(delete(people))
         assert await cache.get("c", load("c")) == "c:None"
+        cache.close()
     finally:
         reader.dispose()
         await engine.dispose()

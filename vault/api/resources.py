@@ -57,9 +57,11 @@ async def database(app: web.Application) -> AsyncIterator[None]:
             raise SchemaOutdated()
         app[DB] = engine
         app[READER] = Reader(engine)
-        app[FACTS] = FactsCache(app[READER])
+        app[FACTS] = FactsCache(app[READER], engine)
         yield
     finally:
+        if FACTS in app:
+            app[FACTS].close()
         if READER in app:
             app[READER].dispose()
         await engine.dispose()

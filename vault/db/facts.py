@@ -14,17 +14,28 @@ The number is read *before* the facts: an answer is never filed under a
 number older than the facts it holds, so a change committed at any moment
 is seen by the next request that starts after it, in this process or any
 other. Only wrapped keys and sealed bytes are kept, never an opened key.
+
+On SQLite the number is read on the event loop itself, from a read-only
+connection that never waits (no busy timeout): one row of a page that every
+request reads, so it is in memory, and a trip to a worker thread would cost
+ten times the read. If SQLite is busy for a moment, or the answer is not
+kept, the read goes to the worker thread as usual. On PostgreSQL it is one
+statement on the async engine.
 """
 
 from __future__ import annotations
 
 import collections
+import sqlite3
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 from sqlalchemy import select
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from vault.db.engine import is_sqlite
 from vault.db.reads import Reader
 from vault.db.schema import facts_version
 
@@ -38,11 +49,45 @@ def read_version(conn: Connection) -> int:
     return int(conn.execute(_VERSION).scalar_one())
 
 
+class _Probe:
+    """The facts version, read without a trip to a thread where that is safe."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._sqlite: sqlite3.Connection | None = None
+        url = engine.url.render_as_string(hide_password=False)
+        self._path = make_url(url).database if is_sqlite(url) else None
+
+    async def __call__(self) -> int | None:
+        """The number, or None if it cannot be read at once (ask the reader)."""
+        if self._path is None:
+            try:
+                async with self._engine.connect() as conn:
+                    return int((await conn.execute(_VERSION)).scalar_one())
+            except SQLAlchemyError:
+                return None
+        if self._path in ("", ":memory:"):
+            return None
+        try:
+            if self._sqlite is None:
+                self._sqlite = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, timeout=0)
+            row = self._sqlite.execute("SELECT n FROM facts_version WHERE id = 1").fetchone()
+        except sqlite3.Error:
+            return None  # busy this instant, or not there: the worker thread waits for it
+        return None if row is None else int(row[0])
+
+    def close(self) -> None:
+        if self._sqlite is not None:
+            self._sqlite.close()
+            self._sqlite = None
+
+
 class FactsCache(Generic[_K, _V]):
     """Up to ``size`` answers, each filed under the facts version it was read at."""
 
-    def __init__(self, reader: Reader, size: int = 2048) -> None:
+    def __init__(self, reader: Reader, engine: AsyncEngine, size: int = 2048) -> None:
         self._reader = reader
+        self._probe = _Probe(engine)
         self._size = size
         self._entries: collections.OrderedDict[_K, tuple[int, _V]] = collections.OrderedDict()
 
@@ -50,6 +95,10 @@ class FactsCache(Generic[_K, _V]):
         """The answer for ``key`` as the facts are now; ``load`` computes it
         (None, for "there is no such thing", is never kept)."""
         kept = self._entries.get(key)
+        if kept is not None and kept[0] == await self._probe():
+            if key in self._entries:
+                self._entries.move_to_end(key)
+            return kept[1]
 
         def read(conn: Connection) -> tuple[int, _V | None, bool]:
             version = read_version(conn)
@@ -67,3 +116,6 @@ class FactsCache(Generic[_K, _V]):
         elif key in self._entries:
             self._entries.move_to_end(key)
         return value
+
+    def close(self) -> None:
+        self._probe.close()
