@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -140,23 +140,46 @@ class AuditLog:
             self._twin.dispose()
 
 
+#: Built once: a statement object memoises its cache key, and the writer
+#: runs these on every commit.
+_LOCK_FACTS = update(facts_version).where(facts_version.c.id == 1).values(id=1)
+_LOCK_HEAD = (
+    update(audit_head)
+    .where(audit_head.c.id == 1)
+    .values(id=1)
+    .returning(audit_head.c.seq, audit_head.c.hash)
+)
+_MOVE_HEAD = (
+    update(audit_head)
+    .where(audit_head.c.id == 1)
+    .values(
+        seq=bindparam("new_seq"),
+        hash=bindparam("new_hash"),
+        mac=bindparam("new_mac"),
+        at=bindparam("new_at"),
+    )
+)
+_INSERT_EVENTS = insert(audit_events)
+_INSERT_SUBJECTS = insert(audit_subjects)
+_INSERT_CHECKPOINT = insert(audit_checkpoints)
+
+
 def append(
     conn: Connection, events: list[Event], mac: BlockingMac, now: datetime, every: int = 1000
 ) -> int:
     """Chain ``events`` onto the head inside the caller's transaction; the new head's seq."""
-    # Locks in one order everywhere: the facts version (which a change to a
-    # fact table takes through its trigger), then the head. A transaction
-    # that changes facts and records it cannot deadlock with one that
-    # records first and changes after.
-    conn.execute(update(facts_version).where(facts_version.c.id == 1).values(id=1))
-    conn.execute(update(audit_head).where(audit_head.c.id == 1).values(id=1))
-    head = conn.execute(
-        select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
-    ).one()
+    if conn.dialect.name == "postgresql":
+        # Row locks in one order everywhere: the facts version (which a change
+        # to a fact table takes through its trigger), then the head. A
+        # transaction that changes facts and records it cannot deadlock with
+        # one that records first and changes after. (SQLite's write lock is
+        # the whole database's: taken once, by the first write.)
+        conn.execute(_LOCK_FACTS)
+    head = conn.execute(_LOCK_HEAD).one()
     seq, digest = int(head.seq), str(head.hash)
     rows: list[dict[str, Any]] = []
     subjects: list[dict[str, Any]] = []
-    checkpoints: list[tuple[int, str]] = []
+    checkpoints: list[dict[str, Any]] = []
     for ev in events:
         seq += 1
         row = row_of(seq, digest, ev, ev.at or now)
@@ -164,20 +187,16 @@ def append(
         rows.append(row)
         subjects.extend({"child_id": child, "seq": seq} for child in ev.children)
         if seq % every == 0:
-            checkpoints.append((seq, digest))
-    conn.execute(insert(audit_events), rows)
+            signature = mac(head_message(seq, digest)).hex()
+            checkpoints.append({"seq": seq, "hash": digest, "at": now, "mac": signature})
+    conn.execute(_INSERT_EVENTS, rows)
     if subjects:
-        conn.execute(insert(audit_subjects), subjects)
-    for point, point_hash in checkpoints:
-        signature = mac(head_message(point, point_hash)).hex()
-        conn.execute(
-            insert(audit_checkpoints).values(seq=point, hash=point_hash, at=now, mac=signature)
-        )
-        log.info("audit checkpoint seq=%d hash=%s", point, point_hash)
+        conn.execute(_INSERT_SUBJECTS, subjects)
+    for point in checkpoints:
+        conn.execute(_INSERT_CHECKPOINT, point)
+        log.info("audit checkpoint seq=%d hash=%s", point["seq"], point["hash"])
     signature = mac(head_message(seq, digest)).hex()
     conn.execute(
-        update(audit_head)
-        .where(audit_head.c.id == 1)
-        .values(seq=seq, hash=digest, mac=signature, at=now)
+        _MOVE_HEAD, {"new_seq": seq, "new_hash": digest, "new_mac": signature, "new_at": now}
     )
     return seq
