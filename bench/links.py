@@ -1,8 +1,11 @@
 """Benchmark: media through signed links against plain files (run by hand).
 
     .venv/bin/python -m bench.links [--seconds S] [--clients N] [--video-mb MB]
+                                    [--same-process]
 
-With N concurrent clients over loopback, for a fixed time each:
+With N concurrent clients over loopback, for a fixed time each, the clients
+in a separate process (``--same-process``: in the server's own event loop,
+as this bench did before; the client's work then slows the server):
 
 * thumbnails (about 30 KB) through links, beside the same bytes served
   unencrypted by aiohttp's FileResponse in the same run, as a ratio;
@@ -11,7 +14,9 @@ With N concurrent clients over loopback, for a fixed time each:
   one at its start (the offset should not matter).
 
 Every link request does the whole work of a real one: verify the token, load
-the caller and the item, ask the policy, unwrap the keys, decrypt.
+the caller and the item, ask the policy, write the audit event, unwrap the
+keys, decrypt. Beside each rate, the server process's CPU time (all its
+threads) per request.
 Goals (issue 6): >= 60% of the plain rate for thumbnails, >= 80% for large
 originals, first byte independent of the offset.
 """
@@ -21,7 +26,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
+import resource
 import statistics
 import tempfile
 import time
@@ -48,7 +55,7 @@ def photo_jpeg() -> bytes:
 async def hammer(
     session: aiohttp.ClientSession, urls: list[str], seconds: float, clients: int
 ) -> float:
-    """Requests per second over ``seconds`` with ``clients`` loops."""
+    """Requests per second over ``seconds`` with ``clients`` loops (in this loop)."""
     done = 0
     stop = time.perf_counter() + seconds
 
@@ -67,6 +74,54 @@ async def hammer(
     return done / (time.perf_counter() - started)
 
 
+def _load(urls: list[str], seconds: float, clients: int) -> float:
+    """The load from a process of its own: requests per second."""
+
+    async def run() -> float:
+        connector = aiohttp.TCPConnector(limit=clients * 2)
+        timeout = aiohttp.ClientTimeout(total=None)
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+            await hammer(session, urls, min(1.0, seconds), clients)  # warm the connections
+            return await hammer(session, urls, seconds, clients)
+
+    return asyncio.run(run())
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Load:
+    """Drives the clients, in another process or (``same_process``) in this loop,
+    and counts this process's CPU time per request."""
+
+    def __init__(self, session: aiohttp.ClientSession, seconds: float, clients: int, same: bool):
+        self.session, self.seconds, self.clients, self.same = session, seconds, clients, same
+        context = multiprocessing.get_context("spawn")
+        self.pool = None if same else context.Pool(1)
+
+    async def run(self, urls: list[str]) -> tuple[float, float]:
+        """(requests per second, server CPU milliseconds per request)."""
+        if self.pool is None:
+            await hammer(self.session, urls, min(1.0, self.seconds), self.clients)
+        before = _cpu()
+        if self.pool is None:
+            rate = await hammer(self.session, urls, self.seconds, self.clients)
+            spent = _cpu() - before
+        else:
+            pending = self.pool.apply_async(_load, (urls, self.seconds, self.clients))
+            rate = await asyncio.to_thread(pending.get)
+            # The warm-up second ran too; it is counted at the same rate.
+            spent = (_cpu() - before) * self.seconds / (self.seconds + min(1.0, self.seconds))
+        return rate, spent * 1000 / max(1.0, rate * self.seconds)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool.join()
+
+
 async def first_byte(session: aiohttp.ClientSession, url: str, start: int) -> float:
     began = time.perf_counter()
     headers = {"Range": f"bytes={start}-{start + 65535}"}
@@ -78,7 +133,7 @@ async def first_byte(session: aiohttp.ClientSession, url: str, start: int) -> fl
     return elapsed
 
 
-async def main(seconds: float, clients: int, video_mb: int) -> None:
+async def main(seconds: float, clients: int, video_mb: int, same: bool) -> None:
     photo = photo_jpeg()
     original = os.urandom(5 * MB)
     with tempfile.TemporaryDirectory(prefix="kluis-bench-") as tmp:
@@ -118,8 +173,9 @@ async def main(seconds: float, clients: int, video_mb: int) -> None:
             video = await upload("video", video_source(video_mb * MB, os.urandom(1 << 20)), "v.mp4")
             [video_url] = await links([video], "original")
 
-            kluis_thumbs = await hammer(session, thumb_urls, seconds, clients)
-            kluis_large = await hammer(session, document_urls, seconds, clients)
+            load = Load(session, seconds, clients, same)
+            kluis_thumbs, kluis_thumbs_cpu = await load.run(thumb_urls)
+            kluis_large, kluis_large_cpu = await load.run(document_urls)
             size = video_mb * MB
             starts = [await first_byte(session, video_url, 0) for _ in range(20)]
             ends = [await first_byte(session, video_url, size - 65536) for _ in range(20)]
@@ -138,18 +194,23 @@ async def main(seconds: float, clients: int, video_mb: int) -> None:
         plain_runner, plain_base = await serve(plain_app)
         connector = aiohttp.TCPConnector(limit=clients * 2)
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-            plain_thumbs = await hammer(session, [f"{plain_base}/thumb.jpg"], seconds, clients)
-            plain_large = await hammer(session, [f"{plain_base}/large.bin"], seconds, clients)
+            load.session = session
+            plain_thumbs, plain_thumbs_cpu = await load.run([f"{plain_base}/thumb.jpg"])
+            plain_large, plain_large_cpu = await load.run([f"{plain_base}/large.bin"])
         await plain_runner.cleanup()
+        load.close()
 
-    print(f"{clients} concurrent clients, {seconds:.0f} s each, loopback")
+    where = "in the server's loop" if same else "in a separate process"
+    print(f"{clients} concurrent clients {where}, {seconds:.0f} s each, loopback")
     print(
         f"thumbnails ({thumb_size / 1000:.0f} KB): plain {plain_thumbs:7.0f}/s, "
-        f"through links {kluis_thumbs:7.0f}/s, ratio {kluis_thumbs / plain_thumbs:.0%}"
+        f"through links {kluis_thumbs:7.0f}/s, ratio {kluis_thumbs / plain_thumbs:.0%}; "
+        f"server CPU per request {plain_thumbs_cpu:.2f} / {kluis_thumbs_cpu:.2f} ms"
     )
     print(
         f"5 MB originals: plain {plain_large:7.1f}/s, through links {kluis_large:7.1f}/s, "
-        f"ratio {kluis_large / plain_large:.0%}"
+        f"ratio {kluis_large / plain_large:.0%}; "
+        f"server CPU per request {plain_large_cpu:.2f} / {kluis_large_cpu:.2f} ms"
     )
     print(
         f"first byte of a 64 KiB Range in a {video_mb} MB video: "
@@ -171,5 +232,6 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--video-mb", type=int, default=1000)
+    parser.add_argument("--same-process", action="store_true")
     args = parser.parse_args()
-    asyncio.run(main(args.seconds, args.clients, args.video_mb))
+    asyncio.run(main(args.seconds, args.clients, args.video_mb, args.same_process))
