@@ -53,6 +53,17 @@ def gcm_open(
         raise IntegrityError() from None
 
 
+def gcm_open_into(
+    aead: AESGCM, nonce: bytes, ciphertext: bytes | memoryview, aad: bytes, out: memoryview
+) -> None:
+    """Open into ``out`` (exactly the plaintext's length). On failure ``out``
+    may hold unauthenticated bytes: the caller must drop it."""
+    try:
+        aead.decrypt_into(nonce, ciphertext, aad, out)
+    except InvalidTag:
+        raise IntegrityError() from None
+
+
 def hkdf_sha256(ikm: bytes, salt: bytes, info: bytes, length: int) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(ikm)
 

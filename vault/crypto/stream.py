@@ -56,6 +56,7 @@ from vault.crypto._primitives import (
     encode_parts,
     gcm,
     gcm_open,
+    gcm_open_into,
     hkdf_sha256,
     random_bytes,
 )
@@ -147,6 +148,11 @@ class _Segments:
 
     def open(self, index: int, ciphertext: bytes | bytearray | memoryview, last: bool) -> bytes:
         return gcm_open(self._aead, self._nonce(index, last), ciphertext, self._aad)
+
+    def open_into(
+        self, index: int, ciphertext: bytes | memoryview, last: bool, out: memoryview
+    ) -> None:
+        gcm_open_into(self._aead, self._nonce(index, last), ciphertext, self._aad, out)
 
 
 def ciphertext_size(plaintext_size: int, segment_size: int = DEFAULT_SEGMENT_SIZE) -> int:
@@ -297,35 +303,39 @@ class _Opener:
     def done(self) -> bool:
         return self._index > self._last and not self._carry
 
-    def _size(self) -> int:
-        return self._final_size if self._index == self._segments - 1 else self._full
-
-    def _open(self, ciphertext: bytes | memoryview) -> bytes:
-        plaintext = self._state.open(
-            self._index, ciphertext, last=self._index == self._segments - 1
-        )
-        self._index += 1
-        return plaintext
+    def _size(self, index: int) -> int:
+        return self._final_size if index == self._segments - 1 else self._full
 
     def feed(self, chunk: bytes) -> bytes:
-        """The plaintext of every segment ``chunk`` completes."""
+        """The plaintext of every segment ``chunk`` completes, in one buffer
+        (each segment opened straight into its place: no piece is copied)."""
         view = memoryview(chunk)
-        opened = []
+        pieces: list[bytes | memoryview] = []
         if self._carry:
-            need = self._size() - len(self._carry)
+            need = self._size(self._index) - len(self._carry)
             self._carry += view[:need]
             view = view[need:]
-            if len(self._carry) < self._size():
+            if len(self._carry) < self._size(self._index):
                 return b""
-            opened.append(self._open(self._carry))
+            pieces.append(self._carry)
             self._carry = b""
         used = 0
-        while self._index <= self._last and len(view) - used >= self._size():
-            size = self._size()
-            opened.append(self._open(view[used : used + size]))
-            used += size
+        index = self._index + len(pieces)
+        while index <= self._last and len(view) - used >= self._size(index):
+            pieces.append(view[used : used + self._size(index)])
+            used += self._size(index)
+            index += 1
         self._carry = bytes(view[used:])
-        return opened[0] if len(opened) == 1 else b"".join(opened)
+        out = bytearray(sum(len(piece) for piece in pieces) - TAG_SIZE * len(pieces))
+        target = memoryview(out)
+        at = 0
+        for piece in pieces:
+            size = len(piece) - TAG_SIZE
+            last = self._index == self._segments - 1
+            self._state.open_into(self._index, piece, last, target[at : at + size])
+            self._index += 1
+            at += size
+        return out  # type: ignore[return-value]  # bytes-like: written as it is
 
 
 def _prefixed(read: RangeReader, lead: bytes) -> RangeReader:
