@@ -55,7 +55,6 @@ from vault.crypto._primitives import (
     IntegrityError,
     encode_parts,
     gcm,
-    gcm_open,
     gcm_open_into,
     hkdf_sha256,
     random_bytes,
@@ -145,9 +144,6 @@ class _Segments:
         if index > MAX_SEGMENTS - 1:
             raise ValueError("stream too long: segment counter exhausted")
         return self._aead.encrypt(self._nonce(index, last), plaintext, self._aad)
-
-    def open(self, index: int, ciphertext: bytes | bytearray | memoryview, last: bool) -> bytes:
-        return gcm_open(self._aead, self._nonce(index, last), ciphertext, self._aad)
 
     def open_into(
         self, index: int, ciphertext: bytes | memoryview, last: bool, out: memoryview
