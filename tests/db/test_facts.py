@@ -13,7 +13,7 @@ from vault.audit import AuditLog, event
 from vault.crypto.keyring import LocalKeyring
 from vault.db import create_engine, upgrade
 from vault.db.engine import is_sqlite
-from vault.db.facts import FactsCache
+from vault.db.facts import FactsCache, _Probe
 from vault.db.reads import Reader
 from vault.db.schema import FACT_TABLES, people, tokens
 
@@ -101,6 +101,22 @@ async def test_an_answer_is_kept_until_any_fact_changes_anywhere(db_url: str) ->
         reader.dispose()
         await engine.dispose()
         await other.dispose()
+
+
+async def test_the_loop_side_read_finds_a_database_whatever_its_path(tmp_path: Path) -> None:
+    folder = tmp_path / "groep #2 100%"
+    engine = create_engine(f"sqlite+aiosqlite:///{folder}/kluis.db")
+    try:
+        await upgrade(engine)
+        async with engine.begin() as conn:
+            await conn.execute(
+                insert(people).values(id="p1", name="A", role="staff", created_at=NOW)
+            )
+        probe = _Probe(engine)
+        assert await probe() == 1  # read on the loop, not left to the worker thread
+        probe.close()
+    finally:
+        await engine.dispose()
 
 
 async def test_recording_and_changing_facts_in_either_order_never_deadlocks(

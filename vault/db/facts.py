@@ -28,6 +28,7 @@ from __future__ import annotations
 import collections
 import sqlite3
 from collections.abc import Callable, Hashable
+from pathlib import Path
 from typing import Generic, TypeVar
 
 from sqlalchemy import select
@@ -57,6 +58,8 @@ class _Probe:
         self._sqlite: sqlite3.Connection | None = None
         url = engine.url.render_as_string(hide_password=False)
         self._path = make_url(url).database if is_sqlite(url) else None
+        # A file URI escapes what a plain "file:" string would misread ('#', '%').
+        self._uri = f"{Path(self._path).resolve().as_uri()}?mode=ro" if self._path else ""
 
     async def __call__(self) -> int | None:
         """The number, or None if it cannot be read at once (ask the reader)."""
@@ -70,7 +73,7 @@ class _Probe:
             return None
         try:
             if self._sqlite is None:
-                self._sqlite = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, timeout=0)
+                self._sqlite = sqlite3.connect(self._uri, uri=True, timeout=0)
             row = self._sqlite.execute("SELECT n FROM facts_version WHERE id = 1").fetchone()
         except sqlite3.Error:
             return None  # busy this instant, or not there: the worker thread waits for it
