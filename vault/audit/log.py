@@ -10,10 +10,10 @@ next transaction (a group commit), so many concurrent requests share one
 fsync. On SQLite the whole transaction runs in one trip to the writer's own
 thread, on a synchronous connection to the same file (aiosqlite would cross
 threads for every statement); on PostgreSQL on the async engine. Each
-transaction first locks the head row (an UPDATE, which takes
-the row lock on PostgreSQL and the write lock on SQLite before any read),
-reads the head, chains the events onto it, and moves the head with a fresh
-HMAC from the keyring. Every ``checkpoint_every`` events a signed
+transaction first locks and reads the head row in one UPDATE ... RETURNING
+(the row lock on PostgreSQL, the write lock on SQLite, before any read),
+chains the events onto it, and moves the head with a fresh HMAC under the
+keyring's audit key. Every ``checkpoint_every`` events a signed
 checkpoint is kept as well, and its line goes to the process log: a copy
 of the chain's state outside the database.
 """
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -46,7 +46,7 @@ from vault.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
-Mac = Callable[[bytes], Coroutine[Any, Any, bytes]]
+Mac = Callable[[bytes], Awaitable[bytes]]
 #: The audit key's MAC as a plain call (:meth:`AuditKey.mac`), for :func:`append`.
 BlockingMac = Callable[[bytes], bytes]
 Clock = Callable[[], datetime]
