@@ -30,8 +30,8 @@ from pathlib import Path
 
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, Text, insert
 
-from vault.audit import Actor, AuditLog, event
-from vault.audit.log import append
+from vault.audit import Actor, event
+from vault.audit.log import AuditLog, append
 from vault.audit.queries import access_log, touched
 from vault.audit.verify import verify
 from vault.crypto.keyring import LocalKeyring

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from sqlalchemy import insert, update
 
-from vault.audit import AuditLog
+from vault.audit.log import AuditLog
 from vault.config import Settings
 from vault.crypto.envelope import seal_item_record
 from vault.crypto.keyring import LocalKeyring

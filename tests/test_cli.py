@@ -172,7 +172,7 @@ def test_config_show_masks_secrets(tmp_path: Path) -> None:
 def test_keys_rotate_and_status(tmp_path: Path) -> None:
     import asyncio
 
-    from vault.audit import AuditLog
+    from vault.audit.log import AuditLog
     from vault.config import load_settings
     from vault.crypto import open_provider
     from vault.crypto.keys import KeyService

@@ -26,7 +26,8 @@ from vault import __version__
 from vault.api import create_app
 from vault.api.resources import SchemaOutdated
 from vault.api.security import AccessLogger
-from vault.audit import CURRENT, Actor, AuditLog, event
+from vault.audit import CURRENT, Actor, event
+from vault.audit.log import AuditLog
 from vault.audit.queries import touched
 from vault.audit.verify import verify
 from vault.config import Settings, load_settings

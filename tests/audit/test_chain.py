@@ -15,8 +15,9 @@ import pytest
 from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from vault.audit import Actor, AuditLog, AuditUnavailable, event
+from vault.audit import Actor, event
 from vault.audit.events import hash_of, row_of
+from vault.audit.log import AuditLog, AuditUnavailable
 from vault.audit.verify import Verification, verify
 from vault.crypto.keyring import LocalKeyring
 from vault.crypto.keys import KeyService
@@ -49,6 +50,7 @@ class Chain:
     engine: AsyncEngine
     ring: LocalKeyring
     log: AuditLog
+    process: bool = False
     saved: dict[str, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
 
     async def check(self) -> Verification:
@@ -79,15 +81,28 @@ class Chain:
         return dict(found._mapping)
 
 
-@pytest.fixture
-async def chain(db_url: str, tmp_path: Path) -> AsyncIterator[Chain]:
-    engine = create_engine(db_url)
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", marks=pytest.mark.sqlite),
+        # As the service writes on SQLite: in a writer process of its own.
+        pytest.param("sqlite, writer process", marks=pytest.mark.sqlite),
+        pytest.param("postgres", marks=pytest.mark.postgres),
+    ]
+)
+async def chain(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Chain]:
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_server").create_database()
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'kluis.db'}"
+    engine = create_engine(url)
     await upgrade(engine)
     ring = await LocalKeyring.create(tmp_path / "keyring.json")
-    log = AuditLog(engine, ring.audit_key, Clock(), checkpoint_every=EVERY)
+    process = request.param.endswith("writer process")
+    log = AuditLog(engine, ring.audit_key, Clock(), checkpoint_every=EVERY, own_process=process)
     try:
-        yield Chain(engine, ring, log)
+        yield Chain(engine, ring, log, process)
     finally:
+        await log.close()
         await engine.dispose()
 
 
@@ -235,7 +250,14 @@ async def test_a_head_or_checkpoint_cannot_be_forged(chain: Chain) -> None:
 async def test_concurrent_writers_keep_one_linear_chain(chain: Chain) -> None:
     """Eight writers (as eight processes would: separate logs, one database)."""
     logs = [
-        AuditLog(chain.engine, chain.ring.audit_key, Clock(), checkpoint_every=7) for _ in range(8)
+        AuditLog(
+            chain.engine,
+            chain.ring.audit_key,
+            Clock(),
+            checkpoint_every=7,
+            own_process=chain.process,
+        )
+        for _ in range(8)
     ]
 
     async def writer(n: int, log: AuditLog) -> None:
@@ -243,6 +265,8 @@ async def test_concurrent_writers_keep_one_linear_chain(chain: Chain) -> None:
             await log.record(event("link.use", children=[CHILD], writer=n, i=i))
 
     await asyncio.gather(*(writer(n, log) for n, log in enumerate(logs) for _ in range(2)))
+    for log in logs:
+        await log.close()
     result = await chain.check()
     assert result.ok, result.problems
     assert result.events == 8 * 2 * 15

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import s3_settings
 from tests.servers import MinioServer, PostgresServer
-from vault.audit import AuditLog
+from vault.audit.log import AuditLog
 from vault.crypto import LocalKeyring
 from vault.crypto.keyring import EpochDestroyed
 from vault.crypto.keys import KeyDestroyed, KeyService, _dek_aad

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from vault.audit import AuditLog
+from vault.audit.log import AuditLog
 from vault.crypto import IntegrityError, LocalKeyring
 from vault.crypto.keys import KeyDestroyed, KeyService
 from vault.crypto.rotation import destroy_expired, rotate

@@ -9,7 +9,8 @@ from pathlib import Path
 from sqlalchemy import delete, insert, text, update
 from sqlalchemy.engine import Connection
 
-from vault.audit import AuditLog, event
+from vault.audit import event
+from vault.audit.log import AuditLog
 from vault.crypto.keyring import LocalKeyring
 from vault.db import create_engine, upgrade
 from vault.db.engine import is_sqlite

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from vault.audit import AuditLog
+from vault.audit.log import AuditLog
 from vault.config import Settings
 from vault.crypto import KeyProvider, open_provider
 from vault.crypto.keys import KeyService
@@ -78,7 +78,7 @@ async def storage(app: web.Application) -> AsyncIterator[None]:
 
 async def keyring(app: web.Application) -> AsyncIterator[None]:
     app[KEYRING] = await open_provider(app[SETTINGS])
-    app[AUDIT] = AuditLog(app[DB], app[KEYRING].audit_key, app[CLOCK])
+    app[AUDIT] = AuditLog(app[DB], app[KEYRING].audit_key, app[CLOCK], own_process=True)
     app[KEYS] = KeyService(app[DB], app[KEYRING], app[AUDIT], clock=app[CLOCK])
     try:
         yield

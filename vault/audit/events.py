@@ -90,12 +90,12 @@ def canonical_detail(detail: Mapping[str, Any]) -> str:
     return json.dumps(dict(detail), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
-def row_of(seq: int, prev: str, ev: Event, at: datetime) -> dict[str, Any]:
-    """The stored row of ``ev`` as event number ``seq`` after ``prev``, hash included."""
+def draft_of(ev: Event, at: datetime) -> dict[str, Any]:
+    """Everything stored of ``ev`` but its place in the chain, as plain text and
+    numbers (``at`` in its canonical form): what a writer needs to chain it."""
     actor = ev.actor or SYSTEM
-    row: dict[str, Any] = {
-        "seq": seq,
-        "at": at,
+    return {
+        "at": iso(at),
         "action": ev.action,
         "outcome": ev.outcome,
         "actor": actor.person,
@@ -106,9 +106,20 @@ def row_of(seq: int, prev: str, ev: Event, at: datetime) -> dict[str, Any]:
         "children": json.dumps(list(ev.children), separators=(",", ":")),
         "item": ev.item,
         "detail": canonical_detail(ev.detail),
-        "prev": prev,
     }
-    row["hash"] = hash_of(row)
+
+
+def linked(seq: int, prev: str, draft: Mapping[str, Any]) -> dict[str, Any]:
+    """``draft`` as event number ``seq`` after ``prev``, hash included (``at`` as text)."""
+    row = {"seq": seq, **draft, "prev": prev}
+    row["hash"] = _digest(prev, [row[name] for name in _FIELDS])
+    return row
+
+
+def row_of(seq: int, prev: str, ev: Event, at: datetime) -> dict[str, Any]:
+    """The stored row of ``ev`` as event number ``seq`` after ``prev``, hash included."""
+    row = linked(seq, prev, draft_of(ev, at))
+    row["at"] = at
     return row
 
 
@@ -126,15 +137,50 @@ _FIELDS = (
     "item",
     "detail",
 )
+#: The columns of a stored event, in order.
+COLUMNS = (*_FIELDS, "prev", "hash")
 
 
 def hash_of(row: Mapping[str, Any]) -> str:
     """SHA-256 over the previous hash and the event's canonical form."""
-    values = [iso(row["at"]) if name == "at" else row[name] for name in _FIELDS]
+    return _digest(row["prev"], [iso(row["at"]) if name == "at" else row[name] for name in _FIELDS])
+
+
+def _digest(prev: str, values: list[Any]) -> str:
     body = json.dumps(values, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(f"{row['prev']}\n{body}".encode()).hexdigest()
+    return hashlib.sha256(f"{prev}\n{body}".encode()).hexdigest()
+
+
+@dataclasses.dataclass
+class Chained:
+    """Drafts chained onto a head: the rows, the access-log index, the events
+    whose place calls for a signed checkpoint, and the new head."""
+
+    rows: list[dict[str, Any]]
+    subjects: list[tuple[str, int]]
+    checkpoints: list[tuple[int, str]]
+    seq: int
+    digest: str
+
+
+def chain(seq: int, digest: str, drafts: Iterable[Mapping[str, Any]], every: int) -> Chained:
+    """Chain ``drafts`` onto the head ``(seq, digest)``; a checkpoint every ``every`` events."""
+    out = Chained([], [], [], seq, digest)
+    for draft in drafts:
+        out.seq += 1
+        row = linked(out.seq, out.digest, draft)
+        out.digest = row["hash"]
+        out.rows.append(row)
+        out.subjects.extend((child, out.seq) for child in json.loads(draft["children"]))
+        if out.seq % every == 0:
+            out.checkpoints.append((out.seq, out.digest))
+    return out
+
+
+#: What every message the audit key signs starts with.
+HEAD_LABEL = b"kluis-audit-v1\n"
 
 
 def head_message(seq: int, digest: str) -> bytes:
     """What the keyring's HMAC signs for a head or a checkpoint."""
-    return f"kluis-audit-v1\n{seq}\n{digest}".encode()
+    return HEAD_LABEL + f"{seq}\n{digest}".encode()

@@ -7,13 +7,13 @@ written, that access does not happen.
 
 Events waiting while a commit is under way are written together in the
 next transaction (a group commit), so many concurrent requests share one
-fsync. On SQLite the whole transaction runs in one trip to the writer's own
-thread, on a synchronous connection to the same file (aiosqlite would cross
-threads for every statement); on PostgreSQL on the async engine. Each
-transaction first locks and reads the head row in one UPDATE ... RETURNING
-(the row lock on PostgreSQL, the write lock on SQLite, before any read),
-chains the events onto it, and moves the head with a fresh HMAC under the
-keyring's audit key. Every ``checkpoint_every`` events a signed
+fsync. The service's log on a SQLite file commits in a writer process of
+its own (:mod:`vault.audit.writer`, which says why); otherwise, and on
+PostgreSQL, the transaction runs on the async engine. Each transaction
+first locks and reads the head row in one UPDATE ... RETURNING (the row
+lock on PostgreSQL, the write lock on SQLite, before any read), chains the
+events onto it, and moves the head with a fresh HMAC under the keyring's
+audit key. Every ``checkpoint_every`` events a signed
 checkpoint is kept as well, and its line goes to the process log: a copy
 of the chain's state outside the database.
 """
@@ -23,18 +23,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import bindparam, insert, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from vault.audit.events import Event, head_message, row_of
+from vault.audit.events import Event, chain, draft_of, head_message, iso
+from vault.audit.writer import WriterFailed, WriterProcess
 from vault.crypto.handles import AuditKey
-from vault.db.engine import sqlite_twin
+from vault.db.engine import sqlite_file
 from vault.db.schema import (
     audit_checkpoints,
     audit_events,
@@ -64,15 +63,19 @@ class AuditLog:
         clock: Clock,
         *,
         checkpoint_every: int = 1000,
+        own_process: bool = False,
     ) -> None:
+        """``own_process``: on a SQLite file, commit in a writer process of its
+        own (the service: see :mod:`vault.audit.writer`); else, and always on
+        PostgreSQL, on ``engine``."""
         self._engine = engine
         self._key = key
         self._clock = clock
         self._every = checkpoint_every
         self._pending: list[tuple[list[Event], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
-        self._twin: Engine | None = sqlite_twin(engine, pool_size=1)
-        self._thread = ThreadPoolExecutor(1, "kluis-audit") if self._twin is not None else None
+        database = sqlite_file(engine) if own_process else None
+        self._process = WriterProcess(database) if database is not None else None
 
     async def record(self, *events: Event) -> None:
         """Write ``events`` to the chain; return once committed, else raise."""
@@ -96,7 +99,7 @@ class AuditLog:
                         future.set_exception(AuditUnavailable())
                 if isinstance(exc, asyncio.CancelledError):
                     raise
-                if isinstance(exc, SQLAlchemyError | OSError | StorageUnavailable):
+                if isinstance(exc, SQLAlchemyError | OSError | StorageUnavailable | WriterFailed):
                     log.error("audit log write failed: %s", type(exc).__name__)
                 else:
                     log.exception("audit log write failed")
@@ -107,17 +110,14 @@ class AuditLog:
 
     async def _write(self, events: list[Event]) -> None:
         now, key = self._clock(), await self._key()
-        if self._twin is None or self._thread is None:
+        if self._process is None:
             async with self._engine.begin() as conn:
                 await conn.run_sync(append, events, key.mac, now, self._every)
             return
-        twin = self._twin
-
-        def write() -> None:
-            with twin.begin() as conn:
-                append(conn, events, key.mac, now, self._every)
-
-        await asyncio.get_running_loop().run_in_executor(self._thread, write)
+        drafts = [draft_of(ev, ev.at or now) for ev in events]
+        _, checkpoints = await self._process.commit(drafts, iso(now), self._every, key.mac)
+        for seq, digest in checkpoints:
+            log_checkpoint(seq, digest)
 
     async def append_in(self, conn: AsyncConnection, *events: Event) -> None:
         """Chain ``events`` inside the caller's transaction: they commit with its
@@ -134,10 +134,8 @@ class AuditLog:
     async def close(self) -> None:
         if self._writer is not None:
             await asyncio.gather(self._writer, return_exceptions=True)
-        if self._thread is not None:
-            self._thread.shutdown(wait=True)
-        if self._twin is not None:
-            self._twin.dispose()
+        if self._process is not None:
+            await self._process.close()
 
 
 #: Built once: a statement object memoises its cache key, and the writer
@@ -176,27 +174,25 @@ def append(
         # the whole database's: taken once, by the first write.)
         conn.execute(_LOCK_FACTS)
     head = conn.execute(_LOCK_HEAD).one()
-    seq, digest = int(head.seq), str(head.hash)
-    rows: list[dict[str, Any]] = []
-    subjects: list[dict[str, Any]] = []
-    checkpoints: list[dict[str, Any]] = []
-    for ev in events:
-        seq += 1
-        row = row_of(seq, digest, ev, ev.at or now)
-        digest = row["hash"]
-        rows.append(row)
-        subjects.extend({"child_id": child, "seq": seq} for child in ev.children)
-        if seq % every == 0:
-            signature = mac(head_message(seq, digest)).hex()
-            checkpoints.append({"seq": seq, "hash": digest, "at": now, "mac": signature})
-    conn.execute(_INSERT_EVENTS, rows)
-    if subjects:
-        conn.execute(_INSERT_SUBJECTS, subjects)
-    for point in checkpoints:
-        conn.execute(_INSERT_CHECKPOINT, point)
-        log.info("audit checkpoint seq=%d hash=%s", point["seq"], point["hash"])
-    signature = mac(head_message(seq, digest)).hex()
+    moments = [ev.at or now for ev in events]
+    drafts = [draft_of(ev, at) for ev, at in zip(events, moments, strict=True)]
+    chained = chain(int(head.seq), str(head.hash), drafts, every)
+    stored = zip(chained.rows, moments, strict=True)
+    conn.execute(_INSERT_EVENTS, [{**row, "at": at} for row, at in stored])
+    if chained.subjects:
+        conn.execute(_INSERT_SUBJECTS, [{"child_id": c, "seq": s} for c, s in chained.subjects])
+    for seq, digest in chained.checkpoints:
+        signature = mac(head_message(seq, digest)).hex()
+        conn.execute(_INSERT_CHECKPOINT, {"seq": seq, "hash": digest, "at": now, "mac": signature})
+        log_checkpoint(seq, digest)
+    signature = mac(head_message(chained.seq, chained.digest)).hex()
     conn.execute(
-        _MOVE_HEAD, {"new_seq": seq, "new_hash": digest, "new_mac": signature, "new_at": now}
+        _MOVE_HEAD,
+        {"new_seq": chained.seq, "new_hash": chained.digest, "new_mac": signature, "new_at": now},
     )
-    return seq
+    return chained.seq
+
+
+def log_checkpoint(seq: int, digest: str) -> None:
+    """The checkpoint's line in the process log: the chain's state outside the database."""
+    log.info("audit checkpoint seq=%d hash=%s", seq, digest)

@@ -27,7 +27,8 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError as RowConflict
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from vault.audit import AuditLog, event
+from vault.audit import event
+from vault.audit.log import AuditLog
 from vault.crypto import epochs
 from vault.crypto._primitives import KEY_SIZE, IntegrityError, encode_parts, random_bytes
 from vault.crypto.envelope import seal, unseal

@@ -41,6 +41,14 @@ def create_engine(url: str) -> AsyncEngine:
     )
 
 
+def sqlite_file(engine: AsyncEngine) -> str | None:
+    """The path of the engine's SQLite file (None for PostgreSQL or in memory)."""
+    url = make_url(engine.url.render_as_string(hide_password=False))
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return url.database
+
+
 def sqlite_twin(engine: AsyncEngine, pool_size: int) -> Engine | None:
     """A synchronous engine on the same SQLite file (None for PostgreSQL).
 
