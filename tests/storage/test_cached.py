@@ -1,0 +1,90 @@
+"""The local store reads on the event loop only what the kernel has in memory;
+anything that would wait for the disk goes to a thread, and either way the
+bytes come back whole and right."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from vault.storage import local
+from vault.storage.cached import open_cached, read_cached
+from vault.storage.local import LocalDiskStore
+
+pytestmark = pytest.mark.localdisk
+
+
+def evict(path: Path) -> None:
+    """Drop the file's pages from the page cache (written back first)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def test_a_file_in_the_page_cache_is_read_without_waiting(tmp_path: Path) -> None:
+    path = tmp_path / "blob"
+    data = os.urandom(300_000)
+    path.write_bytes(data)
+    fd = open_cached(path)
+    assert fd is not None, "a file just written is in the lookup cache"
+    try:
+        assert read_cached(fd, 100_000, 50_000) == data[50_000:150_000]
+        assert read_cached(fd, 100_000, 250_000) == data[250_000:]  # short at the end
+        assert read_cached(fd, 10, 300_000) == b""
+        evict(path)
+        assert read_cached(fd, 100_000, 0) is None, "evicted pages must not be waited for"
+    finally:
+        os.close(fd)
+
+
+def test_a_missing_file_is_missing(tmp_path: Path) -> None:
+    (tmp_path / "absent").write_bytes(b"x")
+    (tmp_path / "absent").unlink()  # the lookup cache now knows it is gone
+    with pytest.raises(FileNotFoundError):
+        open_cached(tmp_path / "absent")
+
+
+async def test_hot_reads_stay_on_the_loop_and_cold_ones_go_to_a_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await LocalDiskStore.open(tmp_path / "blobs")
+    small, large = os.urandom(local.LOOP_READ - 1), os.urandom(3 * 1024 * 1024 + 5)
+    keys = {"ab" * 16: small, "cd" * 16: large}
+    for key, data in keys.items():
+
+        async def source(data: bytes = data):  # type: ignore[no-untyped-def]
+            yield data
+
+        await store.put(key, source())
+    hops: list[str] = []
+    run = local._run
+
+    async def counted(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        hops.append(getattr(fn, "__name__", "?"))
+        return await run(fn, *args, **kwargs)
+
+    monkeypatch.setattr(local, "_run", counted)
+
+    async def read(key: str, offset: int = 0, length: int | None = None) -> bytes:
+        return b"".join([chunk async for chunk in store.get(key, offset, length)])
+
+    for key in keys:
+        await read(key)  # in the page cache now, if the put's writes were not
+    hops.clear()
+    assert await read("ab" * 16) == small
+    assert await read("ab" * 16, 1000, 5000) == small[1000:6000]
+    assert hops == [], "a thumbnail in memory is read without a trip to a thread"
+    # A large read is copied in a thread even from memory (beside the loop).
+    assert await read("cd" * 16, 1_000_000, 2_500_000) == large[1_000_000:3_500_000]
+    assert "pread" in hops
+
+    hops.clear()
+    evict(store._path("ab" * 16))
+    assert await read("ab" * 16) == small
+    assert len(hops) == 1, "a blob on disk only is read in one trip to a thread"
+    await store.close()
