@@ -1,11 +1,14 @@
 """Benchmark: media through signed links against plain files (run by hand).
 
-    .venv/bin/python -m bench.links [--seconds S] [--clients N] [--video-mb MB]
-                                    [--same-process]
+    .venv/bin/python -m bench.links [--seconds S] [--rounds R] [--clients N]
+                                    [--video-mb MB] [--same-process]
 
-With N concurrent clients over loopback, for a fixed time each, the clients
-in a separate process (``--same-process``: in the server's own event loop,
-as this bench did before; the client's work then slows the server):
+With N concurrent clients over loopback, the clients in a separate process
+(``--same-process``: in the server's own event loop, as this bench did
+before; the client's work then slows the server). Plain files and links
+take turns in slices of S seconds, R rounds, the order swapped each round,
+so a host that changes speed during the run weighs on both sides alike
+(this one did, by a factor of two within minutes):
 
 * thumbnails (about 30 KB) through links, beside the same bytes served
   unencrypted by aiohttp's FileResponse in the same run, as a ratio;
@@ -15,8 +18,8 @@ as this bench did before; the client's work then slows the server):
 
 Every link request does the whole work of a real one: verify the token, load
 the caller and the item, ask the policy, write the audit event, unwrap the
-keys, decrypt. Beside each rate, the server process's CPU time (all its
-threads) per request.
+keys, decrypt. Beside each rate, the server's CPU time per request: all
+threads of its process, and its audit writer process.
 Goals (issue 6): >= 60% of the plain rate for thumbnails, >= 80% for large
 originals, first byte independent of the offset.
 """
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -81,20 +85,36 @@ def _load(urls: list[str], seconds: float, clients: int) -> float:
         connector = aiohttp.TCPConnector(limit=clients * 2)
         timeout = aiohttp.ClientTimeout(total=None)
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-            await hammer(session, urls, min(1.0, seconds), clients)  # warm the connections
+            await hammer(session, urls, _warm(seconds), clients)  # warm the connections
             return await hammer(session, urls, seconds, clients)
 
     return asyncio.run(run())
 
 
+def _warm(seconds: float) -> float:
+    return min(0.25, seconds / 4)
+
+
 def _cpu() -> float:
+    """CPU seconds of this process and of its audit writer process (the
+    service's part of the work; the load process is not counted)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    seconds = usage.ru_utime + usage.ru_stime
+    for proc in Path("/proc").iterdir():
+        try:
+            if b"vault.audit.writer" not in (proc / "cmdline").read_bytes():
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # not a process, or gone meanwhile
+        if int(fields[1]) == os.getpid():  # ppid; utime and stime follow at 11, 12
+            seconds += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return seconds
 
 
 class Load:
     """Drives the clients, in another process or (``same_process``) in this loop,
-    and counts this process's CPU time per request."""
+    and counts the server's CPU time per request (see _cpu)."""
 
     def __init__(self, session: aiohttp.ClientSession, seconds: float, clients: int, same: bool):
         self.session, self.seconds, self.clients, self.same = session, seconds, clients, same
@@ -104,7 +124,7 @@ class Load:
     async def run(self, urls: list[str]) -> tuple[float, float]:
         """(requests per second, server CPU milliseconds per request)."""
         if self.pool is None:
-            await hammer(self.session, urls, min(1.0, self.seconds), self.clients)
+            await hammer(self.session, urls, _warm(self.seconds), self.clients)
         before = _cpu()
         if self.pool is None:
             rate = await hammer(self.session, urls, self.seconds, self.clients)
@@ -112,8 +132,8 @@ class Load:
         else:
             pending = self.pool.apply_async(_load, (urls, self.seconds, self.clients))
             rate = await asyncio.to_thread(pending.get)
-            # The warm-up second ran too; it is counted at the same rate.
-            spent = (_cpu() - before) * self.seconds / (self.seconds + min(1.0, self.seconds))
+            # The warm-up ran too; it is counted at the same rate.
+            spent = (_cpu() - before) * self.seconds / (self.seconds + _warm(self.seconds))
         return rate, spent * 1000 / max(1.0, rate * self.seconds)
 
     def close(self) -> None:
@@ -133,7 +153,31 @@ async def first_byte(session: aiohttp.ClientSession, url: str, start: int) -> fl
     return elapsed
 
 
-async def main(seconds: float, clients: int, video_mb: int, same: bool) -> None:
+@dataclasses.dataclass
+class Tally:
+    """One kind of request on one server, over every round."""
+
+    requests: float = 0.0
+    seconds: float = 0.0
+    cpu_ms: float = 0.0
+    rates: list[float] = dataclasses.field(default_factory=list)
+
+    def add(self, rate: float, cpu_ms: float, seconds: float) -> None:
+        self.requests += rate * seconds
+        self.seconds += seconds
+        self.cpu_ms += cpu_ms * rate * seconds
+        self.rates.append(rate)
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def cpu(self) -> float:
+        return self.cpu_ms / max(1.0, self.requests)
+
+
+async def main(seconds: float, rounds: int, clients: int, video_mb: int, same: bool) -> None:
     photo = photo_jpeg()
     original = os.urandom(5 * MB)
     with tempfile.TemporaryDirectory(prefix="kluis-bench-") as tmp:
@@ -173,65 +217,74 @@ async def main(seconds: float, clients: int, video_mb: int, same: bool) -> None:
             video = await upload("video", video_source(video_mb * MB, os.urandom(1 << 20)), "v.mp4")
             [video_url] = await links([video], "original")
 
+            # The same bytes, unencrypted, from aiohttp's FileResponse, served
+            # beside the vault in the same loop.
+            plain_dir = Path(tmp) / "plain"
+            plain_dir.mkdir()
+            (plain_dir / "thumb.jpg").write_bytes(thumb_bytes)
+            (plain_dir / "large.bin").write_bytes(pdf)
+            plain_app = web.Application()
+
+            async def file(request: web.Request) -> web.FileResponse:
+                return web.FileResponse(plain_dir / request.match_info["name"])
+
+            plain_app.router.add_get("/{name}", file)
+            plain_runner, plain_base = await serve(plain_app)
+
+            # Plain and links take turns in short slices, the order swapped
+            # every round: a machine that speeds up or slows down during the
+            # run (shared hosts do) weighs on both sides alike.
             load = Load(session, seconds, clients, same)
-            kluis_thumbs, kluis_thumbs_cpu = await load.run(thumb_urls)
-            kluis_large, kluis_large_cpu = await load.run(document_urls)
+            kinds = {
+                "thumbs": {"plain": [f"{plain_base}/thumb.jpg"], "links": thumb_urls},
+                "large": {"plain": [f"{plain_base}/large.bin"], "links": document_urls},
+            }
+            tally = {(kind, side): Tally() for kind in kinds for side in ("plain", "links")}
+            for n in range(rounds):
+                for kind, sides in kinds.items():
+                    for side in ("plain", "links") if n % 2 == 0 else ("links", "plain"):
+                        rate, cpu = await load.run(sides[side])
+                        tally[kind, side].add(rate, cpu, seconds)
+            load.close()
+            await plain_runner.cleanup()
+
             size = video_mb * MB
             starts = [await first_byte(session, video_url, 0) for _ in range(20)]
             ends = [await first_byte(session, video_url, size - 65536) for _ in range(20)]
         await runner.cleanup()
 
-        plain_dir = Path(tmp) / "plain"
-        plain_dir.mkdir()
-        (plain_dir / "thumb.jpg").write_bytes(thumb_bytes)
-        (plain_dir / "large.bin").write_bytes(pdf)
-        plain_app = web.Application()
-
-        async def file(request: web.Request) -> web.FileResponse:
-            return web.FileResponse(plain_dir / request.match_info["name"])
-
-        plain_app.router.add_get("/{name}", file)
-        plain_runner, plain_base = await serve(plain_app)
-        connector = aiohttp.TCPConnector(limit=clients * 2)
-        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-            load.session = session
-            plain_thumbs, plain_thumbs_cpu = await load.run([f"{plain_base}/thumb.jpg"])
-            plain_large, plain_large_cpu = await load.run([f"{plain_base}/large.bin"])
-        await plain_runner.cleanup()
-        load.close()
+    def line(kind: str, label: str) -> float:
+        plain, linked = tally[kind, "plain"], tally[kind, "links"]
+        ratios = sorted(k / p for k, p in zip(linked.rates, plain.rates, strict=True))
+        print(
+            f"{label}: plain {plain.rate:7.1f}/s, through links {linked.rate:7.1f}/s, "
+            f"ratio {linked.rate / plain.rate:.0%} (rounds {ratios[0]:.0%} to {ratios[-1]:.0%}); "
+            f"server CPU per request {plain.cpu:.2f} / {linked.cpu:.2f} ms"
+        )
+        return linked.rate / plain.rate
 
     where = "in the server's loop" if same else "in a separate process"
-    print(f"{clients} concurrent clients {where}, {seconds:.0f} s each, loopback")
     print(
-        f"thumbnails ({thumb_size / 1000:.0f} KB): plain {plain_thumbs:7.0f}/s, "
-        f"through links {kluis_thumbs:7.0f}/s, ratio {kluis_thumbs / plain_thumbs:.0%}; "
-        f"server CPU per request {plain_thumbs_cpu:.2f} / {kluis_thumbs_cpu:.2f} ms"
+        f"{clients} concurrent clients {where}, loopback; {rounds} rounds of "
+        f"{seconds:g} s per side and kind, plain and links in turn"
     )
-    print(
-        f"5 MB originals: plain {plain_large:7.1f}/s, through links {kluis_large:7.1f}/s, "
-        f"ratio {kluis_large / plain_large:.0%}; "
-        f"server CPU per request {plain_large_cpu:.2f} / {kluis_large_cpu:.2f} ms"
-    )
+    thumbs_ratio = line("thumbs", f"thumbnails ({thumb_size / 1000:.0f} KB)")
+    large_ratio = line("large", "5 MB originals")
     print(
         f"first byte of a 64 KiB Range in a {video_mb} MB video: "
         f"at the start {statistics.median(starts) * 1000:.1f} ms, "
         f"at the end {statistics.median(ends) * 1000:.1f} ms (medians of 20)"
     )
-    print(
-        json.dumps(
-            {
-                "thumbs_ratio": round(kluis_thumbs / plain_thumbs, 3),
-                "large_ratio": round(kluis_large / plain_large, 3),
-            }
-        )
-    )
+    ratios = {"thumbs_ratio": round(thumbs_ratio, 3), "large_ratio": round(large_ratio, 3)}
+    print(json.dumps(ratios))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--seconds", type=float, default=2, help="per slice")
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--video-mb", type=int, default=1000)
     parser.add_argument("--same-process", action="store_true")
     args = parser.parse_args()
-    asyncio.run(main(args.seconds, args.clients, args.video_mb, args.same_process))
+    asyncio.run(main(args.seconds, args.rounds, args.clients, args.video_mb, args.same_process))
