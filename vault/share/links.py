@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
+import string
 from datetime import UTC, datetime
 from typing import Any
 
-from itsdangerous import BadData, URLSafeSerializer
-from itsdangerous.encoding import base64_decode, base64_encode
+from itsdangerous import BadData, Signer, URLSafeSerializer
+from itsdangerous.encoding import want_bytes
 
 from vault.crypto.keyring import SigningSecret
 from vault.errors import KluisError
@@ -80,36 +82,71 @@ class Claims:
         return datetime.fromtimestamp(self.expires_at, UTC)
 
 
-_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "u": str,
-    "s": str,
-    "v": str,
-    "p": str,
+#: The payload's fields and the exact JSON types each may have (a bool is not an int).
+_FIELDS: dict[str, tuple[type, ...]] = {
+    "u": (str,),
+    "s": (str,),
+    "v": (str,),
+    "p": (str,),
     "r": (str, type(None)),
-    "d": str,
-    "t": int,
-    "e": int,
+    "d": (str,),
+    "t": (int,),
+    "e": (int,),
+}
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
+_DIGITS = {
+    c: i for i, c in enumerate(string.ascii_uppercase + string.ascii_lowercase + "0123456789-_")
 }
 
 
 def _canonical(token: str) -> bool:
-    """Whether both parts are in canonical base64.
+    """Whether both parts are in canonical unpadded base64url.
 
     The last character of base64 can carry unused bits, so several strings
     decode to one signature. Such twins could forge nothing, but only the
-    exact token that was issued is accepted.
+    exact token that was issued is accepted: every character from the
+    alphabet, no impossible length, the unused bits zero.
     """
     body, dot, signature = token.rpartition(".")
     if not dot or not body or not signature:
         return False
     payload = body[1:] if body.startswith(".") else body  # "." marks a compressed payload
-    try:
-        return all(
-            base64_encode(base64_decode(part)).decode("ascii") == part
-            for part in (payload, signature)
-        )
-    except (BadData, ValueError, UnicodeError):
-        return False
+    for part in (payload, signature):
+        if not _BASE64URL.fullmatch(part):
+            return False
+        spare = len(part) % 4  # characters past the last whole group of three bytes
+        if spare == 1 or (spare and _DIGITS[part[-1]] % (16 if spare == 2 else 4)):
+            return False
+    return True
+
+
+class _KeyedSigner(Signer):
+    """itsdangerous' Signer with each secret's derived key computed once
+    (itsdangerous derives it again for every signature and every check)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._derived = {key: super().derive_key(key) for key in self.secret_keys}
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        key = self.secret_keys[-1] if secret_key is None else want_bytes(secret_key)
+        return self._derived.get(key) or super().derive_key(key)
+
+
+class _Serializer(URLSafeSerializer):
+    """One signer for the serializer's own salt, made once (itsdangerous makes
+    a new one for every token)."""
+
+    signer = _KeyedSigner
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._own = super().make_signer(self.salt)
+
+    def make_signer(self, salt: str | bytes | None = None) -> Signer:
+        if salt is None or want_bytes(salt) == self.salt:
+            return self._own
+        return super().make_signer(salt)
 
 
 class LinkSigner:
@@ -118,7 +155,7 @@ class LinkSigner:
             raise ValueError("no signing secret")
         keys = [secret.reveal() for secret in secrets]
         self._serializers = {
-            purpose: URLSafeSerializer(
+            purpose: _Serializer(
                 keys,
                 salt=f"kluis-link-{purpose}",
                 signer_kwargs={"digest_method": hashlib.sha256, "key_derivation": "hmac"},
@@ -141,12 +178,9 @@ class LinkSigner:
         except (BadData, UnicodeDecodeError, ValueError):
             raise LinkInvalid() from None
         if (
-            not isinstance(payload, dict)
-            or set(payload) != set(_FIELDS)
-            or any(
-                not isinstance(payload[k], t) or isinstance(payload[k], bool)
-                for k, t in _FIELDS.items()
-            )
+            type(payload) is not dict
+            or payload.keys() != _FIELDS.keys()
+            or any(type(payload[k]) not in types for k, types in _FIELDS.items())
             or payload["u"] != purpose
         ):
             raise LinkInvalid()
