@@ -33,9 +33,6 @@ log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 _TMP = ".tmp"
-#: Reads up to this size are tried on the loop, from the page cache; larger
-#: ones go to a thread even when cached, where the copy runs beside the loop.
-LOOP_READ = 256 * 1024
 #: Writes are gathered to this size before one executor call writes them.
 _WRITE_BATCH = 1024 * 1024
 
@@ -155,7 +152,7 @@ class LocalDiskStore:
             position = offset
             while position < end:
                 want = min(READ_CHUNK, end - position)
-                if chunk is None and want <= LOOP_READ:
+                if chunk is None:
                     chunk = read_cached(fd, want, position)
                 if chunk is None:
                     chunk = await _run(os.pread, fd, want, position)
