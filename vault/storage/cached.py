@@ -34,21 +34,24 @@ _NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
 
 class _Openat2:
     def __init__(self) -> None:
-        linux = sys.platform == "linux"
-        self._syscall = ctypes.CDLL(None, use_errno=True).syscall if linux else None
+        self._syscall = None
+        if sys.platform == "linux":
+            syscall = ctypes.CDLL(None, use_errno=True).syscall
+            # Declared once: converting each argument by hand costs more than the call.
+            syscall.argtypes = [
+                ctypes.c_long,
+                ctypes.c_int,
+                ctypes.c_char_p,
+                ctypes.c_char_p,
+                ctypes.c_size_t,
+            ]
+            syscall.restype = ctypes.c_long
+            self._syscall = syscall
 
     def __call__(self, path: bytes) -> int | None:
         if self._syscall is None:
             return None
-        fd = int(
-            self._syscall(
-                ctypes.c_long(_SYS_OPENAT2),
-                ctypes.c_int(_AT_FDCWD),
-                ctypes.c_char_p(path),
-                ctypes.c_char_p(_HOW),
-                ctypes.c_size_t(len(_HOW)),
-            )
-        )
+        fd = int(self._syscall(_SYS_OPENAT2, _AT_FDCWD, path, _HOW, len(_HOW)))
         if fd >= 0:
             return fd
         code = ctypes.get_errno()
