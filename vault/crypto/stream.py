@@ -245,6 +245,14 @@ async def decrypt_range(
         return
     first, last = start // seg, (end - 1) // seg
     position = first * seg
+    if segments == 1 and len(lead) == blob_size:
+        # The one segment came with the header (a thumbnail): open it here.
+        opener = _Opener(state, 0, 0, 1, blob_size - HEADER_SIZE)
+        plaintext = opener.feed(lead[HEADER_SIZE:])
+        if not opener.done:
+            raise IntegrityError()
+        yield plaintext if (start, end) == (0, len(plaintext)) else plaintext[start:end]
+        return
     if first == 0 and len(lead) > HEADER_SIZE:
         read = _prefixed(read, lead)
     async for plaintext in _open_segments(state, read, blob_size, segments, first, last):
