@@ -30,6 +30,20 @@ class Metrics:
         self.in_flight = Gauge(
             "kluis_http_requests_in_flight", "Requests being answered now.", registry=self.registry
         )
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def answered(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            # prometheus_client checks and locks on every labels() call: each
+            # route's children are looked up once.
+            children = self._children[key] = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -53,9 +67,8 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         raise
     finally:
         metrics.in_flight.dec()
-        route = route_pattern(request)
-        metrics.requests.labels(request.method, route, str(status)).inc()
-        metrics.latency.labels(request.method, route).observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        metrics.answered(request.method, route_pattern(request), status, elapsed)
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
