@@ -9,7 +9,8 @@ names another), times, with peak resident memory:
   beside the same rows inserted into a plain table without hashing or the
   head's lock (the baseline, in the same run);
 * one event per ``record`` from 64 concurrent tasks (the shape of requests
-  being served), group commits and all, beside the same number of plain
+  being served), group commits and all (on SQLite in the writer process,
+  as the service writes), beside the same number of plain
   single-row commits from 64 tasks;
 * ``verify`` over the whole chain;
 * the breach question (``touched``) for one account over a day, and for one
@@ -118,7 +119,8 @@ async def main(total: int, db_url: str | None) -> None:
             f"{total / bare:,.0f} rows/s: {bare / chained:.0%} of plain"
         )
 
-        log = AuditLog(engine, ring.audit_key, lambda: datetime.now(UTC))
+        # As the service writes: on SQLite, in the writer process.
+        log = AuditLog(engine, ring.audit_key, lambda: datetime.now(UTC), own_process=True)
         n_live = 5000
 
         async def recorder(k: int) -> None:
@@ -128,6 +130,7 @@ async def main(total: int, db_url: str | None) -> None:
         t0 = time.perf_counter()
         await asyncio.gather(*(recorder(k) for k in range(64)))
         live = time.perf_counter() - t0
+        await log.close()
 
         async def single(k: int) -> None:
             for i in range(k, n_live, 64):
