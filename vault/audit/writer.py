@@ -22,8 +22,9 @@ Frames are a 4-byte big-endian length and a JSON object::
     service -> writer   {"signatures": ["<hex>", ...]}
     writer  -> service  {"seq": n, "checkpoints": [[seq, hash], ...]}  or  {"failed": "<error>"}
 
-This module imports only the standard library and :mod:`vault.audit.events`,
-so the process starts in a few tens of milliseconds.
+This module imports only the standard library, :mod:`vault.audit.events` and
+the SQLite settings (:mod:`vault._sqlite`), so the process starts in a few
+tens of milliseconds.
 """
 
 from __future__ import annotations
@@ -39,17 +40,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from vault._sqlite import PRAGMAS
 from vault.audit.events import COLUMNS, HEAD_LABEL, chain, head_message
 
 _LENGTH = struct.Struct(">I")
 _MAX_FRAME = 64 * 1024 * 1024
 
-_PRAGMAS = (
-    "PRAGMA journal_mode=WAL",
-    "PRAGMA synchronous=FULL",
-    "PRAGMA foreign_keys=ON",
-    "PRAGMA busy_timeout=30000",
-)
 _LOCK_HEAD = "UPDATE audit_head SET id = 1 WHERE id = 1 RETURNING seq, hash"
 _INSERT_EVENT = (
     f"INSERT INTO audit_events ({', '.join(COLUMNS)}) "  # noqa: S608 - the schema's columns
@@ -166,7 +162,7 @@ def serve(database: str, source: BinaryIO, sink: BinaryIO) -> None:
     """Commit each request from ``source`` until it ends; answers go to ``sink``."""
     conn = sqlite3.connect(database, isolation_level=None, timeout=30)
     try:
-        for pragma in _PRAGMAS:
+        for pragma in PRAGMAS:
             conn.execute(pragma)
 
         def sign(messages: list[bytes]) -> list[str]:
@@ -205,13 +201,8 @@ def _commit(
         conn.executemany(_INSERT_SUBJECT, chained.subjects)
         points = [*chained.checkpoints, (chained.seq, chained.digest)]
         signatures = sign([head_message(s, d) for s, d in points])
-        conn.executemany(
-            _INSERT_CHECKPOINT,
-            [
-                (s, d, now, mac)
-                for (s, d), mac in zip(chained.checkpoints, signatures, strict=False)
-            ],
-        )
+        kept = zip(chained.checkpoints, signatures[:-1], strict=True)
+        conn.executemany(_INSERT_CHECKPOINT, [(s, d, now, mac) for (s, d), mac in kept])
         conn.execute(_MOVE_HEAD, (chained.seq, chained.digest, signatures[-1], now))
         conn.execute("COMMIT")
     except BaseException:

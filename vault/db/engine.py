@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from vault._sqlite import PRAGMAS
 from vault.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
@@ -72,10 +73,8 @@ def sqlite_twin(engine: AsyncEngine, pool_size: int) -> Engine | None:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        for pragma in PRAGMAS:
+            cursor.execute(pragma)
     finally:
         cursor.close()
 
