@@ -32,11 +32,11 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from sqlalchemy import select
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from vault.db.engine import is_sqlite
+from vault.db.engine import is_sqlite, sqlite_file
 from vault.db.reads import Reader
 from vault.db.schema import facts_version
 
@@ -56,21 +56,21 @@ class _Probe:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._sqlite: sqlite3.Connection | None = None
-        url = engine.url.render_as_string(hide_password=False)
-        self._path = make_url(url).database if is_sqlite(url) else None
+        self._postgres = not is_sqlite(engine.url.render_as_string(hide_password=False))
+        self._path = sqlite_file(engine)
         # A file URI escapes what a plain "file:" string would misread ('#', '%').
         self._uri = f"{Path(self._path).resolve().as_uri()}?mode=ro" if self._path else ""
 
     async def __call__(self) -> int | None:
         """The number, or None if it cannot be read at once (ask the reader)."""
-        if self._path is None:
+        if self._postgres:
             try:
                 async with self._engine.connect() as conn:
                     return int((await conn.execute(_VERSION)).scalar_one())
             except SQLAlchemyError:
                 return None
-        if self._path in ("", ":memory:"):
-            return None
+        if self._path is None:
+            return None  # in memory: the reader's connection is the only one
         try:
             if self._sqlite is None:
                 self._sqlite = sqlite3.connect(self._uri, uri=True, timeout=0)
