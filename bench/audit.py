@@ -35,8 +35,9 @@ from vault.audit import Actor, event
 from vault.audit.log import AuditLog, append
 from vault.audit.queries import access_log, touched
 from vault.audit.verify import verify
-from vault.crypto.keyring import LocalKeyring
 from vault.db import create_engine, upgrade
+from vault.keys.local import LocalKeyring
+from vault.keys.provider import AUDIT_MAC, audit_check, audit_sign
 
 BATCH = 10_000
 START = datetime(2026, 10, 1, tzinfo=UTC)
@@ -71,7 +72,8 @@ async def main(total: int, db_url: str | None) -> None:
         await upgrade(engine)
         async with engine.begin() as conn:
             await conn.run_sync(plain_meta.create_all)
-        ring = await LocalKeyring.create(Path(tmp) / "keyring.json")
+        ring, _ = await LocalKeyring.open_or_create(Path(tmp) / "keyring.json")
+        await ring.create_mac_key(AUDIT_MAC)
         rng = random.Random(7)
         people = [hexid("b", n) for n in range(300)]
         tokens = [hexid("", n, 16) for n in range(300)]
@@ -91,11 +93,10 @@ async def main(total: int, db_url: str | None) -> None:
 
         print(f"database: {engine.url.get_backend_name()}, events: {total:,}")
         t0 = time.perf_counter()
-        key = await ring.audit_key()
         for start in range(0, total, BATCH):
             batch = [make(i) for i in range(start, min(start + BATCH, total))]
             async with engine.begin() as conn:
-                await conn.run_sync(append, batch, key.mac, START, 1000)
+                await conn.run_sync(append, batch, audit_sign(ring), START, 1000)
         chained = time.perf_counter() - t0
         t0 = time.perf_counter()
         for start in range(0, total, BATCH):
@@ -120,7 +121,7 @@ async def main(total: int, db_url: str | None) -> None:
         )
 
         # As the service writes: on SQLite, in the writer process.
-        log = AuditLog(engine, ring.audit_key, lambda: datetime.now(UTC), own_process=True)
+        log = AuditLog(engine, audit_sign(ring), lambda: datetime.now(UTC), own_process=True)
         n_live = 5000
 
         async def recorder(k: int) -> None:
@@ -148,7 +149,7 @@ async def main(total: int, db_url: str | None) -> None:
         )
 
         t0 = time.perf_counter()
-        result = await verify(engine, ring.audit_mac)
+        result = await verify(engine, audit_check(ring))
         took = time.perf_counter() - t0
         assert result.ok, result.problems[:3]
         print(f"verify: {result.events:,} events in {took:.1f} s ({result.events / took:,.0f}/s)")

@@ -32,11 +32,12 @@ from sqlalchemy import insert, update
 from vault.audit.log import AuditLog
 from vault.config import Settings
 from vault.crypto.envelope import seal_item_record
-from vault.crypto.keyring import LocalKeyring
-from vault.crypto.keys import KeyService
-from vault.crypto.rotation import rotate
 from vault.db import create_engine, upgrade
 from vault.db.schema import care_groups, children, item_blobs, item_children, items, locations
+from vault.keys.local import LocalKeyring
+from vault.keys.provider import AUDIT_MAC, audit_sign
+from vault.keys.rotation import rotate
+from vault.keys.service import KeyService
 from vault.retention.job import Retention
 from vault.storage import LocalDiskStore, new_blob_key
 from vault.tokens import new_id
@@ -52,10 +53,11 @@ async def main(n_children: int, n_items: int) -> None:
         settings = Settings(data_dir=Path(tmp))
         engine = create_engine(settings.database_url)
         await upgrade(engine)
-        ring = await LocalKeyring.create(Path(tmp) / "keyring.json")
+        ring, _ = await LocalKeyring.open_or_create(Path(tmp) / "keyring.json")
+        await ring.create_mac_key(AUDIT_MAC)
         store = await LocalDiskStore.open(Path(tmp) / "blobs")
         clock = [start]
-        audit = AuditLog(engine, ring.audit_key, lambda: clock[0])
+        audit = AuditLog(engine, audit_sign(ring), lambda: clock[0])
         keys = KeyService(engine, ring, audit, clock=lambda: clock[0])
         built = time.perf_counter()
         async with engine.begin() as conn:

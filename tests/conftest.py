@@ -1,7 +1,8 @@
 """Shared fixtures: real servers, stores and databases on every backend.
 
 ``store`` runs a test on the local disk and on MinIO; ``db_url`` on SQLite
-and PostgreSQL. With ``VAULT_TEST_REQUIRE_SERVERS=1`` (set by scripts/test) a
+and PostgreSQL; ``key_store`` (and ``provider``) on the local keyring and on
+a real SoftHSM2 token. With ``VAULT_TEST_REQUIRE_SERVERS=1`` (set by scripts/test) a
 server that cannot start fails the run instead of skipping, and the run fails
 if no MinIO or PostgreSQL test executed. The closing summary counts the tests
 that ran on each backend.
@@ -18,8 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.keystores import KeyStore, SoftHsm, SoftHsmUnavailable, local_store, softhsm_store
 from tests.servers import MinioServer, PostgresServer, ServerUnavailable
 from vault.config import Secret, Settings, StorageSettings
+from vault.keys import KeyProvider
 from vault.storage import BlobStore, LocalDiskStore, S3Store
 
 REQUIRE_SERVERS = os.environ.get("VAULT_TEST_REQUIRE_SERVERS") == "1"
@@ -28,7 +31,11 @@ BACKENDS = {
     "minio": "MinIO",
     "sqlite": "SQLite",
     "postgres": "PostgreSQL",
+    "localkeyring": "local keyring",
+    "softhsm": "SoftHSM2 (PKCS#11)",
 }
+#: The backends that run only where a server or token could be started.
+REQUIRED = ("minio", "postgres", "softhsm")
 
 
 def _unavailable(exc: Exception) -> None:
@@ -65,6 +72,36 @@ def minio_server() -> Iterator[MinioServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory: pytest.TempPathFactory) -> SoftHsm:
+    """A SoftHSM2 token for the session (tests/keystores.py says why one)."""
+    try:
+        return SoftHsm.start(tmp_path_factory.mktemp("softhsm"))
+    except SoftHsmUnavailable as exc:
+        _unavailable(exc)
+        raise
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("local", marks=pytest.mark.localkeyring),
+        pytest.param("pkcs11", marks=pytest.mark.softhsm),
+    ]
+)
+def key_store(request: pytest.FixtureRequest, tmp_path: Path) -> KeyStore:
+    """An empty key store on each provider: a keyring file, or a token's own prefix."""
+    if request.param == "local":
+        return local_store(tmp_path / "keyring")
+    return softhsm_store(request.getfixturevalue("softhsm"))
+
+
+@pytest.fixture
+async def provider(key_store: KeyStore) -> AsyncIterator[KeyProvider]:
+    """An open provider on ``key_store``, with its audit MAC key."""
+    async with key_store.opened() as opened:
+        yield opened
 
 
 @pytest.fixture(scope="session")
@@ -166,7 +203,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not REQUIRE_SERVERS or session.config.option.collectonly:
         return
-    missing = [BACKENDS[n] for n in ("minio", "postgres") if _ran[n]["passed"] == 0]
+    missing = [BACKENDS[n] for n in REQUIRED if _ran[n]["passed"] == 0]
     if missing and exitstatus == 0:
-        print(f"\nERROR: no test ran on {', '.join(missing)}; the servers must run in this suite.")
+        print(f"\nERROR: no test ran on {', '.join(missing)}; they must run in this suite.")
         session.exitstatus = 1

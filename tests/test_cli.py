@@ -174,9 +174,10 @@ def test_keys_rotate_and_status(tmp_path: Path) -> None:
 
     from vault.audit.log import AuditLog
     from vault.config import load_settings
-    from vault.crypto import open_provider
-    from vault.crypto.keys import KeyService
     from vault.db import create_engine
+    from vault.keys import open_provider
+    from vault.keys.provider import audit_sign
+    from vault.keys.service import KeyService
 
     env = clean_env(KLUIS_DATA_DIR=str(tmp_path / "data"))
     assert run(env, "init").returncode == 0
@@ -186,11 +187,12 @@ def test_keys_rotate_and_status(tmp_path: Path) -> None:
         engine = create_engine(settings.database_url)
         november = datetime(2026, 11, 20, tzinfo=UTC)
         provider = await open_provider(settings)
-        audit = AuditLog(engine, provider.audit_key, lambda: november)
+        audit = AuditLog(engine, audit_sign(provider), lambda: november)
         keys = KeyService(engine, provider, audit, clock=lambda: november)
         for i in range(25):
             await keys.create_item_key(f"item-{i}", [(f"child-{i}", "photo")])
         await engine.dispose()
+        await provider.close()
 
     asyncio.run(make_child_keys())
     december = run(env, "keys", "rotate", "--now", "2026-12-02T08:00:00Z")
@@ -250,11 +252,15 @@ def test_storage_sweep(tmp_path: Path) -> None:
 def test_keys_rotate_signing(tmp_path: Path) -> None:
     env = clean_env(KLUIS_DATA_DIR=str(tmp_path / "data"))
     assert run(env, "init").returncode == 0
-    outputs = [run(env, "keys", "rotate-signing").stdout for _ in range(4)]
-    assert "1 kept" in outputs[0]
-    assert "3 kept" in outputs[3]
+    outputs = [run(env, "keys", "rotate-signing").stdout for _ in range(3)]
+    assert "2 kept" in outputs[0]  # kluis init made the first
+    assert "3 kept" in outputs[2]
+    assert "no restart needed" in outputs[2]
+    # Kept in the database, sealed; the keyring file holds no signing secret.
+    with sqlite3.connect(tmp_path / "data" / "kluis.db") as db:
+        assert db.execute("SELECT count(*) FROM signing_secrets").fetchone() == (3,)
     ring = json.loads((tmp_path / "data" / "keyring.json").read_text())
-    assert len(ring["body"]["signing"]) == 3
+    assert set(ring["body"]) == {"generation", "keys", "macs"}
 
 
 @pytest.mark.localdisk

@@ -19,29 +19,27 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
-from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import func, select
 
 from vault import __version__
 from vault.api import create_app
-from vault.api.resources import SchemaOutdated
 from vault.api.security import AccessLogger
 from vault.audit import CURRENT, Actor, event
-from vault.audit.log import AuditLog
 from vault.audit.queries import touched
 from vault.audit.verify import verify
 from vault.config import Settings, load_settings
-from vault.crypto import epochs, open_provider
-from vault.crypto.keys import KeyService
-from vault.crypto.rotation import keys_to_rewrap, rotate
-from vault.db import create_engine, is_current, upgrade
-from vault.db.schema import children, installation
-from vault.directory.people import create_person, issue_token
+from vault.db import create_engine, is_current
+from vault.db.schema import children
+from vault.directory.people import issue_token
 from vault.errors import ConfigError, KluisError
+from vault.installation import initialise
 from vault.items.sweep import sweep
-from vault.retention.job import Retention
-from vault.storage import open_store
+from vault.keys import epochs, signing
+from vault.keys.provider import audit_check
+from vault.keys.rotation import keys_to_rewrap, rotate
+from vault.retention.job import Retention, record_destructions
 from vault.tokens import new_id
+from vault.wiring import open_vault
 
 log = logging.getLogger("kluis")
 
@@ -148,78 +146,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def init(settings: Settings) -> int:
-    """Create what is missing; idempotent."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    created: list[str] = []
-    if not settings.keyring_path.exists():
-        created.append(f"keyring at {settings.keyring_path}")
-    await open_provider(settings, create=True)
-    store = await open_store(settings)
-    await store.close()
-    engine = create_engine(settings.database_url)
-    try:
-        if not await is_current(engine):
-            await upgrade(engine)
-            created.append("database schema (migrations applied)")
-        token = await _ensure_admin(engine)
-    finally:
-        await engine.dispose()
-    if token is None and not created:
+    """Create what is missing; idempotent, and safe beside another ``kluis init``."""
+    done = await initialise(settings, datetime.now(UTC))
+    if done.admin_token is None and not done.created:
         print(f"Kluis is already initialised in {settings.data_dir}; nothing changed.")
         return 0
-    for what in created:
+    for what in done.created:
         print(f"created {what}")
-    if token is None:
+    if done.admin_token is None:
         print("The admin account already exists; its token was shown when it was created.")
         return 0
     print("created admin account; its token follows and is shown only this once:")
-    print(token)
+    print(done.admin_token)
     return 0
 
 
-async def _ensure_admin(engine: AsyncEngine) -> str | None:
-    """Create the admin account and return its token, or None if it exists."""
-    async with engine.begin() as conn:
-        existing = await conn.scalar(
-            select(installation.c.value).where(installation.c.key == "admin_person_id")
-        )
-        if existing is not None:
-            return None
-        now = datetime.now(UTC)
-        person_id, token = await create_person(
-            engine, "Administrator", None, "admin", now, conn=conn
-        )
-        await conn.execute(
-            insert(installation).values(
-                [
-                    {"key": "admin_person_id", "value": person_id},
-                    {"key": "installation_id", "value": new_id()},
-                    {"key": "initialised_at", "value": now.isoformat()},
-                ]
-            )
-        )
-    return token
-
-
 async def retention_command(settings: Settings, now: datetime | None, dry_run: bool) -> int:
-    engine = create_engine(settings.database_url)
-    store = await open_store(settings)
-    try:
-        if not await is_current(engine):
-            raise SchemaOutdated()
-        provider = await open_provider(settings)
-        moment = now or datetime.now(UTC)
-        keys = KeyService(
-            engine, provider, AuditLog(engine, provider.audit_key, lambda: moment), lambda: moment
-        )
-        job = Retention(engine, store, keys, provider, settings)
-        async with engine.connect() as conn:
+    moment = now or datetime.now(UTC)
+    async with open_vault(settings) as vault:
+        job = Retention(vault.engine, vault.blobs, vault.keys, vault.provider, settings)
+        async with vault.engine.connect() as conn:
             total = await conn.scalar(select(func.count()).select_from(children))
         bar = ProgressBar("children", int(total or 0))
         report = await job.run(moment, dry_run=dry_run, progress=bar.advance)
-    finally:
-        await store.close()
-        await engine.dispose()
     prefix = "would be " if dry_run else ""
     print(f"children archived (past their window): {report.archived}")
     print(f"child keys {prefix}moved between epochs: {report.rewrapped}")
@@ -231,16 +180,11 @@ async def retention_command(settings: Settings, now: datetime | None, dry_run: b
 
 
 async def sweep_command(settings: Settings, grace_minutes: int | None) -> int:
-    engine = create_engine(settings.database_url)
-    store = await open_store(settings)
-    try:
-        if not await is_current(engine):
-            raise SchemaOutdated()
-        grace = timedelta(minutes=grace_minutes or settings.uploads.sweep_grace_minutes)
-        report = await sweep(engine, store, datetime.now(UTC), grace)
-    finally:
-        await store.close()
-        await engine.dispose()
+    async with open_vault(settings) as vault:
+        # 0 is a grace period too: every orphan goes, however young.
+        minutes = settings.uploads.sweep_grace_minutes if grace_minutes is None else grace_minutes
+        grace = timedelta(minutes=minutes)
+        report = await sweep(vault.engine, vault.blobs, datetime.now(UTC), grace)
     print(f"blobs checked: {report.checked}")
     print(f"orphans removed: {report.removed}")
     print(f"left alone, younger than the grace period: {report.too_young}")
@@ -249,38 +193,26 @@ async def sweep_command(settings: Settings, grace_minutes: int | None) -> int:
 
 
 async def token_command(settings: Settings, person_id: str) -> int:
-    engine = create_engine(settings.database_url)
-    try:
-        if not await is_current(engine):
-            raise SchemaOutdated()
-        provider = await open_provider(settings)
-        audit = AuditLog(engine, provider.audit_key, lambda: datetime.now(UTC))
-        await audit.record(event("token.issue", target=person_id))
-        token = await issue_token(engine, person_id, datetime.now(UTC))
-    finally:
-        await engine.dispose()
+    async with open_vault(settings, store=False) as vault:
+        await vault.audit.record(event("token.issue", target=person_id))
+        token = await issue_token(vault.engine, person_id, datetime.now(UTC))
     print("a new token follows and is shown only this once:")
     print(token)
     return 0
 
 
 async def audit_command(settings: Settings, args: argparse.Namespace) -> int:
-    engine = create_engine(settings.database_url)
-    try:
-        if not await is_current(engine):
-            raise SchemaOutdated()
-        provider = await open_provider(settings)
-        audit = AuditLog(engine, provider.audit_key, lambda: datetime.now(UTC))
+    async with open_vault(settings, store=False) as vault:
         if args.audit_command == "verify":
-            await audit.record(event("audit.verify"))
-            result = await verify(engine, provider.audit_mac)
+            await vault.audit.record(event("audit.verify"))
+            result = await verify(vault.engine, audit_check(vault.provider))
             print(f"events: {result.events}")
             print(f"head: {result.head}")
             for problem in result.problems:
                 print(f"at {problem.seq}: {problem.kind}: {problem.message}")
             print("the chain is intact" if result.ok else "THE CHAIN HAS BEEN TAMPERED WITH")
             return 0 if result.ok else 1
-        await audit.record(
+        await vault.audit.record(
             event(
                 "audit.touched",
                 person=args.person,
@@ -290,12 +222,10 @@ async def audit_command(settings: Settings, args: argparse.Namespace) -> int:
             )
         )
         answer = await touched(
-            engine, person=args.person, token=args.token, since=args.since, until=args.until
+            vault.engine, person=args.person, token=args.token, since=args.since, until=args.until
         )
-        print(json.dumps(answer.as_json(), indent=2))
-        return 0
-    finally:
-        await engine.dispose()
+    print(json.dumps(answer.as_json(), indent=2))
+    return 0
 
 
 def _timestamp(text: str) -> datetime:
@@ -323,57 +253,55 @@ class ProgressBar:
 
 
 async def keys_command(settings: Settings, args: argparse.Namespace) -> int:
-    engine = create_engine(settings.database_url)
-    try:
-        if not await is_current(engine):
-            raise SchemaOutdated()
-        provider = await open_provider(settings)
-        now = getattr(args, "now", None) or datetime.now(UTC)
-        keys = KeyService(
-            engine, provider, AuditLog(engine, provider.audit_key, lambda: now), lambda: now
-        )
-        window = timedelta(days=settings.crypto.backup_window_days)
+    now = getattr(args, "now", None) or datetime.now(UTC)
+    window = timedelta(days=settings.crypto.backup_window_days)
+    async with open_vault(settings, store=args.keys_command == "rotate") as vault:
         if args.keys_command == "rotate-signing":
-            await keys.audit.record(event("signing.rotate"))
-            kept = await provider.rotate_signing_secret(now)
-            print(f"a new signing secret signs from now on; {kept} kept for verifying links")
+            await vault.audit.record(event("signing.rotate"))
+            kept = await signing.rotate(vault.engine, vault.provider, datetime.now(UTC))
+            print(
+                f"a new signing secret signs from now on; {kept} kept for verifying links "
+                "(every instance takes it up within "
+                f"{settings.links.signing_refresh_seconds} s, no restart needed)"
+            )
             return 0
         if args.keys_command == "rotate":
-            total = await keys_to_rewrap(keys, now)
+            total = await keys_to_rewrap(vault.keys, now)
             bar = ProgressBar("rewrapping child keys", total)
-            report = await rotate(keys, provider, now, window, progress=bar.advance)
+            report = await rotate(vault.keys, vault.provider, now, window, progress=bar.advance)
+            await record_destructions(
+                vault.engine, vault.store, report.destroyed_keys, now, new_id(), "epoch"
+            )
             print(f"live epoch: {report.live_epoch}")
             print(f"child keys rewrapped: {report.rewrapped}")
             destroyed = ", ".join(report.destroyed_epochs) or "none"
             print(f"epochs destroyed: {destroyed}")
             print(f"child keys destroyed with them: {report.destroyed_child_keys}")
             return 0
-        usage = await keys.epoch_usage()
+        usage = await vault.keys.epoch_usage()
+        infos = await vault.provider.list_keys()
+    print(f"key provider: {vault.provider.kind}")
+    print(f"{'epoch':<16} {'state':<10} {'child keys':>10}  {'created':<20} {'destroyed or due'}")
+    for info in infos:
+        try:
+            epoch = epochs.parse(info.name)
+        except ValueError:
+            epoch = None
+        if info.destroyed_at is not None:
+            state, when = "destroyed", _day(info.destroyed_at)
+        elif epoch is None:
+            state, when = "other", ""
+        elif epoch == epochs.live(now):
+            state, when = "current", "rotates next month"
+        elif epoch.kind == "live":
+            state, when = "retired", f"after {_day(epoch.month_end + window)} once unused"
+        else:
+            state, when = "scheduled", _day(epoch.month_end)
         print(
-            f"{'epoch':<16} {'state':<10} {'child keys':>10}  {'created':<20} {'destroyed or due'}"
+            f"{info.name:<16} {state:<10} {usage.get(info.name, 0):>10}  "
+            f"{_day(info.created_at):<20} {when}"
         )
-        for info in await provider.epochs():
-            try:
-                epoch = epochs.parse(info.name)
-            except ValueError:
-                epoch = None
-            if info.destroyed_at is not None:
-                state, when = "destroyed", _day(info.destroyed_at)
-            elif epoch is None:
-                state, when = "other", ""
-            elif epoch == epochs.live(now):
-                state, when = "current", "rotates next month"
-            elif epoch.kind == "live":
-                state, when = "retired", f"after {_day(epoch.month_end + window)} once unused"
-            else:
-                state, when = "scheduled", _day(epoch.month_end)
-            print(
-                f"{info.name:<16} {state:<10} {usage.get(info.name, 0):>10}  "
-                f"{_day(info.created_at):<20} {when}"
-            )
-        return 0
-    finally:
-        await engine.dispose()
+    return 0
 
 
 def _day(moment: datetime) -> str:

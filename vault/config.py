@@ -93,11 +93,38 @@ class StorageSettings:
 
 @dataclasses.dataclass(frozen=True)
 class KeyringSettings:
-    backend: Literal["local"] = "local"
+    """Where the master keys live (docs/operations.md, "Keys"): ``local``, a file
+    shared by the processes of one host; ``pkcs11``, a token (an HSM)."""
+
+    backend: Literal["local", "pkcs11"] = "local"
     #: Keyring file; empty means ``<data_dir>/keyring.json``.
     path: str = ""
     #: Optional passphrase that seals the keyring file (scrypt + AES-256-GCM).
     passphrase: Secret = dataclasses.field(default_factory=lambda: Secret(""))
+    #: How long a change waits for the keyring file's lock before it gives up.
+    lock_timeout_seconds: float = 5.0
+    #: The PKCS#11 module (a shared library), e.g. /usr/lib/softhsm/libsofthsm2.so.
+    pkcs11_module: str = ""
+    pkcs11_token_label: str = ""
+    #: The token's user PIN: from the environment (KLUIS_KEYRING_PKCS11_PIN),
+    #: never the TOML file, or from ``pkcs11_pin_file``.
+    pkcs11_pin: Secret = dataclasses.field(default_factory=lambda: Secret(""))
+    pkcs11_pin_file: str = ""
+    #: Put before every object label, so several vaults can share one token.
+    pkcs11_label_prefix: str = "kluis:"
+
+    def pin(self) -> str:
+        """The PIN, from the environment or its file; ``ConfigError`` if unreadable."""
+        if self.pkcs11_pin:
+            return self.pkcs11_pin.reveal()
+        if not self.pkcs11_pin_file:
+            return ""
+        try:
+            return Path(self.pkcs11_pin_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"keyring.pkcs11_pin_file ({self.pkcs11_pin_file}) cannot be read: {exc.strerror}."
+            ) from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,6 +160,10 @@ class LinkSettings:
     handover_default_downloads: int = 3
     handover_max_downloads: int = 10
     export_max_ttl_hours: int = 24
+    #: How often a process reads the signing secrets again (a rotation on
+    #: another instance is honoured within this time, or at once when a link
+    #: signed with the new secret arrives).
+    signing_refresh_seconds: int = 30
 
 
 @dataclasses.dataclass(frozen=True)
@@ -247,6 +278,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(f"{ENV_CONFIG_FILE} names {path}, which does not exist.") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+        keyring = raw.get("keyring")
+        if isinstance(keyring, dict) and "pkcs11_pin" in keyring:
+            raise ConfigError(
+                f"{path} holds keyring.pkcs11_pin in clear; remove it and set "
+                "KLUIS_KEYRING_PKCS11_PIN or keyring.pkcs11_pin_file instead."
+            )
     origins = _apply_environment(raw, env)
     try:
         settings: Settings = _build(Settings, raw, where="")
@@ -368,6 +405,17 @@ def validate(settings: Settings) -> None:
         raise ConfigError("Setting auth.max_failures must be at least 1.")
     if settings.storage.s3_parallel_parts < 1:
         raise ConfigError("Setting storage.s3_parallel_parts must be at least 1.")
+    keyring = settings.keyring
+    if keyring.backend == "pkcs11" and not keyring.pkcs11_module:
+        raise ConfigError(
+            "keyring.backend is 'pkcs11' but keyring.pkcs11_module is empty; set it to the "
+            "token's PKCS#11 library (KLUIS_KEYRING_PKCS11_MODULE)."
+        )
+    if keyring.backend == "pkcs11" and not keyring.pkcs11_token_label:
+        raise ConfigError(
+            "keyring.backend is 'pkcs11' but keyring.pkcs11_token_label is empty; name the "
+            "token (KLUIS_KEYRING_PKCS11_TOKEN_LABEL)."
+        )
     url = settings.database_url
     if not (url.startswith("sqlite+aiosqlite://") or url.startswith("postgresql+asyncpg://")):
         raise ConfigError(

@@ -21,9 +21,10 @@ from tests.api.test_items import consent, stored, upload
 from tests.api.world import World, second_child, world
 from tests.files import MP4_HEAD, jpeg_with_secrets
 from vault.api.links import link_facts
-from vault.api.resources import DB, KEYRING
+from vault.api.resources import DB, KEYRING, SIGNING
 from vault.db import create_engine
 from vault.db.schema import FACT_TABLES, guardians, item_keys, people
+from vault.keys import signing
 
 
 async def link(api: Api, token: str, item_id: str, **body: Any) -> str:
@@ -338,8 +339,9 @@ async def test_expiry_and_key_rotation(api: Api) -> None:
     w = await world(api)
     item = await photo_of(api, w)
     path = await link(api, w.parent, item["id"], ttl_seconds=60)
-    ring = api.client.app[KEYRING]
-    await ring.rotate_signing_secret(api.clock.now)
+    app = api.client.app
+    await signing.rotate(app[DB], app[KEYRING], api.clock.now)
+    await app[SIGNING].refresh()
     assert (await fetch(api, path))[0] == 200  # a rotation does not break links in flight
     api.clock.now += timedelta(seconds=61)
     status, _, body = await fetch(api, path)
@@ -347,7 +349,8 @@ async def test_expiry_and_key_rotation(api: Api) -> None:
     assert b"link_expired" in body
     api.clock.now -= timedelta(seconds=61)
     for _ in range(3):  # the signing secret falls off the kept list
-        await ring.rotate_signing_secret(api.clock.now)
+        await signing.rotate(app[DB], app[KEYRING], api.clock.now)
+    await app[SIGNING].refresh()
     status, _, body = await fetch(api, path)
     assert status == 403
     assert b"link_invalid" in body

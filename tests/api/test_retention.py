@@ -143,7 +143,7 @@ async def test_the_life_of_a_childs_records(api: Api) -> None:
     api.clock.now = datetime(2028, 1, 1, 1, tzinfo=UTC)
     report = await run_retention(api, w)
     assert "shred-2027-12" in report["epochs_destroyed"]
-    destroyed = {e.name for e in await api.client.app[KEYRING].epochs() if e.destroyed}
+    destroyed = {e.name for e in await api.client.app[KEYRING].list_keys() if e.destroyed}
     assert "shred-2027-12" in destroyed
     async with api.client.app[DB].connect() as conn:
         certificates = (await conn.execute(select(destruction_certificates))).all()

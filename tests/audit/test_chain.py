@@ -19,8 +19,6 @@ from vault.audit import Actor, event
 from vault.audit.events import hash_of, row_of
 from vault.audit.log import AuditLog, AuditUnavailable
 from vault.audit.verify import Verification, verify
-from vault.crypto.keyring import LocalKeyring
-from vault.crypto.keys import KeyService
 from vault.db import create_engine, upgrade
 from vault.db.schema import (
     audit_checkpoints,
@@ -29,6 +27,9 @@ from vault.db.schema import (
     audit_subjects,
     child_keys,
 )
+from vault.keys import KeyProvider
+from vault.keys.provider import audit_check, audit_sign
+from vault.keys.service import KeyService
 
 CHILD = "c" * 32
 ITEM = "a" * 32
@@ -48,13 +49,13 @@ class Clock:
 @dataclasses.dataclass
 class Chain:
     engine: AsyncEngine
-    ring: LocalKeyring
+    ring: KeyProvider
     log: AuditLog
     process: bool = False
     saved: dict[str, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
 
     async def check(self) -> Verification:
-        return await verify(self.engine, self.ring.audit_mac)
+        return await verify(self.engine, audit_check(self.ring))
 
     async def save(self) -> None:
         async with self.engine.connect() as conn:
@@ -89,16 +90,18 @@ class Chain:
         pytest.param("postgres", marks=pytest.mark.postgres),
     ]
 )
-async def chain(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Chain]:
+async def chain(
+    request: pytest.FixtureRequest, tmp_path: Path, provider: KeyProvider
+) -> AsyncIterator[Chain]:
     if request.param == "postgres":
         url = request.getfixturevalue("postgres_server").create_database()
     else:
         url = f"sqlite+aiosqlite:///{tmp_path / 'kluis.db'}"
     engine = create_engine(url)
     await upgrade(engine)
-    ring = await LocalKeyring.create(tmp_path / "keyring.json")
+    ring = provider
     process = request.param.endswith("writer process")
-    log = AuditLog(engine, ring.audit_key, Clock(), checkpoint_every=EVERY, own_process=process)
+    log = AuditLog(engine, audit_sign(ring), Clock(), checkpoint_every=EVERY, own_process=process)
     try:
         yield Chain(engine, ring, log, process)
     finally:
@@ -252,7 +255,7 @@ async def test_concurrent_writers_keep_one_linear_chain(chain: Chain) -> None:
     logs = [
         AuditLog(
             chain.engine,
-            chain.ring.audit_key,
+            audit_sign(chain.ring),
             Clock(),
             checkpoint_every=7,
             own_process=chain.process,

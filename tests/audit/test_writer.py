@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from tests.keystores import local_store
 from vault.audit import event
 from vault.audit.log import AuditLog, AuditUnavailable
 from vault.audit.verify import verify
-from vault.crypto.keyring import LocalKeyring
 from vault.db import create_engine, upgrade
+from vault.keys.provider import audit_check, audit_sign
 
 pytestmark = pytest.mark.sqlite
 
@@ -23,8 +24,8 @@ pytestmark = pytest.mark.sqlite
 async def test_a_writer_process_that_went_away_is_started_again(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'kluis.db'}")
     await upgrade(engine)
-    ring = await LocalKeyring.create(tmp_path / "keyring.json")
-    log = AuditLog(engine, ring.audit_key, lambda: datetime.now(UTC), own_process=True)
+    ring = await local_store(tmp_path).open()
+    log = AuditLog(engine, audit_sign(ring), lambda: datetime.now(UTC), own_process=True)
     try:
         await log.record(event("link.use"))
         first = log._process._process  # type: ignore[union-attr]
@@ -56,7 +57,7 @@ async def test_a_writer_process_that_went_away_is_started_again(tmp_path: Path) 
         await log.record(event("link.use"))
         assert log._process._process is second  # type: ignore[union-attr]
 
-        result = await verify(engine, ring.audit_mac)
+        result = await verify(engine, audit_check(ring))
         assert result.ok, result.problems
         assert result.events == 1 + outcomes.count("written") + 1
     finally:

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from vault.crypto.envelope import unseal
-from vault.crypto.handles import ItemKey
+from vault.crypto.handles import ItemKey, KeyHandle
 from vault.crypto.stream import _encrypt, _Segments, decrypt_range
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors"
@@ -87,4 +87,4 @@ def test_wrap_vectors(vector: dict[str, str]) -> None:
     plaintext = bytes.fromhex(vector["plaintext"])
     assert wrapped[0] == 1
     assert AESGCM(key).decrypt(nonce, wrapped[13:], aad) == plaintext
-    assert unseal(key, wrapped, aad) == plaintext
+    assert unseal(KeyHandle(key), wrapped, aad) == plaintext

@@ -9,14 +9,15 @@ from pathlib import Path
 from sqlalchemy import delete, insert, text, update
 from sqlalchemy.engine import Connection
 
+from tests.keystores import local_store
 from vault.audit import event
 from vault.audit.log import AuditLog
-from vault.crypto.keyring import LocalKeyring
 from vault.db import create_engine, upgrade
 from vault.db.engine import is_sqlite
 from vault.db.facts import FactsCache, _Probe
 from vault.db.reads import Reader
 from vault.db.schema import FACT_TABLES, people, tokens
+from vault.keys.provider import audit_sign
 
 NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 
@@ -129,8 +130,8 @@ async def test_recording_and_changing_facts_in_either_order_never_deadlocks(
     engine = create_engine(db_url)
     try:
         await upgrade(engine)
-        ring = await LocalKeyring.create(tmp_path / "keyring.json")
-        log = AuditLog(engine, ring.audit_key, lambda: NOW)
+        ring = await local_store(tmp_path).open()
+        log = AuditLog(engine, audit_sign(ring), lambda: NOW)
         first_changed = asyncio.Event()
 
         async def change_then_record() -> None:

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from vault.crypto.keyring import SigningSecret
 from vault.share.links import Claims, LinkExpired, LinkInvalid, LinkSigner
 
 NOW = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
@@ -37,7 +36,7 @@ def refused(signer: LinkSigner, token: str, purpose: str = "media") -> bool:
 
 
 def test_ten_thousand_mutants_are_all_refused() -> None:
-    secrets = [SigningSecret(os.urandom(32)) for _ in range(2)]
+    secrets = [os.urandom(32) for _ in range(2)]
     signer = LinkSigner(secrets)
     rng = random.Random(2026)
     tokens = [
@@ -46,8 +45,8 @@ def test_ten_thousand_mutants_are_all_refused() -> None:
     ]
     for token in tokens:
         assert signer.verify(token, "media", NOW).subject  # genuine ones verify
-    wrong_key = LinkSigner([SigningSecret(os.urandom(32))]).sign(claims())
-    retired = LinkSigner([SigningSecret(os.urandom(32))])
+    wrong_key = LinkSigner([os.urandom(32)]).sign(claims())
+    retired = LinkSigner([os.urandom(32)])
     handover = signer.sign(claims(purpose="handover", reference="r"))
     expired = signer.sign(
         claims(issued_at=int(NOW.timestamp()) - 400, expires_at=int(NOW.timestamp()) - 1)
@@ -81,7 +80,7 @@ def test_ten_thousand_mutants_are_all_refused() -> None:
 
 
 def test_every_twin_of_the_last_base64_character_is_refused() -> None:
-    signer = LinkSigner([SigningSecret(os.urandom(32))])
+    signer = LinkSigner([os.urandom(32)])
     token = signer.sign(claims())
     for char in ALPHABET.replace(".", ""):
         if char != token[-1]:
@@ -89,7 +88,7 @@ def test_every_twin_of_the_last_base64_character_is_refused() -> None:
 
 
 def test_expired_and_future_links_say_which() -> None:
-    signer = LinkSigner([SigningSecret(os.urandom(32))])
+    signer = LinkSigner([os.urandom(32)])
     with pytest.raises(LinkExpired) as info:
         signer.verify(signer.sign(claims(expires_at=int(NOW.timestamp()))), "media", NOW)
     assert info.value.expired_at == NOW
@@ -106,7 +105,7 @@ def test_expired_and_future_links_say_which() -> None:
 
 
 def test_rotation_keeps_old_links_verifying() -> None:
-    old, new = SigningSecret(os.urandom(32)), SigningSecret(os.urandom(32))
+    old, new = os.urandom(32), os.urandom(32)
     token = LinkSigner([old]).sign(claims())
     assert LinkSigner([old, new]).verify(token, "media", NOW).subject == "a" * 32
     assert refused(LinkSigner([new]), token)

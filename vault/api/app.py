@@ -22,7 +22,7 @@ from vault.api.metrics import METRICS, Metrics, metrics_middleware
 from vault.api.resources import CLOCK, SETTINGS
 from vault.api.security import security_headers
 from vault.config import Settings
-from vault.crypto.keys import utcnow
+from vault.keys.service import utcnow
 from vault.media.images import configure_vips
 
 #: JSON bodies are small; uploads stream and set their own limits per kind.

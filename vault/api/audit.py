@@ -33,6 +33,7 @@ from vault.audit import CURRENT
 from vault.audit.queries import access_log
 from vault.audit.verify import verify
 from vault.errors import InvalidInput, KluisError
+from vault.keys.provider import audit_check
 from vault.policy import Action, ChildTarget, DirectoryTarget
 
 log = logging.getLogger(__name__)
@@ -142,7 +143,7 @@ async def verify_chain(request: web.Request) -> web.Response:
     check(request, Action.VERIFY_AUDIT, DirectoryTarget())
     # The check is on the record before it runs (and counts itself).
     await record_now(request)
-    result = await verify(request.app[DB], request.app[KEYRING].audit_mac)
+    result = await verify(request.app[DB], audit_check(request.app[KEYRING]))
     return web.json_response(result.as_json())
 
 

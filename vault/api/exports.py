@@ -26,11 +26,10 @@ from sqlalchemy.engine import Connection
 
 from vault.api.access import PRINCIPAL, ask, child_for, enforce, now, rules
 from vault.api.body import Field, iso_utc, read_json
-from vault.api.links import link_url, signer
+from vault.api.links import link_url, signer, verified
 from vault.api.openapi import operation
 from vault.api.resources import DB, KEYS, READER, SETTINGS, STORE
 from vault.api.trail import attribute, caller, note, record_now
-from vault.crypto.keys import item_key_rows
 from vault.db.schema import exports
 from vault.directory import consent
 from vault.directory.children import PROFILE, child_facts_of, read_profile
@@ -38,6 +37,7 @@ from vault.directory.people import principal_of
 from vault.errors import Destroyed, NotFound
 from vault.items import service
 from vault.items.service import ChildCache, LoadedItem, read_item
+from vault.keys.service import item_key_rows
 from vault.policy import KINDS, Action, Child, ChildTarget, ItemTarget, decide
 from vault.share import export
 from vault.share.delivery import serve_ranged
@@ -156,7 +156,7 @@ def _recheck(conn: Connection, principal_id: str, child_id: str, ids: list[str])
 async def open_export(request: web.Request) -> web.StreamResponse:
     app = request.app
     moment = now(request)
-    claims = (await signer(app)).verify(request.match_info["token"], "export", moment)
+    claims = await verified(request, "export")
     note(request, export=claims.subject, method=request.method)
     async with app[DB].connect() as conn:
         row = (await conn.execute(select(exports).where(exports.c.id == claims.subject))).first()

@@ -23,12 +23,10 @@ from sqlalchemy.engine import Connection, Row
 from vault.api.access import PRINCIPAL, ask, enforce, now, rules
 from vault.api.body import Field, iso_utc, read_json
 from vault.api.openapi import operation
-from vault.api.resources import DB, FACTS, KEYRING, KEYS, READER, SETTINGS, STORE
+from vault.api.resources import DB, FACTS, KEYS, READER, SETTINGS, SIGNING, STORE
 from vault.api.trail import add, attribute, caller, note, record_now
 from vault.audit import event
 from vault.crypto.envelope import seal_item_record
-from vault.crypto.keyring import SigningSecret
-from vault.crypto.keys import item_key_rows
 from vault.db.schema import handovers
 from vault.directory.children import child_facts_of
 from vault.directory.people import principal_of
@@ -42,9 +40,10 @@ from vault.errors import (
 )
 from vault.items import service
 from vault.items.service import ChildCache, LoadedItem, read_item
+from vault.keys.service import item_key_rows
 from vault.policy import Action, ItemTarget, Principal, decide
 from vault.share.delivery import Delivery, safe_file_name, serve
-from vault.share.links import PATHS, Claims, LinkExpired, LinkSigner
+from vault.share.links import PATHS, Claims, LinkExpired, LinkInvalid, LinkSigner
 from vault.tokens import new_id
 
 MAX_BATCH = 500
@@ -61,13 +60,28 @@ VARIANTS = ("original", "preview", "thumb")
 
 
 async def signer(app: web.Application) -> LinkSigner:
-    """The signer for the keyring's secrets as they are now (rotation shows at once)."""
-    return _signer_for(tuple(secret.reveal() for secret in await app[KEYRING].signing_secrets()))
+    """The signer for the shared secrets as this process knows them (at most
+    ``links.signing_refresh_seconds`` old)."""
+    return _signer_for(await app[SIGNING].current())
 
 
-@functools.lru_cache(maxsize=2)
+async def verified(request: web.Request, purpose: str) -> Claims:
+    """The claims of the link in the path; a link that does not verify is
+    tried once more after the secrets were read again (another instance may
+    have rotated them a moment ago)."""
+    token, moment = request.match_info["token"], now(request)
+    try:
+        return (await signer(request.app)).verify(token, purpose, moment)
+    except LinkInvalid:
+        fresher = await request.app[SIGNING].after_miss()
+        if fresher is None:
+            raise
+        return _signer_for(fresher).verify(token, purpose, moment)
+
+
+@functools.lru_cache(maxsize=4)
 def _signer_for(secrets: tuple[bytes, ...]) -> LinkSigner:
-    return LinkSigner([SigningSecret(secret) for secret in secrets])
+    return LinkSigner(secrets)
 
 
 def link_url(request: web.Request, purpose: str, token: str) -> str:
@@ -282,7 +296,7 @@ async def _answer(request: web.Request, claims: Claims, action: Action) -> LinkF
 
 
 async def open_link(request: web.Request) -> web.StreamResponse:
-    claims = (await signer(request.app)).verify(request.match_info["token"], "media", now(request))
+    claims = await verified(request, "media")
     resolved = await _answer(request, claims, Action.READ_ITEM)
     return await _deliver(request, resolved, claims.variant, claims.disposition, claims.expires)
 
@@ -352,9 +366,7 @@ async def create_handover(request: web.Request) -> web.Response:
 
 
 async def open_handover(request: web.Request) -> web.StreamResponse:
-    claims = (await signer(request.app)).verify(
-        request.match_info["token"], "handover", now(request)
-    )
+    claims = await verified(request, "handover")
     engine = request.app[DB]
     async with engine.connect() as conn:
         row = (

@@ -1,8 +1,10 @@
 """The resources an application holds, as typed keys, and their lifetimes.
 
 Each resource is opened and closed by its own ``cleanup_ctx`` generator, in
-order: database (checked to be at the current schema), blob store, keyring
-(with the audit log, whose checkpoints it signs).
+order: database (checked to be at the current schema), blob store, key
+provider (with the audit log, whose head it signs, and the link-signing
+secrets it seals). The key provider is checked at start: a missing audit key
+or signing secret stops the start with the reason, never half-way.
 """
 
 from __future__ import annotations
@@ -19,14 +21,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vault.audit.log import AuditLog
 from vault.config import Settings
-from vault.crypto import KeyProvider, open_provider
-from vault.crypto.keys import KeyService
 from vault.db import create_engine, is_current
 from vault.db.facts import FactsCache
 from vault.db.reads import Reader
 from vault.errors import KluisError
 from vault.items.sweep import sweep
+from vault.keys import KeyProvider, open_provider
+from vault.keys.provider import AUDIT_MAC, audit_sign
+from vault.keys.service import KeyService
+from vault.keys.signing import SigningSecrets
 from vault.storage import BlobStore, open_store
+from vault.wiring import SchemaOutdated
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +46,7 @@ STORE = web.AppKey("store", BlobStore)
 KEYRING = web.AppKey("keyring", KeyProvider)
 KEYS = web.AppKey("keys", KeyService)
 AUDIT = web.AppKey("audit", AuditLog)
-
-
-class SchemaOutdated(KluisError):
-    code = "schema_outdated"
-    default_message = (
-        "The database schema is not current; run 'kluis init' to apply the migrations."
-    )
+SIGNING = web.AppKey("signing", SigningSecrets)
 
 
 async def database(app: web.Application) -> AsyncIterator[None]:
@@ -77,13 +76,28 @@ async def storage(app: web.Application) -> AsyncIterator[None]:
 
 
 async def keyring(app: web.Application) -> AsyncIterator[None]:
-    app[KEYRING] = await open_provider(app[SETTINGS])
-    app[AUDIT] = AuditLog(app[DB], app[KEYRING].audit_key, app[CLOCK], own_process=True)
-    app[KEYS] = KeyService(app[DB], app[KEYRING], app[AUDIT], clock=app[CLOCK])
+    settings = app[SETTINGS]
+    provider = app[KEYRING] = await open_provider(settings)
+    try:
+        # Refuse to start without what every request may need: the audit key
+        # (a MAC that cannot be made fails every call) and a signing secret.
+        provider.mac(AUDIT_MAC, b"kluis start-up check")
+        app[SIGNING] = SigningSecrets(
+            app[DB], provider, refresh_seconds=settings.links.signing_refresh_seconds
+        )
+        await app[SIGNING].current()
+        app[AUDIT] = AuditLog(app[DB], audit_sign(provider), app[CLOCK], own_process=True)
+        app[KEYS] = KeyService(app[DB], provider, app[AUDIT], clock=app[CLOCK])
+    except BaseException:
+        await provider.close()
+        raise
     try:
         yield
     finally:
-        await app[AUDIT].close()
+        try:
+            await app[AUDIT].close()
+        finally:
+            await provider.close()
 
 
 async def background_sweep(app: web.Application) -> AsyncIterator[None]:

@@ -12,8 +12,9 @@ its own (:mod:`vault.audit.writer`, which says why); otherwise, and on
 PostgreSQL, the transaction runs on the async engine. Each transaction
 first locks and reads the head row in one UPDATE ... RETURNING (the row
 lock on PostgreSQL, the write lock on SQLite, before any read), chains the
-events onto it, and moves the head with a fresh HMAC under the keyring's
-audit key. Every ``checkpoint_every`` events a signed
+events onto it, and moves the head with a fresh HMAC under the key
+provider's audit MAC key (computed inside the provider: its bytes never come
+out). Every ``checkpoint_every`` events a signed
 checkpoint is kept as well, and its line goes to the process log: a copy
 of the chain's state outside the database.
 """
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import bindparam, insert, update
@@ -32,7 +33,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vault.audit.events import Event, chain, draft_of, head_message, iso
 from vault.audit.writer import WriterFailed, WriterProcess
-from vault.crypto.handles import AuditKey
 from vault.db.engine import sqlite_file
 from vault.db.schema import (
     audit_checkpoints,
@@ -45,9 +45,12 @@ from vault.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
-Mac = Callable[[bytes], Awaitable[bytes]]
-#: The audit key's MAC as a plain call (:meth:`AuditKey.mac`), for :func:`append`.
-BlockingMac = Callable[[bytes], bytes]
+#: HMAC-SHA256 of a message under the audit key, computed by the key provider
+#: (``KeyProvider.mac``): a plain, thread-safe call, since it runs inside the
+#: transaction that moves the head.
+Sign = Callable[[bytes], bytes]
+#: Whether a tag is the audit key's HMAC of a message (``KeyProvider.verify_mac``).
+Check = Callable[[bytes, bytes], bool]
 Clock = Callable[[], datetime]
 
 
@@ -59,7 +62,7 @@ class AuditLog:
     def __init__(
         self,
         engine: AsyncEngine,
-        key: Callable[[], Awaitable[AuditKey]],
+        sign: Sign,
         clock: Clock,
         *,
         checkpoint_every: int = 1000,
@@ -69,7 +72,7 @@ class AuditLog:
         own (the service: see :mod:`vault.audit.writer`); else, and always on
         PostgreSQL, on ``engine``."""
         self._engine = engine
-        self._key = key
+        self._sign = sign
         self._clock = clock
         self._every = checkpoint_every
         self._pending: list[tuple[list[Event], asyncio.Future[None]]] = []
@@ -109,13 +112,13 @@ class AuditLog:
                         future.set_result(None)
 
     async def _write(self, events: list[Event]) -> None:
-        now, key = self._clock(), await self._key()
+        now = self._clock()
         if self._process is None:
             async with self._engine.begin() as conn:
-                await conn.run_sync(append, events, key.mac, now, self._every)
+                await conn.run_sync(append, events, self._sign, now, self._every)
             return
         drafts = [draft_of(ev, ev.at or now) for ev in events]
-        _, checkpoints = await self._process.commit(drafts, iso(now), self._every, key.mac)
+        _, checkpoints = await self._process.commit(drafts, iso(now), self._every, self._sign)
         for seq, digest in checkpoints:
             log_checkpoint(seq, digest)
 
@@ -124,9 +127,8 @@ class AuditLog:
         change or not at all (key destruction, a stored item)."""
         if not events:
             return
-        key = await self._key()
         try:
-            await conn.run_sync(append, list(events), key.mac, self._clock(), self._every)
+            await conn.run_sync(append, list(events), self._sign, self._clock(), self._every)
         except SQLAlchemyError as exc:
             log.error("audit log write failed: %s", type(exc).__name__)
             raise AuditUnavailable() from exc
@@ -163,7 +165,7 @@ _INSERT_CHECKPOINT = insert(audit_checkpoints)
 
 
 def append(
-    conn: Connection, events: list[Event], mac: BlockingMac, now: datetime, every: int = 1000
+    conn: Connection, events: list[Event], mac: Sign, now: datetime, every: int = 1000
 ) -> int:
     """Chain ``events`` onto the head inside the caller's transaction; the new head's seq."""
     if conn.dialect.name == "postgresql":

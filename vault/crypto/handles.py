@@ -1,14 +1,13 @@
 """Key handles: raw key bytes that cannot leak by accident.
 
 A handle masks its ``repr``, refuses pickling and copying, and has no public
-accessor for its bytes: only :mod:`vault.crypto` reads ``_material``. Business
-code holds a handle for one operation and passes it back to a recipe.
+accessor for its bytes: only the recipes of :mod:`vault.crypto` read
+``_material``. Business code holds a handle for one operation and passes it
+back to a recipe.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from typing import NoReturn
 
 from vault.crypto._primitives import KEY_SIZE
@@ -16,7 +15,6 @@ from vault.crypto._primitives import KEY_SIZE
 
 class KeyHandle:
     __slots__ = ("_material",)
-    kind = "key"
 
     def __init__(self, material: bytes) -> None:
         if len(material) != KEY_SIZE:
@@ -50,13 +48,13 @@ class ChildKey(KeyHandle):
     __slots__ = ()
 
 
-class AuditKey(KeyHandle):
-    """The keyring's audit key: it signs the audit chain's head and checkpoints.
-
-    Its MAC is a plain call, so the audit writer can sign from its own thread.
-    """
+class MasterKey(KeyHandle):
+    """A key-encryption key held in memory by a software key provider."""
 
     __slots__ = ()
 
-    def mac(self, message: bytes) -> bytes:
-        return hmac.new(self._material, message, hashlib.sha256).digest()
+
+class MacKey(KeyHandle):
+    """An HMAC-SHA256 key held in memory by a software key provider."""
+
+    __slots__ = ()

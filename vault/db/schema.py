@@ -319,13 +319,17 @@ destruction_certificates = Table(
 
 Index("ix_destruction_certificates_child_id", destruction_certificates.c.child_id)
 
-#: One row per named lease; an instance holds it until ``expires_at``.
-leases = Table(
-    "leases",
+#: The link-signing secrets every instance shares (vault/keys/signing.py),
+#: each sealed under the key provider's ``signing`` master key; the newest
+#: signs, the newest few verify.
+signing_secrets = Table(
+    "signing_secrets",
     metadata,
-    Column("name", String(64), primary_key=True),
-    Column("holder", String(64), nullable=False),
-    Column("expires_at", UTCDateTime(), nullable=False),
+    # The order of rotations is the order of this sequence, even within one instant.
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(32), nullable=False, unique=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("sealed", LargeBinary, nullable=False),
 )
 
 #: The audit log: one row per event, each carrying the hash of the one before

@@ -15,12 +15,12 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from vault.crypto.keys import KeyService
 from vault.db.reads import Reader
 from vault.db.schema import care_groups, children, consents, guardians, people
 from vault.directory.people import require_role
 from vault.directory.places import require_group
 from vault.errors import Conflict, InvalidInput, NotFound
+from vault.keys.service import KeyService
 from vault.policy import Child, ConsentEvent
 from vault.tokens import new_id
 

@@ -14,6 +14,7 @@ from vault.db.schema import (
     children,
     group_staff,
     guardians,
+    installation,
     location_managers,
     people,
     tokens,
@@ -194,3 +195,27 @@ async def load_principal(reader: Reader, person_id: str) -> Principal:
 
 def window_start(now: datetime, seconds: int) -> datetime:
     return now - timedelta(seconds=seconds)
+
+
+async def ensure_admin(engine: AsyncEngine, now: datetime) -> str | None:
+    """Create the installation's admin account and return its first token, or
+    None if it exists (``kluis init``, which holds the installation lock)."""
+    async with engine.begin() as conn:
+        existing = await conn.scalar(
+            select(installation.c.value).where(installation.c.key == "admin_person_id")
+        )
+        if existing is not None:
+            return None
+        person_id, token = await create_person(
+            engine, "Administrator", None, "admin", now, conn=conn
+        )
+        await conn.execute(
+            insert(installation).values(
+                [
+                    {"key": "admin_person_id", "value": person_id},
+                    {"key": "installation_id", "value": new_id()},
+                    {"key": "initialised_at", "value": now.isoformat()},
+                ]
+            )
+        )
+    return token

@@ -26,11 +26,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from vault.config import Settings
 from vault.crypto.envelope import seal_item_record
 from vault.crypto.handles import ItemKey
-from vault.crypto.keys import KeyService, PreparedItemKey
 from vault.crypto.stream import encrypt_stream
 from vault.errors import InvalidInput, StorageUnavailable, TooLarge
 from vault.items import service
 from vault.items.service import ItemRecord, StoredBlob
+from vault.keys.service import KeyService, PreparedItemKey
 from vault.media.images import sanitise
 from vault.media.sniff import HEAD_SIZE, MediaType, accepted
 from vault.storage import BlobStore, new_blob_key

@@ -18,11 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from vault.audit import event
 from vault.crypto.envelope import open_item_record
 from vault.crypto.handles import ItemKey
-from vault.crypto.keys import KeyService, PreparedItemKey
 from vault.db.reads import Reader
 from vault.db.schema import item_blobs, item_children, items
 from vault.directory.children import child_facts
 from vault.errors import StorageUnavailable
+from vault.keys.service import KeyService, PreparedItemKey
 from vault.policy import Child, Item
 from vault.storage import BlobStore
 

@@ -8,26 +8,28 @@ destroys the keys that are due, then marks the items that no live key opens
 any more as destroyed and deletes their blobs (a blob that cannot be deleted
 now is left to the orphan sweeper, which removes the blobs of destroyed
 items), and writes a destruction certificate. Last, it destroys the master
-keys of expired epochs. One instance at a time holds the job's lease.
+keys of expired epochs.
+
+One run at a time, across every process on the database: the run holds a
+lock its process's death releases at once (:func:`vault.db.locks.held`), so a
+killed run never wedges the next, whatever ``now`` either was given. A run
+told another ``now`` than the clock's (``--now``, to catch up or to test)
+moves the schedule, never the live epoch running servers write into.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import secrets
-from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import and_, exists, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import exists, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vault.audit import event
 from vault.config import Settings
-from vault.crypto.keyring import KeyProvider
-from vault.crypto.keys import KeyService
-from vault.crypto.rotation import destroy_expired
+from vault.db import locks
 from vault.db.schema import (
     children,
     destruction_certificates,
@@ -35,18 +37,19 @@ from vault.db.schema import (
     item_children,
     item_keys,
     items,
-    leases,
 )
-from vault.errors import Conflict
 from vault.items.service import delete_blobs
+from vault.keys.provider import KeyProvider
+from vault.keys.rotation import destroy_expired
+from vault.keys.service import DestroyedChildKey, KeyService
 from vault.policy import Child, Phase, Rules, phase
 from vault.retention.schedule import CategorySchedule, schedule
 from vault.storage import BlobStore
 from vault.tokens import new_id
 
 log = logging.getLogger(__name__)
-LEASE = "retention"
-LEASE_SECONDS = 3600
+LOCK = "retention"
+BUSY = "Another retention run is under way; try again when it has finished."
 
 
 @dataclasses.dataclass
@@ -144,7 +147,7 @@ class Retention:
             if row.epoch != target:
                 report.rewrapped += 1
                 if not report.dry_run:
-                    await self.keys.schedule_child_key(child_id, category, destroy_on)
+                    await self.keys.schedule_child_key(child_id, category, destroy_on, now)
 
     async def reschedule(self, child_id: str, placement_end: date | None, now: datetime) -> None:
         """Move the child's keys to the epochs new dates or holds call for; destroy nothing."""
@@ -172,53 +175,15 @@ class Retention:
     async def destroy(
         self, child_id: str, category: str, now: datetime, run_id: str, cause: str
     ) -> Destruction:
-        """Destroy the child's key for ``category``: keys first, then items, then blobs."""
+        """Destroy the child's key for ``category``: keys and item marks first
+        (one transaction), then the certificate, then the blobs."""
         destroyed = await self.keys.destroy_child_key(child_id, category)
         if destroyed is None:
             return Destruction(erased=True)
-        # Items of this child and kind that no live key opens any more (a group
-        # photo stays while another child's key still opens it).
-        unopenable = ~exists().where(item_keys.c.item_id == items.c.id)
-        async with self.engine.begin() as conn:
-            gone = (
-                await conn.execute(
-                    select(items.c.id, items.c.size)
-                    .join(item_children, item_children.c.item_id == items.c.id)
-                    .where(
-                        and_(
-                            item_children.c.child_id == child_id,
-                            items.c.kind == category,
-                            items.c.destroyed_at.is_(None),
-                            unopenable,
-                        )
-                    )
-                )
-            ).all()
-            if gone:
-                await conn.execute(
-                    update(items)
-                    .where(items.c.id.in_([row.id for row in gone]))
-                    .values(destroyed_at=now)
-                )
-            total = sum(int(row.size) for row in gone)
-            await conn.execute(
-                insert(destruction_certificates).values(
-                    id=new_id(),
-                    child_id=child_id,
-                    category=category,
-                    item_count=len(gone),
-                    bytes=total,
-                    key_id=destroyed.id,
-                    epoch=destroyed.epoch,
-                    destroyed_at=now,
-                    run_id=run_id,
-                    cause=cause,
-                )
-            )
-        for start in range(0, len(gone), 500):
-            batch = [row.id for row in gone[start : start + 500]]
-            await delete_blobs(self.engine, self.store, *batch)
-        return Destruction(erased=True, items=len(gone), bytes=total)
+        await record_destructions(self.engine, self.store, [destroyed], now, run_id, cause)
+        return Destruction(
+            erased=True, items=len(destroyed.items), bytes=sum(size for _, size in destroyed.items)
+        )
 
     async def run(
         self,
@@ -227,72 +192,91 @@ class Retention:
         dry_run: bool = False,
         progress: Callable[[int], None] | None = None,
     ) -> Report:
+        """One run at ``now``; ``Conflict`` if another run holds the lock."""
         report = Report(run_id=new_id(), dry_run=dry_run)
-        holder = secrets.token_hex(8)
-        if not dry_run and not await acquire_lease(self.engine, LEASE, holder, now, LEASE_SECONDS):
-            raise Conflict("Another retention run is under way; try again when it has finished.")
-        try:
-            await self.keys.audit.record(
-                event("retention.start", run_id=report.run_id, dry_run=dry_run, now=now.isoformat())
-            )
-            async with self.engine.connect() as conn:
-                rows = (
-                    await conn.execute(
-                        select(children.c.id, children.c.placement_end).order_by(children.c.id)
-                    )
-                ).all()
-            rules = Rules(window=self.window)
-            for row in rows:
-                if row.placement_end is not None:
-                    facts = Child(row.id, "", "", placement_end=row.placement_end)
-                    if phase(facts, now, rules) is Phase.ARCHIVED:
-                        report.archived += 1
-                await self.apply(row.id, row.placement_end, now, report)
-                if progress is not None:
-                    progress(1)
-            if not dry_run:
-                backup = timedelta(days=self.settings.crypto.backup_window_days)
-                epochs = await destroy_expired(self.keys, self.provider, now, backup)
-                report.epochs_destroyed = epochs.destroyed_epochs
-            summary = report.as_json()
-            await self.keys.audit.record(
-                event(
-                    "retention.report",
-                    run_id=report.run_id,
-                    archived=report.archived,
-                    destroyed=summary["destroyed"],
-                    epochs_destroyed=report.epochs_destroyed,
-                )
-            )
-        finally:
-            if not dry_run:
-                await release_lease(self.engine, LEASE, holder)
+        if dry_run:
+            await self._run(now, report, progress)
+        else:
+            async with locks.held(self.engine, LOCK, busy=BUSY):
+                await self._run(now, report, progress)
         return report
 
-
-async def acquire_lease(
-    engine: AsyncEngine, name: str, holder: str, now: datetime, seconds: int
-) -> bool:
-    expires = now + timedelta(seconds=seconds)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(insert(leases).values(name=name, holder=holder, expires_at=expires))
-        return True
-    except IntegrityError:
-        pass
-    async with engine.begin() as conn:
-        result = await conn.execute(
-            update(leases)
-            .where(leases.c.name == name, leases.c.expires_at < now)
-            .values(holder=holder, expires_at=expires)
+    async def _run(
+        self, now: datetime, report: Report, progress: Callable[[int], None] | None
+    ) -> None:
+        await self.keys.audit.record(
+            event(
+                "retention.start", run_id=report.run_id, dry_run=report.dry_run, now=now.isoformat()
+            )
         )
-    return bool(result.rowcount)
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(children.c.id, children.c.placement_end).order_by(children.c.id)
+                )
+            ).all()
+        rules = Rules(window=self.window)
+        for row in rows:
+            if row.placement_end is not None:
+                facts = Child(row.id, "", "", placement_end=row.placement_end)
+                if phase(facts, now, rules) is Phase.ARCHIVED:
+                    report.archived += 1
+            await self.apply(row.id, row.placement_end, now, report)
+            if progress is not None:
+                progress(1)
+        if not report.dry_run:
+            backup = timedelta(days=self.settings.crypto.backup_window_days)
+            epochs = await destroy_expired(self.keys, self.provider, now, backup)
+            report.epochs_destroyed = epochs.destroyed_epochs
+            await record_destructions(
+                self.engine, self.store, epochs.destroyed_keys, now, report.run_id, "epoch"
+            )
+        summary = report.as_json()
+        await self.keys.audit.record(
+            event(
+                "retention.report",
+                run_id=report.run_id,
+                archived=report.archived,
+                destroyed=summary["destroyed"],
+                epochs_destroyed=report.epochs_destroyed,
+            )
+        )
 
 
-async def release_lease(engine: AsyncEngine, name: str, holder: str) -> None:
+async def record_destructions(
+    engine: AsyncEngine,
+    store: BlobStore | None,
+    destroyed: Sequence[DestroyedChildKey],
+    now: datetime,
+    run_id: str,
+    cause: str,
+) -> None:
+    """A certificate for each destroyed child key, then its items' blobs deleted
+    (without a store, or when a delete fails, the orphan sweeper removes the
+    blobs of destroyed items)."""
+    if not destroyed:
+        return
     async with engine.begin() as conn:
         await conn.execute(
-            update(leases)
-            .where(leases.c.name == name, leases.c.holder == holder)
-            .values(expires_at=datetime(1970, 1, 1, tzinfo=UTC))
+            insert(destruction_certificates),
+            [
+                {
+                    "id": new_id(),
+                    "child_id": key.child_id,
+                    "category": key.category,
+                    "item_count": len(key.items),
+                    "bytes": sum(size for _, size in key.items),
+                    "key_id": key.id,
+                    "epoch": key.epoch,
+                    "destroyed_at": now,
+                    "run_id": run_id,
+                    "cause": cause,
+                }
+                for key in destroyed
+            ],
         )
+    if store is None:
+        return
+    doomed = sorted({item for key in destroyed for item, _ in key.items})
+    for start in range(0, len(doomed), 500):
+        await delete_blobs(engine, store, *doomed[start : start + 500])

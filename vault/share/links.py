@@ -9,8 +9,9 @@ of one JSON payload that binds everything about the link at once::
      (handover id), "d": disposition, "t": issued at, "e": expires at}
 
 signed with HMAC-SHA256 under a salt naming the purpose, so a token of one
-purpose never verifies as another's. The secrets live in the keyring: the
-newest signs, every kept one verifies (``kluis keys rotate-signing``), so a
+purpose never verifies as another's. The secrets are shared by every
+instance through the database (:mod:`vault.keys.signing`): the newest
+signs, every kept one verifies (``kluis keys rotate-signing``), so a
 rotation never breaks a link in flight.
 
 Checked at use, in this order: the signature and the payload's form
@@ -25,13 +26,13 @@ import dataclasses
 import hashlib
 import re
 import string
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from itsdangerous import BadData, Signer, URLSafeSerializer
 from itsdangerous.encoding import want_bytes
 
-from vault.crypto.keyring import SigningSecret
 from vault.errors import KluisError
 
 PURPOSES = ("media", "handover", "export")
@@ -150,10 +151,11 @@ class _Serializer(URLSafeSerializer):
 
 
 class LinkSigner:
-    def __init__(self, secrets: list[SigningSecret]) -> None:
+    def __init__(self, secrets: Sequence[bytes]) -> None:
+        """``secrets`` oldest first: the last one signs, every one verifies."""
         if not secrets:
             raise ValueError("no signing secret")
-        keys = [secret.reveal() for secret in secrets]
+        keys = list(secrets)
         self._serializers = {
             purpose: _Serializer(
                 keys,

@@ -1,4 +1,4 @@
-"""Child keys, item keys, epochs and rotation, on SQLite and PostgreSQL."""
+"""Child keys, item keys, epochs and rotation, on SQLite and PostgreSQL, with each provider."""
 
 from __future__ import annotations
 
@@ -6,19 +6,20 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vault.audit.log import AuditLog
-from vault.crypto import IntegrityError, LocalKeyring
-from vault.crypto.keys import KeyDestroyed, KeyService
-from vault.crypto.rotation import destroy_expired, rotate
+from vault.crypto import IntegrityError
 from vault.crypto.stream import decrypt_range, encrypt_stream
 from vault.db import create_engine, upgrade
 from vault.db.schema import child_keys, item_keys
+from vault.keys import KeyProvider
+from vault.keys.provider import audit_sign
+from vault.keys.rotation import destroy_expired, rotate
+from vault.keys.service import KeyDestroyed, KeyService
 
 WINDOW = timedelta(days=35)
 
@@ -34,20 +35,19 @@ class Clock:
 @dataclass
 class Vault:
     engine: AsyncEngine
-    ring: LocalKeyring
+    ring: KeyProvider
     keys: KeyService
     clock: Clock
 
 
 @pytest.fixture
-async def vault(db_url: str, tmp_path: Path) -> AsyncIterator[Vault]:
+async def vault(db_url: str, provider: KeyProvider) -> AsyncIterator[Vault]:
     engine = create_engine(db_url)
     await upgrade(engine)
-    ring = await LocalKeyring.create(tmp_path / "keyring.json")
     clock = Clock(datetime(2026, 11, 15, 9, 0, tzinfo=UTC))
     try:
-        audit = AuditLog(engine, ring.audit_key, clock)
-        yield Vault(engine, ring, KeyService(engine, ring, audit, clock), clock)
+        audit = AuditLog(engine, audit_sign(provider), clock)
+        yield Vault(engine, provider, KeyService(engine, provider, audit, clock), clock)
     finally:
         await engine.dispose()
 
@@ -134,7 +134,7 @@ async def test_a_wrapped_child_key_moved_to_another_row_does_not_open(vault: Vau
 
 async def test_a_wrapped_child_key_relabelled_to_another_epoch_does_not_open(vault: Vault) -> None:
     await seal(vault.keys, "item-1", [("child-1", "photo")])
-    await vault.ring.create_epoch("shred-2027-11", vault.clock.now)
+    await vault.ring.create_key("shred-2027-11", vault.clock.now)
     async with vault.engine.begin() as conn:
         await conn.execute(update(child_keys).values(epoch="shred-2027-11"))
     with pytest.raises(IntegrityError):
@@ -223,3 +223,22 @@ async def test_a_shred_epoch_dies_when_its_month_ends(vault: Vault) -> None:
     with pytest.raises(KeyDestroyed):
         await unseal(vault.keys, "doomed", doomed)
     assert await unseal(vault.keys, "kept", kept) == b"diary of kept"
+
+
+async def test_a_run_told_another_time_never_destroys_the_live_epoch_in_use(vault: Vault) -> None:
+    """``kluis retention run --now`` a year ahead, beside servers on today's clock."""
+    await seal(vault.keys, "item-1", [("child-1", "photo")])
+    ahead = datetime(2028, 3, 1, tzinfo=UTC)
+    report = await rotate(vault.keys, vault.ring, ahead, WINDOW)
+    assert report.rewrapped == 1  # moved into the live epoch of that future month
+    assert "live-2026-11" not in report.destroyed_epochs  # what servers write into today
+    keys = {k.name: k for k in await vault.ring.list_keys()}
+    assert not keys["live-2026-11"].destroyed
+    await seal(vault.keys, "item-2", [("child-2", "photo")])  # a new child key, today
+    async with vault.engine.connect() as conn:
+        epoch = await conn.scalar(
+            select(child_keys.c.epoch).where(child_keys.c.child_id == "child-2")
+        )
+    assert epoch == "live-2026-11"
+    # Keys of running contracts go to the clock's live epoch, whatever ``now``.
+    assert vault.keys.target_epoch_name(None, ahead) == "live-2026-11"

@@ -11,6 +11,9 @@ microseconds each), then destroys what has expired:
   in between leaves rows that can no longer open: still destroyed.
 
 Safe to interrupt and to run again: every step looks at the current state.
+Whatever ``now`` a run is given (``--now``, to catch up or to test), it never
+destroys the live epoch of the service's own clock: running servers write
+new child keys into it.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from vault.audit import event
-from vault.crypto import epochs
-from vault.crypto.keyring import KeyProvider
-from vault.crypto.keys import KeyService
+from vault.keys import epochs
+from vault.keys.provider import KeyProvider
+from vault.keys.service import DestroyedChildKey, KeyService
 
 
 @dataclasses.dataclass
@@ -30,7 +33,12 @@ class RotationReport:
     live_epoch: str
     rewrapped: int = 0
     destroyed_epochs: list[str] = dataclasses.field(default_factory=list)
-    destroyed_child_keys: int = 0
+    #: The child keys that went with those epochs, and the items with them.
+    destroyed_keys: list[DestroyedChildKey] = dataclasses.field(default_factory=list)
+
+    @property
+    def destroyed_child_keys(self) -> int:
+        return len(self.destroyed_keys)
 
 
 async def keys_to_rewrap(keys: KeyService, now: datetime) -> int:
@@ -47,7 +55,7 @@ async def rotate(
     progress: Callable[[int], None] | None = None,
 ) -> RotationReport:
     current = epochs.live(now)
-    await provider.create_epoch(current.name, now)
+    await keys.ensure_master(current.name, now)
     report = RotationReport(live_epoch=current.name)
     for name in sorted(await keys.epoch_usage()):
         if name.startswith("live-") and name != current.name:
@@ -64,22 +72,25 @@ async def destroy_expired(
     report: RotationReport | None = None,
 ) -> RotationReport:
     current = epochs.live(now)
+    in_use = epochs.live(keys.clock())  # what running servers write into, whatever ``now`` says
     report = report or RotationReport(live_epoch=current.name)
     usage = await keys.epoch_usage()
-    for info in await provider.epochs():
+    for info in await provider.list_keys():
         if info.destroyed:
             continue
         try:
             epoch = epochs.parse(info.name)
         except ValueError:
-            continue  # not an epoch of this scheme; leave it alone
-        if epoch == current or not epoch.expired(now, backup_window):
+            continue  # not an epoch (the signing key): never destroyed here
+        if epoch in (current, in_use) or not epoch.expired(now, backup_window):
             continue
         if epoch.kind == "live" and usage.get(info.name):
             continue  # rotation has not moved everything out yet
         # On the record before the master key goes (fail closed).
         await keys.audit.record(event("epoch.destroy", epoch=info.name))
-        await provider.destroy_epoch(info.name, now)
-        report.destroyed_child_keys += await keys.destroy_epoch_keys(info.name)
-        report.destroyed_epochs.append(info.name)
+        if await provider.destroy_key(info.name, now):
+            report.destroyed_epochs.append(info.name)
+        # Also after another process destroyed the master key and stopped
+        # before this step: the rows follow the key.
+        report.destroyed_keys += await keys.destroy_epoch_keys(info.name)
     return report

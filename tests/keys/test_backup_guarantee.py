@@ -24,13 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.conftest import s3_settings
 from tests.servers import MinioServer, PostgresServer
 from vault.audit.log import AuditLog
-from vault.crypto import LocalKeyring
-from vault.crypto.keyring import EpochDestroyed
-from vault.crypto.keys import KeyDestroyed, KeyService, _dek_aad
-from vault.crypto.rotation import rotate
 from vault.crypto.stream import decrypt_range, encrypt_stream
 from vault.db import create_engine, upgrade
 from vault.db.schema import child_keys
+from vault.keys import EpochDestroyed, KeyProvider
+from vault.keys.provider import audit_sign
+from vault.keys.rotation import rotate
+from vault.keys.service import KeyDestroyed, KeyService, _dek_aad
 from vault.storage import BlobStore, LocalDiskStore, S3Store
 
 WINDOW = timedelta(days=35)
@@ -73,10 +73,10 @@ async def snapshot(store: BlobStore) -> dict[str, bytes]:
 
 
 async def life_of_the_records(
-    engine: AsyncEngine, ring: LocalKeyring, store: BlobStore, backup: Backup, restore: Restore
+    engine: AsyncEngine, ring: KeyProvider, store: BlobStore, backup: Backup, restore: Restore
 ) -> None:
     clock = Clock(datetime(2026, 11, 15, tzinfo=UTC))
-    keys = KeyService(engine, ring, AuditLog(engine, ring.audit_key, clock), clock)
+    keys = KeyService(engine, ring, AuditLog(engine, audit_sign(ring), clock), clock)
     await store_item(keys, store, "item-child-one", "child-1")
     await store_item(keys, store, "item-child-two", "child-2")
     await backup("while-both-contracts-run")
@@ -97,7 +97,7 @@ async def life_of_the_records(
     clock.now = datetime(2027, 12, 1, tzinfo=UTC)
     report = await rotate(keys, ring, clock.now, WINDOW)
     assert "shred-2027-11" in report.destroyed_epochs
-    destroyed = {e.name for e in await ring.epochs() if e.destroyed}
+    destroyed = {e.name for e in await ring.list_keys() if e.destroyed}
     assert {"live-2026-11", "shred-2027-11"} <= destroyed
 
     # The live vault: child two's photo is still there and readable.
@@ -109,7 +109,7 @@ async def life_of_the_records(
             assert "item-child-one" in old_blobs  # the copy still has the ciphertext...
             assert PHOTO[:40] not in old_blobs["item-child-one"]  # ...and only ciphertext
             old_keys = KeyService(
-                old_engine, ring, AuditLog(old_engine, ring.audit_key, clock), clock
+                old_engine, ring, AuditLog(old_engine, audit_sign(ring), clock), clock
             )
             with pytest.raises(KeyDestroyed):
                 await read_item(old_keys, old_blobs, "item-child-one")
@@ -131,11 +131,13 @@ async def life_of_the_records(
 
 @pytest.mark.sqlite
 @pytest.mark.localdisk
-async def test_copies_of_the_database_file_and_blob_directory(tmp_path: Path) -> None:
+async def test_copies_of_the_database_file_and_blob_directory(
+    tmp_path: Path, provider: KeyProvider
+) -> None:
     data = tmp_path / "data"
     engine = create_engine(f"sqlite+aiosqlite:///{data / 'kluis.db'}")
     await upgrade(engine)
-    ring = await LocalKeyring.create(tmp_path / "keyring" / "keyring.json")
+    ring = provider
     store = await LocalDiskStore.open(data / "blobs")
 
     async def backup(name: str) -> None:
@@ -157,12 +159,15 @@ async def test_copies_of_the_database_file_and_blob_directory(tmp_path: Path) ->
 @pytest.mark.postgres
 @pytest.mark.minio
 async def test_pg_dumps_and_bucket_snapshots(
-    tmp_path: Path, postgres_server: PostgresServer, minio_server: MinioServer
+    tmp_path: Path,
+    postgres_server: PostgresServer,
+    minio_server: MinioServer,
+    provider: KeyProvider,
 ) -> None:
     url = postgres_server.create_database()
     engine = create_engine(url)
     await upgrade(engine)
-    ring = await LocalKeyring.create(tmp_path / "keyring.json")
+    ring = provider
     store = await S3Store.open(s3_settings(minio_server))
     bucket_copies: dict[str, dict[str, bytes]] = {}
     database = url.rsplit("/", 1)[1]

@@ -8,10 +8,16 @@
   category. A group photo stays readable while any of its children's keys
   lives; when the last is destroyed, nothing can open it.
 
-Keys are unwrapped in memory for one operation and handed out only as
-:class:`~vault.crypto.handles.ItemKey` handles. Destroying a child key clears
+Keys are unwrapped in memory for one operation and travel only as handles
+(:class:`~vault.crypto.handles.ChildKey`, :class:`~vault.crypto.handles.ItemKey`);
+the formats are :mod:`vault.crypto.envelope`'s. Destroying a child key clears
 its wrapped bytes and deletes the item-key rows under it; the row itself stays
 as the record of the destruction.
+
+Two times: the service's clock is the process's own (the real time in
+production), and decides which live epoch is current; a ``now`` passed in
+(``kluis retention run --now``) moves only the schedule, never the live epoch
+a running server writes new keys into.
 """
 
 from __future__ import annotations
@@ -22,20 +28,30 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError as RowConflict
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vault.audit import event
 from vault.audit.log import AuditLog
-from vault.crypto import epochs
-from vault.crypto._primitives import KEY_SIZE, IntegrityError, encode_parts, random_bytes
-from vault.crypto.envelope import seal, unseal
-from vault.crypto.handles import ItemKey
-from vault.crypto.keyring import EpochDestroyed, KeyProvider
-from vault.db.schema import child_keys, item_children, item_keys
+from vault.crypto._primitives import IntegrityError, encode_parts
+from vault.crypto.envelope import (
+    new_child_key,
+    new_item_key,
+    open_value,
+    seal_value,
+    unwrap_child_key,
+    unwrap_item_key,
+    wrap_child_key,
+    wrap_item_key,
+)
+from vault.crypto.handles import ChildKey, ItemKey
+from vault.db import locks
+from vault.db.schema import child_keys, item_children, item_keys, items
 from vault.errors import Destroyed
+from vault.keys import epochs
+from vault.keys.provider import EpochDestroyed, KeyProvider
 from vault.tokens import new_id
 
 log = logging.getLogger(__name__)
@@ -64,6 +80,9 @@ class DestroyedChildKey:
     category: str
     epoch: str
     item_keys: int
+    #: (item id, size) of this child's items of this category that no key
+    #: opens any more since, marked destroyed with the key.
+    items: list[tuple[str, int]] = dataclasses.field(default_factory=list)
 
 
 def _dek_aad(dek_id: str, child_id: str, category: str, epoch: str) -> bytes:
@@ -88,15 +107,31 @@ class KeyService:
         self._engine = engine
         self._provider = provider
         self.audit = audit
-        self._clock = clock
+        self.clock = clock
+        #: Master keys known to exist (a destroyed one still fails at use).
+        self._masters: set[str] = set()
+
+    # -- master keys --------------------------------------------------------
+
+    async def ensure_master(self, name: str, now: datetime) -> None:
+        """Create the master key ``name`` unless it exists, once across every
+        process on this database (a token has no "create if absent")."""
+        if name in self._masters:
+            return
+        async with self._engine.begin() as conn:
+            await locks.in_transaction(conn, "master-keys")
+            await self._provider.create_key(name, now)
+        self._masters.add(name)
 
     # -- child keys ---------------------------------------------------------
 
-    @staticmethod
-    def target_epoch_name(destroy_on: date | None, now: datetime) -> str:
-        """The epoch a child key due on ``destroy_on`` belongs in (None: the live one)."""
-        target = epochs.for_schedule(destroy_on, now)
-        if target.kind == "shred" and target.month_end <= now:
+    def target_epoch_name(self, destroy_on: date | None, now: datetime) -> str:
+        """The epoch a child key due on ``destroy_on`` belongs in at ``now``
+        (None: the live epoch of the service's own clock)."""
+        if destroy_on is None:
+            return epochs.live(self.clock()).name
+        target = epochs.shred(destroy_on)
+        if target.month_end <= now:
             # The destruction date has passed: its month's epoch may already be
             # gone. The current month's shred epoch dies soonest after now.
             target = epochs.shred(now.date())
@@ -104,7 +139,7 @@ class KeyService:
 
     async def _target_epoch(self, destroy_on: date | None, now: datetime) -> str:
         name = self.target_epoch_name(destroy_on, now)
-        await self._provider.create_epoch(name, now)
+        await self.ensure_master(name, now)
         return name
 
     async def live_child_keys(self, child_id: str) -> dict[str, Row[Any]]:
@@ -131,11 +166,11 @@ class KeyService:
         existing = await self._live_row(child_id, category)
         if existing is not None:
             return existing
-        now = self._clock()
+        now = self.clock()
         epoch = await self._target_epoch(destroy_on, now)
         dek_id = new_id()
-        wrapped = await self._provider.wrap(
-            epoch, random_bytes(KEY_SIZE), _dek_aad(dek_id, child_id, category, epoch)
+        wrapped = await wrap_child_key(
+            self._provider, epoch, new_child_key(), _dek_aad(dek_id, child_id, category, epoch)
         )
         try:
             async with self._engine.begin() as conn:
@@ -169,22 +204,26 @@ class KeyService:
             )
             return result.first()
 
-    async def _unwrap_dek(self, row: Row[Any]) -> bytes:
+    async def _unwrap_dek(self, row: Row[Any]) -> ChildKey:
         if row.wrapped is None:
             raise KeyDestroyed()
-        return await self._provider.unwrap(
-            row.epoch, row.wrapped, _dek_aad(row.id, row.child_id, row.category, row.epoch)
+        return await unwrap_child_key(
+            self._provider,
+            row.epoch,
+            row.wrapped,
+            _dek_aad(row.id, row.child_id, row.category, row.epoch),
         )
 
     async def schedule_child_key(
-        self, child_id: str, category: str, destroy_on: date | None
+        self, child_id: str, category: str, destroy_on: date | None, now: datetime | None = None
     ) -> str | None:
-        """Move the child key into the epoch its destruction date calls for.
+        """Move the child key into the epoch its destruction date calls for at
+        ``now`` (default: the service's clock).
 
         ``None`` (the contract runs again, or a hold) moves it back to the live
         epoch. Returns the epoch it is in now, or None if there is no live key.
         """
-        now = self._clock()
+        now = now or self.clock()
         row = await self._live_row(child_id, category)
         if row is None:
             return None
@@ -195,9 +234,9 @@ class KeyService:
 
     async def _rewrap(self, row: Row[Any], target: str, now: datetime) -> bool:
         """Rewrap one child key under ``target``; False if it changed meanwhile."""
-        material = await self._unwrap_dek(row)
-        wrapped = await self._provider.wrap(
-            target, material, _dek_aad(row.id, row.child_id, row.category, target)
+        dek = await self._unwrap_dek(row)
+        wrapped = await wrap_child_key(
+            self._provider, target, dek, _dek_aad(row.id, row.child_id, row.category, target)
         )
         async with self._engine.begin() as conn:
             result = await conn.execute(
@@ -232,8 +271,8 @@ class KeyService:
         progress: Callable[[int], None] | None = None,
     ) -> int:
         """Rewrap every live child key of ``source`` under ``target``; returns the count."""
-        now = self._clock()
-        await self._provider.create_epoch(target, now)
+        now = self.clock()
+        await self.ensure_master(target, now)
         done = 0
         while True:
             async with self._engine.connect() as conn:
@@ -249,9 +288,12 @@ class KeyService:
                 return done
             updates = []
             for row in rows:
-                material = await self._unwrap_dek(row)
-                wrapped = await self._provider.wrap(
-                    target, material, _dek_aad(row.id, row.child_id, row.category, target)
+                dek = await self._unwrap_dek(row)
+                wrapped = await wrap_child_key(
+                    self._provider,
+                    target,
+                    dek,
+                    _dek_aad(row.id, row.child_id, row.category, target),
                 )
                 updates.append({"b_id": row.id, "b_wrapped": wrapped})
             async with self._engine.begin() as conn:
@@ -277,10 +319,11 @@ class KeyService:
         row = await self._live_row(child_id, category)
         if row is None:
             return None
-        return await self._destroy_rows([row.id], self._clock()) or None
+        destroyed = await self._destroy_rows([row.id], self.clock())
+        return destroyed[0] if destroyed else None
 
-    async def destroy_epoch_keys(self, epoch: str) -> int:
-        """Mark every child key of a destroyed epoch as destroyed; returns the count."""
+    async def destroy_epoch_keys(self, epoch: str) -> list[DestroyedChildKey]:
+        """Mark every child key of a destroyed epoch as destroyed, with what went with it."""
         async with self._engine.connect() as conn:
             ids = (
                 await conn.scalars(
@@ -289,20 +332,35 @@ class KeyService:
                     )
                 )
             ).all()
-        now = self._clock()
+        now = self.clock()
+        out: list[DestroyedChildKey] = []
         for start in range(0, len(ids), 500):
-            await self._destroy_rows(list(ids[start : start + 500]), now)
-        return len(ids)
+            out += await self._destroy_rows(list(ids[start : start + 500]), now)
+        return out
 
-    async def _destroy_rows(self, ids: list[str], now: datetime) -> DestroyedChildKey | None:
+    async def _destroy_rows(self, ids: list[str], now: datetime) -> list[DestroyedChildKey]:
+        """Destroy child keys, the item keys under them, and mark the items that no
+        key opens any more as destroyed, all in one transaction (keys first: a
+        crash after it leaves nothing that opens)."""
         async with self._engine.begin() as conn:
-            rows = (await conn.execute(select(child_keys).where(child_keys.c.id.in_(ids)))).all()
+            rows = (
+                await conn.execute(
+                    select(child_keys).where(
+                        child_keys.c.id.in_(ids), child_keys.c.destroyed_at.is_(None)
+                    )
+                )
+            ).all()
+            if not rows:
+                return []
+            ids = [row.id for row in rows]
             counted = await conn.execute(
                 select(item_keys.c.child_key_id, func.count())
                 .where(item_keys.c.child_key_id.in_(ids))
                 .group_by(item_keys.c.child_key_id)
             )
             counts: dict[str, int] = {key_id: int(n) for key_id, n in counted.all()}
+            affected = select(item_keys.c.item_id).where(item_keys.c.child_key_id.in_(ids))
+            touched = set((await conn.scalars(affected)).all())
             await self.audit.append_in(
                 conn,
                 *(
@@ -315,7 +373,6 @@ class KeyService:
                         item_keys=counts.get(row.id, 0),
                     )
                     for row in rows
-                    if row.destroyed_at is None
                 ),
             )
             await conn.execute(delete(item_keys).where(item_keys.c.child_key_id.in_(ids)))
@@ -324,16 +381,22 @@ class KeyService:
                 .where(child_keys.c.id.in_(ids), child_keys.c.destroyed_at.is_(None))
                 .values(wrapped=None, destroyed_at=now)
             )
-        if not rows:
-            return None
-        first = rows[0]
-        return DestroyedChildKey(
-            id=first.id,
-            child_id=first.child_id,
-            category=first.category,
-            epoch=first.epoch,
-            item_keys=int(counts.get(first.id, 0)),
-        )
+            gone = await _unopenable(conn, touched, now)
+        return [
+            DestroyedChildKey(
+                id=row.id,
+                child_id=row.child_id,
+                category=row.category,
+                epoch=row.epoch,
+                item_keys=counts.get(row.id, 0),
+                items=[
+                    (item_id, size)
+                    for item_id, (kind, size, owners) in gone.items()
+                    if kind == row.category and row.child_id in owners
+                ],
+            )
+            for row in rows
+        ]
 
     # -- item keys ----------------------------------------------------------
 
@@ -355,7 +418,7 @@ class KeyService:
         """
         if not owners:
             raise ValueError("an item belongs to at least one child")
-        material = random_bytes(KEY_SIZE)
+        key = new_item_key()
         rows = []
         for child_id, category in dict.fromkeys(owners):
             dek_row = await self._ensure_row(child_id, category)
@@ -364,10 +427,10 @@ class KeyService:
                 {
                     "item_id": item_id,
                     "child_key_id": dek_row.id,
-                    "wrapped": seal(dek, material, _item_aad(item_id, child_id, category)),
+                    "wrapped": wrap_item_key(dek, key, _item_aad(item_id, child_id, category)),
                 }
             )
-        return PreparedItemKey(ItemKey(material), rows)
+        return PreparedItemKey(key, rows)
 
     async def commit_item_key(self, prepared: PreparedItemKey, conn: AsyncConnection) -> None:
         await conn.execute(insert(item_keys), prepared.rows)
@@ -402,8 +465,8 @@ class KeyService:
         for row in rows:
             try:
                 dek = await self._unwrap_dek(row)
-                return ItemKey(
-                    unseal(dek, row.item_wrapped, _item_aad(item_id, row.child_id, row.category))
+                return unwrap_item_key(
+                    dek, row.item_wrapped, _item_aad(item_id, row.child_id, row.category)
                 )
             except (EpochDestroyed, KeyDestroyed):
                 continue
@@ -422,14 +485,14 @@ class KeyService:
         only under the same child, category and label, and die with the key.
         """
         dek = await self._unwrap_dek(await self._ensure_row(child_id, category))
-        return seal(dek, value, _value_aad(child_id, category, label))
+        return seal_value(dek, value, _value_aad(child_id, category, label))
 
     async def open_value(self, child_id: str, category: str, label: str, sealed: bytes) -> bytes:
         row = await self._live_row(child_id, category)
         if row is None:
             raise KeyDestroyed()
         dek = await self._unwrap_dek(row)
-        return unseal(dek, sealed, _value_aad(child_id, category, label))
+        return open_value(dek, sealed, _value_aad(child_id, category, label))
 
     async def item_owners(self, item_id: str) -> list[tuple[str, str]]:
         """(child, category) of each live key under which the item key is wrapped."""
@@ -454,6 +517,37 @@ class KeyService:
                 )
             ).all()
         return {epoch: int(count) for epoch, count in rows}
+
+
+async def _unopenable(
+    conn: AsyncConnection, candidates: set[str], now: datetime
+) -> dict[str, tuple[str, int, set[str]]]:
+    """Mark the ``candidates`` no key opens any more as destroyed; returns them
+    as id -> (kind, size, the children they belong to)."""
+    if not candidates:
+        return {}
+    still_open = exists().where(item_keys.c.item_id == items.c.id)
+    found = (
+        await conn.execute(
+            select(items.c.id, items.c.kind, items.c.size).where(
+                items.c.id.in_(candidates), items.c.destroyed_at.is_(None), ~still_open
+            )
+        )
+    ).all()
+    if not found:
+        return {}
+    gone = [row.id for row in found]
+    await conn.execute(update(items).where(items.c.id.in_(gone)).values(destroyed_at=now))
+    owners: dict[str, set[str]] = {}
+    for item_id, child_id in (
+        await conn.execute(
+            select(item_children.c.item_id, item_children.c.child_id).where(
+                item_children.c.item_id.in_(gone)
+            )
+        )
+    ).all():
+        owners.setdefault(item_id, set()).add(child_id)
+    return {row.id: (row.kind, int(row.size), owners.get(row.id, set())) for row in found}
 
 
 _ITEM_KEY_ROWS = (

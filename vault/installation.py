@@ -1,0 +1,83 @@
+"""Setting a vault up (``kluis init``): everything processes would otherwise race for.
+
+Creates what is missing, in order: the data directory, the key store (the
+keyring file, or nothing on a token), the blob store, the database schema
+(Alembic migrations), the audit MAC key, the current month's live master key,
+the first link-signing secret, and the admin account. Run again, it changes
+nothing. Several at once (``docker compose up --scale``, a rollout) are safe:
+each waits for the installation lock (PostgreSQL: an advisory lock; SQLite:
+a lock file beside the database), so one creates and the others find it done.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+
+from vault.audit.log import AuditLog
+from vault.config import Settings
+from vault.db import create_engine, is_current, locks, upgrade
+from vault.directory.people import ensure_admin
+from vault.keys import epochs, open_provider, signing
+from vault.keys.local import LocalKeyring
+from vault.keys.provider import AUDIT_MAC, audit_sign
+from vault.keys.service import KeyService
+from vault.storage import open_store
+
+#: How long a ``kluis init`` waits for another one to finish.
+LOCK_WAIT_SECONDS = 300
+
+
+@dataclasses.dataclass
+class Initialised:
+    created: list[str]
+    #: The admin account's first token, when this run created the account.
+    admin_token: str | None
+
+
+async def initialise(settings: Settings, now: datetime) -> Initialised:
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    created: list[str] = []
+    engine = create_engine(settings.database_url)
+    try:
+        async with locks.held(
+            engine,
+            "init",
+            wait=LOCK_WAIT_SECONDS,
+            busy="Another 'kluis init' has been running for minutes; check it, then try again.",
+        ):
+            keyring_existed = settings.keyring_path.exists()
+            provider = await open_provider(settings, create=True)
+            try:
+                if isinstance(provider, LocalKeyring) and not keyring_existed:
+                    created.append(f"keyring at {settings.keyring_path}")
+                store = await open_store(settings)
+                await store.close()
+                if not await is_current(engine):
+                    await upgrade(engine)
+                    created.append("database schema (migrations applied)")
+                names = {info.name for info in await provider.list_keys()}
+                await provider.create_mac_key(AUDIT_MAC)
+                keys = KeyService(
+                    engine,
+                    provider,
+                    AuditLog(engine, audit_sign(provider), lambda: now),
+                    lambda: now,
+                )
+                live = epochs.live(now).name
+                await keys.ensure_master(live, now)
+                if live not in names:
+                    created.append(f"master key {live}")
+                legacy = (
+                    provider.legacy_signing_secrets() if isinstance(provider, LocalKeyring) else []
+                )
+                if await signing.ensure(engine, provider, now, legacy):
+                    created.append("link-signing secret")
+                if legacy and isinstance(provider, LocalKeyring):
+                    await provider.forget_legacy_signing_secrets()
+                token = await ensure_admin(engine, now)
+            finally:
+                await provider.close()
+    finally:
+        await engine.dispose()
+    return Initialised(created, token)

@@ -1,0 +1,148 @@
+"""The link-signing secrets, shared by every instance through the database.
+
+A link signed on one instance must verify on every other, and a rotation on
+one must be honoured by all without a restart. So the secrets live in table
+``signing_secrets``, each sealed under the key provider's ``signing`` master
+key (its row id in the associated data), and every process keeps only a
+copy: read again every ``links.signing_refresh_seconds``, and at once (at
+most once a second) when a link does not verify with the copy, which is how
+a link signed with a secret rotated in a moment ago is still accepted. The
+newest secret signs; the newest :data:`KEPT` verify, so a rotation never
+breaks a link in flight.
+
+``kluis init`` makes the first secret (:func:`ensure`), and moves the ones a
+version-1 keyring file kept; ``kluis keys rotate-signing`` adds one (:func:`rotate`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from vault.crypto._primitives import encode_parts, random_bytes
+from vault.db.schema import signing_secrets
+from vault.keys.provider import SIGNING_KEY, KeyProvider, KeyringError
+from vault.tokens import new_id
+
+#: How many secrets verify: a link signed with a retired one keeps working
+#: until it falls off this list.
+KEPT = 3
+SECRET_SIZE = 32
+#: The least time between two reads caused by links that did not verify.
+MISS_INTERVAL = 1.0
+
+
+class SigningSecret:
+    """An HMAC secret for signed links: masked ``repr``, no pickling."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: bytes) -> None:
+        self._value = value
+
+    def reveal(self) -> bytes:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "SigningSecret(********)"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("signing secrets cannot be pickled")
+
+
+def _aad(secret_id: str) -> bytes:
+    return encode_parts(b"kluis-signing-v1", secret_id)
+
+
+_NEWEST_FIRST = select(signing_secrets).order_by(signing_secrets.c.seq.desc())
+
+
+class SigningSecrets:
+    """This process's copy of the shared secrets, kept fresh."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        provider: KeyProvider,
+        refresh_seconds: float = 30.0,
+        miss_interval: float = MISS_INTERVAL,
+    ) -> None:
+        self._engine, self._provider, self._refresh = engine, provider, refresh_seconds
+        self._miss_interval = miss_interval
+        self._secrets: tuple[bytes, ...] = ()
+        self._loaded_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def current(self) -> tuple[bytes, ...]:
+        """The secrets, oldest first (the last one signs)."""
+        if time.monotonic() - self._loaded_at >= self._refresh:
+            async with self._lock:
+                if time.monotonic() - self._loaded_at >= self._refresh:
+                    await self._load()
+        return self._secrets
+
+    async def after_miss(self) -> tuple[bytes, ...] | None:
+        """Read again after a link did not verify: the secrets if they changed
+        since, else None (and at most one read a second, whatever arrives)."""
+        before = self._secrets
+        async with self._lock:
+            if self._secrets != before:
+                return self._secrets  # another request just read them
+            if time.monotonic() - self._loaded_at < self._miss_interval:
+                return None
+            await self._load()
+        return self._secrets if self._secrets != before else None
+
+    async def refresh(self) -> tuple[bytes, ...]:
+        """Read the secrets again now."""
+        async with self._lock:
+            await self._load()
+        return self._secrets
+
+    async def _load(self) -> None:
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(_NEWEST_FIRST.limit(KEPT))).all()
+        if not rows:
+            raise KeyringError("There is no link-signing secret; run 'kluis init'.")
+        opened = [
+            await self._provider.unwrap(SIGNING_KEY, row.sealed, _aad(row.id))
+            for row in reversed(rows)
+        ]
+        self._secrets, self._loaded_at = tuple(opened), time.monotonic()
+
+
+async def _add(engine: AsyncEngine, provider: KeyProvider, secret: bytes, now: datetime) -> int:
+    secret_id = new_id()
+    sealed = await provider.wrap(SIGNING_KEY, secret, _aad(secret_id))
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(signing_secrets).values(id=secret_id, created_at=now, sealed=sealed)
+        )
+        ids = (await conn.scalars(_NEWEST_FIRST.with_only_columns(signing_secrets.c.id))).all()
+        if len(ids) > KEPT:
+            await conn.execute(delete(signing_secrets).where(signing_secrets.c.id.in_(ids[KEPT:])))
+    return min(len(ids), KEPT)
+
+
+async def rotate(engine: AsyncEngine, provider: KeyProvider, now: datetime) -> int:
+    """A new secret signs from now on; returns how many verify."""
+    return await _add(engine, provider, random_bytes(SECRET_SIZE), now)
+
+
+async def ensure(
+    engine: AsyncEngine, provider: KeyProvider, now: datetime, legacy: list[bytes] | None = None
+) -> bool:
+    """Make the first secret (or move ``legacy`` ones in) unless there is one;
+    whether anything was made. Callers hold ``kluis init``'s lock."""
+    await provider.create_key(SIGNING_KEY, now)
+    async with engine.connect() as conn:
+        if await conn.scalar(select(func.count()).select_from(signing_secrets)):
+            return False
+    for secret in legacy or [random_bytes(SECRET_SIZE)]:
+        await _add(engine, provider, secret, now)
+    return True
