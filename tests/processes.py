@@ -28,7 +28,7 @@ def kluis_env(**extra: str) -> dict[str, str]:
     return env
 
 
-async def kluis(env: dict[str, str], *args: str, timeout: float = 180) -> tuple[int, str, str]:
+async def kluis(env: dict[str, str], *args: str, within: float = 180) -> tuple[int, str, str]:
     """Run a ``kluis`` command to its end: (exit status, stdout, stderr)."""
     proc = await asyncio.create_subprocess_exec(
         *KLUIS,
@@ -37,7 +37,7 @@ async def kluis(env: dict[str, str], *args: str, timeout: float = 180) -> tuple[
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    out, err = await asyncio.wait_for(proc.communicate(), within)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
 
@@ -51,7 +51,7 @@ class Server:
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc: asyncio.subprocess.Process | None = None
 
-    async def start(self, timeout: float = 60) -> Server:
+    async def start(self, within: float = 60) -> Server:
         handle = self.log.open("ab")
         try:
             self.proc = await asyncio.create_subprocess_exec(
@@ -66,7 +66,7 @@ class Server:
             )
         finally:
             handle.close()
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         async with aiohttp.ClientSession() as session:
             while True:
                 if self.proc.returncode is not None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.keystores import SoftHsm, softhsm_store
 from tests.servers import MinioServer, PostgresServer, free_port
 from vault.tokens import hash_secret, parse_token
 
@@ -116,14 +117,15 @@ def test_init_then_serve_on_embedded_defaults(tmp_path: Path) -> None:
 
 @pytest.mark.minio
 @pytest.mark.postgres
+@pytest.mark.softhsm
 def test_init_then_serve_on_minio_and_postgres(
-    tmp_path: Path, minio_server: MinioServer, postgres_server: PostgresServer
+    tmp_path: Path, minio_server: MinioServer, postgres_server: PostgresServer, softhsm: SoftHsm
 ) -> None:
     root = Path(__file__).resolve().parent.parent
     env = clean_env(
+        **softhsm_store(softhsm).env,
         KLUIS_CONFIG=str(root / "config" / "kluis.scale.toml"),
         KLUIS_DATA_DIR=str(tmp_path / "data"),
-        KLUIS_KEYRING_PATH=str(tmp_path / "data" / "keyring.json"),
         KLUIS_SERVER_HOST="127.0.0.1",
         KLUIS_DATABASE_URL=postgres_server.create_database(),
         KLUIS_STORAGE_S3_ENDPOINT=minio_server.endpoint,
@@ -274,3 +276,52 @@ def test_retention_run_from_the_command_line(tmp_path: Path) -> None:
     assert "epochs destroyed: none" in dry.stdout
     real = run(env, "retention", "run")
     assert real.returncode == 0, real.stderr
+
+
+@pytest.mark.localdisk
+@pytest.mark.sqlite
+def test_a_damaged_or_locked_keyring_stops_commands_and_is_left_alone(tmp_path: Path) -> None:
+    import fcntl
+
+    data = tmp_path / "data"
+    env = clean_env(KLUIS_DATA_DIR=str(data), KLUIS_KEYRING_LOCK_TIMEOUT_SECONDS="1")
+    assert run(env, "init").returncode == 0
+    ring = data / "keyring.json"
+    good = ring.read_bytes()
+    holder = os.open(data / "keyring.json.lock", os.O_RDWR)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        started = time.monotonic()
+        locked = run(env, "keys", "rotate", "--now", "2027-02-01T00:00:00Z")
+        assert time.monotonic() - started < 30
+    finally:
+        os.close(holder)
+    assert locked.returncode == 1
+    assert "could not be taken within 1 s" in locked.stderr
+    assert ring.read_bytes() == good
+    ring.write_text('{"format": "kluis-keyring", "version": 2, "body": ')
+    for args in (("serve", "--port", str(free_port())), ("keys", "status"), ("init",)):
+        result = run(env, *args)
+        assert result.returncode == 1, (args, result.stdout, result.stderr)
+        assert "is not valid JSON" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert ring.read_text() == '{"format": "kluis-keyring", "version": 2, "body": '
+
+
+@pytest.mark.localdisk
+@pytest.mark.sqlite
+def test_several_inits_at_once_all_succeed_and_one_creates(tmp_path: Path) -> None:
+    env = clean_env(KLUIS_DATA_DIR=str(tmp_path / "data"))
+    procs = [
+        subprocess.Popen(
+            [*KLUIS, "init"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
+    results = [(proc.wait(timeout=180), *proc.communicate()) for proc in procs]
+    assert [status for status, _, _ in results] == [0, 0, 0, 0], results
+    tokens = [out for _, out, _ in results if "shown only this once" in out]
+    assert len(tokens) == 1  # one admin account, one creator
+    with sqlite3.connect(tmp_path / "data" / "kluis.db") as db:
+        assert db.execute("SELECT count(*) FROM signing_secrets").fetchone() == (1,)
+        assert db.execute("SELECT count(*) FROM people").fetchone() == (1,)
