@@ -38,6 +38,7 @@ import concurrent.futures
 import contextlib
 import json
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,8 +66,15 @@ _SESSION_LOST = (
     p11.TokenNotPresent,
     p11.UserNotLoggedIn,
 )
+#: Errors another process's change to the token can cause a moment later
+#: (an object found by a search and destroyed before it is read; SoftHSM2
+#: answers CKR_GENERAL_ERROR when an object's file changes under it): the
+#: call is tried again, a few times, before it is an error.
+_RACING = (p11.ObjectHandleInvalid, p11.GeneralError)
+_ATTEMPTS = 4
 #: What a decryption that fails its tag gives on the tokens seen so far
-#: (SoftHSM2 answers CKR_GENERAL_ERROR).
+#: (SoftHSM2 answers CKR_GENERAL_ERROR, so a failed decryption is tried once
+#: more before it counts as tampering).
 _NOT_AUTHENTIC = (
     p11.EncryptedDataInvalid,
     p11.EncryptedDataLenRange,
@@ -188,13 +196,23 @@ class Pkcs11Provider:
         self._macs.clear()
 
     def _call(self, work: Callable[[], _T]) -> _T:
-        """Run ``work`` on the session, opening it again once if it was lost."""
+        """Run ``work`` on the session: opening it again once if it was lost,
+        and again after a race with another process's change (a few times)."""
         with self._lock:
-            try:
-                return work()
-            except _SESSION_LOST:
-                self._connect()
-                return work()
+            for attempt in range(_ATTEMPTS):
+                try:
+                    return work()
+                except _SESSION_LOST:
+                    if attempt:
+                        raise
+                    self._connect()
+                except _RACING:
+                    if attempt == _ATTEMPTS - 1:
+                        raise
+                    self._keys.clear()
+                    self._macs.clear()
+                    time.sleep(0.02 * (attempt + 1))
+            raise AssertionError("unreachable")
 
     async def _run(self, work: Callable[[], _T]) -> _T:
         loop = asyncio.get_running_loop()
@@ -222,9 +240,13 @@ class Pkcs11Provider:
         for obj in self._session.get_objects(
             {Attribute.CLASS: ObjectClass.DATA, Attribute.APPLICATION: application}
         ):
-            label = str(obj[Attribute.LABEL])
-            if label.startswith(self._prefix):
-                found[label[len(self._prefix) :]] = json.loads(bytes(obj[Attribute.VALUE]))
+            try:
+                label = str(obj[Attribute.LABEL])
+                value = bytes(obj[Attribute.VALUE]) if label.startswith(self._prefix) else None
+            except p11.ObjectHandleInvalid:
+                continue  # destroyed by another process since the search found it
+            if value is not None:
+                found[label[len(self._prefix) :]] = json.loads(value)
         return found
 
     def _tombstone(self, name: str) -> dict[str, str] | None:
@@ -253,11 +275,15 @@ class Pkcs11Provider:
         return found[0]
 
     def _destroy_leftovers(self, name: str) -> None:
-        for obj in self._secret_keys(self._label(name)):
-            obj.destroy()
-        for obj in self._find(ObjectClass.DATA, self._label(name), _KEY_META):
-            obj.destroy()
         self._keys.pop(name, None)
+        for obj in [
+            *self._secret_keys(self._label(name)),
+            *self._find(ObjectClass.DATA, self._label(name), _KEY_META),
+        ]:
+            with contextlib.suppress(p11.ObjectHandleInvalid):
+                obj.destroy()  # another process may have destroyed it first: gone either way
+        if self._secret_keys(self._label(name)):
+            raise p11.GeneralError()  # still there: try again (see _call)
 
     def _with_key(self, name: str, use: Callable[[Any], _T]) -> _T:
         try:
@@ -372,12 +398,14 @@ class Pkcs11Provider:
         params = GCMParams(nonce, master_aad(name, aad), _TAG_BITS)
 
         def decrypt(key: Any) -> bytes | None:
-            try:
-                return bytes(
-                    key.decrypt(ciphertext, mechanism=Mechanism.AES_GCM, mechanism_param=params)
-                )
-            except _NOT_AUTHENTIC:
-                return None
+            for _ in range(2):
+                try:
+                    return bytes(
+                        key.decrypt(ciphertext, mechanism=Mechanism.AES_GCM, mechanism_param=params)
+                    )
+                except _NOT_AUTHENTIC:
+                    continue
+            return None
 
         plaintext = await self._run(lambda: self._with_key(name, decrypt))
         if plaintext is None:
