@@ -10,7 +10,6 @@ that ran on each backend.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -18,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.s3 import s3_settings
 from tests.servers import MinioServer, PostgresServer, ServerUnavailable
-from vault.config import Secret, Settings, StorageSettings
+from vault.config import Settings
 from vault.storage import BlobStore, LocalDiskStore, S3Store
 
 REQUIRE_SERVERS = os.environ.get("VAULT_TEST_REQUIRE_SERVERS") == "1"
@@ -77,22 +77,6 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.stop()
-
-
-def s3_settings(
-    server: MinioServer, bucket: str | None = None, **overrides: object
-) -> StorageSettings:
-    values: dict[str, object] = {
-        "backend": "s3",
-        "s3_endpoint": server.endpoint,
-        "s3_bucket": bucket or f"t-{secrets.token_hex(6)}",
-        "s3_access_key": Secret(server.access_key),
-        "s3_secret_key": Secret(server.secret_key),
-        "s3_part_size_mb": 5,
-        "timeout_seconds": 5.0,
-    }
-    values.update(overrides)
-    return StorageSettings(**values)  # type: ignore[arg-type]
 
 
 @pytest.fixture(

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import stat
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -18,22 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.cli import KLUIS, clean_env, run
 from tests.servers import MinioServer, PostgresServer, free_port
 from vault.tokens import hash_secret, parse_token
-
-KLUIS = [sys.executable, "-m", "vault"]
-
-
-def run(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*KLUIS, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KLUIS_")}
-    env.update(extra)
-    return env
 
 
 @contextmanager

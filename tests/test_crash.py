@@ -17,8 +17,8 @@ import aiohttp
 import pytest
 
 from tests.files import MP4_HEAD, jpeg_with_secrets
+from tests.helpers.cli import clean_env, run
 from tests.servers import free_port
-from tests.test_cli import clean_env, run
 
 pytestmark = [pytest.mark.localdisk, pytest.mark.sqlite]
 

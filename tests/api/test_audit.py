@@ -11,12 +11,12 @@ from typing import Any
 
 from sqlalchemy import select, text, update
 
-from tests.api.conftest import Api
-from tests.api.test_items import consent, upload
-from tests.api.test_links import fetch, link, photo_of
-from tests.api.world import World, world
 from tests.files import jpeg_with_secrets
-from tests.test_cli import clean_env, run
+from tests.helpers.api import Api
+from tests.helpers.cli import clean_env, run
+from tests.helpers.items import consent, upload
+from tests.helpers.links import fetch, link, photo_of
+from tests.helpers.world import World, world
 from vault.api.resources import DB, SETTINGS
 from vault.db.schema import audit_checkpoints, audit_events, audit_head, audit_subjects, consents
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import pattern
+from tests.helpers.data import pattern
 from vault.crypto import IntegrityError
 from vault.crypto.handles import ItemKey
 from vault.crypto.stream import (

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.helpers import RssSampler, pattern
+from tests.helpers.data import pattern
+from tests.helpers.memory import RssSampler
 from vault.storage import BlobNotFound, BlobStore, LocalDiskStore, S3Store, new_blob_key
 from vault.storage.base import InvalidBlobKey
 
