@@ -5,6 +5,7 @@ bytes come back whole and right."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,13 @@ from vault.storage.cached import open_cached, read_cached
 from vault.storage.local import LocalDiskStore
 
 pytestmark = pytest.mark.localdisk
+
+
+#: Eviction is advice, and a read that finds a page missing starts the
+#: kernel's readahead, so on a busy host the pages can be back by the next
+#: read: the tests evict and read again until a read meets the cold file,
+#: checking whatever comes back meanwhile, up to this many seconds.
+EVICTION_DEADLINE = 10
 
 
 def evict(path: Path) -> None:
@@ -36,8 +44,14 @@ def test_a_file_in_the_page_cache_is_read_without_waiting(tmp_path: Path) -> Non
         assert read_cached(fd, 100_000, 50_000) == data[50_000:150_000]
         assert read_cached(fd, 100_000, 250_000) == data[250_000:]  # short at the end
         assert read_cached(fd, 10, 300_000) == b""
-        evict(path)
-        assert read_cached(fd, 100_000, 0) is None, "evicted pages must not be waited for"
+        deadline = time.monotonic() + EVICTION_DEADLINE
+        while True:
+            evict(path)
+            cold = read_cached(fd, 100_000, 0)
+            if cold is None or time.monotonic() > deadline:
+                break
+            assert cold == data[: len(cold)]  # what the readahead brought back so far
+        assert cold is None, "evicted pages must not be waited for"
     finally:
         os.close(fd)
 
@@ -82,8 +96,12 @@ async def test_hot_reads_stay_on_the_loop_and_cold_ones_go_to_a_thread(
     assert await read("cd" * 16, 1_000_000, 2_500_000) == large[1_000_000:3_500_000]
     assert hops == [], "a blob in memory is read without a trip to a thread"
 
-    hops.clear()
-    evict(store._path("ab" * 16))
-    assert await read("ab" * 16) == small
+    deadline = time.monotonic() + EVICTION_DEADLINE
+    while True:
+        hops.clear()
+        evict(store._path("ab" * 16))
+        assert await read("ab" * 16) == small
+        if hops or time.monotonic() > deadline:
+            break
     assert len(hops) == 1, "a blob on disk only is read in one trip to a thread"
     await store.close()
