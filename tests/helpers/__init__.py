@@ -8,7 +8,8 @@ what two of them need lives here, and fixtures stay in the conftests.
 * :mod:`items`, :mod:`links`: uploading records and reading them back;
 * :mod:`cli`: running the ``kluis`` command in a clean environment;
 * :mod:`s3`: storage settings for a test MinIO server;
-* :mod:`data`, :mod:`memory`: deterministic bytes, resident memory growth.
+* :mod:`data`, :mod:`memory`: deterministic bytes, resident memory growth;
+* :mod:`polling`: waiting for something to happen, with a deadline.
 
 Real servers are started by ``tests/servers.py``; built files come from
 ``tests/files.py``.
