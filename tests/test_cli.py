@@ -152,6 +152,7 @@ def test_config_show_masks_secrets(tmp_path: Path) -> None:
     assert "hunter2" not in result.stdout
 
 
+@pytest.mark.slow  # runs the kluis command many times
 @pytest.mark.localdisk
 @pytest.mark.sqlite
 def test_keys_rotate_and_status(tmp_path: Path) -> None:
@@ -230,6 +231,7 @@ def test_storage_sweep(tmp_path: Path) -> None:
     assert not orphan.exists()
 
 
+@pytest.mark.slow  # runs the kluis command many times
 @pytest.mark.localdisk
 @pytest.mark.sqlite
 def test_keys_rotate_signing(tmp_path: Path) -> None:

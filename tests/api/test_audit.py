@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select, text, update
 
 from tests.files import jpeg_with_secrets
@@ -218,6 +219,7 @@ async def test_nothing_happens_off_the_record(api: Api) -> None:
     assert (await api.call("GET", "/v1/audit/verify", w.officer))[1]["ok"] is True
 
 
+@pytest.mark.slow  # runs the kluis command several times
 async def test_the_breach_question_and_verify_from_the_command_line(
     api: Api, tmp_path: Path
 ) -> None:
