@@ -27,7 +27,7 @@ _BY_FD = ("write", "fsync", "close")
 
 
 @contextmanager
-def disk_calls_on_the_loop(root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+def disk_calls_on_the_loop(root: Path) -> Iterator[list[str]]:
     """Every call under ``root`` (or on a descriptor opened there) made from
     the thread that runs the event loop, by name."""
     loop_thread = threading.get_ident()
@@ -58,14 +58,12 @@ def disk_calls_on_the_loop(root: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
 
         return wrapper
 
-    for name in _BY_PATH:
-        monkeypatch.setattr(os, name, by_path(name, getattr(os, name)))
-    for name in _BY_FD:
-        monkeypatch.setattr(os, name, by_fd(name, getattr(os, name)))
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        for name in _BY_PATH:
+            patch.setattr(os, name, by_path(name, getattr(os, name)))
+        for name in _BY_FD:
+            patch.setattr(os, name, by_fd(name, getattr(os, name)))
         yield seen
-    finally:
-        monkeypatch.undo()
 
 
 async def chunks(data: bytes, fail: bool = False) -> AsyncIterator[bytes]:
@@ -75,25 +73,21 @@ async def chunks(data: bytes, fail: bool = False) -> AsyncIterator[bytes]:
         raise RuntimeError("the upload broke off")
 
 
-async def test_a_put_waits_for_the_disk_only_in_threads(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_put_waits_for_the_disk_only_in_threads(tmp_path: Path) -> None:
     store = await LocalDiskStore.open(tmp_path / "blobs")
     data = pattern(3 * 1024 * 1024 + 11)
     key = new_blob_key()
-    with disk_calls_on_the_loop(store.root, monkeypatch) as on_the_loop:
+    with disk_calls_on_the_loop(store.root) as on_the_loop:
         assert await store.put(key, chunks(data)) == len(data)
     assert on_the_loop == []
     assert b"".join([c async for c in store.get(key)]) == data
 
 
-async def test_a_failed_put_is_cleared_away_in_a_thread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_failed_put_is_cleared_away_in_a_thread(tmp_path: Path) -> None:
     store = await LocalDiskStore.open(tmp_path / "blobs")
     key = new_blob_key()
     with (
-        disk_calls_on_the_loop(store.root, monkeypatch) as on_the_loop,
+        disk_calls_on_the_loop(store.root) as on_the_loop,
         pytest.raises(RuntimeError, match="broke off"),
     ):
         await store.put(key, chunks(pattern(2 * 1024 * 1024), fail=True))
@@ -102,9 +96,7 @@ async def test_a_failed_put_is_cleared_away_in_a_thread(
     assert os.listdir(store.root / ".tmp") == []
 
 
-async def test_a_cancelled_put_is_cleared_away_in_a_thread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_cancelled_put_is_cleared_away_in_a_thread(tmp_path: Path) -> None:
     store = await LocalDiskStore.open(tmp_path / "blobs")
     key = new_blob_key()
     taken = asyncio.Event()
@@ -117,7 +109,7 @@ async def test_a_cancelled_put_is_cleared_away_in_a_thread(
                 taken.set()
             await asyncio.sleep(0)
 
-    with disk_calls_on_the_loop(store.root, monkeypatch) as on_the_loop:
+    with disk_calls_on_the_loop(store.root) as on_the_loop:
         task = asyncio.create_task(store.put(key, endless()))
         await taken.wait()
         task.cancel()
