@@ -11,7 +11,6 @@ that ran on each backend.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -19,9 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.keystores import KeyStore, SoftHsm, SoftHsmUnavailable, local_store, softhsm_store
+from tests.helpers.keystores import (
+    KeyStore,
+    SoftHsm,
+    SoftHsmUnavailable,
+    local_store,
+    softhsm_store,
+)
+from tests.helpers.s3 import s3_settings
 from tests.servers import MinioServer, PostgresServer, ServerUnavailable
-from vault.config import Secret, Settings, StorageSettings
+from vault.config import Settings
 from vault.keys import KeyProvider
 from vault.storage import BlobStore, LocalDiskStore, S3Store
 
@@ -76,7 +82,7 @@ def minio_server() -> Iterator[MinioServer]:
 
 @pytest.fixture(scope="session")
 def softhsm(tmp_path_factory: pytest.TempPathFactory) -> SoftHsm:
-    """A SoftHSM2 token for the session (tests/keystores.py says why one)."""
+    """A SoftHSM2 token for the session (tests/helpers/keystores.py says why one)."""
     try:
         return SoftHsm.start(tmp_path_factory.mktemp("softhsm"))
     except SoftHsmUnavailable as exc:
@@ -114,22 +120,6 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.stop()
-
-
-def s3_settings(
-    server: MinioServer, bucket: str | None = None, **overrides: object
-) -> StorageSettings:
-    values: dict[str, object] = {
-        "backend": "s3",
-        "s3_endpoint": server.endpoint,
-        "s3_bucket": bucket or f"t-{secrets.token_hex(6)}",
-        "s3_access_key": Secret(server.access_key),
-        "s3_secret_key": Secret(server.secret_key),
-        "s3_part_size_mb": 5,
-        "timeout_seconds": 5.0,
-    }
-    values.update(overrides)
-    return StorageSettings(**values)  # type: ignore[arg-type]
 
 
 @pytest.fixture(

@@ -7,7 +7,6 @@ import os
 import sqlite3
 import stat
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -18,23 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.keystores import SoftHsm, softhsm_store
+from tests.helpers.cli import KLUIS, clean_env, run
+from tests.helpers.keystores import SoftHsm, softhsm_store
 from tests.servers import MinioServer, PostgresServer, free_port
 from vault.tokens import hash_secret, parse_token
-
-KLUIS = [sys.executable, "-m", "vault"]
-
-
-def run(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*KLUIS, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KLUIS_")}
-    env.update(extra)
-    return env
 
 
 @contextmanager
@@ -169,6 +155,7 @@ def test_config_show_masks_secrets(tmp_path: Path) -> None:
     assert "hunter2" not in result.stdout
 
 
+@pytest.mark.slow  # runs the kluis command many times
 @pytest.mark.localdisk
 @pytest.mark.sqlite
 def test_keys_rotate_and_status(tmp_path: Path) -> None:
@@ -249,6 +236,7 @@ def test_storage_sweep(tmp_path: Path) -> None:
     assert not orphan.exists()
 
 
+@pytest.mark.slow  # runs the kluis command many times
 @pytest.mark.localdisk
 @pytest.mark.sqlite
 def test_keys_rotate_signing(tmp_path: Path) -> None:

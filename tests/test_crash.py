@@ -17,8 +17,9 @@ import aiohttp
 import pytest
 
 from tests.files import MP4_HEAD, jpeg_with_secrets
+from tests.helpers.cli import clean_env, run
+from tests.helpers.polling import eventually
 from tests.servers import free_port
-from tests.test_cli import clean_env, run
 
 pytestmark = [pytest.mark.localdisk, pytest.mark.sqlite]
 
@@ -156,12 +157,13 @@ async def test_a_process_killed_mid_upload_leaves_no_record(tmp_path: Path) -> N
             call(session, server.base, "POST", f"/v1/children/{child}/items", staff, data=body)
         )
         await half_sent.wait()
-        await asyncio.sleep(0.2)
+        tmp_dir = tmp_path / "data" / "blobs" / ".tmp"
+        # Killed once the write is under way: it is there, unnamed...
+        await eventually(lambda: bool(os.listdir(tmp_dir)), "the upload is being written")
         server.kill()
         with pytest.raises(aiohttp.ClientError):
             await upload
-    tmp_dir = tmp_path / "data" / "blobs" / ".tmp"
-    assert os.listdir(tmp_dir)  # the write in progress is there, unnamed...
+    assert os.listdir(tmp_dir)
     await server.start()
     assert os.listdir(tmp_dir) == []  # ...and cleared when the store opens again
     async with aiohttp.ClientSession() as session:

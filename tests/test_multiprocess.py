@@ -27,8 +27,8 @@ import aiohttp
 import pytest
 
 from tests.files import PDF, jpeg_with_secrets
-from tests.keystores import KeyStore
-from tests.processes import Client, Server, kluis, kluis_env
+from tests.helpers.keystores import KeyStore
+from tests.helpers.processes import Client, Server, kluis, kluis_env
 from vault.audit.log import AuditLog
 from vault.db import create_engine
 from vault.keys import EpochDestroyed

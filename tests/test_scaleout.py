@@ -16,10 +16,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import s3_settings
 from tests.files import PDF
-from tests.keystores import SoftHsm, softhsm_store
-from tests.processes import Client, Server, kluis, kluis_env
+from tests.helpers.keystores import SoftHsm, softhsm_store
+from tests.helpers.processes import Client, Server, kluis, kluis_env
+from tests.helpers.s3 import s3_settings
 from tests.servers import MinioServer, PostgresServer
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,14 +9,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select, text, update
 
-from tests.api.conftest import Api
-from tests.api.test_items import consent, upload
-from tests.api.test_links import fetch, link, photo_of
-from tests.api.world import World, world
 from tests.files import jpeg_with_secrets
-from tests.test_cli import clean_env, run
+from tests.helpers.api import Api
+from tests.helpers.cli import clean_env, run
+from tests.helpers.items import consent, upload
+from tests.helpers.links import fetch, link, photo_of
+from tests.helpers.world import World, world
 from vault.api.resources import DB, SETTINGS
 from vault.db.schema import audit_checkpoints, audit_events, audit_head, audit_subjects, consents
 
@@ -218,6 +219,7 @@ async def test_nothing_happens_off_the_record(api: Api) -> None:
     assert (await api.call("GET", "/v1/audit/verify", w.officer))[1]["ok"] is True
 
 
+@pytest.mark.slow  # runs the kluis command several times
 async def test_the_breach_question_and_verify_from_the_command_line(
     api: Api, tmp_path: Path
 ) -> None:

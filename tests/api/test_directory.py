@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
-from tests.api.conftest import Api
-from tests.api.world import world
+from tests.helpers.api import Api
+from tests.helpers.world import world
 from vault.api.resources import DB
 from vault.db.schema import auth_failures
 

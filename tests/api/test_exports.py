@@ -15,11 +15,11 @@ from urllib.parse import urlsplit
 import pytest
 import pyvips
 
-from tests.api.conftest import Api, start
-from tests.api.test_items import consent, stored, upload
-from tests.api.world import World, second_child, world
 from tests.files import PDF, mp4_stream
-from tests.helpers import RssSampler
+from tests.helpers.api import Api, start
+from tests.helpers.items import consent, stored, upload
+from tests.helpers.memory import RssSampler
+from tests.helpers.world import World, second_child, world
 from vault.config import Settings
 
 #: Each photo its own flat colour, so a screenshot shows which ones appear.

@@ -12,10 +12,8 @@ from typing import Any
 import aiohttp
 import pytest
 import pyvips
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 
-from tests.api.conftest import Api
-from tests.api.world import World, second_child, world
 from tests.files import (
     HTML_PAGE,
     MP4_HEAD,
@@ -25,54 +23,10 @@ from tests.files import (
     jpeg_with_secrets,
     png_bomb,
 )
-from vault.api.resources import DB, KEYS, STORE
-from vault.crypto.stream import decrypt_range
-from vault.db.schema import item_blobs, items
-from vault.items import service
-
-
-def form(meta: dict[str, Any], data: bytes | Any, filename: str = "upload.bin") -> aiohttp.FormData:
-    body = aiohttp.FormData()
-    body.add_field("meta", json.dumps(meta), content_type="application/json")
-    # The client's content type claims a JPEG whatever the bytes: it must not matter.
-    body.add_field("file", data, filename=filename, content_type="image/jpeg")
-    return body
-
-
-async def upload(
-    api: Api, token: str, child: str, meta: dict[str, Any], data: Any, filename: str = "x.jpg"
-) -> tuple[int, Any]:
-    return await api.call(
-        "POST", f"/v1/children/{child}/items", token, data=form(meta, data, filename)
-    )
-
-
-async def consent(api: Api, w: World, kind: str = "photo", child: str | None = None) -> None:
-    await api.ok(
-        "PUT", f"/v1/children/{child or w.child}/consents/{kind}", {"granted": True}, w.parent
-    )
-
-
-async def stored(api: Api, item_id: str, variant: str) -> bytes:
-    """Decrypt a stored variant straight from the blob store."""
-    app = api.client.app
-    blob = (await service.blobs_of(app[DB], item_id))[variant]
-    key = await app[KEYS].open_item_key(item_id)
-
-    def read(offset: int, length: int) -> AsyncIterator[bytes]:
-        return app[STORE].get(blob.blob_key, offset, length)
-
-    return b"".join([p async for p in decrypt_range(key, item_id, variant, read, blob.blob_size)])
-
-
-async def nothing_stored(api: Api) -> None:
-    app = api.client.app
-    async with app[DB].connect() as conn:
-        assert await conn.scalar(select(func.count()).select_from(items)) == 0
-        assert await conn.scalar(select(func.count()).select_from(item_blobs)) == 0
-        assert await conn.scalar(text("SELECT count(*) FROM item_keys")) == 0
-    assert [k async for k in app[STORE].list()] == []
-    assert (await api.client.get("/healthz")).status == 200
+from tests.helpers.api import Api
+from tests.helpers.items import consent, nothing_stored, stored, upload
+from tests.helpers.world import second_child, world
+from vault.api.resources import DB, STORE
 
 
 async def test_a_photo_loses_its_location_and_is_turned_upright(api: Api) -> None:

@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.api.conftest import Api
-from tests.api.test_items import consent, nothing_stored, stored, upload
-from tests.api.world import world
 from tests.files import HTML_PAGE, MP4_HEAD, SECRET_PLACE, jpeg_with_secrets
+from tests.helpers.api import Api
+from tests.helpers.items import consent, nothing_stored, stored, upload
+from tests.helpers.world import world
 from vault.api.resources import STORE
 
 pytestmark = [pytest.mark.minio, pytest.mark.postgres]

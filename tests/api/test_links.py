@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,36 +15,17 @@ import pyvips
 from sqlalchemy import delete, event, insert, select, update
 from sqlalchemy.sql import Executable
 
-from tests.api.conftest import Api
-from tests.api.test_items import consent, stored, upload
-from tests.api.world import World, second_child, world
 from tests.files import MP4_HEAD, jpeg_with_secrets
+from tests.helpers.api import Api
+from tests.helpers.items import consent, stored, upload
+from tests.helpers.links import fetch, link, photo_of
+from tests.helpers.polling import eventually
+from tests.helpers.world import second_child, world
 from vault.api.links import link_facts
 from vault.api.resources import DB, KEYRING, SIGNING
 from vault.db import create_engine
 from vault.db.schema import FACT_TABLES, guardians, item_keys, people
 from vault.keys import signing
-
-
-async def link(api: Api, token: str, item_id: str, **body: Any) -> str:
-    answer = await api.ok("POST", f"/v1/items/{item_id}/links", body, token)
-    return urlsplit(answer["url"]).path
-
-
-async def photo_of(api: Api, w: World, **meta: Any) -> dict[str, Any]:
-    await consent(api, w)
-    status, item = await upload(
-        api, w.staff, w.child, {"kind": "photo", **meta}, jpeg_with_secrets(), "Zandbak-1.jpg"
-    )
-    assert status == 201, item
-    return item
-
-
-async def fetch(
-    api: Api, path: str, method: str = "GET", **headers: str
-) -> tuple[int, Mapping[str, str], bytes]:
-    response = await api.client.request(method, path, headers=headers)
-    return response.status, response.headers, await response.read()
 
 
 async def test_a_link_serves_the_variant_with_safe_headers(api: Api) -> None:
@@ -419,7 +399,8 @@ async def test_a_client_that_hangs_up_mid_stream_releases_everything(api: Api) -
         assert response.status == 200
         await response.content.readexactly(256 * 1024)
         response.close()  # hang up with most of the 64 MB unsent
-    await asyncio.sleep(0.5)
-    assert process.num_fds() <= before + 1  # no blob file left open per abandoned download
+    await eventually(
+        lambda: process.num_fds() <= before + 1, "no blob file left open per abandoned download"
+    )
     status, _, body = await fetch(api, path, Range="bytes=0-9")
     assert (status, body) == (206, MP4_HEAD[:10])

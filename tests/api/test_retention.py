@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from tests.api.conftest import Api
-from tests.api.test_items import consent, upload
-from tests.api.test_links import fetch, link
-from tests.api.world import World, second_child, world
 from tests.files import PDF, jpeg_with_secrets
+from tests.helpers.api import Api
+from tests.helpers.items import consent, upload
+from tests.helpers.links import fetch, link
+from tests.helpers.world import World, second_child, world
 from vault.api.resources import DB, KEYRING, STORE
 from vault.db.schema import child_keys, destruction_certificates
 

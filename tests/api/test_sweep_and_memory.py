@@ -7,11 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from tests.api.conftest import Api
-from tests.api.test_items import consent, upload
-from tests.api.world import world
 from tests.files import MP4_HEAD, jpeg_with_secrets, mp4_stream
-from tests.helpers import RssSampler
+from tests.helpers.api import Api
+from tests.helpers.items import consent, upload
+from tests.helpers.memory import RssSampler
+from tests.helpers.world import world
 from vault.api.resources import DB, STORE
 from vault.items.sweep import sweep
 from vault.storage import new_blob_key

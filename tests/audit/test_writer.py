@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from tests.keystores import local_store
+from tests.helpers.keystores import local_store
 from vault.audit import event
 from vault.audit.log import AuditLog, AuditUnavailable
 from vault.audit.verify import verify

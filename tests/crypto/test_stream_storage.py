@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.helpers import RssSampler
+from tests.helpers.memory import RssSampler
 from vault.crypto import IntegrityError
 from vault.crypto.handles import ItemKey
 from vault.crypto.stream import (

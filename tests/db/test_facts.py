@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import delete, insert, text, update
+from sqlalchemy import event as sqla_event
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from tests.keystores import local_store
+from tests.helpers.keystores import local_store
 from vault.audit import event
 from vault.audit.log import AuditLog
 from vault.db import create_engine, upgrade
@@ -121,6 +125,45 @@ async def test_the_loop_side_read_finds_a_database_whatever_its_path(tmp_path: P
         await engine.dispose()
 
 
+@asynccontextmanager
+async def telling_when_it_waits(
+    engine: AsyncEngine, conn: AsyncConnection, waits: asyncio.Event
+) -> AsyncIterator[None]:
+    """Set ``waits`` once ``conn`` waits for a lock another transaction holds:
+    on PostgreSQL when the server says so; on SQLite, where a waiting
+    connection cannot be seen, once its first statement goes to the driver."""
+    if engine.dialect.name != "postgresql":
+
+        def sent(*_: object) -> None:
+            waits.set()
+
+        sqla_event.listen(conn.sync_connection, "before_cursor_execute", sent)
+        try:
+            yield
+        finally:
+            sqla_event.remove(conn.sync_connection, "before_cursor_execute", sent)
+        return
+    pid = await conn.scalar(text("SELECT pg_backend_pid()"))
+
+    async def watch() -> None:
+        async with engine.connect() as probe:
+            while not waits.is_set():
+                waiting = await probe.scalar(
+                    text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid"),
+                    {"pid": pid},
+                )
+                if waiting == "Lock":
+                    waits.set()
+                await asyncio.sleep(0.01)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        yield
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+
+
 async def test_recording_and_changing_facts_in_either_order_never_deadlocks(
     db_url: str, tmp_path: Path
 ) -> None:
@@ -133,6 +176,7 @@ async def test_recording_and_changing_facts_in_either_order_never_deadlocks(
         ring = await local_store(tmp_path).open()
         log = AuditLog(engine, audit_sign(ring), lambda: NOW)
         first_changed = asyncio.Event()
+        second_waits = asyncio.Event()
 
         async def change_then_record() -> None:
             async with engine.begin() as conn:
@@ -140,12 +184,12 @@ async def test_recording_and_changing_facts_in_either_order_never_deadlocks(
                     insert(people).values(id="p1", name="A", role="staff", created_at=NOW)
                 )
                 first_changed.set()
-                await asyncio.sleep(0.3)  # the other transaction is under way meanwhile
+                await asyncio.wait_for(second_waits.wait(), 30)
                 await log.append_in(conn, event("item.store"))
 
         async def record_then_change() -> None:
             await first_changed.wait()
-            async with engine.begin() as conn:
+            async with engine.begin() as conn, telling_when_it_waits(engine, conn, second_waits):
                 await log.append_in(conn, event("item_key.destroy"))
                 await conn.execute(
                     insert(people).values(id="p2", name="B", role="staff", created_at=NOW)

@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import s3_settings
+from tests.helpers.s3 import s3_settings
 from tests.servers import MinioServer, PostgresServer
 from vault.audit.log import AuditLog
 from vault.crypto.stream import decrypt_range, encrypt_stream

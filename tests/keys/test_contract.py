@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.keystores import KeyStore
+from tests.helpers.keystores import KeyStore
 from vault.crypto import IntegrityError
 from vault.keys import EpochDestroyed, EpochUnknown, KeyProvider, KeyringError
 

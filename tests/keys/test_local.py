@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.keystores import local_store
+from tests.helpers.keystores import local_store
 from vault.keys import EpochDestroyed, KeyringError
 from vault.keys.local import LocalKeyring
 

@@ -17,8 +17,8 @@ import pkcs11
 import pytest
 from pkcs11 import Attribute, ObjectClass
 
-from tests.keystores import KeyStore, SoftHsm, softhsm_store
-from tests.processes import kluis, kluis_env
+from tests.helpers.keystores import KeyStore, SoftHsm, softhsm_store
+from tests.helpers.processes import kluis, kluis_env
 from tests.servers import free_port
 from vault.config import Secret
 from vault.keys import KeyringError

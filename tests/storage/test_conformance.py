@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.helpers import RssSampler, pattern
+from tests.helpers.data import pattern
+from tests.helpers.memory import RssSampler
 from vault.storage import BlobNotFound, BlobStore, LocalDiskStore, S3Store, new_blob_key
 from vault.storage.base import InvalidBlobKey
 
@@ -99,7 +100,7 @@ async def test_list_by_prefix(store: BlobStore) -> None:
         "abcd" + new_blob_key(),
         "abce" + new_blob_key(),
         "abzz" + new_blob_key(),
-        new_blob_key(),
+        "99" + new_blob_key(),  # never under "ab" (a random key is, one time in 256)
     ]
     for key in keys:
         await store.put(key, stream_of(b"k"))
@@ -149,18 +150,22 @@ async def test_failed_put_leaves_nothing(store: BlobStore, good_bytes: int) -> N
 
 async def test_cancelled_put_leaves_nothing(store: BlobStore) -> None:
     key = new_blob_key()
-    started = asyncio.Event()
+    under_way = asyncio.Event()
 
     async def endless() -> AsyncIterator[bytes]:
         chunk = pattern(SEG, seed=9)
+        taken = 0
         while True:
             yield chunk
-            started.set()
+            taken += len(chunk)
+            # Past two parts of a multipart upload (5 MiB each in the tests)
+            # and many write batches on disk: cancelled in the thick of it.
+            if taken >= 12 * 1024 * 1024:
+                under_way.set()
             await asyncio.sleep(0.001)
 
     task = asyncio.create_task(store.put(key, endless()))
-    await started.wait()
-    await asyncio.sleep(0.3)
+    await asyncio.wait_for(under_way.wait(), 60)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

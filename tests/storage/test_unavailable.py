@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import s3_settings
+from tests.helpers.s3 import s3_settings
 from tests.servers import MinioServer, free_port
 from vault.config import Secret, StorageSettings
 from vault.storage import LocalDiskStore, S3Store, StorageUnavailable, new_blob_key

@@ -14,6 +14,11 @@ kernel's caches only:
 Either answers None when it would have to wait (or the system lacks the
 call), and the caller goes to a thread as before. Nothing here ever blocks
 the loop on the disk.
+
+``openat2`` has no wrapper in the C library, so it is called by its number,
+and only where that number is known (:data:`OPENAT2_NUMBERS`): a number is
+an architecture's own (Alpha gives 437 to another call), so elsewhere the
+open goes to a thread.
 """
 
 from __future__ import annotations
@@ -21,10 +26,16 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import platform
 import struct
 import sys
 
-_SYS_OPENAT2 = 437  # the same number on every Linux architecture
+#: ``openat2``'s system call number, for 64-bit processes on these machines
+#: (``uname -m``), from their kernel tables: arch/x86/entry/syscalls/
+#: syscall_64.tbl, and include/uapi/asm-generic/unistd.h, which arm64 uses.
+#: A 32-bit process on a 64-bit kernel (x32, i386, arm) is left out: its
+#: numbers differ (x32 adds 0x40000000).
+OPENAT2_NUMBERS = {"x86_64": 437, "aarch64": 437}
 _RESOLVE_CACHED = 0x20
 _AT_FDCWD = -100
 #: struct open_how {u64 flags; u64 mode; u64 resolve;}
@@ -32,10 +43,23 @@ _HOW = struct.pack("=QQQ", os.O_RDONLY | os.O_CLOEXEC, 0, _RESOLVE_CACHED)
 _NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
 
 
+def openat2_number(machine: str, pointer_bits: int) -> int | None:
+    """The number to call ``openat2`` by on ``machine``, or None if unknown."""
+    if pointer_bits != 64:
+        return None
+    return OPENAT2_NUMBERS.get(machine)
+
+
 class _Openat2:
-    def __init__(self) -> None:
+    def __init__(self, machine: str | None = None, pointer_bits: int | None = None) -> None:
+        """The call for this process (or, for tests, for another machine)."""
+        if machine is None:
+            machine = platform.machine()
+        if pointer_bits is None:
+            pointer_bits = ctypes.sizeof(ctypes.c_void_p) * 8
+        self._number = openat2_number(machine, pointer_bits)
         self._syscall = None
-        if sys.platform == "linux":
+        if sys.platform == "linux" and self._number is not None:
             syscall = ctypes.CDLL(None, use_errno=True).syscall
             # Declared once: converting each argument by hand costs more than the call.
             syscall.argtypes = [
@@ -51,7 +75,7 @@ class _Openat2:
     def __call__(self, path: bytes) -> int | None:
         if self._syscall is None:
             return None
-        fd = int(self._syscall(_SYS_OPENAT2, _AT_FDCWD, path, _HOW, len(_HOW)))
+        fd = int(self._syscall(self._number, _AT_FDCWD, path, _HOW, len(_HOW)))
         if fd >= 0:
             return fd
         code = ctypes.get_errno()

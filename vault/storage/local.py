@@ -79,52 +79,51 @@ class LocalDiskStore:
     async def put(self, key: str, stream: AsyncIterable[bytes]) -> int:
         final = self._path(key)
         tmp = self._tmp / f"{secrets.token_hex(12)}.part"
+        loop = asyncio.get_running_loop()
         size = 0
         fd = -1
+        placed = False
+        creating: asyncio.Future[int] | None = None
         pending: asyncio.Future[Any] | None = None
 
-        async def call(fn: Callable[..., _T], *args: Any) -> _T:
+        async def call(future: asyncio.Future[_T]) -> _T:
             nonlocal pending
-            pending = asyncio.get_running_loop().run_in_executor(None, fn, *args)
-            result: _T = await pending
+            pending = future
+            # Shielded: a cancellation must not forget a call the thread is
+            # still making with the descriptor (see the finally clause).
+            result = await asyncio.shield(future)
             pending = None
             return result
 
         try:
-            # Opening is quick; doing it here means a cancellation can never
-            # leave a descriptor opened by a thread that nobody closes.
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            creating = loop.run_in_executor(None, _create, tmp)
+            fd = await call(creating)
             batch = bytearray()
             async for chunk in stream:
                 batch += chunk
                 size += len(chunk)
                 if len(batch) >= _WRITE_BATCH:
-                    await call(_write_all, fd, bytes(batch))
+                    await call(loop.run_in_executor(None, _write_all, fd, bytes(batch)))
                     batch.clear()
             if batch:
-                await call(_write_all, fd, bytes(batch))
-            await call(os.fsync, fd)
-            await call(os.close, fd)
-            fd = -1
-            await call(self._place, tmp, final)
+                await call(loop.run_in_executor(None, _write_all, fd, bytes(batch)))
+            # _finish closes the descriptor whatever happens.
+            done, fd = fd, -1
+            await call(loop.run_in_executor(None, _finish, done, tmp, final))
+            placed = True
         except OSError as exc:
             raise _unavailable(exc) from exc
         finally:
             if pending is not None:
-                # Cancelled mid-call: let the thread finish with the descriptor
-                # before it is closed, so it can never write into a reused fd.
+                # Interrupted mid-call: the thread finishes first, so a
+                # descriptor is never closed under its write, nor opened and
+                # then forgotten.
                 await asyncio.wait([pending])
-            if fd >= 0:
-                os.close(fd)
-            if tmp.exists():
-                tmp.unlink()
+                if pending is creating and pending.exception() is None:
+                    fd = creating.result()
+            if not placed:
+                await asyncio.shield(loop.run_in_executor(None, _discard, fd, tmp))
         return size
-
-    @staticmethod
-    def _place(tmp: Path, final: Path) -> None:
-        final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.replace(tmp, final)
-        _fsync_dir(final.parent)
 
     async def get(
         self, key: str, offset: int = 0, length: int | None = None
@@ -227,6 +226,34 @@ def _open_at(path: Path, offset: int, size: int) -> tuple[int, bytes]:
     except BaseException:
         os.close(fd)
         raise
+
+
+def _create(tmp: Path) -> int:
+    return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+
+
+def _finish(fd: int, tmp: Path, final: Path) -> None:
+    """Make the written file durable and give it its name, in one trip to a
+    thread: fsync, close, rename into place, fsync the directory."""
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.replace(tmp, final)
+    _fsync_dir(final.parent)
+
+
+def _discard(fd: int, tmp: Path) -> None:
+    """Close and remove a write that will not be placed. A failure here is
+    only logged: the caller's own error says more, and whatever is left in
+    ``.tmp/`` is cleared when the store opens again."""
+    try:
+        if fd >= 0:
+            os.close(fd)
+        tmp.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("could not remove a discarded write: %s", exc.strerror or type(exc).__name__)
 
 
 def _write_all(fd: int, data: bytes) -> None:

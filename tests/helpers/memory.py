@@ -1,22 +1,11 @@
-"""Small helpers shared by several test modules."""
+"""Peak resident memory of the test process, for streams that must stay bounded."""
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 
 import psutil
-
-
-def pattern(size: int, seed: int = 0) -> bytes:
-    """Deterministic bytes with no repetition at segment scale."""
-    out = bytearray()
-    counter = 0
-    while len(out) < size:
-        out += hashlib.sha256(f"{seed}:{counter}".encode()).digest()
-        counter += 1
-    return bytes(out[:size])
 
 
 class RssSampler:

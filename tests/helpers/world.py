@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from tests.api.conftest import Api
+from tests.helpers.api import Api
 
 
 @dataclasses.dataclass

@@ -1,0 +1,74 @@
+"""An initialised vault behind an aiohttp test client, with a clock the test moves.
+
+The ``api`` and ``api_s3`` fixtures (tests/api/conftest.py) build one with
+:func:`start`; tests that need other settings call it themselves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from sqlalchemy import select
+
+from vault.api import create_app
+from vault.api.resources import CLOCK, DB
+from vault.cli import init
+from vault.config import Settings
+from vault.db import create_engine
+from vault.db.schema import installation
+from vault.directory.people import issue_token
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclasses.dataclass
+class Api:
+    client: TestClient
+    clock: Clock
+    admin: str
+
+    async def call(
+        self, method: str, path: str, token: str | None = None, json: Any = None, **kw: Any
+    ) -> tuple[int, Any]:
+        headers = kw.pop("headers", {})
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        response = await self.client.request(method, path, json=json, headers=headers, **kw)
+        body = await response.json() if response.content_type == "application/json" else None
+        return response.status, body
+
+    async def ok(self, method: str, path: str, json: Any = None, token: str | None = None) -> Any:
+        status, body = await self.call(method, path, token or self.admin, json)
+        assert status in (200, 201, 204), (method, path, status, body)
+        return body
+
+    async def person(self, role: str, name: str = "Someone") -> tuple[str, str]:
+        body = await self.ok("POST", "/v1/people", {"name": name, "role": role})
+        return body["id"], body["token"]
+
+
+async def start(settings: Settings, aiohttp_client: Any) -> Api:
+    db_url = settings.database_url
+    assert await init(settings) == 0
+    engine = create_engine(db_url)
+    async with engine.connect() as conn:
+        admin_id = await conn.scalar(
+            select(installation.c.value).where(installation.c.key == "admin_person_id")
+        )
+    clock = Clock()
+    token = await issue_token(engine, str(admin_id), clock.now)
+    await engine.dispose()
+    app = create_app(settings)
+    app[CLOCK] = clock
+    client = await aiohttp_client(app)
+    assert client.app[DB] is not None
+    return Api(client, clock, token)

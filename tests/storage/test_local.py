@@ -1,0 +1,149 @@
+"""The local store's writes: nothing a put does to the disk runs on the event
+loop (creating, writing, syncing, renaming or discarding its file), whether
+the put succeeds, its stream fails or it is cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers.data import pattern
+from vault.storage import LocalDiskStore, local, new_blob_key
+
+pytestmark = pytest.mark.localdisk
+
+#: The calls a put may make that can wait for the disk. Path methods
+#: (exists, unlink, mkdir) come down to these too.
+_BY_PATH = ("open", "stat", "unlink", "mkdir", "replace", "rename")
+_BY_FD = ("write", "fsync", "close")
+
+
+@contextmanager
+def disk_calls_on_the_loop(root: Path) -> Iterator[list[str]]:
+    """Every call under ``root`` (or on a descriptor opened there) made from
+    the thread that runs the event loop, by name."""
+    loop_thread = threading.get_ident()
+    ours: set[int] = set()
+    seen: list[str] = []
+
+    def by_path(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(path: Any, *args: Any, **kwargs: Any) -> Any:
+            under = isinstance(path, str | os.PathLike) and str(os.fspath(path)).startswith(
+                str(root)
+            )
+            if under and threading.get_ident() == loop_thread:
+                seen.append(name)
+            result = real(path, *args, **kwargs)
+            if under and name == "open":
+                ours.add(result)
+            return result
+
+        return wrapper
+
+    def by_fd(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(fd: Any, *args: Any, **kwargs: Any) -> Any:
+            if fd in ours and threading.get_ident() == loop_thread:
+                seen.append(name)
+            if name == "close":
+                ours.discard(fd)
+            return real(fd, *args, **kwargs)
+
+        return wrapper
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name in _BY_PATH:
+            patch.setattr(os, name, by_path(name, getattr(os, name)))
+        for name in _BY_FD:
+            patch.setattr(os, name, by_fd(name, getattr(os, name)))
+        yield seen
+
+
+async def chunks(data: bytes, fail: bool = False) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), 256 * 1024):
+        yield data[i : i + 256 * 1024]
+    if fail:
+        raise RuntimeError("the upload broke off")
+
+
+async def test_a_put_waits_for_the_disk_only_in_threads(tmp_path: Path) -> None:
+    store = await LocalDiskStore.open(tmp_path / "blobs")
+    data = pattern(3 * 1024 * 1024 + 11)
+    key = new_blob_key()
+    with disk_calls_on_the_loop(store.root) as on_the_loop:
+        assert await store.put(key, chunks(data)) == len(data)
+    assert on_the_loop == []
+    assert b"".join([c async for c in store.get(key)]) == data
+
+
+async def test_a_failed_put_is_cleared_away_in_a_thread(tmp_path: Path) -> None:
+    store = await LocalDiskStore.open(tmp_path / "blobs")
+    key = new_blob_key()
+    with (
+        disk_calls_on_the_loop(store.root) as on_the_loop,
+        pytest.raises(RuntimeError, match="broke off"),
+    ):
+        await store.put(key, chunks(pattern(2 * 1024 * 1024), fail=True))
+    assert on_the_loop == []
+    assert not await store.exists(key)
+    assert os.listdir(store.root / ".tmp") == []
+
+
+async def test_a_cancelled_put_is_cleared_away_in_a_thread(tmp_path: Path) -> None:
+    store = await LocalDiskStore.open(tmp_path / "blobs")
+    key = new_blob_key()
+    taken = asyncio.Event()
+
+    async def endless() -> AsyncIterator[bytes]:
+        block = pattern(256 * 1024)
+        for n in range(1_000_000):
+            yield block
+            if n == 8:  # past the first batch, so a write has gone to a thread
+                taken.set()
+            await asyncio.sleep(0)
+
+    with disk_calls_on_the_loop(store.root) as on_the_loop:
+        task = asyncio.create_task(store.put(key, endless()))
+        await taken.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert on_the_loop == []
+    assert not await store.exists(key)
+    assert os.listdir(store.root / ".tmp") == []
+
+
+async def test_a_cancelled_put_lets_its_write_finish_before_closing_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closing the descriptor under a thread's write would make the write
+    fail, or land in whatever file next gets that descriptor number."""
+    store = await LocalDiskStore.open(tmp_path / "blobs")
+    in_write = threading.Event()
+    outcome: list[str] = []
+    real_write = local._write_all
+
+    def slow_write(fd: int, data: bytes) -> None:
+        in_write.set()
+        time.sleep(0.3)  # a slow disk: the cancellation arrives meanwhile
+        try:
+            real_write(fd, data)
+            outcome.append("written")
+        except OSError as exc:
+            outcome.append(f"failed: {exc.strerror}")
+
+    monkeypatch.setattr(local, "_write_all", slow_write)
+    task = asyncio.create_task(store.put(new_blob_key(), chunks(pattern(2 * 1024 * 1024))))
+    assert await asyncio.to_thread(in_write.wait, 30)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert outcome == ["written"], "the put ended before its thread was done with the file"
+    assert os.listdir(store.root / ".tmp") == []
