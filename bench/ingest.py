@@ -94,7 +94,8 @@ def multipart(meta: dict[str, str], data: object, name: str) -> aiohttp.FormData
 
 
 async def video_source(size: int, block: bytes) -> AsyncIterator[bytes]:
-    head = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2mp41"
+    """A well-formed MP4 of ``size`` bytes: a file type box, then one ``mdat`` to the end."""
+    head = b"\x00\x00\x00\x1cftypisom\x00\x00\x02\x00isomiso2mp41\x00\x00\x00\x00mdat"
     yield head
     sent = len(head)
     while sent < size:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import struct
+import subprocess
 import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -110,12 +111,70 @@ PDF = (
     b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
     b"2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
 )
-MP4_HEAD = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2mp41" + b"\x00\x00\x00\x08free"
+#: A file type box and the header of an ``mdat`` box that runs to the end of
+#: the file: whatever follows is frame data, so the container stays well formed.
+MP4_HEAD = b"\x00\x00\x00\x1cftypisom\x00\x00\x02\x00isomiso2mp41" + b"\x00\x00\x00\x00mdat"
 
 
 async def mp4_stream(mib: int) -> AsyncIterator[bytes]:
-    """An MP4 head and ``mib`` MiB of random bytes, streamed (never held whole)."""
+    """An MP4 head and ``mib`` MiB of random frame data, streamed (never held whole)."""
     block = os.urandom(1024 * 1024)
     yield MP4_HEAD
     for _ in range(mib):
         yield block
+
+
+# -- videos made by ffmpeg, carrying what a phone writes ------------------------
+
+#: The metadata a phone puts in a video, as ffmpeg's ``-metadata`` takes it.
+PHONE_METADATA = {
+    "location": "+52.0907+005.1214/",
+    "make": "Apple",
+    "model": "iPhone 15",
+    "comment": "Opgenomen bij " + SECRET_PLACE.decode(),
+    "title": "Zonnestraal zandbak",
+    "creation_time": "2026-05-01T10:00:00Z",
+}
+#: Strings of PHONE_METADATA that must not survive anywhere in the bytes.
+PHONE_SECRETS = (b"52.0907", b"005.1214", b"iPhone 15", b"Zonnestraal", b"Dorpsstraat")
+
+
+def phone_video(folder: Path, container: str, *, faststart: bool = False, seconds: int = 3) -> Path:
+    """A short clip with a picture and a sound track, tagged like a phone's.
+
+    ``container`` is ``mp4``, ``mov``, ``3gp`` or ``webm``; the WebM also
+    carries an attachment (ffmpeg's WebM muxer writes none, so it is muxed as
+    Matroska and its DocType set to a zero-padded "webm", which EBML allows).
+    """
+    name = f"phone-{container}{'-faststart' if faststart else ''}-{seconds}s.{container}"
+    path = folder / name
+    if path.exists():
+        return path
+    source = [
+        *("-f", "lavfi", "-i", f"testsrc=size=320x240:rate=25:duration={seconds}"),
+        *("-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}"),
+    ]
+    tags = [arg for key, value in PHONE_METADATA.items() for arg in ("-metadata", f"{key}={value}")]
+    if container == "webm":
+        attachment = folder / "notes.txt"
+        attachment.write_bytes(b"Attachment naming " + SECRET_PLACE)
+        codecs = ["-c:v", "libvpx", "-deadline", "realtime", "-b:v", "300k", "-c:a", "libopus"]
+        extra = ["-attach", str(attachment), "-metadata:s:t", "mimetype=text/plain"]
+        target = folder / (name + ".mkv")
+        _ffmpeg([*source, *codecs, *tags, *extra, "-f", "matroska", str(target)])
+        data = target.read_bytes()
+        doc_type = b"\x42\x82\x88matroska"
+        assert data.count(doc_type) == 1
+        path.write_bytes(data.replace(doc_type, b"\x42\x82\x88webm\x00\x00\x00\x00"))
+        target.unlink()
+        return path
+    codecs = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac"]
+    flags = "+use_metadata_tags" + ("+faststart" if faststart else "")
+    _ffmpeg([*source, *codecs, *tags, "-movflags", flags, str(path)])
+    return path
+
+
+def _ffmpeg(args: list[str]) -> None:
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *args], check=True, timeout=120
+    )

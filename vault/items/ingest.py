@@ -2,8 +2,9 @@
 
 Files arrive as an async stream of chunks. The first bytes decide the type
 (:mod:`vault.media.sniff`); the size cap is enforced while bytes flow.
-Videos and documents go straight through the encrypted stream into storage
-without being held; images (capped at tens of MB) are decoded and re-encoded
+Videos go through :func:`vault.media.video.scrub` (metadata neutralised in
+place, same size) and, like documents, straight through the encrypted stream
+into storage without being held; images (capped at tens of MB) are decoded and re-encoded
 by libvips off the event loop, and each rendition is stored as its own blob.
 The blobs are written first; the item's rows (and its key wrappings) only
 once every blob is in place. On any failure the blobs written so far are
@@ -33,6 +34,7 @@ from vault.items import service
 from vault.items.service import ItemRecord, StoredBlob
 from vault.media.images import sanitise
 from vault.media.sniff import HEAD_SIZE, MediaType, accepted
+from vault.media.video import scrub
 from vault.storage import BlobStore, new_blob_key
 from vault.tokens import new_id
 
@@ -168,6 +170,8 @@ async def ingest_file(
             await writer.put("preview", image.preview.mime, _one(image.preview.data))
             await writer.put("thumb", image.thumb.mime, _one(image.thumb.data))
             meta = {**meta, "width": image.width, "height": image.height}
+        elif media.family == "video":
+            original = await writer.put("original", media.mime, scrub(media, capped(stream, limit)))
         else:
             original = await writer.put("original", media.mime, capped(stream, limit))
         # The original's CRC-32, sealed with the rest, so exports know it up front.
