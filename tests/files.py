@@ -178,3 +178,63 @@ def _ffmpeg(args: list[str]) -> None:
     subprocess.run(
         ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *args], check=True, timeout=120
     )
+
+
+# -- photos as cameras write them -----------------------------------------------
+
+#: What exiftool writes into a camera photo (and what must not come back).
+CAMERA_TAGS = {
+    "Make": "Apple",
+    "Model": "iPhone 15",
+    "Software": "17.1",
+    "Artist": "Juf Anna",
+    "Copyright": "Zonnestraal",
+    "DateTimeOriginal": "2026:05:01 10:00:00",
+    "GPSLatitude": "52.0907",
+    "GPSLatitudeRef": "N",
+    "GPSLongitude": "5.1214",
+    "GPSLongitudeRef": "E",
+    "XMP:City": "Utrecht",
+    "IPTC:Keywords": "Zonnestraal",
+    "Comment": "Dorpsstraat 1",
+}
+
+
+def camera_jpeg(
+    folder: Path, width: int = 256, height: int = 128, orientation: int = 6, *, p3: bool = False
+) -> Path:
+    """A JPEG tagged like a phone's: EXIF (GPS, camera, time, orientation), XMP,
+    IPTC, a comment and bytes after the end marker; with ``p3`` a Display P3
+    ICC profile. The picture's left half is red, its right half blue."""
+    path = folder / f"camera-{width}x{height}-o{orientation}{'-p3' if p3 else ''}.jpg"
+    if path.exists():
+        return path
+    image = picture(width, height)
+    if p3:
+        image = image.icc_transform("p3")
+    path.write_bytes(image.jpegsave_buffer(Q=90, keep="icc" if p3 else "none"))
+    tags = [f"-{key}={value}" for key, value in CAMERA_TAGS.items()]
+    subprocess.run(
+        ["exiftool", "-q", "-overwrite_original", *tags, f"-Orientation#={orientation}", str(path)],
+        check=True,
+        timeout=60,
+    )
+    with path.open("ab") as out:
+        out.write(b"trailing bytes naming " + SECRET_PLACE)
+    return path
+
+
+def camera_heic(folder: Path, width: int = 256, height: int = 128, orientation: int = 6) -> Path:
+    """A real HEIC made by heif-enc (libheif) from :func:`camera_jpeg`: HEVC
+    pixels with the camera's EXIF (GPS, make, model, orientation) kept."""
+    path = folder / f"camera-{width}x{height}-o{orientation}.heic"
+    if not path.exists():
+        source = folder / f"heic-source-{width}x{height}-o{orientation}.jpg"
+        source.write_bytes(camera_jpeg(folder, width, height, orientation).read_bytes())
+        subprocess.run(
+            ["heif-enc", "-q", "80", "-o", str(path), str(source)],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+    return path

@@ -24,8 +24,8 @@ COLOUR_TAGS = frozenset(
 )
 _CLASSES = frozenset({b"mntr", b"scnr", b"spac", b"prtr"})
 _SPACES = frozenset({b"RGB ", b"GRAY", b"CMYK"})
-#: Header fields that name software, a device or a time: zeroed.
-_HEADER_NAMES = ((4, 8), (24, 36), (40, 44), (48, 56), (80, 100))
+#: Header fields that name software, a device or a time (and the CMM flags): zeroed.
+_HEADER_NAMES = ((4, 8), (24, 36), (40, 48), (48, 56), (80, 100))
 MAX_TAGS = 100
 
 
