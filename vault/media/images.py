@@ -36,7 +36,7 @@ import os
 import pyvips
 
 from vault.errors import ConfigError, TooLarge
-from vault.media import heif, icc, lossless
+from vault.media import heif, icc, lossless, pool
 from vault.media.jpeg import StrippedJpeg, with_icc
 from vault.media.sniff import AVIF, HEIC, JPEG, PNG, WEBP, MediaType, UnsupportedType
 
@@ -91,6 +91,7 @@ def configure_vips() -> None:
     # Decoded pixels of untrusted images are not worth keeping around.
     pyvips.cache_set_max(0)
     heif.configure()
+    pool.tune_allocator()
 
 
 def _too_large(width: int, height: int, max_pixels: int) -> None:

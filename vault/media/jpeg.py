@@ -242,7 +242,8 @@ class JpegStripper:
 
 
 def with_icc(data: bytes, icc: bytes) -> bytes:
-    """``data`` (a JPEG without APP2) with ``icc`` in APP2 segments after its start marker."""
+    """``data`` (a JPEG without APP2) with ``icc`` in APP2 segments after its start
+    marker (and after a JFIF APP0, which must come first)."""
     room = 65533 - len(_ICC_TAG) - 2
     parts = [icc[at : at + room] for at in range(0, len(icc), room)]
     if not parts or len(parts) > 255:
@@ -255,4 +256,7 @@ def with_icc(data: bytes, icc: bytes) -> bytes:
         + part
         for index, part in enumerate(parts)
     )
-    return data[:2] + segments + data[2:]
+    at = 2
+    if data[2:4] == b"\xff\xe0":  # JFIF's APP0 must stay first
+        at = 4 + struct.unpack_from(">H", data, 4)[0]
+    return data[:at] + segments + data[at:]

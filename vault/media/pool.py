@@ -8,8 +8,10 @@ over ten 12 MP uploads). So image work runs here instead: an explicit
 :class:`ThreadPoolExecutor` of :data:`WORKERS` threads (two: this machine
 kind has two cores, and libvips spreads each photo over its own worker
 threads anyway), and after each job ``malloc_trim(0)`` hands the freed pages
-back to the kernel. bench/imagemem.py measures the choices (default
-executor, this pool with and without the trim, ``M_ARENA_MAX``).
+back to the kernel; :func:`tune_allocator` (called once at start) fixes
+glibc's mmap threshold and caps its arenas. bench/imagemem.py measures the
+choices (default executor, ``M_ARENA_MAX`` alone, this pool with and without
+the trim and the tuning).
 
 May touch: the threads it owns and, through libc, the C heap.
 """
@@ -36,6 +38,27 @@ def _libc() -> ctypes.CDLL | None:
         return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     except OSError:  # pragma: no cover - not glibc
         return None
+
+
+#: glibc mallopt parameters.
+_M_MMAP_THRESHOLD, _M_ARENA_MAX = -3, -8
+#: Buffers this large or larger are mapped on their own and unmapped when freed.
+MMAP_THRESHOLD = 1024 * 1024
+ARENAS = 2
+
+
+def tune_allocator() -> None:
+    """Bound glibc's heap for image work; once, at start.
+
+    A fixed mmap threshold stops glibc from raising it after the first large
+    free (it would then serve every later 5-50 MB upload buffer and decode
+    from the heap, where fragments stay resident); two arenas stop each of
+    libvips' worker threads from growing a heap of its own.
+    """
+    libc = _libc()
+    if libc is not None and hasattr(libc, "mallopt"):
+        libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+        libc.mallopt(_M_ARENA_MAX, ARENAS)
 
 
 def trim() -> None:
