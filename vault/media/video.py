@@ -5,7 +5,8 @@ same length as those that went in, with the metadata boxes (MP4, MOV, 3GP:
 :mod:`vault.media.bmff`) or elements (WebM: :mod:`vault.media.ebml`)
 neutralised. The parsers are pure byte work on headers (a few microseconds a
 chunk); the ``moov`` or ``Tracks`` they hold whole is rewritten on the event
-loop, which is a copy of at most a few MB, so no executor hop is taken.
+loop: a walk over box headers and a copy of a few MB (64 MB at most), so no
+executor hop is taken.
 A malformed container raises ``UnsupportedType`` (415) mid-stream; the
 caller discards what it stored.
 """
