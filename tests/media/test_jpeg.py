@@ -126,6 +126,15 @@ def test_the_icc_profile_keeps_its_colours_and_loses_its_names(folder: Path) -> 
     assert mean_difference(pixels(out.preview.data), expected) < 3
 
 
+def test_stray_bytes_between_segments_are_skipped_within_a_bound(folder: Path) -> None:
+    source = camera_jpeg(folder, orientation=1).read_bytes()
+    at = source.index(b"\xff\xdb")  # before the first quantisation table
+    padded = source[:at] + b"\x00" * 100 + source[at:]
+    assert strip(padded).data == strip(source).data
+    with pytest.raises(sniff.UnsupportedType, match="a marker was expected"):
+        strip(source[:at] + b"\x00" * 70_000 + source[at:])
+
+
 @pytest.mark.parametrize(
     ("damage", "why"),
     [

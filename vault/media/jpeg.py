@@ -17,11 +17,12 @@ and the ICC profile (sanitised and put back, :mod:`vault.media.icc`).
 Bounds and refusals: a segment is at most 65,535 bytes by the format and is
 held only while it is parsed; at most :data:`MAX_SEGMENTS` segments; one
 frame, of a kind libjpeg decodes (baseline, extended, progressive,
-arithmetic); a scan only after a frame; nothing but the start marker first
-and the end marker last. A file that breaks any of this is refused with
-``UnsupportedType``. The entropy-coded data is not decoded here; the preview
-made from the stripped file decodes all of it (at reduced scale), so a
-damaged scan is refused there.
+arithmetic); a scan only after a frame; the start marker first and the end
+marker last; at most :data:`MAX_STRAY` stray bytes between segments (which
+decoders skip, and so does this parser, dropping them). A file that breaks
+any of this is refused with ``UnsupportedType``. The entropy-coded data is
+not decoded here; the preview made from the stripped file decodes all of it
+(at reduced scale), so a scan libjpeg cannot decode is refused there.
 
 May touch: only the bytes it is given. No I/O, no logging.
 """
@@ -37,6 +38,8 @@ from vault.media.sniff import UnsupportedType
 MAX_SEGMENTS = 4096
 #: An ICC profile larger than this is dropped rather than gathered.
 MAX_ICC = 1024 * 1024
+#: Stray bytes between segments skipped in all (some cameras pad); beyond, refused.
+MAX_STRAY = 64 * 1024
 
 _SOI, _EOI, _SOS, _COM = 0xD8, 0xD9, 0xDA, 0xFE
 _KEPT_TABLES = {0xC4, 0xDB, 0xDD, 0xCC, 0xDC}  # DHT, DQT, DRI, DAC, DNL
@@ -105,6 +108,7 @@ class JpegStripper:
         self._icc: dict[int, bytes] = {}
         self._icc_size = 0
         self._icc_dropped = False
+        self._stray = 0
         self.bytes_in = 0
 
     def feed(self, chunk: bytes) -> None:
@@ -147,7 +151,14 @@ class JpegStripper:
         if left < 2:
             return False
         if data[self._pos] != 0xFF:
-            raise refuse("a marker was expected")
+            # Stray bytes between segments: decoders skip them (libjpeg warns), so do we.
+            found = data.find(b"\xff", self._pos)
+            skip = (len(data) if found < 0 else found) - self._pos
+            self._stray += skip
+            if self._stray > MAX_STRAY:
+                raise refuse("a marker was expected")
+            self._pos += skip
+            return found >= 0
         marker = data[self._pos + 1]
         if marker == 0xFF:  # a fill byte before a marker
             self._pos += 1
