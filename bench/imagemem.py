@@ -1,12 +1,14 @@
 """Benchmark: resident memory of a server after photo uploads (run by hand).
 
-    .venv/bin/python -m bench.imagemem [--photos 100] [--rounds 1]
+    .venv/bin/python -m bench.imagemem [--photos 100] [--rounds 1] [--format jpeg|heic]
 
 Each configuration starts a fresh ``kluis`` app in a child process (embedded
 defaults); this process uploads ``--photos`` 12 MP JPEGs to it over loopback
 HTTP, then reads the child's resident memory (psutil). Printed: RSS when
 fresh (after start and one small upload, so every module is loaded), after
-the uploads, and the growth (goal: within 50 MB of the fresh server).
+the uploads, and the growth (goal: within 50 MB of the fresh server). With
+``--format heic`` the photos are a 12 MP HEIC made once by ``heif-enc``: the
+decode-and-re-encode path, which holds a full decode per photo.
 
 Configurations (how image work runs):
 
@@ -113,9 +115,21 @@ async def measure(name: str, photos: int, jpeg: bytes, small: bytes) -> tuple[fl
     return fresh, after, photos / seconds
 
 
-async def main(photos: int, rounds: int, configs: list[str]) -> None:
+def heic(jpeg: bytes) -> bytes:
+    with tempfile.TemporaryDirectory(prefix="kluis-imagemem-") as tmp:
+        source, target = Path(tmp) / "p.jpg", Path(tmp) / "p.heic"
+        source.write_bytes(jpeg)
+        subprocess.run(["heif-enc", "-q", "80", "-o", str(target), str(source)], check=True)
+        return target.read_bytes()
+
+
+async def main(photos: int, rounds: int, configs: list[str], kind: str) -> None:
     jpeg, small = photo(), photo(320, 240)
-    print(f"{photos} uploads of a 12 MP JPEG ({len(jpeg) / 1e6:.1f} MB), fresh server each")
+    if kind == "heic":
+        jpeg = heic(jpeg)
+    print(
+        f"{photos} uploads of a 12 MP {kind.upper()} ({len(jpeg) / 1e6:.1f} MB), fresh server each"
+    )
     for round_ in range(1, rounds + 1):
         for name in configs:
             fresh, after, rate = await measure(name, photos, jpeg, small)
@@ -130,10 +144,11 @@ if __name__ == "__main__":
     parser.add_argument("--photos", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--format", choices=("jpeg", "heic"), default="jpeg")
     parser.add_argument("--serve")
     parser.add_argument("--data")
     args = parser.parse_args()
     if args.serve:
         asyncio.run(server(args.serve, Path(args.data)))
     else:
-        asyncio.run(main(args.photos, args.rounds, args.configs.split(",")))
+        asyncio.run(main(args.photos, args.rounds, args.configs.split(","), args.format))
