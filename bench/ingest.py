@@ -4,13 +4,14 @@
 
 Over loopback HTTP, against a vault on the embedded defaults:
 
-* photos per second: a 12 MP JPEG uploaded, sniffed, sanitised (decoded,
-  rotated, re-encoded without metadata) into original, preview and thumb,
-  each encrypted and stored; beside the same run's bare
-  ``pyvips.Image.thumbnail_buffer`` of that image (320 px), as a ratio, and
-  beside a bare full decode and re-encode, the least that stripping every
-  byte of metadata from the original costs (the thumbnail shrinks on load
-  and never decodes the full image, so it is no reachable ceiling);
+* photos per second: a 12 MP JPEG uploaded, sniffed, stripped of its
+  metadata segments (its compressed pixels kept), with a preview decoded by
+  shrink-on-load and a thumbnail made from the preview, each of the three
+  encrypted and stored; beside the same run's bare libvips shrink-on-load
+  thumbnail of the same file (``thumbnail_buffer`` at 320 px, encoded to a
+  JPEG, with the operation cache off, as the service runs), as a ratio (goal
+  at least 0.5), and beside a bare full decode and Q92 re-encode (what the
+  original cost before);
 * MB/s for a video upload (1 GB by default), beside a plain aiohttp handler
   that streams the same multipart upload to a file on the same disk.
 """
@@ -38,6 +39,7 @@ from vault.api.resources import DB, KEYS
 from vault.cli import init
 from vault.config import Settings
 from vault.directory import children, consent, people, places
+from vault.media.images import configure_vips
 
 MB = 1_000_000
 MIB = 1024 * 1024
@@ -94,7 +96,8 @@ def multipart(meta: dict[str, str], data: object, name: str) -> aiohttp.FormData
 
 
 async def video_source(size: int, block: bytes) -> AsyncIterator[bytes]:
-    head = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2mp41"
+    """A well-formed MP4 of ``size`` bytes: a file type box, then one ``mdat`` to the end."""
+    head = b"\x00\x00\x00\x1cftypisom\x00\x00\x02\x00isomiso2mp41\x00\x00\x00\x00mdat"
     yield head
     sent = len(head)
     while sent < size:
@@ -124,12 +127,28 @@ async def plain_upload_app(target: Path) -> web.Application:
     return app
 
 
+def bare_thumbnail(jpeg: bytes) -> bytes:
+    """The baseline: a real shrink-on-load thumbnail, written out as a JPEG."""
+    data: bytes = pyvips.Image.thumbnail_buffer(jpeg, 320).jpegsave_buffer(Q=80, keep="none")
+    return data
+
+
+def cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
 async def main(photos: int, video_mb: int) -> None:
     jpeg = photo()
-    started = time.perf_counter()
+    # As the service runs: no operation cache (a cached thumbnail is not made at all).
+    configure_vips()
+    assert pyvips.cache_get_max() == 0
+    bare_thumbnail(jpeg)  # warm up the loaders
+    started, cpu0 = time.perf_counter(), cpu()
     for _ in range(photos):
-        pyvips.Image.thumbnail_buffer(jpeg, 320)
+        assert len(bare_thumbnail(jpeg)) > 1000
     bare = photos / (time.perf_counter() - started)
+    bare_cpu = (cpu() - cpu0) / photos
     started = time.perf_counter()
     for _ in range(photos):
         pyvips.Image.jpegload_buffer(jpeg).jpegsave_buffer(Q=92, keep="none")
@@ -141,7 +160,12 @@ async def main(photos: int, video_mb: int) -> None:
         child, token, _ = await populate(app)
         auth = {"Authorization": f"Bearer {token}"}
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
-            started = time.perf_counter()
+            form = multipart({"kind": "photo"}, jpeg, "warm.jpg")
+            async with session.post(
+                f"{base}/v1/children/{child}/items", data=form, headers=auth
+            ) as r:
+                assert r.status == 201, await r.text()
+            started, cpu0 = time.perf_counter(), cpu()
             for i in range(photos):
                 form = multipart({"kind": "photo"}, jpeg, f"p{i}.jpg")
                 async with session.post(
@@ -149,6 +173,7 @@ async def main(photos: int, video_mb: int) -> None:
                 ) as r:
                     assert r.status == 201, await r.text()
             ingest = photos / (time.perf_counter() - started)
+            ingest_cpu = (cpu() - cpu0) / photos
 
             size = video_mb * MB
             block = os.urandom(MIB)
@@ -171,13 +196,17 @@ async def main(photos: int, video_mb: int) -> None:
         await plain.cleanup()
 
     print(f"12 MP JPEG ({len(jpeg) / MB:.1f} MB), {photos} photos")
-    print(f"  bare pyvips thumbnail_buffer (320 px, shrink-on-load): {bare:7.2f} per second")
-    print(f"  bare pyvips full decode + JPEG Q92 re-encode: {reencode:7.2f} per second")
     print(
-        f"  Kluis ingest (sanitise + 3 variants, encrypted, stored, HTTP): {ingest:7.2f} per second"
+        f"  bare shrink-on-load thumbnail (320 px, JPEG written, cache off): {bare:7.2f} per "
+        f"second, {bare_cpu * 1000:.0f} ms CPU each"
     )
-    print(f"  ratio to the thumbnail: {ingest / bare:.1%}")
-    print(f"  ratio to decode + re-encode: {ingest / reencode:.0%}")
+    print(f"  bare full decode + JPEG Q92 re-encode: {reencode:7.2f} per second")
+    print(
+        f"  Kluis ingest (strip + 2 variants, encrypted, stored, HTTP, client in process): "
+        f"{ingest:7.2f} per second, {ingest_cpu * 1000:.0f} ms CPU each"
+    )
+    print(f"  ratio to the bare thumbnail: {ingest / bare:.2f} (goal >= 0.5)")
+    print(f"  ratio to decode + re-encode: {ingest / reencode:.2f}")
     print(f"video upload of {video_mb} MB over loopback")
     print(f"  plain aiohttp multipart to disk: {plain_video:7.0f} MB/s")
     print(f"  Kluis (sniffed, encrypted, stored): {kluis_video:7.0f} MB/s")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import struct
+import subprocess
 import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -110,12 +111,130 @@ PDF = (
     b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
     b"2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
 )
-MP4_HEAD = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2mp41" + b"\x00\x00\x00\x08free"
+#: A file type box and the header of an ``mdat`` box that runs to the end of
+#: the file: whatever follows is frame data, so the container stays well formed.
+MP4_HEAD = b"\x00\x00\x00\x1cftypisom\x00\x00\x02\x00isomiso2mp41" + b"\x00\x00\x00\x00mdat"
 
 
 async def mp4_stream(mib: int) -> AsyncIterator[bytes]:
-    """An MP4 head and ``mib`` MiB of random bytes, streamed (never held whole)."""
+    """An MP4 head and ``mib`` MiB of random frame data, streamed (never held whole)."""
     block = os.urandom(1024 * 1024)
     yield MP4_HEAD
     for _ in range(mib):
         yield block
+
+
+# -- videos made by ffmpeg, carrying what a phone writes ------------------------
+
+#: The metadata a phone puts in a video, as ffmpeg's ``-metadata`` takes it.
+PHONE_METADATA = {
+    "location": "+52.0907+005.1214/",
+    "make": "Apple",
+    "model": "iPhone 15",
+    "comment": "Opgenomen bij " + SECRET_PLACE.decode(),
+    "title": "Zonnestraal zandbak",
+    "creation_time": "2026-05-01T10:00:00Z",
+}
+#: Strings of PHONE_METADATA that must not survive anywhere in the bytes.
+PHONE_SECRETS = (b"52.0907", b"005.1214", b"iPhone 15", b"Zonnestraal", b"Dorpsstraat")
+
+
+def phone_video(folder: Path, container: str, *, faststart: bool = False, seconds: int = 3) -> Path:
+    """A short clip with a picture and a sound track, tagged like a phone's.
+
+    ``container`` is ``mp4``, ``mov``, ``3gp`` or ``webm``; the WebM also
+    carries an attachment (ffmpeg's WebM muxer writes none, so it is muxed as
+    Matroska and its DocType set to a zero-padded "webm", which EBML allows).
+    """
+    name = f"phone-{container}{'-faststart' if faststart else ''}-{seconds}s.{container}"
+    path = folder / name
+    if path.exists():
+        return path
+    source = [
+        *("-f", "lavfi", "-i", f"testsrc=size=320x240:rate=25:duration={seconds}"),
+        *("-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}"),
+    ]
+    tags = [arg for key, value in PHONE_METADATA.items() for arg in ("-metadata", f"{key}={value}")]
+    if container == "webm":
+        attachment = folder / "notes.txt"
+        attachment.write_bytes(b"Attachment naming " + SECRET_PLACE)
+        codecs = ["-c:v", "libvpx", "-deadline", "realtime", "-b:v", "300k", "-c:a", "libopus"]
+        extra = ["-attach", str(attachment), "-metadata:s:t", "mimetype=text/plain"]
+        target = folder / (name + ".mkv")
+        _ffmpeg([*source, *codecs, *tags, *extra, "-f", "matroska", str(target)])
+        data = target.read_bytes()
+        doc_type = b"\x42\x82\x88matroska"
+        assert data.count(doc_type) == 1
+        path.write_bytes(data.replace(doc_type, b"\x42\x82\x88webm\x00\x00\x00\x00"))
+        target.unlink()
+        return path
+    codecs = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac"]
+    flags = "+use_metadata_tags" + ("+faststart" if faststart else "")
+    _ffmpeg([*source, *codecs, *tags, "-movflags", flags, str(path)])
+    return path
+
+
+def _ffmpeg(args: list[str]) -> None:
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *args], check=True, timeout=120
+    )
+
+
+# -- photos as cameras write them -----------------------------------------------
+
+#: What exiftool writes into a camera photo (and what must not come back).
+CAMERA_TAGS = {
+    "Make": "Apple",
+    "Model": "iPhone 15",
+    "Software": "17.1",
+    "Artist": "Juf Anna",
+    "Copyright": "Zonnestraal",
+    "DateTimeOriginal": "2026:05:01 10:00:00",
+    "GPSLatitude": "52.0907",
+    "GPSLatitudeRef": "N",
+    "GPSLongitude": "5.1214",
+    "GPSLongitudeRef": "E",
+    "XMP:City": "Utrecht",
+    "IPTC:Keywords": "Zonnestraal",
+    "Comment": "Dorpsstraat 1",
+}
+
+
+def camera_jpeg(
+    folder: Path, width: int = 256, height: int = 128, orientation: int = 6, *, p3: bool = False
+) -> Path:
+    """A JPEG tagged like a phone's: EXIF (GPS, camera, time, orientation), XMP,
+    IPTC, a comment and bytes after the end marker; with ``p3`` a Display P3
+    ICC profile. The picture's left half is red, its right half blue."""
+    path = folder / f"camera-{width}x{height}-o{orientation}{'-p3' if p3 else ''}.jpg"
+    if path.exists():
+        return path
+    image = picture(width, height)
+    if p3:
+        image = image.icc_transform("p3")
+    path.write_bytes(image.jpegsave_buffer(Q=90, keep="icc" if p3 else "none"))
+    tags = [f"-{key}={value}" for key, value in CAMERA_TAGS.items()]
+    subprocess.run(
+        ["exiftool", "-q", "-overwrite_original", *tags, f"-Orientation#={orientation}", str(path)],
+        check=True,
+        timeout=60,
+    )
+    with path.open("ab") as out:
+        out.write(b"trailing bytes naming " + SECRET_PLACE)
+    return path
+
+
+def camera_heic(folder: Path, width: int = 256, height: int = 128, orientation: int = 6) -> Path:
+    """A real HEIC made by heif-enc (libheif) from :func:`camera_jpeg`: HEVC
+    pixels with the camera's EXIF (GPS, make, model, orientation) kept."""
+    path = folder / f"camera-{width}x{height}-o{orientation}.heic"
+    if not path.exists():
+        source = folder / f"heic-source-{width}x{height}-o{orientation}.jpg"
+        source.write_bytes(camera_jpeg(folder, width, height, orientation).read_bytes())
+        subprocess.run(
+            ["heif-enc", "-q", "80", "-o", str(path), str(source)],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+    return path

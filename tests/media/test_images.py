@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import pyvips
 
-from tests.files import HTML_PAGE, MP4_HEAD, PDF, SVG_WITH_SCRIPT, jpeg_with_secrets
-from vault.errors import ConfigError
+from tests.files import HTML_PAGE, MP4_HEAD, PDF, SVG_WITH_SCRIPT, camera_heic, jpeg_with_secrets
+from tests.media.tools import exiftool, revealing
+from vault.errors import ConfigError, TooLarge
 from vault.media import sniff
 from vault.media.images import configure_vips, sanitise
 
@@ -56,7 +59,7 @@ def test_a_pixel_bomb_is_refused_from_its_header() -> None:
         sanitise(huge, sniff.PNG, 1_000_000)
 
 
-def test_avif_is_read_and_heic_refused_with_advice() -> None:
+def test_avif_is_read_and_a_damaged_heic_refused_with_advice() -> None:
     configure_vips()
     avif = pyvips.Image.black(40, 20).new_from_image([10, 200, 30]).cast("uchar")
     data = avif.copy(interpretation="srgb").heifsave_buffer(compression="av1")
@@ -64,5 +67,38 @@ def test_avif_is_read_and_heic_refused_with_advice() -> None:
     out = sanitise(data, sniff.AVIF, 10**8)
     assert (out.original.mime, out.width, out.height) == ("image/jpeg", 40, 20)
     heic_head = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 200
-    with pytest.raises(sniff.UnsupportedType, match="export it as JPEG"):
+    with pytest.raises(sniff.UnsupportedType, match="may be damaged; export the photo again"):
         sanitise(heic_head, sniff.HEIC, 10**8)
+
+
+def test_a_real_heic_is_decoded_upright_and_loses_its_metadata(tmp_path: Path) -> None:
+    configure_vips()
+    source = camera_heic(tmp_path)
+    data = source.read_bytes()
+    assert sniff.sniff(data[:64]) == sniff.HEIC
+    before = revealing(exiftool(source))
+    assert before["IFD0:Model"] == "iPhone 15"
+    assert "GPS:GPSLatitude" in before
+    out = sanitise(data, sniff.HEIC, 10**8)
+    assert (out.width, out.height) == (128, 256)  # orientation 6: a quarter turn clockwise
+    for name in ("original", "preview", "thumb"):
+        rendition = getattr(out, name)
+        assert rendition.mime == "image/jpeg"
+        written = tmp_path / f"{name}.jpg"
+        written.write_bytes(rendition.data)
+        assert revealing(exiftool(written)) == {}, name
+        image = pyvips.Image.jpegload_buffer(rendition.data)
+        assert image.height > image.width
+        top, bottom = image(image.width // 2, 2), image(image.width // 2, image.height - 3)
+        assert top[0] > 180 > top[2], top  # the picture's left half (red) is on top
+        assert bottom[2] > 180 > bottom[0], bottom
+
+
+def test_a_damaged_heic_is_refused_with_advice(tmp_path: Path) -> None:
+    configure_vips()
+    data = camera_heic(tmp_path).read_bytes()
+    damaged = data[: data.index(b"mdat") + 40]  # cut off inside the picture
+    with pytest.raises(sniff.UnsupportedType, match="HEIC: it may be damaged; export the photo"):
+        sanitise(damaged, sniff.HEIC, 10**8)
+    with pytest.raises(TooLarge):
+        sanitise(data, sniff.HEIC, 1000)

@@ -2,9 +2,12 @@
 
 Files arrive as an async stream of chunks. The first bytes decide the type
 (:mod:`vault.media.sniff`); the size cap is enforced while bytes flow.
-Videos and documents go straight through the encrypted stream into storage
-without being held; images (capped at tens of MB) are decoded and re-encoded
-by libvips off the event loop, and each rendition is stored as its own blob.
+Videos go through :func:`vault.media.video.scrub` (metadata neutralised in
+place, same size) and, like documents, straight through the encrypted stream
+into storage without being held; images (capped at tens of MB) are sanitised
+in the image pool (:mod:`vault.media.pool`), a JPEG stripped of its metadata
+segments as it streams in and kept with its compressed pixels, other types
+decoded and re-encoded; each rendition is stored as its own blob.
 The blobs are written first; the item's rows (and its key wrappings) only
 once every blob is in place. On any failure the blobs written so far are
 deleted, and nothing is left that a row names.
@@ -12,7 +15,6 @@ deleted, and nothing is left that a row names.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import json
@@ -31,8 +33,11 @@ from vault.errors import InvalidInput, StorageUnavailable, TooLarge
 from vault.items import service
 from vault.items.service import ItemRecord, StoredBlob
 from vault.keys.service import KeyService, PreparedItemKey
-from vault.media.images import sanitise
-from vault.media.sniff import HEAD_SIZE, MediaType, accepted
+from vault.media.images import SanitisedImage, sanitise, sanitise_jpeg
+from vault.media.jpeg import JpegStripper
+from vault.media.pool import IMAGE_POOL, ImagePool
+from vault.media.sniff import HEAD_SIZE, JPEG, MediaType, accepted
+from vault.media.video import scrub
 from vault.storage import BlobStore, new_blob_key
 from vault.tokens import new_id
 
@@ -45,6 +50,8 @@ class Context:
     store: BlobStore
     keys: KeyService
     settings: Settings
+    #: Where image work runs (never the default executor: memory must return).
+    pool: ImagePool = IMAGE_POOL
 
 
 def size_cap(settings: Settings, media: MediaType) -> int:
@@ -157,17 +164,13 @@ async def ingest_file(
     writer = _Writer(ctx, prepared.key, item_id, now)
     try:
         if media.family == "image":
-            data = bytearray()
-            async for chunk in capped(stream, limit):
-                data += chunk
-            image = await asyncio.get_running_loop().run_in_executor(
-                None, sanitise, bytes(data), media, ctx.settings.uploads.max_pixels
-            )
-            del data
+            image = await _sanitised(ctx, media, capped(stream, limit))
             original = await writer.put("original", image.original.mime, _one(image.original.data))
             await writer.put("preview", image.preview.mime, _one(image.preview.data))
             await writer.put("thumb", image.thumb.mime, _one(image.thumb.data))
             meta = {**meta, "width": image.width, "height": image.height}
+        elif media.family == "video":
+            original = await writer.put("original", media.mime, scrub(media, capped(stream, limit)))
         else:
             original = await writer.put("original", media.mime, capped(stream, limit))
         # The original's CRC-32, sealed with the rest, so exports know it up front.
@@ -187,6 +190,22 @@ async def ingest_file(
         await writer.discard()
         raise
     return record
+
+
+async def _sanitised(
+    ctx: Context, media: MediaType, stream: AsyncIterable[bytes]
+) -> SanitisedImage:
+    """An image's renditions. A JPEG's metadata is stripped as its bytes arrive."""
+    max_pixels = ctx.settings.uploads.max_pixels
+    if media == JPEG:
+        stripper = JpegStripper()
+        async for chunk in stream:
+            stripper.feed(chunk)
+        return await ctx.pool.run(sanitise_jpeg, stripper.close(), max_pixels)
+    data = bytearray()
+    async for chunk in stream:
+        data += chunk
+    return await ctx.pool.run(sanitise, bytes(data), media, max_pixels)
 
 
 async def ingest_text(

@@ -1,20 +1,31 @@
-"""Sanitising images with libvips: decode, auto-rotate, strip, resize.
+"""Sanitising images with libvips: strip or decode, turn upright, resize.
 
-What is kept of an uploaded image (docs/media.md): its pixels, turned upright
-by the EXIF orientation and converted to sRGB, re-encoded in its own format
-(JPEG at quality 92, PNG lossless, WebP at quality 90; HEIC and AVIF
-become JPEG). The bundled libvips reads AVIF but not HEVC-coded HEIC, so a
-HEIC photo is refused with a message that asks for a JPEG export.
-Nothing else: no EXIF (so no GPS position, camera or time), no XMP, no IPTC,
-no embedded thumbnail, no ICC profile (sRGB is implied). The variants are a
-``preview`` (at most 1600 px on the longest side) and a ``thumb`` (at most
-320 px), both JPEG.
+What is kept of an uploaded image (docs/media.md):
+
+* **JPEG**: the compressed pixels themselves. :mod:`vault.media.jpeg`
+  drops every metadata segment at the byte level (it runs as the upload
+  streams in); an EXIF orientation is applied by a lossless transform
+  (:mod:`vault.media.lossless`), and an ICC profile is kept only as its
+  colour tags (:mod:`vault.media.icc`). Where the transform cannot be
+  lossless (a size that is not a whole number of MCUs, or no TurboJPEG), the
+  photo is decoded, turned and re-encoded at quality 92 instead.
+* **PNG, WebP, HEIC, AVIF**: decoded (HEIC by :mod:`vault.media.heif`),
+  turned upright by the EXIF orientation, converted to sRGB and re-encoded
+  (PNG lossless, WebP at quality 90; HEIC and AVIF become JPEG at 92).
+
+The variants are a ``preview`` (at most 1600 px on the longest side, JPEG
+85) and a ``thumb`` (at most 320 px, JPEG 80, made from the preview), both
+sRGB without any metadata. A JPEG's preview is decoded with shrink-on-load
+(libjpeg's DCT scaling to the largest 1/2, 1/4 or 1/8 that stays above the
+preview size), so its full-size pixels are never decoded at all.
 
 Defences: libvips' untrusted operations are blocked and every loader but the
 four this module calls is blocked too (no SVG, PDF, ImageMagick, …); the
 loader is chosen from the sniffed type, never autodetected; the pixel count
 is checked from the header before a pixel is decoded, so a decompression
 bomb is refused at once; a damaged file is refused, not half-decoded.
+Everything here is blocking: callers run it in the image pool
+(:mod:`vault.media.pool`).
 """
 
 from __future__ import annotations
@@ -25,6 +36,8 @@ import os
 import pyvips
 
 from vault.errors import ConfigError, TooLarge
+from vault.media import heif, icc, lossless, pool
+from vault.media.jpeg import StrippedJpeg, with_icc
 from vault.media.sniff import AVIF, HEIC, JPEG, PNG, WEBP, MediaType, UnsupportedType
 
 PREVIEW_SIZE = 1600
@@ -33,7 +46,6 @@ _LOADERS = {
     JPEG: "jpegload_buffer",
     PNG: "pngload_buffer",
     WEBP: "webpload_buffer",
-    HEIC: "heifload_buffer",
     AVIF: "heifload_buffer",
 }
 #: The loader classes left usable once every other loader is blocked.
@@ -78,33 +90,40 @@ def configure_vips() -> None:
         pyvips.operation_block_set(name, False)
     # Decoded pixels of untrusted images are not worth keeping around.
     pyvips.cache_set_max(0)
+    heif.configure()
+    pool.tune_allocator()
+
+
+def _too_large(width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise TooLarge(
+            f"The image is {width}×{height} pixels, more than the {max_pixels:,} allowed."
+        )
 
 
 def _load(data: bytes, media: MediaType, max_pixels: int) -> pyvips.Image:
+    if media == HEIC:
+        return heif.decode(data, max_pixels)
     loader = getattr(pyvips.Image, _LOADERS[media])
     try:
         # Loading reads the header only; pixels are decoded when first needed.
         image = loader(data, fail_on="truncated")
     except pyvips.Error:
-        if media == HEIC:
-            raise UnsupportedType(
-                "This HEIC photo cannot be decoded here (the bundled image library has no "
-                "HEVC decoder); export it as JPEG on the device and upload that."
-            ) from None
         raise UnsupportedType(
             f"The file could not be read as {media.extension.upper()}; it may be damaged."
         ) from None
-    if image.width * image.height > max_pixels:
-        raise TooLarge(
-            f"The image is {image.width}×{image.height} pixels, more than the "
-            f"{max_pixels:,} allowed."
-        )
+    _too_large(image.width, image.height, max_pixels)
     return image
 
 
 def _srgb(image: pyvips.Image) -> pyvips.Image:
     if image.get_typeof("icc-profile-data") != 0:
-        return image.icc_transform("srgb", embedded=True)
+        try:
+            return image.icc_transform("srgb", embedded=True)
+        except pyvips.Error:
+            # A profile the colour engine rejects: show the pixels as sRGB.
+            image = image.copy()
+            image.remove("icc-profile-data")
     if image.interpretation not in ("srgb", "b-w"):
         return image.colourspace("srgb")
     return image
@@ -116,6 +135,16 @@ def _jpeg(image: pyvips.Image, quality: int) -> bytes:
     # No optimize_coding: it saves a few percent of size at twice the time.
     data: bytes = image.jpegsave_buffer(Q=quality, keep="none")
     return data
+
+
+def _variants(image: pyvips.Image, *, to_srgb: bool = False) -> tuple[Rendition, Rendition]:
+    preview = image.thumbnail_image(PREVIEW_SIZE, height=PREVIEW_SIZE, size="down")
+    if to_srgb:
+        preview = _srgb(preview)
+    # Held once in memory: the thumbnail is made from it, the preview is not decoded twice.
+    preview = preview.copy_memory()
+    thumb = preview.thumbnail_image(THUMB_SIZE, height=THUMB_SIZE, size="down")
+    return Rendition(_jpeg(preview, 85), JPEG.mime), Rendition(_jpeg(thumb, 80), JPEG.mime)
 
 
 def sanitise(data: bytes, media: MediaType, max_pixels: int) -> SanitisedImage:
@@ -132,16 +161,61 @@ def sanitise(data: bytes, media: MediaType, max_pixels: int) -> SanitisedImage:
             original = Rendition(image.webpsave_buffer(Q=90, keep="none"), WEBP.mime)
         else:
             original = Rendition(_jpeg(image, 92), JPEG.mime)
-        preview = image.thumbnail_image(PREVIEW_SIZE, height=PREVIEW_SIZE, size="down")
-        thumb = preview.thumbnail_image(THUMB_SIZE, height=THUMB_SIZE, size="down")
-        return SanitisedImage(
-            original=original,
-            preview=Rendition(_jpeg(preview, 85), JPEG.mime),
-            thumb=Rendition(_jpeg(thumb, 80), JPEG.mime),
-            width=image.width,
-            height=image.height,
-        )
+        preview, thumb = _variants(image)
+        return SanitisedImage(original, preview, thumb, image.width, image.height)
     except pyvips.Error:
         raise UnsupportedType(
             f"The file could not be decoded as {media.extension.upper()}; it may be damaged."
         ) from None
+
+
+def _shrink_factor(width: int, height: int) -> int:
+    longest = max(width, height)
+    for factor in (8, 4, 2):
+        if longest // factor >= PREVIEW_SIZE:
+            return factor
+    return 1
+
+
+def sanitise_jpeg(stripped: StrippedJpeg, max_pixels: int) -> SanitisedImage:
+    """The renditions of a JPEG whose metadata :class:`JpegStripper` removed. Blocking."""
+    _too_large(stripped.width, stripped.height, max_pixels)
+    original, width, height = stripped.data, stripped.width, stripped.height
+    if stripped.orientation != 1:
+        turned = lossless.upright(original, stripped.orientation)
+        if turned is None:
+            return _reencoded(stripped, max_pixels)
+        original = turned
+        if stripped.orientation >= 5:
+            width, height = height, width
+    profile = icc.sanitise(stripped.icc) if stripped.icc else None
+    if profile is not None:
+        original = with_icc(original, profile)
+    try:
+        image = pyvips.Image.jpegload_buffer(
+            original, shrink=_shrink_factor(width, height), fail_on="truncated"
+        )
+        preview, thumb = _variants(image, to_srgb=True)
+    except pyvips.Error:
+        raise UnsupportedType(
+            "The file could not be decoded as JPEG; it may be damaged. "
+            "Export the photo again from the device and upload that."
+        ) from None
+    return SanitisedImage(Rendition(original, JPEG.mime), preview, thumb, width, height)
+
+
+def _reencoded(stripped: StrippedJpeg, max_pixels: int) -> SanitisedImage:
+    """The decode path for a JPEG that cannot be turned losslessly."""
+    data = stripped.data
+    if stripped.icc:
+        data = with_icc(data, stripped.icc)  # converted to sRGB, then dropped
+    image = _load(data, JPEG, max_pixels)
+    image = image.copy()
+    image.set_type(pyvips.GValue.gint_type, "orientation", stripped.orientation)
+    try:
+        image = _srgb(image.autorot()).copy_memory()
+        preview, thumb = _variants(image)
+        original = Rendition(_jpeg(image, 92), JPEG.mime)
+    except pyvips.Error:
+        raise UnsupportedType("The file could not be decoded as JPEG; it may be damaged.") from None
+    return SanitisedImage(original, preview, thumb, image.width, image.height)

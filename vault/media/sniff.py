@@ -65,7 +65,13 @@ _MP4_BRANDS = {
     b"dash",
     b"3gp4",
     b"3gp5",
+    b"3gp6",
+    b"3gp7",
+    b"3gp8",
+    b"3gp9",
     b"3g2a",
+    b"3g2b",
+    b"3g2c",
     b"MSNV",
     b"mmp4",
 }

@@ -1,0 +1,109 @@
+"""The image pool: where decoding and encoding photos runs, and memory returns.
+
+Image work is blocking and needs tens of MB per photo for a moment. Run in
+the default executor it spreads over many threads, and glibc gives each
+thread its own malloc arena that keeps its high-water mark: resident memory
+then grows by a full decode per thread and stays (issue 23: 109 MB to 207 MB
+over ten 12 MP uploads). So image work runs here instead: an explicit
+:class:`ThreadPoolExecutor` of :data:`WORKERS` threads (two: this machine
+kind has two cores, and libvips spreads each photo over its own worker
+threads anyway), and after each job ``malloc_trim(0)`` hands the freed pages
+back to the kernel; :func:`tune_allocator` (called once at start) fixes
+glibc's mmap threshold and caps its arenas. bench/imagemem.py measures the
+choices (default executor, ``M_ARENA_MAX`` alone, this pool with and without
+the trim and the tuning).
+
+May touch: the threads it owns and, through libc, the C heap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import functools
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+
+WORKERS = 2
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:  # pragma: no cover - not glibc
+        return None
+
+
+#: glibc mallopt parameters.
+_M_MMAP_THRESHOLD, _M_ARENA_MAX = -3, -8
+#: Buffers this large or larger are mapped on their own and unmapped when freed.
+MMAP_THRESHOLD = 1024 * 1024
+ARENAS = 2
+
+
+def tune_allocator() -> None:
+    """Bound glibc's heap for image work; once, at start.
+
+    A fixed mmap threshold stops glibc from raising it after the first large
+    free (it would then serve every later 5-50 MB upload buffer and decode
+    from the heap, where fragments stay resident); two arenas stop each of
+    libvips' worker threads from growing a heap of its own.
+    """
+    libc = _libc()
+    if libc is not None and hasattr(libc, "mallopt"):
+        libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+        libc.mallopt(_M_ARENA_MAX, ARENAS)
+
+
+def trim() -> None:
+    """Give memory freed by C code back to the kernel (a no-op without glibc)."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
+
+
+class ImagePool:
+    """A small executor for image work that trims the C heap after each job."""
+
+    def __init__(self, workers: int = WORKERS, *, trim_after: bool = True) -> None:
+        self.workers = workers
+        self.trim_after = trim_after
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=self.workers, thread_name_prefix="kluis-image"
+                )
+            return self._executor
+
+    def _job(self, fn: Callable[..., T], *args: object) -> T:
+        try:
+            return fn(*args)
+        finally:
+            if self.trim_after:
+                trim()
+
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        """``fn(*args)`` on one of the pool's threads."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._get(), self._job, fn, *args)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+                self._executor = None
+
+
+#: The process's image pool. Its threads start on first use; a process that
+#: never ingests a photo never starts them.
+IMAGE_POOL = ImagePool()
