@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from vault.api.access import PRINCIPAL, ask, check, child_for, load_child, now
 from vault.api.body import (
@@ -181,7 +182,7 @@ async def _upload(request: web.Request, posted: Child) -> ItemRecord:
 async def _next_part(reader: MultipartReader, idle: float) -> Any:
     try:
         return await idle_limited(reader.next(), idle)
-    except ValueError:
+    except (ValueError, HttpProcessingError):
         raise InvalidInput(
             "The multipart body is malformed; send a 'meta' part and then a 'file' part."
         ) from None
@@ -195,7 +196,15 @@ def _file_name(part: BodyPartReader) -> str | None:
 
 
 async def _chunks(part: BodyPartReader, idle: float) -> AsyncIterator[bytes]:
-    while chunk := await idle_limited(part.read_chunk(256 * 1024), idle):
+    while True:
+        try:
+            chunk = await idle_limited(part.read_chunk(256 * 1024), idle)
+        except (ValueError, HttpProcessingError):
+            raise InvalidInput(
+                "The multipart body is malformed; send a 'meta' part and then a 'file' part."
+            ) from None
+        if not chunk:
+            return
         yield chunk
 
 
