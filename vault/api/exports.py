@@ -150,6 +150,7 @@ def _recheck(conn: Connection, principal_id: str, child_id: str, ids: list[str])
     tags=["export"],
     auth=False,
     link=True,
+    content={"application/zip": {}},
 )
 async def open_export(request: web.Request) -> web.StreamResponse:
     app = request.app

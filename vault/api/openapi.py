@@ -138,7 +138,7 @@ def operation(
     ``answer`` is a model (200), or (status, model or None for no content);
     ``upload`` the ``meta`` model of a multipart upload; ``path`` the type of
     a path parameter that is not a plain string; ``content`` a non-JSON
-    answer's media types.
+    answer's media types (for a ``link``: what its content can be).
     """
     if answer is None or isinstance(answer, tuple):
         answers = {answer[0]: answer[1]} if answer else {}
@@ -180,9 +180,10 @@ def build_document(app: web.Application) -> dict[str, Any]:
         if route.method == "HEAD" and not spec.link:
             continue
         routes.append((resource.canonical, route.method.lower(), route.handler, spec))
-    models: list[type[msgspec.Struct]] = [ErrorBody, *REFERENCED]
-    for _, _, _, spec in routes:
-        models.extend(m for m in spec.models() if m not in models)
+    models: list[type[msgspec.Struct]] = [ErrorBody]
+    for found in [*REFERENCED, *(m for *_, spec in routes for m in spec.models())]:
+        if found not in models:
+            models.append(found)
     _, schemas = msgspec.json.schema_components(models, ref_template=_REF)
     paths: dict[str, dict[str, Any]] = {}
     for path, method, handler, spec in routes:
@@ -243,7 +244,7 @@ def _operation(path: str, method: str, handler: Any, spec: Operation) -> dict[st
             known.extend(c for c in codes if c not in known)
     responses: dict[str, Any] = {}
     if spec.link:
-        responses.update(_link_answers(head=method == "head"))
+        responses.update(_link_answers(head=method == "head", media_types=spec.content))
     for status, model in spec.answers.items():
         answer: dict[str, Any] = {"description": _DESCRIPTIONS.get(status, "OK.")}
         if spec.content is not None:
@@ -296,7 +297,13 @@ def _request_body(spec: Operation) -> dict[str, Any]:
                 "required": ["meta", "file"],
                 "properties": {
                     "meta": _ref(spec.upload),
-                    "file": {"type": "string", "contentMediaType": "application/octet-stream"},
+                    # format "binary" beside 3.1's contentMediaType: what
+                    # generators (openapi-python-client) read as a file.
+                    "file": {
+                        "type": "string",
+                        "format": "binary",
+                        "contentMediaType": "application/octet-stream",
+                    },
                 },
             },
             "encoding": {"meta": {"contentType": "application/json"}},
@@ -350,7 +357,12 @@ _LINK_HEADERS = [
 ]
 
 
-def _link_answers(*, head: bool) -> dict[str, Any]:
+#: What a link to a record can carry: the types sanitised uploads are stored
+#: in (sniffed, never the client's), and a diary entry's text.
+LINK_MEDIA = ("image/*", "video/*", "application/pdf", "text/plain")
+
+
+def _link_answers(*, head: bool, media_types: Mapping[str, Any] | None) -> dict[str, Any]:
     common = {
         "Content-Type": _header("The type sniffed at upload, never the client's.", required=True),
         "Content-Length": _header("The bytes of this answer.", required=True),
@@ -359,7 +371,10 @@ def _link_answers(*, head: bool) -> dict[str, Any]:
         "Cache-Control": _header("How long a copy may be reused.", required=True),
         "Content-Disposition": _header("inline or attachment, with the file name."),
     }
-    binary = {"*/*": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}}
+    binary = {
+        media: {"schema": {"type": "string", "format": "binary", "contentMediaType": media}}
+        for media in (media_types or LINK_MEDIA)
+    }
     whole: dict[str, Any] = {"description": "The content.", "headers": common}
     part: dict[str, Any] = {
         "description": _DESCRIPTIONS[206],

@@ -55,10 +55,14 @@ class RefusedLink(Answer):
     error: ErrorDetail
 
 
+#: (Evaluated here, at import: the annotations below are evaluated lazily.)
+ISSUED_OR_REFUSED = one_of(IssuedLink, RefusedLink)
+
+
 class Links(Answer):
     """One entry per asked item, in the asked order."""
 
-    links: Annotated[list[Any], msgspec.Meta(extra_json_schema=one_of(IssuedLink, RefusedLink))]
+    links: Annotated[list[Any], msgspec.Meta(extra_json_schema=ISSUED_OR_REFUSED)]
 
 
 class HandoverRequest(Body):

@@ -68,12 +68,17 @@ class Tombstone(Answer):
 
     id: Id
     kind: Kind
-    destroyed: Literal[True]
+    #: Always true (a boolean const: generators read it; not all read an enum of true).
+    destroyed: Annotated[bool, msgspec.Meta(extra_json_schema={"const": True})]
     created_at: Timestamp
 
 
+#: (Evaluated here, at import: the annotations below are evaluated lazily.)
+ITEM_OR_TOMBSTONE = one_of(Item, Tombstone)
+
+
 class ItemPage(Answer):
-    items: Annotated[list[Any], msgspec.Meta(extra_json_schema=one_of(Item, Tombstone))]
+    items: Annotated[list[Any], msgspec.Meta(extra_json_schema=ITEM_OR_TOMBSTONE)]
     next_cursor: str | None
 
 
