@@ -13,9 +13,11 @@ empty body is the model's defaults where every field is optional.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import re
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 import msgspec
 from aiohttp import web
@@ -30,6 +32,7 @@ M = TypeVar("M", bound=msgspec.Struct)
 #: JSON bodies are small; uploads stream and set their own limits per kind.
 MAX_JSON_BODY = 1024 * 1024
 _ENCODER = msgspec.json.Encoder()
+_PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 
 
 class RequestTimeout(KluisError):
@@ -119,11 +122,17 @@ def answer(value: msgspec.Struct, status: int = 200) -> web.Response:
 def check_file_name(name: str | None) -> str | None:
     """An upload's file name as sent, if it is text the vault may keep.
 
-    Control characters (NUL above all) and lone surrogates: 400; a BSN: 422.
-    The name itself never goes into a message or a log.
+    Percent-escapes are decoded first (aiohttp's and other clients escape
+    the whole name, browsers only quotes and line breaks), so that neither
+    a BSN nor a control character hides behind them. Control characters
+    (NUL above all) and lone surrogates: 400; a BSN: 422. The name itself
+    never goes into a message or a log.
     """
     if name is None or name == "":
         return None
+    if _PERCENT.search(name):
+        with contextlib.suppress(UnicodeDecodeError):
+            name = unquote(name, errors="strict")
     reason = bad_text(name)
     if reason is not None:
         raise InvalidInput(f"The file name holds {reason}; rename the file and send it again.")

@@ -15,8 +15,9 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp import BodyPartReader, MultipartReader, hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.multipart import BadContentDispositionParam
 
 from vault.api.access import PRINCIPAL, ask, check, child_for, load_child, now
 from vault.api.body import (
@@ -182,17 +183,20 @@ async def _upload(request: web.Request, posted: Child) -> ItemRecord:
 async def _next_part(reader: MultipartReader, idle: float) -> Any:
     try:
         return await idle_limited(reader.next(), idle)
-    except (ValueError, HttpProcessingError):
+    except (ValueError, HttpProcessingError, BadContentDispositionParam):
+        # (aiohttp warns of a parameter it cannot decode and drops it; where
+        # warnings are errors, as in the tests, the warning arrives here.)
         raise InvalidInput(
             "The multipart body is malformed; send a 'meta' part and then a 'file' part."
         ) from None
 
 
 def _file_name(part: BodyPartReader) -> str | None:
-    try:
-        return part.filename
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("The file part's name cannot be read; rename the file.") from None
+    name = part.filename
+    if name is None and "filename" in part.headers.get(hdrs.CONTENT_DISPOSITION, "").lower():
+        # A name aiohttp could not decode (not UTF-8) and dropped.
+        raise InvalidInput("The file part's name cannot be read as UTF-8; rename the file.")
+    return name
 
 
 async def _chunks(part: BodyPartReader, idle: float) -> AsyncIterator[bytes]:
