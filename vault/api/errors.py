@@ -37,7 +37,7 @@ def error_response(
         {"error": {"code": code, "message": message}}, status=status, headers=headers
     )
     if status == 408:
-        response.force_close()  # the rest of the body is not waited for
+        response.force_close()  # the connection is not used again
     return response
 
 
