@@ -72,11 +72,11 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
             return False
         return max(size - count, 0), size
     start = int(first)
+    if last and int(last) < start:
+        return False  # an invalid range: 416, as nginx answers (RFC 9110 §14.1.1)
     if start >= size:
         return False
     end = size if not last else min(int(last) + 1, size)
-    if end <= start:
-        return None
     return start, end
 
 
