@@ -22,7 +22,7 @@ from urllib.parse import unquote
 import msgspec
 from aiohttp import web
 
-from vault.api.gate import bad_text, parse_json
+from vault.api.gate import bad_text, parse_json, refuse_too_deep
 from vault.api.resources import SETTINGS
 from vault.directory.bsn import BsnNotStored, contains_bsn, refuse_bsn
 from vault.errors import InvalidInput, KluisError, TooLarge
@@ -94,10 +94,11 @@ async def idle_limited(read: Any, idle: float) -> Any:
 
 def decode(raw: bytes, model: type[M], what: str = "The body") -> M:
     """``raw`` JSON as ``model``: the text gate, the model's checks, the free-text pass."""
-    value = parse_json(raw, what)
+    value = parse_json(raw, what, depth=False)
     try:
         obj = msgspec.convert(value, model, strict=True)
     except msgspec.ValidationError as exc:
+        refuse_too_deep(raw.decode("utf-8"), what)  # before anything walks the value
         refuse_bsn(value, scan_values=False)  # a field named like a BSN: 422, not 400
         raise InvalidInput(explain(str(exc), model, what)) from None
     _free_text(obj)

@@ -58,8 +58,14 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 _DECODER = json.JSONDecoder(object_pairs_hook=_object)
 
 
-def parse_json(raw: bytes, what: str = "The body") -> Any:
-    """The JSON value in ``raw``, or :class:`InvalidInput` saying what to fix."""
+def parse_json(raw: bytes, what: str = "The body", *, depth: bool = True) -> Any:
+    """The JSON value in ``raw``, or :class:`InvalidInput` saying what to fix.
+
+    ``depth=False`` leaves the depth to the caller: a value that then fits a
+    model is as shallow as the model (none nests more than four levels), so
+    :mod:`vault.api.body` checks the depth only of a value that did not fit,
+    before anything walks it (:func:`refuse_too_deep`).
+    """
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -74,11 +80,16 @@ def parse_json(raw: bytes, what: str = "The body") -> Any:
         raise InvalidInput(f"{what} is nested too deeply (at most {MAX_DEPTH} levels).") from None
     except ValueError:
         raise InvalidInput(f"{what} is not valid JSON; send a JSON object.") from None
-    if _too_deep(text):
-        raise InvalidInput(f"{what} is nested too deeply (at most {MAX_DEPTH} levels).")
+    if depth:
+        refuse_too_deep(text, what)
     if _SUSPECT_ESCAPE.search(text) is not None:
         _refuse_bad_strings(value, what)
     return value
+
+
+def refuse_too_deep(text: str, what: str = "The body") -> None:
+    if _too_deep(text):
+        raise InvalidInput(f"{what} is nested too deeply (at most {MAX_DEPTH} levels).")
 
 
 def bad_text(value: str) -> str | None:
