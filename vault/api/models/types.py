@@ -67,7 +67,7 @@ Email = Annotated[
     str,
     msgspec.Meta(
         max_length=254,
-        pattern=r"^[^@\s]+@[^@\s]+$",
+        pattern=r"^\s*[^@\s]+@[^@\s]+\s*$",  # trimmed after the check
         description="An e-mail address.",
         extra={"text": "free", "hint": "an e-mail address"},
     ),
