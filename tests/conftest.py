@@ -26,12 +26,11 @@ from tests.helpers.keystores import (
     softhsm_store,
 )
 from tests.helpers.s3 import s3_settings
-from tests.servers import MinioServer, PostgresServer, ServerUnavailable
+from tests.servers import REQUIRE_SERVERS, MinioServer, PostgresServer, ServerUnavailable
 from vault.config import Settings
 from vault.keys import KeyProvider
 from vault.storage import BlobStore, LocalDiskStore, S3Store
 
-REQUIRE_SERVERS = os.environ.get("VAULT_TEST_REQUIRE_SERVERS") == "1"
 BACKENDS = {
     "localdisk": "local disk",
     "minio": "MinIO",

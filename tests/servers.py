@@ -22,6 +22,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+#: Set by scripts/test: a server that cannot start fails the run instead of skipping.
+REQUIRE_SERVERS = os.environ.get("VAULT_TEST_REQUIRE_SERVERS") == "1"
+
 
 class ServerUnavailable(RuntimeError):
     pass

@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 
 from vault import __version__
 from vault.api import create_app
+from vault.api.app import server_options
 from vault.api.security import AccessLogger
 from vault.audit import CURRENT, Actor, event
 from vault.audit.queries import touched
@@ -330,6 +331,7 @@ def serve(settings: Settings, host: str | None, port: int | None) -> int:
         access_log_class=AccessLogger,
         access_log=logging.getLogger("kluis.access"),
         print=lambda message: log.info("%s", message.strip()),
+        **server_options(settings),
     )
     return 0
 

@@ -60,6 +60,14 @@ class Secret:
 class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8080
+    #: A connection that has not sent a whole request head this long after it
+    #: opened (or after its last answer) is closed: aiohttp's keep-alive timer,
+    #: its only one that runs before a request's head is complete.
+    header_timeout_seconds: float = 60.0
+    #: A request body that sends nothing for this long is cut (408): an idle
+    #: time-out per read, so a slow but steady upload of a large video passes.
+    #: aiohttp has no body time-out of its own; 0 turns this one off.
+    body_timeout_seconds: float = 60.0
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -390,6 +398,8 @@ def validate(settings: Settings) -> None:
     """Cross-field checks that a type alone cannot express."""
     if settings.server.port > 65535:
         raise ConfigError("Setting server.port must be at most 65535.")
+    if settings.server.header_timeout_seconds <= 0:
+        raise ConfigError("Setting server.header_timeout_seconds must be more than 0.")
     seg = settings.crypto.segment_size
     if not 4096 <= seg <= 16 * 1024 * 1024:
         raise ConfigError("Setting crypto.segment_size must be between 4096 and 16777216 bytes.")

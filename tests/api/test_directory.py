@@ -211,7 +211,9 @@ async def test_bad_input_is_refused_clearly(
 
 async def test_malformed_and_oversized_bodies(api: Api) -> None:
     response = await api.client.post(
-        "/v1/people", data=b"{not json", headers={"Authorization": f"Bearer {api.admin}"}
+        "/v1/people",
+        data=b"{not json",
+        headers={"Authorization": f"Bearer {api.admin}", "Content-Type": "application/json"},
     )
     assert response.status == 400
     assert (await response.json())["error"]["code"] == "invalid_input"

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -303,7 +304,14 @@ async def test_diary_entries(api: Api) -> None:
         },
         w.staff,
     )
-    assert (entry["kind"], entry["variants"]) == ("diary", [])
+    # API.md: ["original"], the entry's text, linkable like any record.
+    assert (entry["kind"], entry["variants"]) == ("diary", ["original"])
+    assert (entry["size"], entry["content_type"]) == (13, "text/plain; charset=utf-8")
+    link = await api.ok("POST", f"/v1/items/{entry['id']}/links", {}, w.co_separate)
+    response = await api.client.get(urlsplit(link["url"]).path)
+    assert response.status == 200
+    assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert (await response.read()).decode() == "Goed gegeten."
     read = await api.ok("GET", f"/v1/items/{entry['id']}", token=w.co_separate)
     assert (read["text"], read["date"], read["photo_ids"]) == (
         "Goed gegeten.",

@@ -11,10 +11,10 @@ from urllib.parse import urlsplit
 
 import pyvips
 
-from tests.api.conftest import Api
-from tests.api.test_items import consent, nothing_stored, upload
-from tests.api.world import World, world
 from tests.files import PHONE_SECRETS, camera_heic, camera_jpeg, phone_video
+from tests.helpers.api import Api
+from tests.helpers.items import consent, nothing_stored, upload
+from tests.helpers.world import World, world
 from tests.media.tools import decodes, exiftool, revealing, streams
 
 

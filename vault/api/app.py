@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from vault.api import (
@@ -17,6 +19,7 @@ from vault.api import (
 )
 from vault.api.audit import audit_middleware
 from vault.api.auth import auth_middleware
+from vault.api.body import MAX_JSON_BODY
 from vault.api.errors import error_middleware
 from vault.api.metrics import METRICS, Metrics, metrics_middleware
 from vault.api.resources import CLOCK, SETTINGS
@@ -25,8 +28,23 @@ from vault.config import Settings
 from vault.keys.service import utcnow
 from vault.media.images import configure_vips
 
-#: JSON bodies are small; uploads stream and set their own limits per kind.
-MAX_JSON_BODY = 1024 * 1024
+LINGERING_SECONDS = 1.0
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """What ``kluis serve`` hands aiohttp's runner beside the app.
+
+    aiohttp's keep-alive timer is the only one that runs while a request
+    head arrives, so it is the header time-out; bodies have their own (see
+    :func:`vault.api.body.idle_limited`). After an answer that did not read
+    the whole body (413 on a Content-Length, 408), aiohttp reads and drops
+    what still comes for ``lingering_time`` so the client sees the answer;
+    a second is enough for that and no longer feeds a hostile client.
+    """
+    return {
+        "keepalive_timeout": settings.server.header_timeout_seconds,
+        "lingering_time": LINGERING_SECONDS,
+    }
 
 
 def create_app(settings: Settings) -> web.Application:

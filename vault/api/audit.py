@@ -18,28 +18,28 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any
 
+import msgspec
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from vault.api.access import check, load_child
-from vault.api.body import iso_utc
+from vault.api.body import answer, read_query
 from vault.api.errors import HTTP_CODES
+from vault.api.models.audit import AccessEvent, AccessLog, AccessQuery, Verification
 from vault.api.openapi import operation
 from vault.api.resources import AUDIT, DB, KEYRING
 from vault.api.trail import TRAIL, Trail, action_name, caller, record_now
 from vault.audit import CURRENT
 from vault.audit.queries import access_log
 from vault.audit.verify import verify
-from vault.errors import InvalidInput, KluisError
+from vault.errors import KluisError
 from vault.keys.provider import audit_check
 from vault.policy import Action, ChildTarget, DirectoryTarget
 
 log = logging.getLogger(__name__)
 
 AUDITED = ("/v1/", "/l/", "/h/", "/x/")
-ACCESS_LOG_DEFAULT, ACCESS_LOG_MAX = 200, 1000
 
 
 @web.middleware
@@ -83,68 +83,44 @@ async def _refused(request: web.Request, trail: Trail, code: str) -> None:
     "Who accessed this child's records, and when (its guardians, the privacy officer): "
     "newest first; 'before' and 'limit' page back.",
     tags=["audit"],
-    responses={
-        200: "{events: [{at, actor, role, action, item_id?, outcome}], next_before}",
-        400: "invalid_input",
-        401: "unauthenticated",
-        403: "forbidden or blocked",
-        404: "not_found",
-    },
+    answer=AccessLog,
+    query=AccessQuery,
+    refusals={403: ("forbidden",), 404: ("not_found",)},
 )
 async def child_access_log(request: web.Request) -> web.Response:
     facts = await load_child(request)
     check(request, Action.VIEW_ACCESS_LOG, ChildTarget(facts))
-    limit = _int_query(request, "limit", ACCESS_LOG_DEFAULT)
-    if not 1 <= limit <= ACCESS_LOG_MAX:
-        raise InvalidInput(f"'limit' must be 1 to {ACCESS_LOG_MAX}.")
-    before = request.query.get("before")
-    entries = await access_log(
-        request.app[DB],
-        facts.id,
-        limit=limit,
-        before=_int_query(request, "before", 0) if before is not None else None,
-    )
-    events = []
-    for entry in entries:
-        shown: dict[str, Any] = {
-            "at": iso_utc(entry.at),
-            "actor": entry.actor,
-            "role": entry.role,
-            "action": entry.action,
-            "outcome": entry.outcome,
-        }
-        if entry.item_id is not None:
-            shown["item_id"] = entry.item_id
-        events.append(shown)
+    query = read_query(request, AccessQuery)
+    limit = query.limit
+    entries = await access_log(request.app[DB], facts.id, limit=limit, before=query.before)
+    events = [
+        AccessEvent(
+            at=entry.at,
+            actor=entry.actor,
+            role=entry.role,
+            action=entry.action,
+            outcome=entry.outcome,
+            item_id=entry.item_id,
+        )
+        for entry in entries
+    ]
     next_before = entries[-1].seq if len(entries) == limit else None
-    return web.json_response({"events": events, "next_before": next_before})
-
-
-def _int_query(request: web.Request, name: str, default: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or len(raw) > 18:
-        raise InvalidInput(f"'{name}' must be a whole number.")
-    return int(raw)
+    return answer(AccessLog(events=events, next_before=next_before))
 
 
 @operation(
     "Check the whole audit chain (the privacy officer): every event, checkpoint and the "
     "signed head; problems say where.",
     tags=["audit"],
-    responses={
-        200: "{ok, events, head, problems}",
-        401: "unauthenticated",
-        403: "forbidden or blocked",
-    },
+    answer=Verification,
+    refusals={403: ("forbidden",)},
 )
 async def verify_chain(request: web.Request) -> web.Response:
     check(request, Action.VERIFY_AUDIT, DirectoryTarget())
     # The check is on the record before it runs (and counts itself).
     await record_now(request)
     result = await verify(request.app[DB], audit_check(request.app[KEYRING]))
-    return web.json_response(result.as_json())
+    return answer(msgspec.convert(result.as_json(), Verification))
 
 
 def setup(app: web.Application) -> None:

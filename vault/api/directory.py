@@ -7,22 +7,34 @@ from __future__ import annotations
 from aiohttp import web
 
 from vault.api.access import check, child_for, now
-from vault.api.body import Field, read_json
+from vault.api.body import answer, read_body
+from vault.api.models.common import Created
+from vault.api.models.directory import (
+    BlockRequest,
+    ChildPlacement,
+    ChildView,
+    NewChild,
+    NewGroup,
+    NewGuardian,
+    NewLocation,
+    NewPerson,
+    PersonCreated,
+    PersonRef,
+    Placement,
+    PlacementDates,
+    TokenIssued,
+)
 from vault.api.openapi import operation
 from vault.api.resources import DB, KEYS
 from vault.api.retention import retention as retention_job
 from vault.api.trail import note, record_now
 from vault.directory import children, people, places
 from vault.errors import InvalidInput
-from vault.policy import ROLES, Action, DirectoryTarget
+from vault.policy import Action, DirectoryTarget
 
-_ADMIN_ERRORS = {
-    400: "invalid_input",
-    401: "unauthenticated",
-    403: "forbidden or blocked",
-    404: "not_found",
-    422: "bsn_not_stored",
-}
+#: The admin's calls refuse other roles; those on an {id} also know not_found.
+_ADMIN = {403: ("forbidden",)}
+_ADMIN_ON = {403: ("forbidden",), 404: ("not_found",)}
 
 
 def _admin(request: web.Request) -> None:
@@ -46,45 +58,38 @@ async def _changing(request: web.Request, *, child: bool = False, **detail: str)
 @operation(
     "Create a person with a role; the token is shown once.",
     tags=["directory"],
-    responses={201: "{id, token}", **_ADMIN_ERRORS},
+    body=NewPerson,
+    answer=(201, PersonCreated),
+    refusals=_ADMIN,
 )
 async def create_person(request: web.Request) -> web.Response:
     _admin(request)
-    body = await read_json(
-        request,
-        {
-            "name": Field(),
-            "email": Field(required=False, nullable=True),
-            "role": Field(choices=ROLES),
-        },
-        directory=True,
-    )
-    email = body.get("email")
-    if email is not None and ("@" not in email or " " in email):
-        raise InvalidInput("The field 'email' must be an e-mail address.")
+    body = await read_body(request, NewPerson)
     person_id, token = await people.create_person(
-        request.app[DB], body["name"], email, body["role"], now(request)
+        request.app[DB], body.name, body.email, body.role, now(request)
     )
-    note(request, target=person_id, role=body["role"])
-    return web.json_response({"id": person_id, "token": token}, status=201)
+    note(request, target=person_id, role=body.role)
+    return answer(PersonCreated(id=person_id, token=token), status=201)
 
 
 @operation(
     "Issue another token for a person (shown once).",
     tags=["directory"],
-    responses={201: "{token}", **_ADMIN_ERRORS},
+    answer=(201, TokenIssued),
+    refusals=_ADMIN_ON,
 )
 async def issue_token(request: web.Request) -> web.Response:
     _admin(request)
     token = await people.issue_token(request.app[DB], request.match_info["id"], now(request))
     note(request, target=request.match_info["id"])
-    return web.json_response({"token": token}, status=201)
+    return answer(TokenIssued(token=token), status=201)
 
 
 @operation(
     "Revoke every token of a person (a lost device).",
     tags=["directory"],
-    responses={204: "Revoked.", **_ADMIN_ERRORS},
+    answer=(204, None),
+    refusals=_ADMIN_ON,
 )
 async def revoke_tokens(request: web.Request) -> web.Response:
     _admin(request)
@@ -96,17 +101,19 @@ async def revoke_tokens(request: web.Request) -> web.Response:
 @operation(
     "Block a person: every call of theirs answers 'blocked'.",
     tags=["directory"],
-    responses={204: "Blocked.", **_ADMIN_ERRORS},
+    body=BlockRequest,
+    answer=(204, None),
+    refusals=_ADMIN_ON,
 )
 async def block(request: web.Request) -> web.Response:
     _admin(request)
-    body = await read_json(request, {"reason": Field()}, directory=True)
+    body = await read_body(request, BlockRequest)
     await _changing(request)
-    await people.set_block(request.app[DB], request.match_info["id"], body["reason"], now(request))
+    await people.set_block(request.app[DB], request.match_info["id"], body.reason, now(request))
     return _no_content()
 
 
-@operation("Lift a block.", tags=["directory"], responses={204: "Unblocked.", **_ADMIN_ERRORS})
+@operation("Lift a block.", tags=["directory"], answer=(204, None), refusals=_ADMIN_ON)
 async def unblock(request: web.Request) -> web.Response:
     _admin(request)
     await _changing(request)
@@ -114,131 +121,123 @@ async def unblock(request: web.Request) -> web.Response:
     return _no_content()
 
 
-@operation("Create a location.", tags=["directory"], responses={201: "{id}", **_ADMIN_ERRORS})
+@operation(
+    "Create a location.",
+    tags=["directory"],
+    body=NewLocation,
+    answer=(201, Created),
+    refusals=_ADMIN,
+)
 async def create_location(request: web.Request) -> web.Response:
     _admin(request)
-    body = await read_json(request, {"name": Field()}, directory=True)
-    location_id = await places.create_location(request.app[DB], body["name"], now(request))
+    body = await read_body(request, NewLocation)
+    location_id = await places.create_location(request.app[DB], body.name, now(request))
     note(request, target=location_id)
-    return web.json_response({"id": location_id}, status=201)
+    return answer(Created(id=location_id), status=201)
 
 
 @operation(
     "Make a location manager manage a location.",
     tags=["directory"],
-    responses={204: "Done.", **_ADMIN_ERRORS},
+    body=PersonRef,
+    answer=(204, None),
+    refusals=_ADMIN_ON,
 )
 async def add_manager(request: web.Request) -> web.Response:
     _admin(request)
-    body = await read_json(request, {"person_id": Field(type="id")}, directory=True)
-    await _changing(request, person=body["person_id"])
-    await places.add_manager(request.app[DB], request.match_info["id"], body["person_id"])
+    body = await read_body(request, PersonRef)
+    await _changing(request, person=body.person_id)
+    await places.add_manager(request.app[DB], request.match_info["id"], body.person_id)
     return _no_content()
 
 
 @operation(
-    "Create a group at a location.", tags=["directory"], responses={201: "{id}", **_ADMIN_ERRORS}
+    "Create a group at a location.",
+    tags=["directory"],
+    body=NewGroup,
+    answer=(201, Created),
+    refusals=_ADMIN_ON,
 )
 async def create_group(request: web.Request) -> web.Response:
     _admin(request)
-    body = await read_json(
-        request, {"location_id": Field(type="id"), "name": Field()}, directory=True
-    )
-    group_id = await places.create_group(
-        request.app[DB], body["location_id"], body["name"], now(request)
-    )
+    body = await read_body(request, NewGroup)
+    group_id = await places.create_group(request.app[DB], body.location_id, body.name, now(request))
     note(request, target=group_id)
-    return web.json_response({"id": group_id}, status=201)
+    return answer(Created(id=group_id), status=201)
 
 
 @operation(
-    "Add a staff member to a group.", tags=["directory"], responses={204: "Done.", **_ADMIN_ERRORS}
+    "Add a staff member to a group.",
+    tags=["directory"],
+    body=PersonRef,
+    answer=(204, None),
+    refusals=_ADMIN_ON,
 )
 async def add_staff(request: web.Request) -> web.Response:
     _admin(request)
-    body = await read_json(request, {"person_id": Field(type="id")}, directory=True)
-    await _changing(request, person=body["person_id"])
-    await places.add_staff(request.app[DB], request.match_info["id"], body["person_id"])
+    body = await read_body(request, PersonRef)
+    await _changing(request, person=body.person_id)
+    await places.add_staff(request.app[DB], request.match_info["id"], body.person_id)
     return _no_content()
 
 
 @operation(
     "Register a child in a group; names and birth date are stored encrypted.",
     tags=["directory"],
-    responses={201: "{id}", **_ADMIN_ERRORS},
+    body=NewChild,
+    answer=(201, Created),
+    refusals=_ADMIN_ON,
 )
 async def create_child(request: web.Request) -> web.Response:
     _admin(request)
-    body = await read_json(
-        request,
-        {
-            "first_name": Field(),
-            "last_name": Field(),
-            "birth_date": Field(type="date"),
-            "group_id": Field(type="id"),
-        },
-        directory=True,
-    )
-    if body["birth_date"] > now(request).date():
+    body = await read_body(request, NewChild)
+    if body.birth_date > now(request).date():
         raise InvalidInput("The field 'birth_date' lies in the future.")
-    profile = children.Profile(body["first_name"], body["last_name"], body["birth_date"])
+    profile = children.Profile(body.first_name, body.last_name, body.birth_date)
     child_id = await children.create_child(
-        request.app[DB], request.app[KEYS], profile, body["group_id"], now(request)
+        request.app[DB], request.app[KEYS], profile, body.group_id, now(request)
     )
     note(request, children=[child_id], target=child_id)
-    return web.json_response({"id": child_id}, status=201)
+    return answer(Created(id=child_id), status=201)
 
 
 @operation(
     "Set the child's placement (contract) dates; end_date null while it runs.",
     tags=["directory"],
-    responses={200: "The placement.", **_ADMIN_ERRORS},
+    body=PlacementDates,
+    answer=Placement,
+    refusals=_ADMIN_ON,
 )
 async def set_placement(request: web.Request) -> web.Response:
     _admin(request)
-    body = await read_json(
-        request,
-        {"start_date": Field(type="date"), "end_date": Field(type="date", nullable=True)},
-        directory=True,
-    )
+    body = await read_body(request, PlacementDates)
     await _changing(request, child=True)
     await children.set_placement(
-        request.app[DB], request.match_info["id"], body["start_date"], body["end_date"]
+        request.app[DB], request.match_info["id"], body.start_date, body.end_date
     )
-    end = body["end_date"]
+    end = body.end_date
     # The child keys move to the epochs the new dates call for at once.
     await retention_job(request.app).reschedule(request.match_info["id"], end, now(request))
-    return web.json_response(
-        {
-            "start_date": body["start_date"].isoformat(),
-            "end_date": end.isoformat() if end else None,
-        }
-    )
+    return answer(Placement(start_date=body.start_date, end_date=end))
 
 
 @operation(
     "Add a guardian to a child.",
     tags=["directory"],
-    responses={204: "Done.", 409: "conflict", **_ADMIN_ERRORS},
+    body=NewGuardian,
+    answer=(204, None),
+    refusals={**_ADMIN_ON, 409: ("conflict",)},
 )
 async def add_guardian(request: web.Request) -> web.Response:
     _admin(request)
-    body = await read_json(
-        request,
-        {
-            "person_id": Field(type="id"),
-            "relation": Field(choices=("contract_parent", "co_parent")),
-            "household": Field(choices=("shared", "separate")),
-        },
-        directory=True,
-    )
-    await _changing(request, child=True, person=body["person_id"])
+    body = await read_body(request, NewGuardian)
+    await _changing(request, child=True, person=body.person_id)
     await children.add_guardian(
         request.app[DB],
         request.match_info["id"],
-        body["person_id"],
-        body["relation"],
-        body["household"],
+        body.person_id,
+        body.relation,
+        body.household,
         now(request),
     )
     return _no_content()
@@ -247,41 +246,38 @@ async def add_guardian(request: web.Request) -> web.Response:
 @operation(
     "Set the child's mentor (a staff member).",
     tags=["directory"],
-    responses={204: "Done.", **_ADMIN_ERRORS},
+    body=PersonRef,
+    answer=(204, None),
+    refusals=_ADMIN_ON,
 )
 async def set_mentor(request: web.Request) -> web.Response:
     _admin(request)
-    body = await read_json(request, {"person_id": Field(type="id")}, directory=True)
-    await _changing(request, child=True, person=body["person_id"])
-    await children.set_mentor(request.app[DB], request.match_info["id"], body["person_id"])
+    body = await read_body(request, PersonRef)
+    await _changing(request, child=True, person=body.person_id)
+    await children.set_mentor(request.app[DB], request.match_info["id"], body.person_id)
     return _no_content()
 
 
 @operation(
     "A child's directory facts: name, birth date, group, placement.",
     tags=["directory"],
-    responses={
-        200: "The child.",
-        401: "unauthenticated",
-        403: "outside_window or blocked",
-        404: "not_found",
-    },
+    answer=ChildView,
+    refusals={403: ("forbidden", "outside_window"), 404: ("not_found",), 410: ("destroyed",)},
 )
 async def get_child(request: web.Request) -> web.Response:
     facts = await child_for(request, Action.VIEW_CHILD)
     profile = await children.read_profile(request.app[DB], request.app[KEYS], facts.id)
-    return web.json_response(
-        {
-            "id": facts.id,
-            "first_name": profile.first_name,
-            "last_name": profile.last_name,
-            "birth_date": profile.birth_date.isoformat(),
-            "group_id": facts.group_id,
-            "placement": {
-                "start_date": facts.placement_start.isoformat() if facts.placement_start else None,
-                "end_date": facts.placement_end.isoformat() if facts.placement_end else None,
-            },
-        }
+    return answer(
+        ChildView(
+            id=facts.id,
+            first_name=profile.first_name,
+            last_name=profile.last_name,
+            birth_date=profile.birth_date,
+            group_id=facts.group_id,
+            placement=ChildPlacement(
+                start_date=facts.placement_start, end_date=facts.placement_end
+            ),
+        )
     )
 
 

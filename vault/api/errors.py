@@ -9,6 +9,11 @@ from aiohttp.typedefs import Handler
 
 from vault.errors import KluisError, RateLimited
 
+#: Sent with every 401 (RFC 9110 §11.6.1): how to authenticate.
+CHALLENGE = 'Bearer realm="kluis"'
+#: A 503 says when to come back; storage outages are usually short.
+RETRY_UNAVAILABLE = "5"
+
 log = logging.getLogger(__name__)
 
 #: aiohttp's own refusals (no route, wrong method, body too large) in API terms.
@@ -23,9 +28,17 @@ HTTP_CODES = {
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> web.Response:
-    return web.json_response(
+    headers = dict(headers or {})
+    if status == 401:
+        headers.setdefault("WWW-Authenticate", CHALLENGE)
+    elif status == 503:
+        headers.setdefault("Retry-After", RETRY_UNAVAILABLE)
+    response = web.json_response(
         {"error": {"code": code, "message": message}}, status=status, headers=headers
     )
+    if status == 408:
+        response.force_close()  # the connection is not used again
+    return response
 
 
 @web.middleware

@@ -25,8 +25,9 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
 from vault.api.access import PRINCIPAL, ask, child_for, enforce, now, rules
-from vault.api.body import Field, iso_utc, read_json
+from vault.api.body import answer, read_body
 from vault.api.links import link_url, signer, verified
+from vault.api.models.exports import ExportLink, ExportRequest
 from vault.api.openapi import operation
 from vault.api.resources import DB, KEYS, READER, SETTINGS, STORE
 from vault.api.trail import attribute, caller, note, record_now
@@ -55,18 +56,14 @@ def _label(export_id: str) -> str:
     "Make an archive of the child's records for download (a guardian, while the records "
     "are visible): index.html, diary.json and the originals; the link lives up to 24 hours.",
     tags=["export"],
-    responses={
-        201: "{url, expires_at, size}",
-        400: "invalid_input",
-        401: "unauthenticated",
-        403: "forbidden, outside_window or blocked",
-        404: "not_found",
-    },
+    body=ExportRequest,
+    answer=(201, ExportLink),
+    refusals={403: ("forbidden", "outside_window"), 404: ("not_found",), 410: ("destroyed",)},
 )
 async def create_export(request: web.Request) -> web.Response:
     child = await child_for(request, Action.EXPORT)
-    body = await read_json(request, {"kinds": Field(type="list", required=False, choices=KINDS)})
-    kinds = body.get("kinds", list(KINDS))
+    body = await read_body(request, ExportRequest)
+    kinds: list[str] = list(KINDS) if body.kinds is None else list(body.kinds)
     app = request.app
     cache = ChildCache(app[READER])
     chosen: list[str] = []
@@ -123,14 +120,8 @@ async def create_export(request: web.Request) -> web.Response:
     )
     token = (await signer(app)).sign(claims)
     note(request, export=export_id, items=len(plan.items), size=plan.size, kinds=sorted(kinds))
-    return web.json_response(
-        {
-            "url": link_url(request, "export", token),
-            "expires_at": iso_utc(claims.expires),
-            "size": plan.size,
-        },
-        status=201,
-    )
+    url = link_url(request, "export", token)
+    return answer(ExportLink(url=url, expires_at=claims.expires, size=plan.size), status=201)
 
 
 def _items(conn: Connection, ids: list[str]) -> list[tuple[str, LoadedItem | None, Any]]:
@@ -153,6 +144,14 @@ def _recheck(conn: Connection, principal_id: str, child_id: str, ids: list[str])
     return principal_of(conn, principal_id), child_facts_of(conn, child_id), records, facts
 
 
+@operation(
+    "The export's ZIP (GET or HEAD), exactly 'size' bytes, checked against the policy for the "
+    "child and every record in it at this moment; Range resumes a broken download.",
+    tags=["export"],
+    auth=False,
+    link=True,
+    content={"application/zip": {}},
+)
 async def open_export(request: web.Request) -> web.StreamResponse:
     app = request.app
     moment = now(request)

@@ -21,7 +21,16 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Row
 
 from vault.api.access import PRINCIPAL, ask, enforce, now, rules
-from vault.api.body import Field, iso_utc, read_json
+from vault.api.body import answer, read_body
+from vault.api.models.common import ErrorDetail, Link
+from vault.api.models.links import (
+    BatchRequest,
+    HandoverRequest,
+    IssuedLink,
+    LinkRequest,
+    Links,
+    RefusedLink,
+)
 from vault.api.openapi import operation
 from vault.api.resources import DB, FACTS, KEYS, READER, SETTINGS, SIGNING, STORE
 from vault.api.trail import add, attribute, caller, note, record_now
@@ -46,17 +55,12 @@ from vault.share.delivery import Delivery, safe_file_name, serve
 from vault.share.links import PATHS, Claims, LinkExpired, LinkInvalid, LinkSigner
 from vault.tokens import new_id
 
-MAX_BATCH = 500
-#: The answers of both calls that issue a link.
+#: The refusals of the calls that issue a link.
 _ISSUED = {
-    201: "{url, expires_at}",
-    400: "invalid_input",
-    401: "unauthenticated",
-    403: "forbidden, consent_missing, outside_window or blocked",
-    404: "not_found",
-    410: "destroyed",
+    403: ("forbidden", "consent_missing", "outside_window"),
+    404: ("not_found",),
+    410: ("destroyed",),
 }
-VARIANTS = ("original", "preview", "thumb")
 
 
 async def signer(app: web.Application) -> LinkSigner:
@@ -92,9 +96,7 @@ def link_url(request: web.Request, purpose: str, token: str) -> str:
 def _ttl(value: int | None, default: int, cap: int) -> int:
     if value is None:
         return default
-    if value < 1:
-        raise InvalidInput("'ttl_seconds' must be at least 1.")
-    return min(value, cap)  # over the cap is cut to the cap (API.md)
+    return min(value, cap)  # over the cap is cut to the cap (API.md); at least 1 (model)
 
 
 async def _target(request: web.Request, item_id: str) -> tuple[LoadedItem, ItemTarget]:
@@ -140,7 +142,7 @@ async def _issue(
     variant: str,
     ttl: int,
     disposition: str,
-) -> dict[str, Any]:
+) -> Link:
     loaded, target = await _target(request, item_id)
     record = loaded.record
     enforce(ask(request, Action.READ_ITEM, target))
@@ -162,78 +164,62 @@ async def _issue(
         request,
         event("link.issue", children=record.children, item=record.id, variant=variant, ttl=ttl),
     )
-    return {
-        "url": link_url(request, "media", link_signer.sign(claims)),
-        "expires_at": iso_utc(claims.expires),
-    }
+    return Link(url=link_url(request, "media", link_signer.sign(claims)), expires_at=claims.expires)
 
 
 @operation(
     "A short-lived link to one variant of an item.",
     tags=["links"],
-    responses=_ISSUED,
+    body=LinkRequest,
+    answer=(201, Link),
+    refusals=_ISSUED,
 )
 async def create_link(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS].links
-    body = await read_json(
-        request,
-        {
-            "variant": Field(required=False, choices=VARIANTS),
-            "ttl_seconds": Field(type="int", required=False),
-            "disposition": Field(required=False, choices=("inline", "attachment")),
-        },
-    )
-    ttl = _ttl(
-        body.get("ttl_seconds"), settings.media_default_ttl_seconds, settings.media_max_ttl_seconds
-    )
+    body = await read_body(request, LinkRequest)
+    ttl = _ttl(body.ttl_seconds, settings.media_default_ttl_seconds, settings.media_max_ttl_seconds)
     link = await _issue(
         request,
         await signer(request.app),
         request.match_info["id"],
-        body.get("variant", "original"),
+        body.variant,
         ttl,
-        body.get("disposition", "inline"),
+        body.disposition,
     )
-    return web.json_response(link, status=201)
+    return answer(link, status=201)
 
 
 @operation(
-    "Links to many items at once (a timeline's thumbnails), up to 500; refusals per item.",
+    "Links to many items at once (a timeline's thumbnails), up to 500; refusals per item "
+    "(not_found, forbidden, consent_missing, outside_window, destroyed).",
     tags=["links"],
-    responses={200: "{links: [...]}", 400: "invalid_input", 401: "unauthenticated"},
+    body=BatchRequest,
+    answer=Links,
 )
 async def create_links(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS].links
-    body = await read_json(
-        request, {"items": Field(type="list"), "ttl_seconds": Field(type="int", required=False)}
-    )
-    wanted = body["items"]
-    if not 1 <= len(wanted) <= MAX_BATCH:
-        raise InvalidInput(f"'items' must hold 1 to {MAX_BATCH} entries.")
-    ttl = _ttl(
-        body.get("ttl_seconds"), settings.media_default_ttl_seconds, settings.media_max_ttl_seconds
-    )
+    body = await read_body(request, BatchRequest)
+    ttl = _ttl(body.ttl_seconds, settings.media_default_ttl_seconds, settings.media_max_ttl_seconds)
     link_signer = await signer(request.app)
-    out: list[dict[str, Any]] = []
-    for entry in wanted:
-        if (
-            not isinstance(entry, dict)
-            or not isinstance(entry.get("item_id"), str)
-            or set(entry) - {"item_id", "variant"}
-            or entry.get("variant", "original") not in VARIANTS
-        ):
-            raise InvalidInput('Each entry of \'items\' is {"item_id", "variant"?}.')
-        variant = entry.get("variant", "original")
+    out: list[IssuedLink | RefusedLink] = []
+    for entry in body.items:
         try:
-            link = await _issue(request, link_signer, entry["item_id"], variant, ttl, "inline")
+            link = await _issue(request, link_signer, entry.item_id, entry.variant, ttl, "inline")
         except (NotFound, Forbidden, ConsentMissing, OutsideWindow, Destroyed) as refusal:
             # A refusal for this item only; the others still get their links.
-            error = {"code": refusal.code, "message": refusal.message}
-            add(request, event("link.issue", outcome=refusal.code, item=entry["item_id"]))
-            out.append({"item_id": entry["item_id"], "error": error})
+            error = ErrorDetail(code=refusal.code, message=refusal.message)
+            add(request, event("link.issue", outcome=refusal.code, item=entry.item_id))
+            out.append(RefusedLink(item_id=entry.item_id, error=error))
             continue
-        out.append({"item_id": entry["item_id"], "variant": variant, **link})
-    return web.json_response({"links": out})
+        out.append(
+            IssuedLink(
+                item_id=entry.item_id,
+                variant=entry.variant,
+                url=link.url,
+                expires_at=link.expires_at,
+            )
+        )
+    return answer(Links(links=list(out)))
 
 
 async def _deliver(
@@ -295,6 +281,13 @@ async def _answer(request: web.Request, claims: Claims, action: Action) -> LinkF
     return resolved
 
 
+@operation(
+    "The bytes a link names (GET or HEAD), checked against the policy at this moment: "
+    "Range, If-Range, If-None-Match and If-Match as RFC 9110 has them.",
+    tags=["links"],
+    auth=False,
+    link=True,
+)
 async def open_link(request: web.Request) -> web.StreamResponse:
     claims = await verified(request, "media")
     resolved = await _answer(request, claims, Action.READ_ITEM)
@@ -305,35 +298,31 @@ async def open_link(request: web.Request) -> web.StreamResponse:
     "A link to an observation for a school (no account): the child's mentor or location "
     "manager, with the parents' school_handover consent; expiry and downloads counted.",
     tags=["links"],
-    responses=_ISSUED,
+    body=HandoverRequest,
+    answer=(201, Link),
+    refusals=_ISSUED,
 )
 async def create_handover(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS].links
-    body = await read_json(
-        request,
-        {
-            "recipient": Field(),
-            "ttl_seconds": Field(type="int", required=False),
-            "max_downloads": Field(type="int", required=False),
-        },
-        directory=True,
-    )
+    body = await read_body(request, HandoverRequest)
     loaded, target = await _target(request, request.match_info["id"])
     record = loaded.record
     enforce(ask(request, Action.ISSUE_HANDOVER, target))
     ttl = _ttl(
-        body.get("ttl_seconds"),
+        body.ttl_seconds,
         settings.handover_default_days * 86400,
         settings.handover_max_days * 86400,
     )
-    downloads = body.get("max_downloads", settings.handover_default_downloads)
+    downloads = (
+        settings.handover_default_downloads if body.max_downloads is None else body.max_downloads
+    )
     if not 1 <= downloads <= settings.handover_max_downloads:
         raise InvalidInput(f"'max_downloads' must be 1 to {settings.handover_max_downloads}.")
     moment = now(request)
     handover_id = new_id()
     key = await request.app[KEYS].open_item_key(record.id)
     recipient = seal_item_record(
-        key, record.id, f"handover:{handover_id}", json.dumps(body["recipient"]).encode()
+        key, record.id, f"handover:{handover_id}", json.dumps(body.recipient).encode()
     )
     async with request.app[DB].begin() as conn:
         await conn.execute(
@@ -359,12 +348,16 @@ async def create_handover(request: web.Request) -> web.Response:
     )
     token = (await signer(request.app)).sign(claims)
     note(request, handover=handover_id, ttl=ttl, max_downloads=downloads)
-    return web.json_response(
-        {"url": link_url(request, "handover", token), "expires_at": iso_utc(claims.expires)},
-        status=201,
-    )
+    return answer(Link(url=link_url(request, "handover", token), expires_at=claims.expires), 201)
 
 
+@operation(
+    "The observation a handover names (GET or HEAD), for a school: counted downloads, "
+    "school_handover consent checked at this moment.",
+    tags=["links"],
+    auth=False,
+    link=True,
+)
 async def open_handover(request: web.Request) -> web.StreamResponse:
     claims = await verified(request, "handover")
     engine = request.app[DB]

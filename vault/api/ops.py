@@ -6,10 +6,13 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+import msgspec
 from aiohttp import web
 
+from vault.api.body import answer
 from vault.api.errors import error_response
 from vault.api.metrics import metrics_handler
+from vault.api.models.ops import Health, Readiness
 from vault.api.openapi import build_document, operation
 from vault.api.resources import DB, KEYRING, STORE
 from vault.db import reachable
@@ -19,22 +22,25 @@ log = logging.getLogger(__name__)
 
 #: Each readiness check answers within this, or counts as down.
 READY_TIMEOUT = 5.0
+#: The document, built at its first request (the routes are fixed by then).
+DOCUMENT = web.AppKey("openapi_document", dict[str, bytes])
 
 
 @operation(
     "Liveness: the process is up and answering.",
     tags=["operations"],
-    responses={200: "The process is up."},
+    answer=Health,
     auth=False,
 )
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return answer(Health(status="ok"))
 
 
 @operation(
     "Readiness: the database, blob storage and keyring are reachable.",
     tags=["operations"],
-    responses={200: "Ready to serve.", 503: "A dependency is unreachable (storage_unavailable)."},
+    answer=Readiness,
+    refusals={503: ("storage_unavailable",)},
     auth=False,
 )
 async def readyz(request: web.Request) -> web.Response:
@@ -47,7 +53,7 @@ async def readyz(request: web.Request) -> web.Response:
     results = await asyncio.gather(*(_probe(name, check) for name, check in checks.items()))
     status = dict(zip(checks, results, strict=True))
     if all(result == "ok" for result in results):
-        return web.json_response({"status": "ready", "checks": status})
+        return answer(Readiness(status="ready", checks=status))  # type: ignore[arg-type]
     down = ", ".join(name for name, result in status.items() if result != "ok")
     response = error_response(
         503, "storage_unavailable", f"Not ready: {down} unreachable. Check the service's log."
@@ -68,7 +74,8 @@ async def _probe(name: str, check: Callable[[], Awaitable[None]]) -> str:
 @operation(
     "Prometheus metrics in the text exposition format.",
     tags=["operations"],
-    responses={200: "Metrics."},
+    answer=(200, None),
+    content={"text/plain": {"schema": {"type": "string"}}},
     auth=False,
 )
 async def metrics(request: web.Request) -> web.Response:
@@ -78,14 +85,19 @@ async def metrics(request: web.Request) -> web.Response:
 @operation(
     "This API as an OpenAPI 3.1 document.",
     tags=["operations"],
-    responses={200: "The document."},
+    answer=(200, None),
+    content={"application/json": {"schema": {"type": "object"}}},
     auth=False,
 )
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(build_document(request.app))
+    cache = request.app[DOCUMENT]
+    if "body" not in cache:
+        cache["body"] = msgspec.json.encode(build_document(request.app))
+    return web.Response(body=cache["body"], content_type="application/json")
 
 
 def setup(app: web.Application) -> None:
+    app[DOCUMENT] = {}
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

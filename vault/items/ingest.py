@@ -19,7 +19,7 @@ import contextlib
 import dataclasses
 import json
 import zlib
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -36,12 +36,14 @@ from vault.keys.service import KeyService, PreparedItemKey
 from vault.media.images import SanitisedImage, sanitise, sanitise_jpeg
 from vault.media.jpeg import JpegStripper
 from vault.media.pool import IMAGE_POOL, ImagePool
-from vault.media.sniff import HEAD_SIZE, JPEG, MediaType, accepted
+from vault.media.sniff import ACCEPTED, HEAD_SIZE, JPEG, MediaType, accepted
 from vault.media.video import scrub
 from vault.storage import BlobStore, new_blob_key
 from vault.tokens import new_id
 
 MB = 1024 * 1024
+#: A diary entry's original: its text, as it was written.
+TEXT_PLAIN = "text/plain; charset=utf-8"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +63,20 @@ def size_cap(settings: Settings, media: MediaType) -> int:
     if media.family == "image":
         return uploads.photo_max_mb * MB
     return uploads.document_max_mb * MB
+
+
+def size_cap_of_kind(settings: Settings, kind: str) -> int:
+    """The most bytes an upload of ``kind`` can have, whatever type it turns out to be.
+
+    Known as soon as the ``meta`` part is read, so a ``Content-Length`` over
+    it is refused before a byte of the file is.
+    """
+    return max((size_cap(settings, media) for media in ACCEPTED.get(kind, ())), default=0)
+
+
+def largest_cap(settings: Settings) -> int:
+    """The most bytes any upload can have: what the request head is held to."""
+    return max(size_cap_of_kind(settings, kind) for kind in ACCEPTED)
 
 
 async def capped(source: AsyncIterable[bytes], limit: int) -> AsyncIterator[bytes]:
@@ -152,8 +168,13 @@ async def ingest_file(
     source: AsyncIterable[bytes],
     meta: dict[str, Any],
     now: datetime,
+    before_commit: Callable[[], Awaitable[None]] | None = None,
 ) -> ItemRecord:
-    """Store an uploaded file as a new item of ``kind`` belonging to ``owners``."""
+    """Store an uploaded file as a new item of ``kind`` belonging to ``owners``.
+
+    ``before_commit`` runs once every blob is stored and before the item's
+    rows are: if it raises, the blobs are removed and nothing is visible.
+    """
     head, stream = await peek(source)
     if not head:
         raise InvalidInput("The file is empty; nothing was stored.")
@@ -173,6 +194,8 @@ async def ingest_file(
             original = await writer.put("original", media.mime, scrub(media, capped(stream, limit)))
         else:
             original = await writer.put("original", media.mime, capped(stream, limit))
+        if before_commit is not None:
+            await before_commit()
         # The original's CRC-32, sealed with the rest, so exports know it up front.
         meta = {**meta, "crc32": writer.crcs["original"]}
         record = ItemRecord(
@@ -217,20 +240,30 @@ async def ingest_text(
     meta: dict[str, Any],
     now: datetime,
 ) -> ItemRecord:
-    """Store a diary entry: no blob, its text sealed in the item's record."""
+    """Store a diary entry: its text sealed in the item's record, and the same
+    text as its ``original`` (UTF-8 plain text, sealed like any blob), so an
+    entry can be linked like every other record."""
     item_id = new_id()
     prepared = await ctx.keys.prepare_item_key(item_id, [(child, kind) for child in owners])
-    record = ItemRecord(
-        id=item_id,
-        kind=kind,
-        children=tuple(owners),
-        variants=(),
-        size=len(str(meta.get("text", "")).encode("utf-8")),
-        content_type="text/plain; charset=utf-8",
-        created_at=now,
-        uploaded_by=uploader,
-    )
-    await _commit(ctx, record, meta, [], prepared)
+    text = str(meta.get("text", "")).encode("utf-8")
+    writer = _Writer(ctx, prepared.key, item_id, now)
+    try:
+        original = await writer.put("original", TEXT_PLAIN, _one(text))
+        record = ItemRecord(
+            id=item_id,
+            kind=kind,
+            children=tuple(owners),
+            variants=("original",),
+            size=original.plaintext_size,
+            content_type=TEXT_PLAIN,
+            created_at=now,
+            uploaded_by=uploader,
+        )
+        meta = {**meta, "crc32": writer.crcs["original"]}
+        await _commit(ctx, record, meta, writer.stored, prepared)
+    except BaseException:
+        await writer.discard()
+        raise
     return record
 
 

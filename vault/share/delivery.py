@@ -5,37 +5,38 @@ the sniffed type (never one a client chose), ``nosniff``, a sandboxing CSP,
 ``no-referrer`` and ``Cache-Control: private`` with a max-age no longer than
 the link has left. A client that goes away mid-stream stops the reading at
 once (the decrypting generator is closed, the store's response released).
+
+Conditional requests follow RFC 9110 §13.2.2 in its order, as nginx answers
+them: ``If-Match`` (strong comparison, §13.1.1) else 412; ``If-None-Match``
+(weak comparison, §13.1.2) gives 304 to GET and HEAD; ``If-Range`` (§13.1.5)
+sends the range only for a strongly matching entity tag (a date cannot
+match: there is no Last-Modified), else the whole content; then ``Range``
+(§14.2): one satisfiable range gives 206, an unsatisfiable one 416 with
+``Content-Range: bytes */size`` and the JSON error body of API.md.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import re
-import unicodedata
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from datetime import datetime
-from urllib.parse import quote
 
 from aiohttp import web
 
 from vault.crypto.handles import ItemKey
 from vault.crypto.stream import decrypt_range
 from vault.items.service import StoredBlob
+from vault.share.filenames import content_disposition, safe_file_name
 from vault.storage import BlobStore
+
+__all__ = ["Delivery", "etag_of", "parse_range", "safe_file_name", "serve", "serve_ranged"]
 
 #: Bodies up to this size are gathered and sent with their headers at once.
 SMALL_BODY = 256 * 1024
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-_EXTENSIONS = {
-    "image/jpeg": "jpg",
-    "image/png": "png",
-    "image/webp": "webp",
-    "video/mp4": "mp4",
-    "video/quicktime": "mov",
-    "video/webm": "webm",
-    "application/pdf": "pdf",
-}
+_RANGE = re.compile(r"^bytes[ \t]*=[ \t]*(\d*)[ \t]*-[ \t]*(\d*)$", re.IGNORECASE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,23 +72,12 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
             return False
         return max(size - count, 0), size
     start = int(first)
+    if last and int(last) < start:
+        return False  # an invalid range: 416, as nginx answers (RFC 9110 §14.1.1)
     if start >= size:
         return False
     end = size if not last else min(int(last) + 1, size)
-    if end <= start:
-        return None
     return start, end
-
-
-def safe_file_name(name: str | None, fallback: str, content_type: str, variant: str) -> str:
-    """A download name made of harmless characters, with the stored type's extension."""
-    stem = (name or "").replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
-    stem = re.sub(r"[^A-Za-z0-9._ -]+", "_", stem).strip(" ._")[:80] or fallback
-    if variant != "original":
-        stem += f"-{variant}"
-    extension = _EXTENSIONS.get(content_type.split(";")[0], "bin")
-    return f"{stem}.{extension}"
 
 
 def headers_for(delivery: Delivery, now: datetime) -> dict[str, str]:
@@ -101,9 +91,7 @@ def headers_for(delivery: Delivery, now: datetime) -> dict[str, str]:
         "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": "default-src 'none'; sandbox",
         "Referrer-Policy": "no-referrer",
-        "Content-Disposition": (
-            f"{delivery.disposition}; filename=\"{name}\"; filename*=UTF-8''{quote(name)}"
-        ),
+        "Content-Disposition": content_disposition(delivery.disposition, name),
     }
 
 
@@ -151,16 +139,33 @@ async def serve_ranged(
     before_send: Callable[[int, int, int], Awaitable[None]] | None = None,
 ) -> web.StreamResponse:
     """GET or HEAD of ``size`` bytes that ``body(start, end)`` produces, with
-    Range, If-Range and If-None-Match against ``headers["ETag"]``."""
-    if _matches(request.headers.get("If-None-Match"), headers["ETag"]):
+    the conditional and range headers of the module's docstring against
+    ``headers["ETag"]``."""
+    etag = headers["ETag"]
+    if_match = request.headers.get("If-Match")
+    if if_match is not None and not _matches(if_match, etag, weak=False):
+        return _refusal(
+            412,
+            "conflict",
+            "The content is not the version If-Match names; fetch it again without If-Match.",
+            _without_body(headers),
+        )
+    if _matches(request.headers.get("If-None-Match"), etag, weak=True):
         return web.Response(status=304, headers=_without_body(headers))
     wanted = parse_range(request.headers.get("Range"), size)
     if_range = request.headers.get("If-Range")
-    if if_range is not None and if_range != headers["ETag"]:
+    if wanted is not None and if_range is not None and not _matches(if_range, etag, weak=False):
         wanted = None  # the client's copy is another version: send it whole
     if wanted is False:
+        headers = _without_body(headers)
         headers["Content-Range"] = f"bytes */{size}"
-        return web.Response(status=416, headers=_without_body(headers))
+        return _refusal(
+            416,
+            "invalid_input",
+            f"The range asked for lies outside the {size} bytes of this content; ask for "
+            f"bytes from 0 to {max(size - 1, 0)}, or leave Range out.",
+            headers,
+        )
     start, end = wanted if isinstance(wanted, tuple) else (0, size)
     status = 206 if isinstance(wanted, tuple) else 200
     if status == 206:
@@ -198,10 +203,30 @@ async def _gather(chunks: AsyncGenerator[bytes, None]) -> bytes:
         await chunks.aclose()
 
 
-def _matches(header: str | None, etag: str) -> bool:
-    if not header:
+def _matches(header: str | None, etag: str, *, weak: bool) -> bool:
+    """Whether a list of entity tags names ``etag`` (a strong tag of ours).
+
+    Weak comparison ignores a ``W/`` prefix; strong comparison never matches
+    a weak tag (RFC 9110 §8.8.3.2). ``*`` matches any current content.
+    """
+    if header is None:
         return False
-    return header.strip() == "*" or etag in [t.strip() for t in header.split(",")]
+    tags = [t.strip() for t in header.split(",")]
+    if "*" in tags:
+        return True
+    for tag in tags:
+        if tag.startswith("W/"):
+            if weak and tag[2:] == etag:
+                return True
+        elif tag == etag:
+            return True
+    return False
+
+
+def _refusal(status: int, code: str, message: str, headers: dict[str, str]) -> web.Response:
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    headers = {**headers, "Content-Type": "application/json", "Cache-Control": "no-store"}
+    return web.Response(status=status, headers=headers, body=body)
 
 
 def _without_body(headers: dict[str, str]) -> dict[str, str]:

@@ -27,7 +27,7 @@ from urllib.parse import quote
 from vault.crypto.handles import ItemKey
 from vault.crypto.stream import decrypt_range
 from vault.items.service import ItemRecord, LoadedItem, open_meta
-from vault.share.delivery import safe_file_name
+from vault.share.filenames import safe_file_name
 from vault.share.zipstream import Entry, Part, layout, produce
 from vault.storage import BlobStore
 

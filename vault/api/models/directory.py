@@ -1,0 +1,81 @@
+"""Directory (API.md "Directory"): people, places, children, guardians."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from vault.api.models.types import Answer, Body, Email, Id, Name, Reason, Role
+
+
+class NewPerson(Body):
+    name: Name
+    role: Role
+    email: Email | None = None
+
+
+class PersonCreated(Answer):
+    """The person's id and first token; the token is shown only here."""
+
+    id: Id
+    token: str
+
+
+class TokenIssued(Answer):
+    token: str
+
+
+class BlockRequest(Body):
+    reason: Reason
+
+
+class NewLocation(Body):
+    name: Name
+
+
+class PersonRef(Body):
+    person_id: Id
+
+
+class NewGroup(Body):
+    location_id: Id
+    name: Name
+
+
+class NewChild(Body):
+    first_name: Name
+    last_name: Name
+    birth_date: date
+    group_id: Id
+
+
+class PlacementDates(Body):
+    """The contract's dates; ``end_date`` is null while it runs."""
+
+    start_date: date
+    end_date: date | None
+
+
+class Placement(Answer):
+    start_date: date
+    end_date: date | None
+
+
+class ChildPlacement(Answer):
+    start_date: date | None
+    end_date: date | None
+
+
+class NewGuardian(Body):
+    person_id: Id
+    relation: Literal["contract_parent", "co_parent"]
+    household: Literal["shared", "separate"]
+
+
+class ChildView(Answer):
+    id: Id
+    first_name: str
+    last_name: str
+    birth_date: date
+    group_id: Id
+    placement: ChildPlacement

@@ -1,0 +1,120 @@
+"""The field types every model of the contract is built from.
+
+A type carries its own checks (lengths, choices, formats) as msgspec
+``Meta``, so the same declaration validates a request and appears in
+``/openapi.json``. Free text carries ``extra={"text": ...}``: the body
+reader (:mod:`vault.api.body`) trims it, refuses it empty, and scans it for
+a BSN. That marker is the one list of fields the BSN check runs on; ids,
+dates and choices are never scanned (random hex can hold nine digits).
+"""
+
+from __future__ import annotations
+
+import typing
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from vault.policy import CONSENT_TYPES, KINDS, ROLES
+
+#: Longest single free-text value (names, reasons, titles).
+MAX_TEXT = 500
+MAX_DIARY_TEXT = 20_000
+
+
+class Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A request body: unknown fields are refused, to catch typos."""
+
+
+class Query(msgspec.Struct, kw_only=True):
+    """Query parameters: unknown ones are ignored (cache busters), as browsers expect."""
+
+
+class Answer(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """An answer: fields with a default are left out while they hold it."""
+
+
+#: Models only a ``oneOf`` names (answers whose entries take one of two
+#: shapes); the document lists them with the rest.
+REFERENCED: list[type[msgspec.Struct]] = []
+
+
+def one_of(*models: type[msgspec.Struct]) -> dict[str, Any]:
+    """Schema for a list whose entries are one of ``models`` (msgspec only
+    decodes tagged unions; these are answers, never decoded)."""
+    REFERENCED.extend(models)
+    refs = [{"$ref": f"#/components/schemas/{model.__name__}"} for model in models]
+    return {"items": {"oneOf": refs}}
+
+
+def _text(max_length: int, description: str, *, empty: bool = False) -> msgspec.Meta:
+    return msgspec.Meta(
+        min_length=0 if empty else 1,
+        max_length=max_length,
+        description=description,
+        extra={"text": "empty" if empty else "free"},
+    )
+
+
+#: An opaque id of the vault's own (never scanned for a BSN).
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64, description="An opaque id.")]
+Name = Annotated[str, _text(MAX_TEXT, "A name; leading and trailing spaces are dropped.")]
+Reason = Annotated[str, _text(MAX_TEXT, "Why; free text, never a citizen service number.")]
+Title = Annotated[str, _text(MAX_TEXT, "A caption; empty means none.", empty=True)]
+DiaryText = Annotated[str, _text(MAX_DIARY_TEXT, "The diary entry's text.")]
+Email = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=254,
+        pattern=r"^\s*[^@\s]+@[^@\s]+\s*$",  # trimmed after the check
+        description="An e-mail address.",
+        extra={"text": "free", "hint": "an e-mail address"},
+    ),
+]
+#: Seconds a link lives; a value over the configured cap is cut to the cap.
+TtlSeconds = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
+#: A timestamp that says its time zone (``2026-11-21T10:00:00Z``).
+Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
+#: ``2026-11-21`` or a timestamp (``2026-11-21T10:00:00Z``).
+DateOrTimestamp = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=10,
+        max_length=40,
+        pattern=r"^\d{4}-\d{2}-\d{2}([T ].+)?$",
+        description="An ISO 8601 date or timestamp.",
+        extra={"hint": "an ISO 8601 date or timestamp"},
+    ),
+]
+Day = date
+
+Kind = Literal[
+    "photo",
+    "video",
+    "diary",
+    "observation",
+    "medical",
+    "child_protection",
+    "invoice",
+    "annual_statement",
+    "contract",
+]
+Role = Literal[
+    "guardian",
+    "staff",
+    "administration",
+    "location_manager",
+    "privacy_officer",
+    "inspector",
+    "admin",
+]
+ConsentType = Literal["photo", "diary", "external_publication", "school_handover"]
+Variant = Literal["original", "preview", "thumb"]
+Disposition = Literal["inline", "attachment"]
+
+# The choices are the policy's own lists; a literal that drifted from them
+# stops the import here rather than letting the document and the checks differ.
+for _literal, _source in ((Kind, KINDS), (Role, ROLES), (ConsentType, CONSENT_TYPES)):
+    if typing.get_args(_literal) != _source:  # pragma: no cover
+        raise RuntimeError(f"{_literal} differs from vault.policy ({_source})")
