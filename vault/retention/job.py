@@ -42,7 +42,7 @@ from vault.items.service import delete_blobs
 from vault.keys.provider import KeyProvider
 from vault.keys.rotation import destroy_expired
 from vault.keys.service import DestroyedChildKey, KeyService
-from vault.policy import Child, Phase, Rules, phase
+from vault.policy import KINDS, Child, Phase, Rules, phase
 from vault.retention.schedule import CategorySchedule, schedule
 from vault.storage import BlobStore
 from vault.tokens import new_id
@@ -69,7 +69,8 @@ class Report:
             "archived": self.archived,
             "rewrapped": self.rewrapped,
             "held": self.held,
-            "destroyed": dict(sorted(self.destroyed.items())),
+            # Records by kind (API.md); a child's profile key has no records of its own.
+            "destroyed": {k: n for k, n in sorted(self.destroyed.items()) if k in KINDS},
             "epochs_destroyed": self.epochs_destroyed,
         }
 
