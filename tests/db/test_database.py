@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -121,3 +122,44 @@ async def test_unreachable_postgres_fails_fast() -> None:
     finally:
         await engine.dispose()
     assert time.monotonic() - started < 15
+
+
+@pytest.mark.sqlite
+async def test_a_failed_statement_leaves_no_open_driver_cursor(tmp_path: Path) -> None:
+    """An open sqlite3 cursor left to the garbage collector can stall the event
+    loop for the whole busy timeout (vault/db/engine.py says how)."""
+    import gc
+    import sqlite3
+
+    from sqlalchemy import insert
+
+    from vault.db.schema import installation
+
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'kluis.db'}")
+    await upgrade(engine)
+    async with engine.begin() as conn:
+        await conn.execute(insert(installation).values(key="k", value="v"))
+
+    def open_cursors() -> int:
+        found = 0
+        for obj in gc.get_objects():
+            if isinstance(obj, sqlite3.Cursor):
+                try:
+                    obj.fetchone()
+                except sqlite3.ProgrammingError:
+                    continue  # closed
+                found += 1
+        return found
+
+    gc.collect()
+    gc.disable()
+    try:
+        before = open_cursors()
+        for _ in range(5):
+            with pytest.raises(IntegrityError):
+                async with engine.begin() as conn:
+                    await conn.execute(insert(installation).values(key="k", value="again"))
+        assert open_cursors() == before
+    finally:
+        gc.enable()
+        await engine.dispose()

@@ -8,6 +8,8 @@ at the callers' boundary (:func:`reachable`).
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ def is_sqlite(url: str) -> bool:
 def create_engine(url: str) -> AsyncEngine:
     """An async engine for ``url`` with the pragmas and pool the vault needs."""
     if is_sqlite(url):
+        _close_failed_cursors()
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -40,6 +43,77 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(
         url, pool_pre_ping=True, pool_size=10, max_overflow=10, connect_args={"timeout": 10}
     )
+
+
+def _close_failed_cursors() -> None:
+    """Make SQLAlchemy's aiosqlite adapter close the driver's cursor when a
+    statement fails (SQLAlchemy 2.0 leaves it open).
+
+    An open sqlite3 cursor left to the garbage collector is finalised on
+    whatever thread collects it, usually the event loop's; finalising it
+    resets its statement, which takes its connection's mutex. If that
+    connection's own thread is meanwhile waiting in SQLite's busy handler for
+    the write lock (holding the mutex), and the loop's own transaction holds
+    that lock, the loop waits out the 30 s busy timeout: every write of the
+    process stops, then fails. Seen with two servers on one SQLite file after
+    an INSERT lost a race (IntegrityError) or a busy timeout, each failure
+    seeding the next. So a failed statement's cursor is closed at once, on
+    the connection's own thread. The methods below are SQLAlchemy 2.0's own
+    (``AsyncAdapt_aiosqlite_cursor``), with that close added.
+    """
+    from sqlalchemy.dialects.sqlite import aiosqlite as adapter
+
+    cursor_class: Any = adapter.AsyncAdapt_aiosqlite_cursor
+    if getattr(cursor_class, "_kluis_closes_failed", False):
+        return
+
+    def execute(self: Any, operation: Any, parameters: Any = None) -> Any:
+        cursor = None
+        try:
+            cursor = self.await_(self._connection.cursor())
+            if parameters is None:
+                self.await_(cursor.execute(operation))
+            else:
+                self.await_(cursor.execute(operation, parameters))
+            if cursor.description:
+                self.description = cursor.description
+                self.lastrowid = self.rowcount = -1
+                if not self.server_side:
+                    self._rows = collections.deque(self.await_(cursor.fetchall()))
+            else:
+                self.description = None
+                self.lastrowid = cursor.lastrowid
+                self.rowcount = cursor.rowcount
+            if not self.server_side:
+                self.await_(cursor.close())
+            else:
+                self._cursor = cursor
+        except Exception as error:
+            _close_quietly(self, cursor)
+            self._adapt_connection._handle_exception(error)
+
+    def executemany(self: Any, operation: Any, seq_of_parameters: Any) -> Any:
+        cursor = None
+        try:
+            cursor = self.await_(self._connection.cursor())
+            self.await_(cursor.executemany(operation, seq_of_parameters))
+            self.description = None
+            self.lastrowid = cursor.lastrowid
+            self.rowcount = cursor.rowcount
+            self.await_(cursor.close())
+        except Exception as error:
+            _close_quietly(self, cursor)
+            self._adapt_connection._handle_exception(error)
+
+    cursor_class.execute, cursor_class.executemany = execute, executemany
+    cursor_class._kluis_closes_failed = True
+
+
+def _close_quietly(adapted: Any, cursor: Any) -> None:
+    if cursor is None:
+        return
+    with contextlib.suppress(Exception):  # the statement's own error is the one to raise
+        adapted.await_(cursor.close())
 
 
 def sqlite_file(engine: AsyncEngine) -> str | None:
