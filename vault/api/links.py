@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Row
 from vault.api.access import PRINCIPAL, ask, enforce, now, rules
 from vault.api.body import Field, iso_utc, read_json
 from vault.api.openapi import operation
+from vault.api.proxies import client_of
 from vault.api.resources import DB, FACTS, KEYS, READER, SETTINGS, SIGNING, STORE
 from vault.api.trail import add, attribute, caller, note, record_now
 from vault.audit import event
@@ -85,7 +86,11 @@ def _signer_for(secrets: tuple[bytes, ...]) -> LinkSigner:
 
 
 def link_url(request: web.Request, purpose: str, token: str) -> str:
-    base = request.app[SETTINGS].links.public_url.rstrip("/") or str(request.url.origin())
+    """``links.public_url``, else the scheme the client used (``https`` behind a
+    TLS proxy that says so, vault.api.proxies) and the host it asked for."""
+    base = request.app[SETTINGS].links.public_url.rstrip("/")
+    if not base:
+        base = f"{client_of(request).scheme}://{request.host}"
     return f"{base}{PATHS[purpose]}{token}"
 
 
