@@ -18,12 +18,9 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from aiohttp import web
 from sqlalchemy import func, select
 
 from vault import __version__
-from vault.api import create_app
-from vault.api.security import AccessLogger
 from vault.audit import CURRENT, Actor, event
 from vault.audit.queries import touched
 from vault.audit.verify import verify
@@ -38,6 +35,7 @@ from vault.keys import epochs, signing
 from vault.keys.provider import audit_check
 from vault.keys.rotation import keys_to_rewrap, rotate
 from vault.retention.job import Retention, record_destructions
+from vault.supervisor import Supervisor, run_worker, worker_count
 from vault.tokens import new_id
 from vault.wiring import open_vault
 
@@ -54,6 +52,24 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the HTTP API")
     serve.add_argument("--host", help="address to listen on (default from config: 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default from config: 8080)")
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        help="processes serving on the port (SO_REUSEPORT), each a full instance on the "
+        "shared database and key store, restarted if one dies; 'auto': one per core "
+        "(default 1)",
+    )
+    serve.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=60.0,
+        help="on SIGTERM, how long the answers under way (downloads too) may take to finish "
+        "(default 60 s)",
+    )
+    # How the supervisor starts its workers; not for people.
+    serve.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     keys = sub.add_parser("keys", help="master keys: status and monthly rotation")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     status = keys_sub.add_parser(
@@ -110,10 +126,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Everything the vault creates (database, keyring, blobs) is for its own
     # user only.
     os.umask(0o077)
+    worker = getattr(args, "worker_index", None)
+    where = "" if worker is None else f"[worker {worker} %(process)d] "
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)s {where}%(name)s: %(message)s",
     )
     # What an operator does at the command line is on the record as such.
     CURRENT.set(Actor(role="operator", agent=f"kluis {args.command}"))
@@ -122,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "init":
             return asyncio.run(init(settings))
         if args.command == "serve":
-            return serve(settings, args.host, args.port)
+            return serve(settings, args)
         if args.command == "keys":
             return asyncio.run(keys_command(settings, args))
         if args.command == "retention":
@@ -308,7 +326,19 @@ def _day(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
 
 
-def serve(settings: Settings, host: str | None, port: int | None) -> int:
+def serve(settings: Settings, args: argparse.Namespace) -> int:
+    host: str = args.host or settings.server.host
+    port: int = args.port or settings.server.port
+    if args.worker_index is not None:
+        # One of a supervisor's workers; the supervisor checked the schema.
+        return run_worker(
+            settings,
+            host,
+            port,
+            shutdown_timeout=args.shutdown_timeout,
+            worker=args.worker_index,
+            ready_fd=args.ready_fd,
+        )
     engine = create_engine(settings.database_url)
 
     async def check() -> bool:
@@ -323,15 +353,19 @@ def serve(settings: Settings, host: str | None, port: int | None) -> int:
             file=sys.stderr,
         )
         return 2
-    web.run_app(
-        create_app(settings),
-        host=host or settings.server.host,
-        port=port or settings.server.port,
-        access_log_class=AccessLogger,
-        access_log=logging.getLogger("kluis.access"),
-        print=lambda message: log.info("%s", message.strip()),
-    )
-    return 0
+    if args.workers == 1:
+        return run_worker(settings, host, port, shutdown_timeout=args.shutdown_timeout)
+    command = [sys.executable, "-m", "vault", "serve", "--host", host, "--port", str(port)]
+    command += ["--shutdown-timeout", str(args.shutdown_timeout)]
+    supervisor = Supervisor(args.workers, command, args.shutdown_timeout)
+    return asyncio.run(supervisor.run())
+
+
+def _workers(text: str) -> int:
+    try:
+        return worker_count(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 if __name__ == "__main__":  # pragma: no cover
