@@ -241,7 +241,9 @@ class LocalKeyring:
 
     def _absorb(self, state: _State, document: dict[str, Any]) -> None:
         """Merge a document into ``state``: tombstones win, nothing known is dropped."""
-        body = self._body(document)
+        self._absorb_body(state, self._body(document), document)
+
+    def _absorb_body(self, state: _State, body: dict[str, Any], document: dict[str, Any]) -> None:
         try:
             if document["version"] == 1:
                 entries = body.get("epochs", {})
@@ -506,6 +508,40 @@ class LocalKeyring:
 
     async def close(self) -> None:
         return None
+
+    # -- key backups (kluis keys backup / restore) ---------------------------
+
+    async def export_sealed(self, passphrase: str) -> bytes:
+        """Every key and tombstone as a keyring document sealed under ``passphrase``
+        (its own salt): the file as it is now, read under the lock."""
+
+        def export() -> bytes:
+            with self._locked():
+                self._reload()
+                with self._mutex:
+                    state = self._state.copy()
+            return LocalKeyring(self.path, passphrase)._document(state)
+
+        return await _in_thread(export)
+
+    async def merge_sealed(self, source: Path, passphrase: str) -> list[str]:
+        """Merge a backup made by :meth:`export_sealed` into this keyring; the names
+        of the keys it brought back. The merge never resurrects: a key destroyed
+        here stays destroyed, whatever the backup holds."""
+        backup = LocalKeyring(source, passphrase)
+        await _in_thread(backup._reload)
+        body = json.loads(LocalKeyring(source)._document(backup._state))["body"]
+
+        def merge(state: _State) -> list[str]:
+            before = {name for name, entry in state.keys.items() if entry.key is not None}
+            self._absorb_body(state, body, {"version": FORMAT_VERSION})
+            return sorted(
+                name
+                for name, entry in state.keys.items()
+                if entry.key is not None and name not in before
+            )
+
+        return await _in_thread(self._change, merge)
 
     # -- the move of version-1 signing secrets ------------------------------
 
