@@ -39,6 +39,7 @@ from vault.keys.local import LocalKeyring
 from vault.keys.provider import audit_check
 from vault.keys.rotation import keys_to_rewrap, rotate
 from vault.retention.job import Retention, record_destructions
+from vault.storage import check_settings as check_storage_settings
 from vault.supervisor import Supervisor, run_worker, worker_count
 from vault.tokens import new_id
 from vault.wiring import open_vault
@@ -182,6 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     CURRENT.set(Actor(role="operator", agent=f"kluis {args.command}"))
     try:
         settings = load_settings()
+        check_storage_settings(settings)
         if args.command == "init":
             return asyncio.run(init(settings, args.token_file))
         if args.command == "backup":

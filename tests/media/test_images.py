@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import pyvips
 
@@ -66,3 +68,15 @@ def test_avif_is_read_and_heic_refused_with_advice() -> None:
     heic_head = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 200
     with pytest.raises(sniff.UnsupportedType, match="export it as JPEG"):
         sanitise(heic_head, sniff.HEIC, 10**8)
+
+
+def test_libvips_logs_its_warnings_not_a_commentary_on_every_image(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    configure_vips()
+    with caplog.at_level(logging.INFO):
+        sanitise(jpeg_with_secrets(), sniff.JPEG, 100_000_000)
+    # At INFO libvips narrates each step ("selected loader is ...", "threadpool
+    # completed ..."): several lines per upload in the service's log.
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("pyvips")] == []
+    assert logging.getLogger("pyvips").isEnabledFor(logging.WARNING)

@@ -20,6 +20,7 @@ bomb is refused at once; a damaged file is refused, not half-decoded.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 
 import pyvips
@@ -72,6 +73,9 @@ def configure_vips() -> None:
             f"libvips {major}.{minor} cannot block untrusted loaders; 8.13 or newer is needed "
             "(install the pyvips-binary wheel)."
         )
+    # libvips reports through the "pyvips" logger; at INFO it describes every
+    # operation (a flood in a service's log). Its warnings and errors stay.
+    logging.getLogger("pyvips").setLevel(logging.WARNING)
     pyvips.block_untrusted_set(True)
     pyvips.operation_block_set("VipsForeignLoad", True)
     for name in _ALLOWED_LOADER_CLASSES:
