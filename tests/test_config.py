@@ -99,7 +99,7 @@ def test_secrets_never_show() -> None:
         pickle.dumps(Secret("x"))
 
 
-@pytest.mark.parametrize("name", ["kluis.example.toml", "kluis.scale.toml"])
+@pytest.mark.parametrize("name", ["kluis.example.toml", "kluis.scale.toml", "kluis.compose.toml"])
 def test_example_configs_load(name: str) -> None:
     settings = load_settings(
         {
@@ -108,7 +108,7 @@ def test_example_configs_load(name: str) -> None:
             "KLUIS_STORAGE_S3_SECRET_KEY": "b",
         }
     )
-    if name == "kluis.scale.toml":
+    if name in ("kluis.scale.toml", "kluis.compose.toml"):
         assert settings.storage.backend == "s3"
         assert settings.database_url.startswith("postgresql+asyncpg://")
     else:
