@@ -24,6 +24,7 @@ import pytest
 
 from tests.processes import Client, Server, kluis, kluis_env
 from tests.test_multiprocess import document, organisation
+from vault.supervisor import worker_count
 
 pytestmark = [pytest.mark.sqlite, pytest.mark.localdisk, pytest.mark.localkeyring]
 
@@ -170,3 +171,47 @@ async def test_sigterm_lets_a_slow_download_finish_then_stops_cleanly(tmp_path: 
         if str(data / "kluis.db") in " ".join(p.info["cmdline"] or [])
     ]
     assert leftovers == []
+
+
+@pytest.mark.slow
+async def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    env = kluis_env(KLUIS_DATA_DIR=str(tmp_path / "data"))
+    status, _, err = await kluis(env, "init")
+    assert status == 0, err
+    server = await Server(env, tmp_path / "serve.log", "--workers", "2").start()
+    assert server.proc is not None
+    workers = workers_of(server)
+    assert len(workers) == 2
+    server.proc.kill()
+    await server.proc.wait()
+    # Each worker sees the supervisor's pipe end and stops as on SIGTERM.
+    await wait_for(
+        lambda: (
+            not any(
+                psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in workers
+            )
+        ),
+        90,
+        "the orphaned workers stop",
+    )
+    assert server.output().count("stopped (worker") == 2, server.output()[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("text", "count"), [("1", 1), ("3", 3), ("auto", len(os.sched_getaffinity(0)))]
+)
+def test_worker_counts(text: str, count: int) -> None:
+    assert worker_count(text) == count
+
+
+@pytest.mark.parametrize("text", ["0", "-2", "two", ""])
+def test_a_worker_count_that_is_no_count_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="--workers"):
+        worker_count(text)
+
+
+async def test_serve_refuses_a_bad_worker_count(tmp_path: Path) -> None:
+    env = kluis_env(KLUIS_DATA_DIR=str(tmp_path / "data"))
+    status, _, err = await kluis(env, "serve", "--workers", "none")
+    assert status == 2
+    assert "--workers must be a number from 1, or 'auto'" in err
