@@ -37,6 +37,7 @@ import os
 import signal
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 from aiohttp import web
 
@@ -171,13 +172,21 @@ class Supervisor:
             loop.add_signal_handler(signum, self._stopping.set)
         first: list[asyncio.Future[None]] = [loop.create_future() for _ in range(self.count)]
         slots = [asyncio.create_task(self._keep(i, first[i])) for i in range(self.count)]
-        try:
-            await asyncio.gather(*first)
-        except WorkerFailed as exc:
-            log.error("%s; stopping the others", exc)
+        starting = asyncio.gather(*first)
+        stop = asyncio.create_task(self._stopping.wait())
+        waiting: set[asyncio.Future[Any]] = {starting, stop}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():  # told to stop while workers were starting
+            starting.cancel()
+            await self._stop_all(slots)
+            return 0
+        stop.cancel()
+        failed = starting.exception()
+        if isinstance(failed, WorkerFailed):
+            log.error("%s; stopping the others", failed)
             self._stopping.set()
             await self._stop_all(slots)
-            return exc.status
+            return failed.status
         pids = ", ".join(str(p.pid) for _, p in sorted(self._live.items()))
         log.info("%d workers serving (pids %s)", self.count, pids)
         await self._stopping.wait()

@@ -90,8 +90,10 @@ def resolve(
 ) -> Client:
     """The client behind ``peer`` (the TCP peer), from the headers it sent."""
     direct = Client(peer, transport_scheme)
-    peer_address = _address(peer) if peer is not None else None
-    if not trusted.networks or peer_address is None or peer_address not in trusted:
+    if not trusted.networks or peer is None:
+        return direct  # the usual case without a proxy: nothing to parse
+    peer_address = _address(peer)
+    if peer_address is None or peer_address not in trusted:
         return direct
     hops = _forwarded(headers) if trusted.headers == "forwarded" else _x_forwarded(headers)
     # Walk from the right over the trusted proxies; start at the peer itself.
