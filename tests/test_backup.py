@@ -29,7 +29,10 @@ from tests.keystores import SoftHsm, softhsm_store
 from tests.processes import Client, Server, kluis, kluis_env
 from tests.servers import MinioServer, PostgresServer
 from tests.test_multiprocess import document, organisation
+from vault.config import load_settings
 from vault.db import create_engine
+from vault.items import service as items_service
+from vault.wiring import open_vault
 
 #: After the doomed child's term (end 2026-11-30, 12 months, 7 days' grace):
 #: its shred epoch, shred-2027-12, is over and destroyed.
@@ -77,7 +80,7 @@ async def populated(env: dict[str, str], tmp_path: Path) -> tuple[dict[str, byte
 async def check_restored(
     env: dict[str, str], tmp_path: Path, kept: dict[str, bytes], doomed: list[str]
 ) -> None:
-    server = await Server(env, tmp_path / "after.log").start()
+    server = await Server(env, tmp_path / f"after-{len(doomed)}.log").start()
     try:
         async with aiohttp.ClientSession() as session:
             # The guardian's token is in the restored database, as everything else.
@@ -100,7 +103,7 @@ async def check_restored(
 
 async def backup_destroy_restore(
     env: dict[str, str], tmp_path: Path, lose: object, keyring: Path | None
-) -> None:
+) -> tuple[dict[str, bytes], list[str]]:
     kept, doomed = await populated_with_guardian(env, tmp_path)
     dest = tmp_path / "backup-1"
     status, out, err = await kluis(env, "backup", str(dest))
@@ -136,7 +139,10 @@ async def backup_destroy_restore(
     assert status == 0, out + err
     unreadable = f"after the backup was taken: {len(doomed)} records of 1 children"
     assert unreadable in out, out
+    # The database was lost with the blobs: nothing to repeat from it, and it says so.
+    assert "could not be read" in out
     await check_restored(env, tmp_path, kept, doomed)
+    return kept, doomed
 
 
 async def populated_with_guardian(
@@ -182,7 +188,21 @@ async def test_backup_destroy_restore_on_sqlite(tmp_path: Path) -> None:
             path.unlink()
         shutil.rmtree(data / "blobs")
 
-    await backup_destroy_restore(env, tmp_path, lose, data / "keyring.json")
+    kept, doomed = await backup_destroy_restore(env, tmp_path, lose, data / "keyring.json")
+
+    # Over a database that is still there: what it had erased since the
+    # backup (a record deleted on request) is erased again.
+    erased = sorted(kept)[0]
+    settings = load_settings(env)
+    async with open_vault(settings) as vault:
+        await items_service.destroy(
+            vault.engine, vault.blobs, vault.keys, erased, datetime.now(UTC)
+        )
+    status, out, err = await kluis(env, "restore", str(tmp_path / "backup-1"))
+    assert status == 0, out + err
+    assert "erased again: 1 records" in out, out
+    del kept[erased]
+    await check_restored(env, tmp_path, kept, [*doomed, erased])
 
 
 @pytest.mark.slow

@@ -300,6 +300,17 @@ async def restore_command(settings: Settings, source: Path, force: bool) -> int:
         + (" (" + ", ".join(f"{k}: {n}" for k, n in sorted(kinds.items())) + ")" if kinds else "")
         + "; marked destroyed again"
     )
+    if report.replaced_read:
+        erased = sum(len(key.items) for key in report.erased) + len(report.erased_items)
+        print(
+            f"erased in the database replaced after the backup was taken, erased again: "
+            f"{erased} records"
+        )
+    else:
+        print(
+            "the database replaced could not be read: repeat the erasures made since the "
+            "backup was taken (docs/operations.md, 'Backups')"
+        )
     problems = 0
     if report.damaged:
         problems += 1

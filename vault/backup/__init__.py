@@ -23,7 +23,13 @@ replaces the database's contents, applies newer migrations, puts every
 listed object back (checking each against its digest), then finds the
 records the key store can no longer open, because their epoch's master key
 was destroyed after the backup was taken, and marks and reports them
-destroyed again, with their certificates. Stop every ``kluis serve`` first.
+destroyed again, with their certificates. Erasure on request destroys a
+child key or an item key without an epoch, so a backup from before it
+still opens those records while their live epoch lives: when the database
+being replaced can still be read, the child keys and items it had destroyed
+are destroyed again in the restored one (a disaster that took the database
+with it leaves that to the operator, and the report says so). Stop every
+``kluis serve`` first.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vault import __version__
 from vault.audit import event
@@ -49,6 +57,7 @@ from vault.db import create_engine, is_current, upgrade
 from vault.db.migrate import known_revisions
 from vault.db.schema import child_keys, item_blobs, items
 from vault.errors import KluisError
+from vault.items import service as items_service
 from vault.keys.service import DestroyedChildKey
 from vault.retention.job import record_destructions
 from vault.tokens import new_id
@@ -170,6 +179,12 @@ class RestoreReport:
     incomplete: list[str] = dataclasses.field(default_factory=list)
     #: Epochs the database's child keys name that the key store does not hold.
     unknown_epochs: list[str] = dataclasses.field(default_factory=list)
+    #: Child keys and items the replaced database had destroyed (erasure on
+    #: request after the backup was taken), destroyed again.
+    erased: list[DestroyedChildKey] = dataclasses.field(default_factory=list)
+    erased_items: list[str] = dataclasses.field(default_factory=list)
+    #: Whether the database being replaced could be read for those.
+    replaced_read: bool = True
 
     @property
     def unreadable(self) -> int:
@@ -203,17 +218,20 @@ async def restore(
                 f"The backup is of a {manifest['database']} database; this vault is configured "
                 f"for {database.kind(engine)} (database.url)."
             )
+        replaced = await _destroyed_in(engine)
         await database.restore(engine, source)
         if not await is_current(engine):
             await upgrade(engine)
     finally:
         await engine.dispose()
-    report = RestoreReport(taken_at, str(manifest["database"]))
+    report = RestoreReport(taken_at, str(manifest["database"]), replaced_read=replaced is not None)
     async with open_vault(settings) as vault:
         put = await blobs.copy_in(vault.blobs, entries, source, progress("objects", len(entries)))
         report.objects_restored, report.objects_present = put.restored, put.present
         report.damaged = put.damaged
         await _destroyed_since(vault, report, now)
+        if replaced is not None:
+            await _erase_again(vault, report, replaced, now)
         lacking = set(manifest.get("missing", [])) | set(put.damaged)
         report.incomplete = await _items_naming(vault, lacking)
         await vault.audit.record(
@@ -244,6 +262,57 @@ async def _destroyed_since(vault: Vault, report: RestoreReport, now: datetime) -
             ).all()
         )
     report.unknown_epochs = sorted(named - set(infos))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Destroyed:
+    """What a database had destroyed: child keys (id, child, category) and items."""
+
+    child_keys: list[tuple[str, str, str]]
+    items: list[str]
+
+
+async def _destroyed_in(engine: AsyncEngine) -> _Destroyed | None:
+    """What the database about to be replaced had destroyed; None if unreadable
+    (gone, damaged, never made)."""
+    try:
+        async with engine.connect() as conn:
+            keys = await conn.execute(
+                select(child_keys.c.id, child_keys.c.child_id, child_keys.c.category).where(
+                    child_keys.c.destroyed_at.is_not(None)
+                )
+            )
+            gone = await conn.scalars(select(items.c.id).where(items.c.destroyed_at.is_not(None)))
+            return _Destroyed([(r.id, r.child_id, r.category) for r in keys], list(gone))
+    except (SQLAlchemyError, OSError):
+        return None
+    finally:
+        await engine.dispose()
+
+
+async def _erase_again(
+    vault: Vault, report: RestoreReport, replaced: _Destroyed, now: datetime
+) -> None:
+    for key_id, child_id, category in replaced.child_keys:
+        live = (await vault.keys.live_child_keys(child_id)).get(category)
+        if live is not None and live.id == key_id:
+            destroyed = await vault.keys.destroy_child_key(child_id, category)
+            if destroyed is not None:
+                report.erased.append(destroyed)
+    await record_destructions(vault.engine, vault.store, report.erased, now, new_id(), "restore")
+    if not replaced.items:
+        return
+    async with vault.engine.connect() as conn:
+        alive = (
+            await conn.scalars(
+                select(items.c.id).where(
+                    items.c.id.in_(replaced.items), items.c.destroyed_at.is_(None)
+                )
+            )
+        ).all()
+    for item_id in alive:
+        await items_service.destroy(vault.engine, vault.blobs, vault.keys, item_id, now)
+        report.erased_items.append(item_id)
 
 
 async def _items_naming(vault: Vault, keys: set[str]) -> list[str]:
