@@ -150,6 +150,7 @@ def test_two_replicas_only_behind_caddy_with_tls(project: dict[str, Any]) -> Non
         assert env["KLUIS_LINKS_PUBLIC_URL"] == "https://localhost"
         assert services[name]["stop_grace_period"] in ("75s", "1m15s")
         assert "--shutdown-timeout" in services[name]["command"]
+        assert services[name]["init"] is True
 
 
 def test_only_caddys_address_is_a_trusted_proxy(project: dict[str, Any]) -> None:
