@@ -72,6 +72,7 @@ async def test_two_workers_answer_and_one_killed_is_replaced(tmp_path: Path) -> 
     assert status == 0, err
     server = await Server(env, tmp_path / "serve.log", "--workers", "2").start()
     try:
+        await wait_for(lambda: "2 workers serving" in server.output(), 60, "both workers listen")
         async with aiohttp.ClientSession() as session:
             admin = Client(session, server.base, out.strip().splitlines()[-1])
             staff, guardian, children = await organisation(admin)
@@ -125,6 +126,7 @@ async def test_sigterm_lets_a_slow_download_finish_then_stops_cleanly(tmp_path: 
     assert status == 0, err
     server = await Server(env, tmp_path / "serve.log", "--workers", "2").start()
     assert server.proc is not None
+    await wait_for(lambda: "2 workers serving" in server.output(), 60, "both workers listen")
     workers = workers_of(server)
     async with aiohttp.ClientSession() as session:
         admin = Client(session, server.base, out.strip().splitlines()[-1])
@@ -180,6 +182,7 @@ async def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> N
     assert status == 0, err
     server = await Server(env, tmp_path / "serve.log", "--workers", "2").start()
     assert server.proc is not None
+    await wait_for(lambda: "2 workers serving" in server.output(), 60, "both workers listen")
     workers = workers_of(server)
     assert len(workers) == 2
     server.proc.kill()

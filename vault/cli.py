@@ -35,7 +35,7 @@ from vault.errors import ConfigError, KluisError
 from vault.installation import initialise
 from vault.items.sweep import sweep
 from vault.keys import epochs, open_provider, signing
-from vault.keys.local import LocalKeyring
+from vault.keys.local import LocalKeyring, export_sealed, merge_sealed
 from vault.keys.provider import audit_check
 from vault.keys.rotation import keys_to_rewrap, rotate
 from vault.retention.job import Retention, record_destructions
@@ -350,7 +350,7 @@ async def keys_backup_command(settings: Settings, args: argparse.Namespace) -> i
         async with open_vault(settings, store=False) as vault:
             assert isinstance(vault.provider, LocalKeyring)
             await vault.audit.record(event("keys.backup"))
-            document = await vault.provider.export_sealed(passphrase)
+            document = await export_sealed(vault.provider, passphrase)
         write_secret_file(args.dest, document.decode("utf-8"))
         print(f"key store written to {args.dest}, sealed with the passphrase (mode 0600)")
         print(KEYS_BACKUP_WARNING.splitlines()[0])
@@ -359,7 +359,7 @@ async def keys_backup_command(settings: Settings, args: argparse.Namespace) -> i
     provider = await open_provider(settings, create=True)
     try:
         assert isinstance(provider, LocalKeyring)
-        restored = await provider.merge_sealed(args.source, passphrase)
+        restored = await merge_sealed(provider, args.source, passphrase)
     finally:
         await provider.close()
     print(f"keys brought back: {', '.join(restored) or 'none'} (destroyed keys stay destroyed)")

@@ -119,8 +119,12 @@ async def _serve(
         who = f" (worker {worker}, pid {os.getpid()})" if worker is not None else ""
         log.info("serving on http://%s:%d%s", host, port, who)
         if ready_fd is not None:
-            os.write(ready_fd, b"ready\n")
-            os.close(ready_fd)
+            try:
+                os.write(ready_fd, b"ready\n")
+            except BrokenPipeError:
+                stop.set()  # the supervisor went away while this worker started
+            finally:
+                os.close(ready_fd)
         if worker is not None:
             _stop_when_stdin_ends(loop, stop)
         await stop.wait()

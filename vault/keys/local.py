@@ -509,40 +509,6 @@ class LocalKeyring:
     async def close(self) -> None:
         return None
 
-    # -- key backups (kluis keys backup / restore) ---------------------------
-
-    async def export_sealed(self, passphrase: str) -> bytes:
-        """Every key and tombstone as a keyring document sealed under ``passphrase``
-        (its own salt): the file as it is now, read under the lock."""
-
-        def export() -> bytes:
-            with self._locked():
-                self._reload()
-                with self._mutex:
-                    state = self._state.copy()
-            return LocalKeyring(self.path, passphrase)._document(state)
-
-        return await _in_thread(export)
-
-    async def merge_sealed(self, source: Path, passphrase: str) -> list[str]:
-        """Merge a backup made by :meth:`export_sealed` into this keyring; the names
-        of the keys it brought back. The merge never resurrects: a key destroyed
-        here stays destroyed, whatever the backup holds."""
-        backup = LocalKeyring(source, passphrase)
-        await _in_thread(backup._reload)
-        body = json.loads(LocalKeyring(source)._document(backup._state))["body"]
-
-        def merge(state: _State) -> list[str]:
-            before = {name for name, entry in state.keys.items() if entry.key is not None}
-            self._absorb_body(state, body, {"version": FORMAT_VERSION})
-            return sorted(
-                name
-                for name, entry in state.keys.items()
-                if entry.key is not None and name not in before
-            )
-
-        return await _in_thread(self._change, merge)
-
     # -- the move of version-1 signing secrets ------------------------------
 
     def legacy_signing_secrets(self) -> list[bytes]:
@@ -554,6 +520,46 @@ class LocalKeyring:
             state.legacy_signing = []
 
         await _in_thread(self._change, forget)
+
+
+# -- key backups (kluis keys backup / restore) ------------------------------
+# Functions, not methods: the provider itself never hands out key bytes
+# (tests/keys/test_contract.py); these are the one deliberate way out, for
+# the operator's sealed backup of the key store, and the way back in.
+
+
+async def export_sealed(ring: LocalKeyring, passphrase: str) -> bytes:
+    """Every key and tombstone of ``ring`` as a keyring document sealed under
+    ``passphrase`` (a salt of its own): the file as it is now, read under its lock."""
+
+    def export() -> bytes:
+        with ring._locked():
+            ring._reload()
+            with ring._mutex:
+                state = ring._state.copy()
+        return LocalKeyring(ring.path, passphrase)._document(state)
+
+    return await _in_thread(export)
+
+
+async def merge_sealed(ring: LocalKeyring, source: Path, passphrase: str) -> list[str]:
+    """Merge a backup made by :func:`export_sealed` into ``ring``; the names of
+    the keys it brought back. Never resurrects: a key destroyed in ``ring``
+    stays destroyed, whatever the backup holds."""
+    backup = LocalKeyring(source, passphrase)
+    await _in_thread(backup._reload)
+    body = json.loads(LocalKeyring(source)._document(backup._state))["body"]
+
+    def merge(state: _State) -> list[str]:
+        before = {name for name, entry in state.keys.items() if entry.key is not None}
+        ring._absorb_body(state, body, {"version": FORMAT_VERSION})
+        return sorted(
+            name
+            for name, entry in state.keys.items()
+            if entry.key is not None and name not in before
+        )
+
+    return await _in_thread(ring._change, merge)
 
 
 async def _in_thread(function: Callable[..., _T], *args: Any) -> _T:
