@@ -65,6 +65,10 @@ class Served:
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                # Each server in a scheduling group of its own (Linux's
+                # autogroup is per session), as it would be when started
+                # by a service manager, not beside this bench's clients.
+                start_new_session=True,
             )
 
     async def ready(self, session: aiohttp.ClientSession) -> None:
@@ -145,6 +149,21 @@ async def setup(base: str, admin: str, session: aiohttp.ClientSession) -> list[s
     return [urlsplit(entry["url"]).path for entry in links["links"]]
 
 
+def _load_cpu(servers: list[Served]) -> float:
+    """CPU seconds so far of the load processes (this process's other children)."""
+    skip = {server.proc.pid for server in servers}
+    total = 0.0
+    for child in psutil.Process().children():
+        if child.pid in skip:
+            continue
+        try:
+            times = child.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def _results(jobs: list) -> list[float]:  # type: ignore[type-arg]
     return [float(job.get()) for job in jobs]
 
@@ -170,12 +189,13 @@ async def main(seconds: float, rounds: int, clients: int, processes: int, worker
                     size = len(await r.read())
             rates: dict[int, list[float]] = {n: [] for n in servers}
             cpu: dict[int, list[float]] = {n: [] for n in servers}
+            load_cpu: dict[int, list[float]] = {n: [] for n in servers}
             for n in range(rounds):
                 order = list(servers) if n % 2 == 0 else list(reversed(servers))
                 for count in order:
                     server = servers[count]
                     urls = [server.base + p for p in paths]
-                    before = server.cpu()
+                    before, load_before = server.cpu(), _load_cpu(list(servers.values()))
                     jobs = [
                         pool.apply_async(_load, (urls[k::processes] or urls, seconds, clients))
                         for k in range(processes)
@@ -183,8 +203,12 @@ async def main(seconds: float, rounds: int, clients: int, processes: int, worker
                     rate = sum(await asyncio.to_thread(_results, jobs))
                     # The warm-up (bench.links._warm) ran too, at about the same rate.
                     spent = (server.cpu() - before) * seconds / (seconds + _warm(seconds))
+                    loaded = _load_cpu(list(servers.values())) - load_before
                     rates[count].append(rate)
                     cpu[count].append(spent * 1000 / max(1.0, rate * seconds))
+                    load_cpu[count].append(
+                        loaded * 1000 / max(1.0, rate * (seconds + _warm(seconds)))
+                    )
         finally:
             pool.close()
             pool.join()
@@ -198,10 +222,12 @@ async def main(seconds: float, rounds: int, clients: int, processes: int, worker
         f"{clients} clients, {rounds} rounds of {seconds:g} s per server, in turns"
     )
     for count in servers:
+        rate, per = statistics.mean(rates[count]), statistics.mean(cpu[count])
         print(
-            f"--workers {count}: {statistics.mean(rates[count]):7.1f}/s "
+            f"--workers {count}: {rate:7.1f}/s "
             f"(rounds {min(rates[count]):.0f} to {max(rates[count]):.0f}), "
-            f"server CPU per request {statistics.mean(cpu[count]):.2f} ms"
+            f"server CPU per request {per:.2f} ms ({rate * per / 1000:.2f} cores), "
+            f"load generator {statistics.mean(load_cpu[count]):.2f} ms per request"
         )
     ratio = statistics.mean(many) / statistics.mean(one)
     print(

@@ -12,7 +12,7 @@ the answers under way finish (at most ``--shutdown-timeout`` seconds; a
 download in progress is one of them), then closes its resources.
 
 **The supervisor** (``--workers N``, N > 1) starts the workers as
-``kluis serve --worker-index I`` in process groups of their own (Ctrl-C in a
+``kluis serve --worker-index I`` in sessions of their own (Ctrl-C in a
 terminal reaches the supervisor only, which stops them in order), waits until
 each listens, and starts a worker again when one dies (after 0.5 s, doubling
 up to 30 s while restarts keep failing). A worker that cannot start the first
@@ -260,7 +260,12 @@ class Supervisor:
                 str(write_fd),
                 stdin=asyncio.subprocess.PIPE,
                 pass_fds=(write_fd,),
-                process_group=0,
+                # A session of its own: its own process group (a terminal's
+                # Ctrl-C reaches the supervisor only), and where the kernel
+                # shares CPU time out per session (Linux's autogroup, on by
+                # default), its own share: N workers in one session would
+                # get no more of a busy host's CPU than one.
+                start_new_session=True,
             )
         finally:
             os.close(write_fd)
