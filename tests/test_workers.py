@@ -14,6 +14,7 @@ import io
 import json
 import os
 import signal
+import socket
 import sqlite3
 import time
 from pathlib import Path
@@ -218,3 +219,19 @@ async def test_serve_refuses_a_bad_worker_count(tmp_path: Path) -> None:
     status, _, err = await kluis(env, "serve", "--workers", "none")
     assert status == 2
     assert "--workers must be a number from 1, or 'auto'" in err
+
+
+async def test_a_worker_that_cannot_start_stops_the_start(tmp_path: Path) -> None:
+    env = kluis_env(KLUIS_DATA_DIR=str(tmp_path / "data"))
+    status, _, err = await kluis(env, "init")
+    assert status == 0, err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = str(taken.getsockname()[1])
+        status, _, err = await kluis(env, "serve", "--port", port, "--workers", "2", within=120)
+    assert status == 2, err
+    assert "cannot listen on 127.0.0.1:" in err
+    assert "server.port" in err
+    assert "could not start" in err
+    assert "Traceback" not in err

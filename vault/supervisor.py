@@ -190,7 +190,7 @@ class Supervisor:
             log.error("%s; stopping the others", failed)
             self._stopping.set()
             await self._stop_all(slots)
-            return failed.status
+            return failed.status if failed.status > 0 else 1  # killed by a signal
         pids = ", ".join(str(p.pid) for _, p in sorted(self._live.items()))
         log.info("%d workers serving (pids %s)", self.count, pids)
         await self._stopping.wait()
