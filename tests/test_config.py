@@ -51,7 +51,14 @@ def test_toml_then_environment(tmp_path: Path) -> None:
         ("", {"KLUIS_SERVER_PORT": "eighty"}, "server.port"),
         ("", {"KLUIS_STORAGE_BACKEND": "ftp"}, "storage.backend"),
         ("", {"KLUIS_STORAGE_S3_SECURE": "maybe"}, "storage.s3_secure"),
-        ("", {"KLUIS_SERVR_PORT": "1"}, "KLUIS_SERVR_PORT"),
+        ("", {"KLUIS_SERVER_PROT": "1"}, "KLUIS_SERVER_PROT"),
+        ("", {"KLUIS_SERVER_TRUSTED_PROXIES": "10.0.0.0/8,proxy"}, "server.trusted_proxies"),
+        ("[server]\ntrusted_proxies = [1]\n", {}, "server.trusted_proxies"),
+        ("", {"KLUIS_SERVER_PROXY_HEADERS": "x-real-ip"}, "server.proxy_headers"),
+        ("", {"KLUIS_DATABASE_URL": "postgresql+asyncpg://kluis:pw@db:5432"}, "database.url"),
+        ("", {"KLUIS_DATABASE_URL": "postgresql+asyncpg://kluis:pw@db:5432/"}, "database.url"),
+        ("", {"KLUIS_DATABASE_URL": "postgresql+asyncpg:///kluis"}, "database.url"),
+        ("", {"KLUIS_DATABASE_URL": "sqlite+aiosqlite://"}, "database.url"),
         ("", {"KLUIS_CRYPTO_SEGMENT_SIZE": "10"}, "crypto.segment_size"),
         ("", {"KLUIS_SERVER_PORT": "70000"}, "server.port"),
         ("", {"KLUIS_STORAGE_BACKEND": "s3"}, "s3_access_key"),
@@ -92,7 +99,7 @@ def test_secrets_never_show() -> None:
         pickle.dumps(Secret("x"))
 
 
-@pytest.mark.parametrize("name", ["kluis.example.toml", "kluis.scale.toml"])
+@pytest.mark.parametrize("name", ["kluis.example.toml", "kluis.scale.toml", "kluis.compose.toml"])
 def test_example_configs_load(name: str) -> None:
     settings = load_settings(
         {
@@ -101,8 +108,87 @@ def test_example_configs_load(name: str) -> None:
             "KLUIS_STORAGE_S3_SECRET_KEY": "b",
         }
     )
-    if name == "kluis.scale.toml":
+    if name in ("kluis.scale.toml", "kluis.compose.toml"):
         assert settings.storage.backend == "s3"
         assert settings.database_url.startswith("postgresql+asyncpg://")
     else:
         assert settings.storage.backend == "local"
+
+
+def test_a_list_setting_from_toml_and_from_the_environment(tmp_path: Path) -> None:
+    config = tmp_path / "k.toml"
+    config.write_text('[server]\ntrusted_proxies = ["10.0.0.0/8", "::1"]\n')
+    from_file = load_settings({"KLUIS_CONFIG": str(config)})
+    assert from_file.server.trusted_proxies == ("10.0.0.0/8", "::1")
+    # API.md: comma-separated in the environment, which wins over the file.
+    from_env = load_settings(
+        {
+            "KLUIS_CONFIG": str(config),
+            "KLUIS_SERVER_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1,,",
+        }
+    )
+    assert from_env.server.trusted_proxies == ("10.0.0.0/8", "127.0.0.1")
+    assert load_settings({"KLUIS_SERVER_TRUSTED_PROXIES": ""}).server.trusted_proxies == ()
+    assert load_settings({}).server.trusted_proxies == ()
+
+
+#: (variable, what happens): "ignored" (a warning names it, the start goes on),
+#: "setting" (it configures Kluis), or the setting an error names.
+FOREIGN = [
+    # Kubernetes, for a Service named "kluis" in the namespace.
+    ("KLUIS_SERVICE_HOST", "ignored"),
+    ("KLUIS_SERVICE_PORT", "ignored"),
+    ("KLUIS_SERVICE_PORT_HTTP", "ignored"),
+    ("KLUIS_PORT", "ignored"),
+    ("KLUIS_PORT_8080_TCP", "ignored"),
+    ("KLUIS_PORT_8080_TCP_ADDR", "ignored"),
+    ("KLUIS_PORT_8080_TCP_PORT", "ignored"),
+    ("KLUIS_PORT_8080_TCP_PROTO", "ignored"),
+    # A compose .env handed to the container.
+    ("KLUIS_DB_PASSWORD", "ignored"),
+    ("KLUIS_IMAGE_TAG", "ignored"),
+    # A section's name alone, or a misspelt section: not Kluis's.
+    ("KLUIS_SERVER", "ignored"),
+    ("KLUIS_SERVR_PORT", "ignored"),
+    # Kluis's own.
+    ("KLUIS_SERVER_PORT", "setting"),
+    ("KLUIS_DATA_DIR", "setting"),
+    ("KLUIS_STORAGE_S3_BUCKET", "setting"),
+    # A known section with an unknown key: a typo, which must not pass.
+    ("KLUIS_SERVER_PROT", "server.prot"),
+    ("KLUIS_STORAGE_S3_BUCKTE", "storage.s3_buckte"),
+    ("KLUIS_DATABASE_PASSWORD", "database.password"),
+]
+
+
+@pytest.mark.parametrize(("variable", "outcome"), FOREIGN)
+def test_foreign_variables_are_ignored_typos_in_a_section_stop_the_start(
+    variable: str, outcome: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    value = {"KLUIS_SERVER_PORT": "9001", "KLUIS_DATA_DIR": "/srv/k"}.get(variable, "tcp://x:1")
+    env = {variable: value}
+    if outcome not in ("ignored", "setting"):
+        with pytest.raises(ConfigError, match=f"{outcome.replace('.', '[.]')}.*{variable}"):
+            load_settings(env)
+        return
+    with caplog.at_level("WARNING", logger="vault.config"):
+        settings = load_settings(env)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    if outcome == "ignored":
+        assert settings == Settings()
+        assert len(warnings) == 1
+        assert variable in warnings[0]
+        assert value not in warnings[0]  # names only, never a value
+    else:
+        assert settings != Settings()
+        assert warnings == []
+
+
+def test_many_foreign_variables_make_one_warning_line(caplog: pytest.LogCaptureFixture) -> None:
+    env = {name: "x" for name, outcome in FOREIGN if outcome == "ignored"}
+    with caplog.at_level("WARNING", logger="vault.config"):
+        load_settings({**env, "KLUIS_SERVER_PORT": "9001"})
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert "\n" not in warnings[0]
+    assert all(name in warnings[0] for name in env)

@@ -11,20 +11,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from aiohttp import web
 from sqlalchemy import func, select
 
 from vault import __version__
-from vault.api import create_app
-from vault.api.app import server_options
-from vault.api.security import AccessLogger
+from vault import backup as backups
 from vault.audit import CURRENT, Actor, event
 from vault.audit.queries import touched
 from vault.audit.verify import verify
@@ -35,10 +34,13 @@ from vault.directory.people import issue_token
 from vault.errors import ConfigError, KluisError
 from vault.installation import initialise
 from vault.items.sweep import sweep
-from vault.keys import epochs, signing
+from vault.keys import epochs, open_provider, signing
+from vault.keys.local import LocalKeyring, export_sealed, merge_sealed
 from vault.keys.provider import audit_check
 from vault.keys.rotation import keys_to_rewrap, rotate
 from vault.retention.job import Retention, record_destructions
+from vault.storage import check_settings as check_storage_settings
+from vault.supervisor import Supervisor, run_worker, worker_count
 from vault.tokens import new_id
 from vault.wiring import open_vault
 
@@ -51,10 +53,35 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"kluis {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("init", help="create the data directory, keyring, database and admin account")
+    init_cmd = sub.add_parser(
+        "init", help="create the data directory, keyring, database and admin account"
+    )
+    init_cmd.add_argument(
+        "--token-file",
+        type=Path,
+        help="write the new admin token to this file (mode 0600) instead of printing it",
+    )
     serve = sub.add_parser("serve", help="serve the HTTP API")
     serve.add_argument("--host", help="address to listen on (default from config: 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default from config: 8080)")
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        help="processes serving on the port (SO_REUSEPORT), each a full instance on the "
+        "shared database and key store, restarted if one dies; 'auto': one per core "
+        "(default 1)",
+    )
+    serve.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=60.0,
+        help="on SIGTERM, how long the answers under way (downloads too) may take to finish "
+        "(default 60 s)",
+    )
+    # How the supervisor starts its workers; not for people.
+    serve.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     keys = sub.add_parser("keys", help="master keys: status and monthly rotation")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     status = keys_sub.add_parser(
@@ -68,6 +95,40 @@ def _parser() -> argparse.ArgumentParser:
     keys_sub.add_parser(
         "rotate-signing",
         help="add a new link-signing secret (links signed with the older kept ones still work)",
+    )
+    keys_backup = keys_sub.add_parser(
+        "backup",
+        help="write the key store, sealed with a passphrase, to a file",
+        description=KEYS_BACKUP_WARNING,
+    )
+    keys_backup.add_argument("dest", type=Path, help="the file to write (must not exist)")
+    keys_backup.add_argument(
+        "--passphrase-file", type=Path, help="read the passphrase from this file (else: asked)"
+    )
+    keys_restore = keys_sub.add_parser(
+        "restore",
+        help="merge a key store backup into the key store (destroyed keys stay destroyed)",
+    )
+    keys_restore.add_argument("source", type=Path, help="a file written by 'kluis keys backup'")
+    keys_restore.add_argument(
+        "--passphrase-file", type=Path, help="read the passphrase from this file (else: asked)"
+    )
+    backup = sub.add_parser(
+        "backup",
+        help="copy the database and the blob store's objects into a new directory "
+        "(never the keys: see 'kluis keys backup')",
+    )
+    backup.add_argument("dest", type=Path, help="a new (or empty) directory")
+    restore = sub.add_parser(
+        "restore",
+        help="put a backup back: database, objects; report what its keys no longer open "
+        "(stop every 'kluis serve' first)",
+    )
+    restore.add_argument("source", type=Path, help="a directory written by 'kluis backup'")
+    restore.add_argument(
+        "--force",
+        action="store_true",
+        help="restore a backup older than crypto.backup_window_days all the same",
     )
     retention = sub.add_parser("retention", help="archive and destroy records at their term")
     retention_sub = retention.add_subparsers(dest="retention_command", required=True)
@@ -111,19 +172,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Everything the vault creates (database, keyring, blobs) is for its own
     # user only.
     os.umask(0o077)
+    worker = getattr(args, "worker_index", None)
+    where = "" if worker is None else f"[worker {worker} %(process)d] "
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)s {where}%(name)s: %(message)s",
     )
     # What an operator does at the command line is on the record as such.
     CURRENT.set(Actor(role="operator", agent=f"kluis {args.command}"))
     try:
         settings = load_settings()
+        check_storage_settings(settings)
         if args.command == "init":
-            return asyncio.run(init(settings))
+            return asyncio.run(init(settings, args.token_file))
+        if args.command == "backup":
+            return asyncio.run(backup_command(settings, args.dest))
+        if args.command == "restore":
+            return asyncio.run(restore_command(settings, args.source, args.force))
+        if args.command == "keys" and args.keys_command in ("backup", "restore"):
+            return asyncio.run(keys_backup_command(settings, args))
         if args.command == "serve":
-            return serve(settings, args.host, args.port)
+            return serve(settings, args)
         if args.command == "keys":
             return asyncio.run(keys_command(settings, args))
         if args.command == "retention":
@@ -146,8 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2  # pragma: no cover - argparse enforces a command
 
 
-async def init(settings: Settings) -> int:
-    """Create what is missing; idempotent, and safe beside another ``kluis init``."""
+async def init(settings: Settings, token_file: Path | None = None) -> int:
+    """Create what is missing; idempotent, and safe beside another ``kluis init``.
+    With ``token_file``, a new admin token goes to that file (mode 0600), not
+    to stdout, so it stays out of a container's log."""
     done = await initialise(settings, datetime.now(UTC))
     if done.admin_token is None and not done.created:
         print(f"Kluis is already initialised in {settings.data_dir}; nothing changed.")
@@ -157,9 +229,158 @@ async def init(settings: Settings) -> int:
     if done.admin_token is None:
         print("The admin account already exists; its token was shown when it was created.")
         return 0
+    if token_file is not None:
+        write_secret_file(token_file, done.admin_token + "\n")
+        print(
+            f"created admin account; its token is in {token_file} (mode 0600), shown nowhere else"
+        )
+        return 0
     print("created admin account; its token follows and is shown only this once:")
     print(done.admin_token)
     return 0
+
+
+def write_secret_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, readable by this user only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+KEYS_BACKUP_WARNING = """WARNING: the file this writes opens every record the vault holds now,
+including records whose keys are destroyed after it was written: while it
+exists, destruction does not reach the backups it belongs to. Keep it
+offline, apart from the data backups ('kluis backup'), and delete it after
+crypto.backup_window_days (35 by default), as the data backups it goes with.
+The passphrase is its only protection: a long one, kept elsewhere. A key
+store on a PKCS#11 token (an HSM) cannot be exported: back the token up with
+the HSM's own tools, under its policy."""
+
+
+async def backup_command(settings: Settings, dest: Path) -> int:
+    async with open_vault(settings) as vault:
+        report = await backups.take(vault, dest, datetime.now(UTC), _bar)
+    print(f"backup written to {report.path}")
+    print(f"database: {report.database}")
+    print(f"objects: {report.objects} ({report.bytes} bytes)")
+    if report.missing:
+        print(
+            f"objects deleted while the backup ran (records destroyed meanwhile): "
+            f"{len(report.missing)}"
+        )
+    print("the keys are not in it: back them up with 'kluis keys backup', kept apart")
+    return 0
+
+
+async def restore_command(settings: Settings, source: Path, force: bool) -> int:
+    now = datetime.now(UTC)
+    report = await backups.restore(settings, source, now, _bar, force=force)
+    age = now - report.taken_at
+    print(
+        f"restored the {report.database} database of a backup taken "
+        f"{report.taken_at:%Y-%m-%d %H:%M} UTC ({age.days} days, {age.seconds // 3600} h ago)"
+    )
+    print(f"objects restored: {report.objects_restored}, already present: {report.objects_present}")
+    kinds: dict[str, int] = {}
+    for key in report.destroyed:
+        kinds[key.category] = kinds.get(key.category, 0) + len(key.items)
+    children = {key.child_id for key in report.destroyed if key.items}
+    print(
+        f"unreadable, their keys destroyed after the backup was taken: {report.unreadable} "
+        f"records of {len(children)} children"
+        + (" (" + ", ".join(f"{k}: {n}" for k, n in sorted(kinds.items())) + ")" if kinds else "")
+        + "; marked destroyed again"
+    )
+    if report.replaced_read:
+        erased = sum(len(key.items) for key in report.erased) + len(report.erased_items)
+        print(
+            f"erased in the database replaced after the backup was taken, erased again: "
+            f"{erased} records"
+        )
+    else:
+        print(
+            "the database replaced could not be read: repeat the erasures made since the "
+            "backup was taken (docs/operations.md, 'Backups')"
+        )
+    problems = 0
+    if report.damaged:
+        problems += 1
+        print(f"objects damaged in the backup, not restored: {len(report.damaged)}")
+    if report.incomplete:
+        problems += 1
+        print(
+            f"records whose stored objects the backup lacks: {len(report.incomplete)} "
+            f"({', '.join(report.incomplete[:10])})"
+        )
+    if report.unknown_epochs:
+        problems += 1
+        print(
+            f"master keys the key store does not hold: {', '.join(report.unknown_epochs)}; "
+            "restore the key store from its own backup ('kluis keys restore')"
+        )
+    return 1 if problems else 0
+
+
+def _bar(label: str, total: int) -> Callable[[int], None]:
+    return ProgressBar(label, total).advance
+
+
+async def keys_backup_command(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.keyring.backend != "local":
+        print(
+            "kluis: the master keys are on a PKCS#11 token and cannot be exported (they are "
+            "not extractable, by design); back the token up with the HSM's own tools.",
+            file=sys.stderr,
+        )
+        return 1
+    if args.keys_command == "backup":
+        if args.dest.exists():
+            print(f"kluis: {args.dest} exists; name a new file.", file=sys.stderr)
+            return 1
+        passphrase = _passphrase(args.passphrase_file, twice=True)
+        async with open_vault(settings, store=False) as vault:
+            assert isinstance(vault.provider, LocalKeyring)
+            await vault.audit.record(event("keys.backup"))
+            document = await export_sealed(vault.provider, passphrase)
+        write_secret_file(args.dest, document.decode("utf-8"))
+        print(f"key store written to {args.dest}, sealed with the passphrase (mode 0600)")
+        print(KEYS_BACKUP_WARNING.splitlines()[0])
+        return 0
+    passphrase = _passphrase(args.passphrase_file, twice=False)
+    provider = await open_provider(settings, create=True)
+    try:
+        assert isinstance(provider, LocalKeyring)
+        restored = await merge_sealed(provider, args.source, passphrase)
+    finally:
+        await provider.close()
+    print(f"keys brought back: {', '.join(restored) or 'none'} (destroyed keys stay destroyed)")
+    return 0
+
+
+def _passphrase(path: Path | None, *, twice: bool) -> str:
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"--passphrase-file {path} cannot be read: {exc.strerror}.") from None
+    elif sys.stdin.isatty():
+        text = getpass.getpass("passphrase for the key backup: ")
+        if twice and getpass.getpass("the same again: ") != text:
+            raise ConfigError("The two passphrases differ; nothing was written.")
+    else:
+        raise ConfigError("Give the passphrase with --passphrase-file (no terminal to ask on).")
+    if len(text) < 12:
+        raise ConfigError("The passphrase must be at least 12 characters long.")
+    return text
 
 
 async def retention_command(settings: Settings, now: datetime | None, dry_run: bool) -> int:
@@ -309,7 +530,19 @@ def _day(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
 
 
-def serve(settings: Settings, host: str | None, port: int | None) -> int:
+def serve(settings: Settings, args: argparse.Namespace) -> int:
+    host: str = args.host or settings.server.host
+    port: int = args.port or settings.server.port
+    if args.worker_index is not None:
+        # One of a supervisor's workers; the supervisor checked the schema.
+        return run_worker(
+            settings,
+            host,
+            port,
+            shutdown_timeout=args.shutdown_timeout,
+            worker=args.worker_index,
+            ready_fd=args.ready_fd,
+        )
     engine = create_engine(settings.database_url)
 
     async def check() -> bool:
@@ -324,16 +557,19 @@ def serve(settings: Settings, host: str | None, port: int | None) -> int:
             file=sys.stderr,
         )
         return 2
-    web.run_app(
-        create_app(settings),
-        host=host or settings.server.host,
-        port=port or settings.server.port,
-        access_log_class=AccessLogger,
-        access_log=logging.getLogger("kluis.access"),
-        print=lambda message: log.info("%s", message.strip()),
-        **server_options(settings),
-    )
-    return 0
+    if args.workers == 1:
+        return run_worker(settings, host, port, shutdown_timeout=args.shutdown_timeout)
+    command = [sys.executable, "-m", "vault", "serve", "--host", host, "--port", str(port)]
+    command += ["--shutdown-timeout", str(args.shutdown_timeout)]
+    supervisor = Supervisor(args.workers, command, args.shutdown_timeout)
+    return asyncio.run(supervisor.run())
+
+
+def _workers(text: str) -> int:
+    try:
+        return worker_count(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

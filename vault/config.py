@@ -4,14 +4,23 @@ Sources, later ones winning: the embedded defaults below, the TOML file named
 by ``KLUIS_CONFIG`` (examples in ``config/``), then ``KLUIS_*`` environment
 variables (``KLUIS_DATA_DIR``, ``KLUIS_STORAGE_BACKEND``,
 ``KLUIS_STORAGE_S3_ENDPOINT``: section and key in upper case joined by ``_``).
-An unknown key, section or environment variable, or a value of the wrong type,
-stops the start with a :class:`ConfigError` that names it. Secrets are held in
-:class:`Secret`, whose ``repr`` is masked, so a settings dump never shows them.
+A list setting is a TOML array, or in the environment a comma-separated
+value (``KLUIS_SERVER_TRUSTED_PROXIES=10.0.0.0/8,127.0.0.1``).
+An unknown key or section in the file, an unknown key of a known section in
+the environment (``KLUIS_SERVER_PROT``), or a value of the wrong type, stops
+the start with a :class:`ConfigError` that names it. Other ``KLUIS_*``
+variables are not Kluis's (Kubernetes makes ``KLUIS_SERVICE_HOST`` and
+``KLUIS_PORT`` for a Service named ``kluis``; a compose ``.env`` may hold
+``KLUIS_DB_PASSWORD``): they are ignored, with one warning line naming them.
+Secrets are held in :class:`Secret`, whose ``repr`` is masked, so a settings
+dump never shows them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import logging
 import os
 import tomllib
 import types
@@ -24,6 +33,8 @@ from vault.errors import ConfigError
 
 ENV_PREFIX = "KLUIS_"
 ENV_CONFIG_FILE = "KLUIS_CONFIG"
+
+log = logging.getLogger(__name__)
 
 
 @typing.final
@@ -68,6 +79,15 @@ class ServerSettings:
     #: time-out per read, so a slow but steady upload of a large video passes.
     #: aiohttp has no body time-out of its own; 0 turns this one off.
     body_timeout_seconds: float = 60.0
+    #: Addresses or networks (``10.0.0.0/8``) of the reverse proxies in front:
+    #: only from these are the forwarding headers believed, right to left
+    #: (vault/api/proxies.py). Empty: the TCP peer is the client.
+    trusted_proxies: tuple[str, ...] = ()
+    #: Which headers the trusted proxies set: ``x-forwarded``
+    #: (``X-Forwarded-For`` and ``X-Forwarded-Proto``: Caddy, nginx, HAProxy,
+    #: most balancers) or ``forwarded`` (RFC 7239). Only one family is read: a
+    #: proxy passes the other on from the client untouched.
+    proxy_headers: Literal["x-forwarded", "forwarded"] = "x-forwarded"
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -307,9 +327,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
 
 def _apply_environment(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
-    """Merge ``KLUIS_*`` variables into ``raw``; return setting → variable name."""
+    """Merge ``KLUIS_*`` variables into ``raw``; return setting → variable name.
+
+    Only ``KLUIS_<SECTION>_<KEY>`` with a known section (and the top-level
+    settings, ``KLUIS_DATA_DIR``) is configuration; an unknown key there stops
+    the start in :func:`_build`, since a typo must not pass silently. Other
+    ``KLUIS_*`` names are someone else's and are ignored with one warning.
+    """
     origins: dict[str, str] = {}
+    foreign: list[str] = []
     top_level = {f.name for f in dataclasses.fields(Settings)} - set(_SECTIONS)
+    # Longest first, so a section whose name holds a ``_`` is matched whole.
+    sections = sorted(_SECTIONS, key=len, reverse=True)
     for name, value in env.items():
         if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG_FILE:
             continue
@@ -318,14 +347,25 @@ def _apply_environment(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str,
             raw[rest] = value
             origins[rest] = name
             continue
-        section, _, key = rest.partition("_")
-        if section not in _SECTIONS or not key:
-            raise ConfigError(f"Unknown environment variable {name}: no such setting.")
+        section = next((s for s in sections if rest.startswith(f"{s}_")), None)
+        key = rest[len(section) + 1 :] if section is not None else ""
+        if section is None or not key:
+            foreign.append(name)
+            continue
         section_raw = raw.setdefault(section, {})
         if not isinstance(section_raw, dict):
             raise ConfigError(f"[{section}] must be a table.")
         section_raw[key] = value
         origins[f"{section}.{key}"] = name
+    if foreign:
+        known = ", ".join(f"KLUIS_{s.upper()}_*" for s in _SECTIONS)
+        # Names only: a foreign variable's value may be someone's password.
+        log.warning(
+            "ignoring environment variables that are not Kluis settings: %s "
+            "(settings are KLUIS_DATA_DIR, KLUIS_CONFIG and %s)",
+            ", ".join(sorted(foreign)),
+            known,
+        )
     return origins
 
 
@@ -361,6 +401,8 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
         return value
     if origin in (typing.Union, types.UnionType):
         raise ConfigError(f"Setting {key} has an unsupported type.")  # pragma: no cover
+    if origin in (list, tuple):
+        return _coerce_list(origin, typing.get_args(hint)[0], value, key)
     if hint is bool:
         if isinstance(value, bool):
             return value
@@ -392,6 +434,19 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
             raise ConfigError(f"Setting {key} must be a string.")
         return Secret(value)
     raise ConfigError(f"Setting {key} has an unsupported type.")  # pragma: no cover
+
+
+def _coerce_list(container: type[Any], item: Any, value: Any, key: str) -> Any:
+    """A TOML array, or an environment string split at commas (blanks dropped)."""
+    if isinstance(value, str):
+        items: list[Any] = [part.strip() for part in value.split(",") if part.strip()]
+    elif isinstance(value, list):
+        items = value
+    else:
+        raise ConfigError(f"Setting {key} must be a list (a TOML array, or comma-separated).")
+    if item is not str or not all(isinstance(v, str) for v in items):
+        raise ConfigError(f"Setting {key} must be a list of strings.")
+    return container(items)
 
 
 def validate(settings: Settings) -> None:
@@ -426,8 +481,41 @@ def validate(settings: Settings) -> None:
             "keyring.backend is 'pkcs11' but keyring.pkcs11_token_label is empty; name the "
             "token (KLUIS_KEYRING_PKCS11_TOKEN_LABEL)."
         )
-    url = settings.database_url
+    for entry in settings.server.trusted_proxies:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"Setting server.trusted_proxies holds {entry!r}, which is neither an address "
+                "nor a network (10.0.0.0/8, 127.0.0.1, ::1)."
+            ) from None
+    _validate_database_url(settings.database_url)
+
+
+def _validate_database_url(url: str) -> None:
     if not (url.startswith("sqlite+aiosqlite://") or url.startswith("postgresql+asyncpg://")):
         raise ConfigError(
             "Setting database.url must start with sqlite+aiosqlite:// or postgresql+asyncpg://."
+        )
+    # Parsed by hand, not by the database layer: this module imports no vendor.
+    scheme, _, rest = url.partition("://")
+    where, _, tail = rest.partition("/")
+    database = tail.split("?", 1)[0]
+    if scheme.startswith("sqlite"):
+        if not database or database == ":memory:":
+            raise ConfigError(
+                "Setting database.url names no SQLite file (sqlite+aiosqlite:////path/kluis.db); "
+                "leave it empty for <data_dir>/kluis.db."
+            )
+        return
+    host = where.rpartition("@")[2]
+    if not host:
+        raise ConfigError(
+            "Setting database.url names no PostgreSQL host "
+            "(postgresql+asyncpg://USER:PASSWORD@HOST:5432/DATABASE)."
+        )
+    if not database or "/" in database:
+        raise ConfigError(
+            f"Setting database.url ({_hide_password(url)}) names no database; end it with "
+            "the database's name: postgresql+asyncpg://USER:PASSWORD@HOST:5432/DATABASE."
         )

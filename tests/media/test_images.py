@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,15 @@ def test_a_damaged_heic_is_refused_with_advice(tmp_path: Path) -> None:
         sanitise(damaged, sniff.HEIC, 10**8)
     with pytest.raises(TooLarge):
         sanitise(data, sniff.HEIC, 1000)
+
+
+def test_libvips_logs_its_warnings_not_a_commentary_on_every_image(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    configure_vips()
+    with caplog.at_level(logging.INFO):
+        sanitise(jpeg_with_secrets(), sniff.JPEG, 100_000_000)
+    # At INFO libvips narrates each step ("selected loader is ...", "threadpool
+    # completed ..."): several lines per upload in the service's log.
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("pyvips")] == []
+    assert logging.getLogger("pyvips").isEnabledFor(logging.WARNING)

@@ -24,6 +24,7 @@ from vault.api.errors import error_middleware
 from vault.api.metrics import METRICS, Metrics, metrics_middleware
 from vault.api.resources import CLOCK, SETTINGS
 from vault.api.security import security_headers
+from vault.api.trail import WORKER
 from vault.config import Settings
 from vault.keys.service import utcnow
 from vault.media.images import configure_vips
@@ -47,7 +48,10 @@ def server_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, *, worker: int | None = None) -> web.Application:
+    """The service. ``worker``: this process is worker number ``worker`` of
+    ``kluis serve --workers N`` (its events carry its process id; only the
+    first sweeps orphaned blobs after its start)."""
     app = web.Application(
         middlewares=[
             metrics_middleware,
@@ -62,9 +66,11 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[CLOCK] = utcnow
     app[METRICS] = Metrics()
-    app.cleanup_ctx.extend(
-        [resources.database, resources.storage, resources.keyring, resources.background_sweep]
-    )
+    if worker is not None:
+        app[WORKER] = worker
+    app.cleanup_ctx.extend([resources.database, resources.storage, resources.keyring])
+    if not worker:
+        app.cleanup_ctx.append(resources.background_sweep)
     ops.setup(app)
     directory.setup(app)
     consents.setup(app)

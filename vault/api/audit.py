@@ -29,7 +29,7 @@ from vault.api.errors import HTTP_CODES
 from vault.api.models.audit import AccessEvent, AccessLog, AccessQuery, Verification
 from vault.api.openapi import operation
 from vault.api.resources import AUDIT, DB, KEYRING
-from vault.api.trail import TRAIL, Trail, action_name, caller, record_now
+from vault.api.trail import Trail, action_name, record_now, start_trail
 from vault.audit import CURRENT
 from vault.audit.queries import access_log
 from vault.audit.verify import verify
@@ -47,8 +47,7 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
     if not request.path.startswith(AUDITED):
         response: web.StreamResponse = await handler(request)
         return response
-    trail = Trail(action=action_name(request), actor=caller(request))
-    request[TRAIL] = trail
+    trail = start_trail(request, action_name(request))
     reset = CURRENT.set(trail.actor)
     try:
         try:

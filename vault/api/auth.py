@@ -2,7 +2,9 @@
 
 A valid token always works (a location's shared address is never locked out
 by one misbehaving tablet). A missing or wrong token is recorded with time,
-address and user agent, never the token; once an address has made
+address and user agent, never the token; the address is the client's as
+:func:`vault.api.trail.caller` gives it (behind a trusted proxy, the one it
+forwarded), so clients behind a proxy are not pooled. Once an address has made
 ``auth.max_failures`` failed attempts within ``auth.failure_window_seconds``,
 its failures answer 429 ``rate_limited`` with ``Retry-After`` instead of 401.
 A blocked account gets ``blocked`` on every call (the policy says so).
@@ -19,7 +21,7 @@ from aiohttp.typedefs import Handler
 
 from vault.api.access import PRINCIPAL, now, rules
 from vault.api.resources import DB, READER, SETTINGS
-from vault.api.trail import TRAIL, attribute
+from vault.api.trail import TRAIL, attribute, caller
 from vault.audit import Actor
 from vault.directory.people import authenticate, failures_since, load_principal, record_failure
 from vault.errors import Blocked, RateLimited, Unauthenticated
@@ -41,14 +43,15 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if person_id is None:
         await _failed(request, token_id)
     principal = await load_principal(request.app[READER], str(person_id))
+    connection = caller(request)
     attribute(
         request,
         Actor(
             person=principal.id,
             role=principal.role,
             token=token_id,
-            ip=request.remote,
-            agent=request.headers.get("User-Agent"),
+            ip=connection.ip,
+            agent=connection.agent,
         ),
     )
     decision = decide(
@@ -70,8 +73,9 @@ async def _failed(request: web.Request, token_id: str | None) -> None:
         trail.detail["token"] = token_id
     settings = request.app[SETTINGS].auth
     moment = now(request)
-    ip = request.remote or "unknown"
-    await record_failure(request.app[DB], ip, request.headers.get("User-Agent"), moment)
+    connection = caller(request)
+    ip = connection.ip or "unknown"
+    await record_failure(request.app[DB], ip, connection.agent, moment)
     window = timedelta(seconds=settings.failure_window_seconds)
     count, oldest = await failures_since(request.app[DB], ip, moment - window)
     if count > settings.max_failures and oldest is not None:

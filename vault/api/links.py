@@ -32,6 +32,7 @@ from vault.api.models.links import (
     RefusedLink,
 )
 from vault.api.openapi import operation
+from vault.api.proxies import client_of
 from vault.api.resources import DB, FACTS, KEYS, READER, SETTINGS, SIGNING, STORE
 from vault.api.trail import add, attribute, caller, note, record_now
 from vault.audit import event
@@ -89,7 +90,11 @@ def _signer_for(secrets: tuple[bytes, ...]) -> LinkSigner:
 
 
 def link_url(request: web.Request, purpose: str, token: str) -> str:
-    base = request.app[SETTINGS].links.public_url.rstrip("/") or str(request.url.origin())
+    """``links.public_url``, else the scheme the client used (``https`` behind a
+    TLS proxy that says so, vault.api.proxies) and the host it asked for."""
+    base = request.app[SETTINGS].links.public_url.rstrip("/")
+    if not base:
+        base = f"{client_of(request).scheme}://{request.host}"
     return f"{base}{PATHS[purpose]}{token}"
 
 

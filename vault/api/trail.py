@@ -4,17 +4,23 @@ The audit middleware (:mod:`vault.api.audit`) starts a :class:`Trail` for
 every audited call; handlers name what they touch (:func:`note`), who the
 caller turned out to be (:func:`attribute`), spell out several events
 (:func:`add`), or commit the record before a change or a stream
-(:func:`record_now`).
+(:func:`record_now`). :func:`caller` is where every part of the service
+takes the client's address from (the trusted-proxy rules are
+:mod:`vault.api.proxies`). Under ``kluis serve --workers N`` each event
+carries the serving process's id in its detail (``worker``), which says
+which process answered and nothing about anyone.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
 
+from vault.api.proxies import client_of
 from vault.api.resources import AUDIT
 from vault.audit import CURRENT, Actor, Event, event
 
@@ -31,23 +37,42 @@ class Trail:
     #: Events a handler spelled out; they replace the one default event.
     events: list[Event] = dataclasses.field(default_factory=list)
     written: bool = False
+    #: The serving worker's process id, when several serve (``--workers``).
+    worker: int | None = None
 
     def pending(self, outcome: str) -> list[Event]:
         if self.events:
-            return list(self.events)
+            events = list(self.events)
+        else:
+            events = [
+                event(
+                    self.action,
+                    outcome=outcome,
+                    children=self.children,
+                    item=self.item,
+                    actor=self.actor,
+                    **self.detail,
+                )
+            ]
+        if self.worker is None:
+            return events
         return [
-            event(
-                self.action,
-                outcome=outcome,
-                children=self.children,
-                item=self.item,
-                actor=self.actor,
-                **self.detail,
-            )
+            dataclasses.replace(ev, detail={**ev.detail, "worker": self.worker}) for ev in events
         ]
 
 
 TRAIL = web.RequestKey("audit_trail", Trail)
+#: Set by ``create_app(..., worker=n)``: events name the process that served.
+WORKER = web.AppKey("worker", int)
+
+
+def start_trail(request: web.Request, action: str) -> Trail:
+    """The trail of a call that is about to be handled."""
+    worker = os.getpid() if WORKER in request.app else None
+    trail = Trail(action=action, actor=caller(request), worker=worker)
+    request[TRAIL] = trail
+    return trail
+
 
 #: Handlers whose event has a name of its own (the rest: ``module.handler``).
 _NAMES = {
@@ -110,4 +135,6 @@ async def record_now(request: web.Request) -> None:
 
 
 def caller(request: web.Request) -> Actor:
-    return Actor(ip=request.remote, agent=request.headers.get("User-Agent"))
+    """Who is calling, as far as the connection tells: the client's address
+    (behind a trusted proxy, the one it forwarded) and user agent."""
+    return Actor(ip=client_of(request).ip, agent=request.headers.get("User-Agent"))

@@ -26,6 +26,11 @@ def head_revision() -> str:
     return head
 
 
+def known_revisions() -> set[str]:
+    """Every revision this code's migrations know (a backup's schema must be one)."""
+    return {rev.revision for rev in ScriptDirectory.from_config(_config()).walk_revisions()}
+
+
 async def current_revision(engine: AsyncEngine) -> str | None:
     def read(conn: Connection) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()

@@ -241,7 +241,9 @@ class LocalKeyring:
 
     def _absorb(self, state: _State, document: dict[str, Any]) -> None:
         """Merge a document into ``state``: tombstones win, nothing known is dropped."""
-        body = self._body(document)
+        self._absorb_body(state, self._body(document), document)
+
+    def _absorb_body(self, state: _State, body: dict[str, Any], document: dict[str, Any]) -> None:
         try:
             if document["version"] == 1:
                 entries = body.get("epochs", {})
@@ -518,6 +520,46 @@ class LocalKeyring:
             state.legacy_signing = []
 
         await _in_thread(self._change, forget)
+
+
+# -- key backups (kluis keys backup / restore) ------------------------------
+# Functions, not methods: the provider itself never hands out key bytes
+# (tests/keys/test_contract.py); these are the one deliberate way out, for
+# the operator's sealed backup of the key store, and the way back in.
+
+
+async def export_sealed(ring: LocalKeyring, passphrase: str) -> bytes:
+    """Every key and tombstone of ``ring`` as a keyring document sealed under
+    ``passphrase`` (a salt of its own): the file as it is now, read under its lock."""
+
+    def export() -> bytes:
+        with ring._locked():
+            ring._reload()
+            with ring._mutex:
+                state = ring._state.copy()
+        return LocalKeyring(ring.path, passphrase)._document(state)
+
+    return await _in_thread(export)
+
+
+async def merge_sealed(ring: LocalKeyring, source: Path, passphrase: str) -> list[str]:
+    """Merge a backup made by :func:`export_sealed` into ``ring``; the names of
+    the keys it brought back. Never resurrects: a key destroyed in ``ring``
+    stays destroyed, whatever the backup holds."""
+    backup = LocalKeyring(source, passphrase)
+    await _in_thread(backup._reload)
+    body = json.loads(LocalKeyring(source)._document(backup._state))["body"]
+
+    def merge(state: _State) -> list[str]:
+        before = {name for name, entry in state.keys.items() if entry.key is not None}
+        ring._absorb_body(state, body, {"version": FORMAT_VERSION})
+        return sorted(
+            name
+            for name, entry in state.keys.items()
+            if entry.key is not None and name not in before
+        )
+
+    return await _in_thread(ring._change, merge)
 
 
 async def _in_thread(function: Callable[..., _T], *args: Any) -> _T:

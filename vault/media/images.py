@@ -31,6 +31,7 @@ Everything here is blocking: callers run it in the image pool
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 
 import pyvips
@@ -84,6 +85,9 @@ def configure_vips() -> None:
             f"libvips {major}.{minor} cannot block untrusted loaders; 8.13 or newer is needed "
             "(install the pyvips-binary wheel)."
         )
+    # libvips reports through the "pyvips" logger; at INFO it describes every
+    # operation (a flood in a service's log). Its warnings and errors stay.
+    logging.getLogger("pyvips").setLevel(logging.WARNING)
     pyvips.block_untrusted_set(True)
     pyvips.operation_block_set("VipsForeignLoad", True)
     for name in _ALLOWED_LOADER_CLASSES:

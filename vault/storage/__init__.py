@@ -16,6 +16,7 @@ from vault.storage.base import (
 )
 from vault.storage.local import LocalDiskStore
 from vault.storage.s3 import S3Store
+from vault.storage.s3 import check_settings as _check_s3
 
 __all__ = [
     "BlobNotFound",
@@ -23,9 +24,17 @@ __all__ = [
     "LocalDiskStore",
     "S3Store",
     "StorageUnavailable",
+    "check_settings",
     "new_blob_key",
     "open_store",
 ]
+
+
+def check_settings(settings: Settings) -> None:
+    """``ConfigError`` naming a storage setting that cannot work, before anything
+    is created or sent (an S3 bucket name S3 refuses, an endpoint with a scheme)."""
+    if settings.storage.backend == "s3":
+        _check_s3(settings.storage)
 
 
 async def open_store(settings: Settings) -> BlobStore:

@@ -10,6 +10,12 @@ about ``(parallel_parts + 1) × part_size`` whatever the blob's size.
 
 Timeouts and a single retry keep an unreachable store from hanging a request:
 it fails with ``StorageUnavailable`` within about two timeouts.
+
+Settings that cannot work are configuration errors, found before anything is
+sent: a bucket name S3 refuses, an endpoint that is not ``host[:port]``. At
+:meth:`S3Store.open` (``kluis init``, a start) a store that cannot be reached,
+refuses the credentials or lacks the bucket says so in one line naming the
+setting to look at.
 """
 
 from __future__ import annotations
@@ -25,8 +31,10 @@ from typing import Any, BinaryIO, TypeVar, cast
 import urllib3
 from minio import Minio
 from minio.error import MinioException, S3Error
+from minio.helpers import check_bucket_name
 
 from vault.config import StorageSettings
+from vault.errors import ConfigError
 from vault.storage.base import (
     READ_CHUNK,
     BlobNotFound,
@@ -36,9 +44,12 @@ from vault.storage.base import (
 )
 
 log = logging.getLogger(__name__)
+# Its "Retrying ..." lines repeat what the store's own error line says.
+logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 _T = TypeVar("_T")
 _MISSING = frozenset({"NoSuchKey", "NoSuchObject"})
+_REFUSED = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"})
 _LIST_PAGE = 1000
 
 
@@ -91,6 +102,7 @@ class S3Store:
     """A :class:`~vault.storage.base.BlobStore` on an S3 bucket."""
 
     def __init__(self, settings: StorageSettings) -> None:
+        check_settings(settings)
         timeout = urllib3.Timeout(connect=settings.timeout_seconds, read=settings.timeout_seconds)
         retries = urllib3.Retry(total=1, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504))
         http = urllib3.PoolManager(timeout=timeout, retries=retries, maxsize=16)
@@ -102,6 +114,8 @@ class S3Store:
             region=settings.s3_region or None,
             http_client=http,
         )
+        self._endpoint = settings.s3_endpoint
+        self._opened = False
         self._http = http
         self.bucket = settings.s3_bucket
         self._part_size = settings.s3_part_size_mb * 1024 * 1024
@@ -110,9 +124,16 @@ class S3Store:
 
     @classmethod
     async def open(cls, settings: StorageSettings) -> S3Store:
+        """The store, its bucket there (made if ``s3_create_bucket``); else one
+        line naming the setting to look at."""
         store = cls(settings)
-        if store._create_bucket:
+        try:
             exists = await store._call(store._client.bucket_exists, store.bucket)
+            if not exists and not store._create_bucket:
+                raise ConfigError(
+                    f"The bucket {store.bucket!r} (storage.s3_bucket) does not exist at "
+                    f"{store._endpoint}; create it, or set storage.s3_create_bucket = true."
+                )
             if not exists:
                 try:
                     await store._call(store._client.make_bucket, store.bucket)
@@ -120,7 +141,28 @@ class S3Store:
                     # Another instance may have created it in between.
                     if not await store._call(store._client.bucket_exists, store.bucket):
                         raise
+        except StorageUnavailable as exc:
+            raise store._opening_failed(exc) from None
+        store._opened = True
         return store
+
+    def _opening_failed(self, exc: StorageUnavailable) -> StorageUnavailable:
+        cause = exc.__cause__
+        if isinstance(cause, S3Error) and cause.code in _REFUSED:
+            return StorageUnavailable(
+                f"The S3 store at {self._endpoint} refused the credentials ({cause.code}); "
+                "check storage.s3_access_key and storage.s3_secret_key, and that the user "
+                f"may use the bucket {self.bucket!r}."
+            )
+        if isinstance(cause, S3Error):
+            return StorageUnavailable(
+                f"The S3 store at {self._endpoint} answered {cause.code} for the bucket "
+                f"{self.bucket!r} (storage.s3_bucket)."
+            )
+        return StorageUnavailable(
+            f"The S3 store at {self._endpoint} (storage.s3_endpoint) cannot be reached "
+            f"({_reason(cause)}); check the address, storage.s3_secure, and that it runs."
+        )
 
     async def _call(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         loop = asyncio.get_running_loop()
@@ -133,9 +175,9 @@ class S3Store:
         except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise self._unavailable(exc) from exc
 
-    @staticmethod
-    def _unavailable(exc: Exception) -> StorageUnavailable:
-        log.warning("S3 blob store error: %s", type(exc).__name__)
+    def _unavailable(self, exc: Exception) -> StorageUnavailable:
+        if self._opened:  # before, open() says it in one line of its own
+            log.warning("S3 blob store error: %s", type(exc).__name__)
         return StorageUnavailable()
 
     async def put(self, key: str, stream: AsyncIterable[bytes]) -> int:
@@ -251,3 +293,37 @@ class S3Store:
 
     async def close(self) -> None:
         self._http.clear()
+
+
+def check_settings(settings: StorageSettings) -> None:
+    """``ConfigError`` for a bucket name or endpoint that cannot work (nothing is sent)."""
+    try:
+        check_bucket_name(settings.s3_bucket, strict=True, s3_check=True)
+    except ValueError as exc:
+        raise ConfigError(
+            f"Setting storage.s3_bucket ({settings.s3_bucket!r}) is not a bucket name S3 "
+            f"accepts ({exc}): 3 to 63 lower-case letters, digits, dots and hyphens, "
+            "starting and ending with a letter or digit."
+        ) from None
+    try:
+        Minio(settings.s3_endpoint, secure=settings.s3_secure)
+    except ValueError as exc:
+        raise ConfigError(
+            f"Setting storage.s3_endpoint ({settings.s3_endpoint!r}) is not usable: {exc}; "
+            "give host:port, without http:// (storage.s3_secure chooses https)."
+        ) from None
+
+
+def _reason(cause: BaseException | None) -> str:
+    """The innermost reason of a connection failure, without addresses or secrets."""
+    while cause is not None:
+        reason = getattr(cause, "reason", None)
+        if isinstance(reason, BaseException):
+            cause = reason
+            continue
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror
+        if cause.__cause__ is None and cause.__context__ is None:
+            break
+        cause = cause.__cause__ or cause.__context__
+    return type(cause).__name__ if cause is not None else "no answer"
