@@ -54,6 +54,17 @@ import enum
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 
+from vault.errors import (
+    Blocked,
+    ConsentMissing,
+    Destroyed,
+    Forbidden,
+    InvalidInput,
+    KluisError,
+    NotFound,
+    OutsideWindow,
+)
+
 KINDS = (
     "photo",
     "video",
@@ -237,6 +248,24 @@ class Decision:
 
 
 NOT_FOUND = Decision.deny("not_found", "There is no such thing, or nothing you are related to.")
+
+#: The error each refusal's code is answered with (API.md's table).
+_DENIALS: dict[str, type[KluisError]] = {
+    "not_found": NotFound,
+    "forbidden": Forbidden,
+    "blocked": Blocked,
+    "consent_missing": ConsentMissing,
+    "outside_window": OutsideWindow,
+    "destroyed": Destroyed,
+    "invalid_input": InvalidInput,
+}
+
+
+def enforce(decision: Decision) -> Decision:
+    """The decision, or the refusal's error raised with its reason."""
+    if not decision.allowed:
+        raise _DENIALS.get(decision.code or "", Forbidden)(decision.reason or None)
+    return decision
 
 
 def phase(child: Child, now: datetime, rules: Rules) -> Phase:

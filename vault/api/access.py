@@ -15,28 +15,21 @@ from vault.api.resources import CLOCK, READER, SETTINGS
 from vault.api.trail import note
 from vault.directory.children import child_facts
 from vault.errors import (
-    Blocked,
-    ConsentMissing,
-    Destroyed,
-    Forbidden,
-    InvalidInput,
-    KluisError,
     NotFound,
-    OutsideWindow,
 )
-from vault.policy import Action, Child, ChildTarget, Decision, Principal, Rules, Target, decide
+from vault.policy import (
+    Action,
+    Child,
+    ChildTarget,
+    Decision,
+    Principal,
+    Rules,
+    Target,
+    decide,
+    enforce,
+)
 
 PRINCIPAL = web.RequestKey("principal", Principal)
-
-_DENIALS: dict[str, type[KluisError]] = {
-    "not_found": NotFound,
-    "forbidden": Forbidden,
-    "blocked": Blocked,
-    "consent_missing": ConsentMissing,
-    "outside_window": OutsideWindow,
-    "destroyed": Destroyed,
-    "invalid_input": InvalidInput,
-}
 
 
 def now(request: web.Request) -> datetime:
@@ -45,12 +38,6 @@ def now(request: web.Request) -> datetime:
 
 def rules(app: web.Application) -> Rules:
     return Rules(window=timedelta(weeks=app[SETTINGS].policy.window_weeks))
-
-
-def enforce(decision: Decision) -> Decision:
-    if not decision.allowed:
-        raise _DENIALS.get(decision.code or "", Forbidden)(decision.reason or None)
-    return decision
 
 
 def ask(request: web.Request, action: Action, target: Target) -> Decision:

@@ -29,7 +29,8 @@ from vault.api.errors import HTTP_CODES
 from vault.api.models.audit import AccessEvent, AccessLog, AccessQuery, Verification
 from vault.api.openapi import operation
 from vault.api.resources import AUDIT, DB, KEYRING
-from vault.api.trail import Trail, action_name, record_now, start_trail
+from vault.api.routes import AUDITED, action_of, route
+from vault.api.trail import Trail, record_now, start_trail
 from vault.audit import CURRENT
 from vault.audit.queries import access_log
 from vault.audit.verify import verify
@@ -39,15 +40,13 @@ from vault.policy import Action, ChildTarget, DirectoryTarget
 
 log = logging.getLogger(__name__)
 
-AUDITED = ("/v1/", "/l/", "/h/", "/x/")
-
 
 @web.middleware
 async def audit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not request.path.startswith(AUDITED):
         response: web.StreamResponse = await handler(request)
         return response
-    trail = start_trail(request, action_name(request))
+    trail = start_trail(request, action_of(request))
     reset = CURRENT.set(trail.actor)
     try:
         try:
@@ -123,5 +122,7 @@ async def verify_chain(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/v1/children/{id}/access-log", child_access_log)
-    app.router.add_get("/v1/audit/verify", verify_chain)
+    route(
+        app, "GET", "/v1/children/{id}/access-log", child_access_log, audit="audit.child_access_log"
+    )
+    route(app, "GET", "/v1/audit/verify", verify_chain, audit="audit.verify_chain")

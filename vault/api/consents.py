@@ -17,6 +17,7 @@ from vault.api.models.consents import (
 from vault.api.models.types import ConsentType
 from vault.api.openapi import operation
 from vault.api.resources import DB
+from vault.api.routes import route
 from vault.api.trail import note, record_now
 from vault.directory import consent
 from vault.errors import InvalidInput
@@ -66,5 +67,5 @@ async def read(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_put("/v1/children/{id}/consents/{type}", change)
-    app.router.add_get("/v1/children/{id}/consents", read)
+    route(app, "PUT", "/v1/children/{id}/consents/{type}", change, audit="consents.change")
+    route(app, "GET", "/v1/children/{id}/consents", read, audit="consents.read")

@@ -27,6 +27,7 @@ from vault.api.models.directory import (
 from vault.api.openapi import operation
 from vault.api.resources import DB, KEYS
 from vault.api.retention import retention as retention_job
+from vault.api.routes import route
 from vault.api.trail import note, record_now
 from vault.directory import children, people, places
 from vault.errors import InvalidInput
@@ -282,18 +283,17 @@ async def get_child(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    add = app.router
-    add.add_post("/v1/people", create_person)
-    add.add_post("/v1/people/{id}/tokens", issue_token)
-    add.add_delete("/v1/people/{id}/tokens", revoke_tokens)
-    add.add_post("/v1/people/{id}/block", block)
-    add.add_delete("/v1/people/{id}/block", unblock)
-    add.add_post("/v1/locations", create_location)
-    add.add_post("/v1/locations/{id}/managers", add_manager)
-    add.add_post("/v1/groups", create_group)
-    add.add_post("/v1/groups/{id}/staff", add_staff)
-    add.add_post("/v1/children", create_child)
-    add.add_get("/v1/children/{id}", get_child)
-    add.add_put("/v1/children/{id}/placement", set_placement)
-    add.add_post("/v1/children/{id}/guardians", add_guardian)
-    add.add_put("/v1/children/{id}/mentor", set_mentor)
+    route(app, "POST", "/v1/people", create_person, audit="directory.create_person")
+    route(app, "POST", "/v1/people/{id}/tokens", issue_token, audit="directory.issue_token")
+    route(app, "DELETE", "/v1/people/{id}/tokens", revoke_tokens, audit="directory.revoke_tokens")
+    route(app, "POST", "/v1/people/{id}/block", block, audit="directory.block")
+    route(app, "DELETE", "/v1/people/{id}/block", unblock, audit="directory.unblock")
+    route(app, "POST", "/v1/locations", create_location, audit="directory.create_location")
+    route(app, "POST", "/v1/locations/{id}/managers", add_manager, audit="directory.add_manager")
+    route(app, "POST", "/v1/groups", create_group, audit="directory.create_group")
+    route(app, "POST", "/v1/groups/{id}/staff", add_staff, audit="directory.add_staff")
+    route(app, "POST", "/v1/children", create_child, audit="directory.create_child")
+    route(app, "GET", "/v1/children/{id}", get_child, audit="directory.get_child")
+    route(app, "PUT", "/v1/children/{id}/placement", set_placement, audit="directory.set_placement")
+    route(app, "POST", "/v1/children/{id}/guardians", add_guardian, audit="directory.add_guardian")
+    route(app, "PUT", "/v1/children/{id}/mentor", set_mentor, audit="directory.set_mentor")

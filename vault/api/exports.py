@@ -17,39 +17,26 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import AsyncGenerator
-from datetime import timedelta
-from typing import Any
 
 from aiohttp import web
-from sqlalchemy import insert, select
-from sqlalchemy.engine import Connection
 
-from vault.api.access import PRINCIPAL, ask, child_for, enforce, now, rules
+from vault.api.access import PRINCIPAL, ask, child_for, now, rules
 from vault.api.body import answer, read_body
-from vault.api.links import link_url, signer, verified
+from vault.api.links import link_url, verified
 from vault.api.models.exports import ExportLink, ExportRequest
 from vault.api.openapi import operation
-from vault.api.resources import DB, KEYS, READER, SETTINGS, STORE
+from vault.api.resources import DB, KEYS, LINKS, READER, SETTINGS, STORE
+from vault.api.routes import route
 from vault.api.trail import attribute, caller, note, record_now
-from vault.db.schema import exports
 from vault.directory import consent
-from vault.directory.children import PROFILE, child_facts_of, read_profile
-from vault.directory.people import principal_of
-from vault.errors import Destroyed, NotFound
+from vault.directory.children import read_profile
 from vault.items import service
-from vault.items.service import ChildCache, LoadedItem, read_item
-from vault.keys.service import item_key_rows
-from vault.policy import KINDS, Action, Child, ChildTarget, ItemTarget, decide
-from vault.share import export
-from vault.share.delivery import serve_ranged
-from vault.share.links import Claims
-from vault.tokens import new_id
+from vault.items.service import ChildCache
+from vault.policy import KINDS, Action, ItemTarget
+from vault.share import archives, at_use, export
+from vault.share.delivery import REVALIDATE, serve_ranged
 
 _PAGE = 500
-
-
-def _label(export_id: str) -> str:
-    return f"export:{export_id}"
 
 
 @operation(
@@ -80,7 +67,9 @@ async def create_export(request: web.Request) -> web.Response:
             break
         before = (batch[-1].created_at, batch[-1].id)
     sources = []
-    for item_id, loaded, key_rows in await app[READER](lambda conn: _items(conn, chosen)):
+    for item_id, loaded, key_rows in await app[READER](
+        lambda conn: at_use.records_with_keys(conn, chosen)
+    ):
         if loaded is not None:
             key = await app[KEYS].unwrap_item_key(item_id, key_rows)
             sources.append(export.Source(loaded, key))
@@ -94,54 +83,16 @@ async def create_export(request: web.Request) -> web.Response:
         consents=consent.current(await consent.history(app[DB], child.id)),
         now=moment,
     )
-    export_id = new_id()
-    sealed = await app[KEYS].seal_value(child.id, PROFILE, _label(export_id), plan.to_json())
     ttl = app[SETTINGS].links.export_max_ttl_hours * 3600
-    expires = moment + timedelta(seconds=ttl)
-    async with app[DB].begin() as conn:
-        await conn.execute(
-            insert(exports).values(
-                id=export_id,
-                child_id=child.id,
-                person_id=request[PRINCIPAL].id,
-                created_at=moment,
-                expires_at=expires,
-                size=plan.size,
-                manifest=sealed,
-            )
-        )
-    claims = Claims(
-        purpose="export",
-        subject=export_id,
-        principal=request[PRINCIPAL].id,
-        issued_at=int(moment.timestamp()),
-        expires_at=int(moment.timestamp()) + ttl,
-        disposition="attachment",
+    export_id = await archives.save(
+        app[DB], app[KEYS], child.id, request[PRINCIPAL].id, plan, moment, ttl
     )
-    token = (await signer(app)).sign(claims)
+    token, claims = await app[LINKS].issue(
+        "export", export_id, request[PRINCIPAL].id, ttl, moment, disposition="attachment"
+    )
     note(request, export=export_id, items=len(plan.items), size=plan.size, kinds=sorted(kinds))
     url = link_url(request, "export", token)
     return answer(ExportLink(url=url, expires_at=claims.expires, size=plan.size), status=201)
-
-
-def _items(conn: Connection, ids: list[str]) -> list[tuple[str, LoadedItem | None, Any]]:
-    """Each record with its key wrappings, in one batch."""
-    out = []
-    for item_id in ids:
-        loaded = read_item(conn, item_id)
-        out.append((item_id, loaded, item_key_rows(conn, item_id) if loaded else ()))
-    return out
-
-
-def _recheck(conn: Connection, principal_id: str, child_id: str, ids: list[str]) -> Any:
-    """The caller, the child and every record of the export as they are now."""
-    records = _items(conn, ids)
-    facts: dict[str, Child | None] = {}
-    for _, loaded, _ in records:
-        for owner in loaded.record.children if loaded else ():
-            if owner not in facts:
-                facts[owner] = child_facts_of(conn, owner)
-    return principal_of(conn, principal_id), child_facts_of(conn, child_id), records, facts
 
 
 @operation(
@@ -157,56 +108,26 @@ async def open_export(request: web.Request) -> web.StreamResponse:
     moment = now(request)
     claims = await verified(request, "export")
     note(request, export=claims.subject, method=request.method)
-    async with app[DB].connect() as conn:
-        row = (await conn.execute(select(exports).where(exports.c.id == claims.subject))).first()
-    if row is None or row.person_id != claims.principal:
-        raise NotFound()
+    row = await archives.find(app[DB], claims)
     note(request, children=[row.child_id])
-    try:
-        raw = await app[KEYS].open_value(row.child_id, PROFILE, _label(row.id), row.manifest)
-    except Destroyed:
-        raise Destroyed("This child's records were destroyed; the export went with them.") from None
-    plan = export.Plan.from_json(raw)
-    principal, child, records, facts = await app[READER](
-        lambda conn: _recheck(conn, claims.principal, row.child_id, plan.items)
-    )
-    if principal is None or child is None:
-        raise NotFound()
+    plan = await archives.plan_of(app[KEYS], row)
+    facts = await at_use.export_facts(app[READER], claims.principal, row.child_id, plan.items)
     attribute(
-        request, dataclasses.replace(caller(request), person=principal.id, role=principal.role)
+        request,
+        dataclasses.replace(caller(request), person=facts.principal.id, role=facts.principal.role),
     )
-    the_rules = rules(app)
-    enforce(decide(principal, Action.EXPORT, ChildTarget(child), moment, the_rules))
     sources: dict[str, export.Source] = {}
-    for item_id, loaded, key_rows in records:
-        if loaded is None:
-            raise NotFound("A record in this export is gone; ask for a new export.")
-        children = {c: f for c in loaded.record.children if (f := facts.get(c)) is not None}
-        decision = decide(
-            principal,
-            Action.READ_ITEM,
-            ItemTarget(loaded.record.policy_item(), children),
-            moment,
-            the_rules,
-        )
-        if not decision.allowed:
-            enforce(
-                dataclasses.replace(
-                    decision,
-                    reason=f"{decision.reason} This export holds it; ask for a new export.",
-                )
-            )
+    for item_id, loaded, key_rows in at_use.allow_export(facts, moment, rules(app)):
         key = await app[KEYS].unwrap_item_key(item_id, key_rows)
         sources[item_id] = export.Source(loaded, key)
     size = plan.size
     etag = '"' + hashlib.sha256(f"export/{row.id}/{size}".encode()).hexdigest()[:32] + '"'
-    remaining = max(0, int((claims.expires - moment).total_seconds()))
     name = f"kluis-export-{row.created_at:%Y-%m-%d}.zip"
     headers = {
         "Content-Type": "application/zip",
         "ETag": etag,
         "Accept-Ranges": "bytes",
-        "Cache-Control": f"private, max-age={remaining}",
+        "Cache-Control": REVALIDATE,
         "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": "default-src 'none'; sandbox",
         "Referrer-Policy": "no-referrer",
@@ -224,5 +145,5 @@ async def open_export(request: web.Request) -> web.StreamResponse:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_post("/v1/children/{id}/exports", create_export)
-    app.router.add_get("/x/{token}", open_export)
+    route(app, "POST", "/v1/children/{id}/exports", create_export, audit="export.create")
+    route(app, "GET", "/x/{token}", open_export, audit="export.use")

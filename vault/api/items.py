@@ -40,6 +40,7 @@ from vault.api.models.records import (
 )
 from vault.api.openapi import operation
 from vault.api.resources import DB, KEYS, READER, SETTINGS, STORE
+from vault.api.routes import route
 from vault.api.trail import note, record_now
 from vault.errors import InvalidInput, NotFound, TooLarge
 from vault.items import service
@@ -366,7 +367,7 @@ def _decode_cursor(text: str | None) -> tuple[datetime, str] | None:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_post("/v1/children/{id}/items", create)
-    app.router.add_get("/v1/children/{id}/items", listing)
-    app.router.add_get("/v1/items/{id}", read)
-    app.router.add_delete("/v1/items/{id}", remove)
+    route(app, "POST", "/v1/children/{id}/items", create, audit="items.create")
+    route(app, "GET", "/v1/children/{id}/items", listing, audit="items.listing")
+    route(app, "GET", "/v1/items/{id}", read, audit="items.read")
+    route(app, "DELETE", "/v1/items/{id}", remove, audit="items.remove")

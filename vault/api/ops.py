@@ -15,6 +15,7 @@ from vault.api.metrics import metrics_handler
 from vault.api.models.ops import Health, Readiness
 from vault.api.openapi import build_document, operation
 from vault.api.resources import DB, KEYRING, STORE
+from vault.api.routes import route
 from vault.db import reachable
 from vault.errors import KluisError
 
@@ -98,7 +99,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     app[DOCUMENT] = {}
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/openapi.json", openapi)
+    route(app, "GET", "/healthz", healthz, audit=None)
+    route(app, "GET", "/readyz", readyz, audit=None)
+    route(app, "GET", "/metrics", metrics, audit=None)
+    route(app, "GET", "/openapi.json", openapi, audit=None)

@@ -30,6 +30,7 @@ from vault.keys import KeyProvider, open_provider
 from vault.keys.provider import AUDIT_MAC, audit_sign
 from vault.keys.service import KeyService
 from vault.keys.signing import SigningSecrets
+from vault.share.issuing import Issuer
 from vault.storage import BlobStore, open_store
 from vault.wiring import SchemaOutdated
 
@@ -47,6 +48,8 @@ KEYRING = web.AppKey("keyring", KeyProvider)
 KEYS = web.AppKey("keys", KeyService)
 AUDIT = web.AppKey("audit", AuditLog)
 SIGNING = web.AppKey("signing", SigningSecrets)
+#: Issues and verifies every kind of signed link (vault.share.issuing).
+LINKS = web.AppKey("links", Issuer)
 
 
 async def database(app: web.Application) -> AsyncIterator[None]:
@@ -86,6 +89,7 @@ async def keyring(app: web.Application) -> AsyncIterator[None]:
             app[DB], provider, refresh_seconds=settings.links.signing_refresh_seconds
         )
         await app[SIGNING].current()
+        app[LINKS] = Issuer(app[SIGNING])
         app[AUDIT] = AuditLog(app[DB], audit_sign(provider), app[CLOCK], own_process=True)
         app[KEYS] = KeyService(app[DB], provider, app[AUDIT], clock=app[CLOCK])
     except BaseException:

@@ -22,6 +22,7 @@ from vault.api.models.retention import (
 from vault.api.models.types import Kind
 from vault.api.openapi import operation
 from vault.api.resources import DB, KEYRING, KEYS, READER, SETTINGS, STORE
+from vault.api.routes import route
 from vault.api.trail import note, record_now
 from vault.db.schema import holds
 from vault.directory.children import child_facts
@@ -165,8 +166,8 @@ async def run(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/v1/children/{id}/retention", view)
-    app.router.add_post("/v1/children/{id}/holds", place_hold)
-    app.router.add_delete("/v1/holds/{id}", lift_hold)
-    app.router.add_post("/v1/children/{id}/erasure", erasure)
-    app.router.add_post("/v1/retention/run", run)
+    route(app, "GET", "/v1/children/{id}/retention", view, audit="retention.view")
+    route(app, "POST", "/v1/children/{id}/holds", place_hold, audit="retention.place_hold")
+    route(app, "DELETE", "/v1/holds/{id}", lift_hold, audit="retention.lift_hold")
+    route(app, "POST", "/v1/children/{id}/erasure", erasure, audit="retention.erasure")
+    route(app, "POST", "/v1/retention/run", run, audit="retention.run")

@@ -74,27 +74,6 @@ def start_trail(request: web.Request, action: str) -> Trail:
     return trail
 
 
-#: Handlers whose event has a name of its own (the rest: ``module.handler``).
-_NAMES = {
-    "links.create_link": "link.issue",
-    "links.create_links": "link.issue",
-    "links.open_link": "link.use",
-    "links.create_handover": "handover.issue",
-    "links.open_handover": "handover.use",
-    "exports.create_export": "export.create",
-    "exports.open_export": "export.use",
-}
-
-
-def action_name(request: web.Request) -> str:
-    route = request.match_info.route
-    handler = getattr(route, "handler", None)
-    if handler is None or request.match_info.http_exception is not None:
-        return "unmatched"
-    name = f"{handler.__module__.rsplit('.', 1)[-1]}.{handler.__name__}"
-    return _NAMES.get(name, name)
-
-
 def note(
     request: web.Request,
     *,

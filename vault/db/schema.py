@@ -269,7 +269,9 @@ item_blobs = Table(
 
 
 #: Links for someone without an account (a future school). The recipient is
-#: sealed under the item's key; the count of completed downloads is kept here.
+#: sealed under the item's key. ``sent_bytes`` is what the handover's
+#: downloads have claimed of their budget, max_downloads × the item's size
+#: (vault/share/handovers.py); ``downloads`` counts the requests that sent bytes.
 handovers = Table(
     "handovers",
     metadata,
@@ -281,6 +283,7 @@ handovers = Table(
     Column("expires_at", UTCDateTime(), nullable=False),
     Column("max_downloads", Integer, nullable=False),
     Column("downloads", Integer, nullable=False),
+    Column("sent_bytes", BigInteger, nullable=False, server_default="0"),
 )
 
 

@@ -2,9 +2,11 @@
 
 Only the segments a Range needs are read and decrypted. Every answer carries
 the sniffed type (never one a client chose), ``nosniff``, a sandboxing CSP,
-``no-referrer`` and ``Cache-Control: private`` with a max-age no longer than
-the link has left. A client that goes away mid-stream stops the reading at
-once (the decrypting generator is closed, the store's response released).
+``no-referrer`` and ``Cache-Control: private, no-cache``: a browser or proxy
+may keep the bytes but must ask again before showing them, and is answered
+304 only after the policy allowed that request (docs/api-notes.md). A client
+that goes away mid-stream stops the reading at once (the decrypting generator
+is closed, the store's response released).
 
 Conditional requests follow RFC 9110 §13.2.2 in its order, as nginx answers
 them: ``If-Match`` (strong comparison, §13.1.1) else 412; ``If-None-Match``
@@ -17,6 +19,7 @@ match: there is no Last-Modified), else the whole content; then ``Range``
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import json
@@ -34,6 +37,10 @@ from vault.storage import BlobStore
 
 __all__ = ["Delivery", "etag_of", "parse_range", "safe_file_name", "serve", "serve_ranged"]
 
+#: Link answers: any cache (the browser's, a proxy's) must ask again before it
+#: shows the bytes, so a consent withdrawn or a block placed since stops them
+#: too; a 304 is answered only after the policy allowed the request.
+REVALIDATE = "private, no-cache"
 #: Bodies up to this size are gathered and sent with their headers at once.
 SMALL_BODY = 256 * 1024
 _RANGE = re.compile(r"^bytes[ \t]*=[ \t]*(\d*)[ \t]*-[ \t]*(\d*)$", re.IGNORECASE)
@@ -81,13 +88,12 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
 
 
 def headers_for(delivery: Delivery, now: datetime) -> dict[str, str]:
-    remaining = max(0, int((delivery.expires - now).total_seconds()))
     name = delivery.file_name
     return {
         "Content-Type": delivery.blob.content_type,
         "ETag": etag_of(delivery.blob),
         "Accept-Ranges": "bytes",
-        "Cache-Control": f"private, max-age={remaining}",
+        "Cache-Control": REVALIDATE,
         "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": "default-src 'none'; sandbox",
         "Referrer-Policy": "no-referrer",
@@ -100,15 +106,11 @@ async def serve(
     store: BlobStore,
     delivery: Delivery,
     now: datetime,
-    on_complete: Callable[[], Awaitable[None]] | None = None,
+    *,
     before_send: Callable[[int, int, int], Awaitable[None]] | None = None,
+    after_send: Callable[[int, int], Awaitable[None]] | None = None,
 ) -> web.StreamResponse:
-    """Answer GET or HEAD for the delivery.
-
-    ``before_send(status, start, end)`` runs before the first byte leaves (the
-    audit record; if it raises, nothing is sent); ``on_complete`` after a
-    whole body was sent.
-    """
+    """Answer GET or HEAD for the delivery (the hooks are :func:`serve_ranged`'s)."""
     blob = delivery.blob
 
     def body(start: int, end: int) -> AsyncGenerator[bytes, None]:
@@ -124,8 +126,8 @@ async def serve(
         blob.plaintext_size,
         headers_for(delivery, now),
         body,
-        on_complete=on_complete,
         before_send=before_send,
+        after_send=after_send,
     )
 
 
@@ -135,12 +137,18 @@ async def serve_ranged(
     headers: dict[str, str],
     body: Callable[[int, int], AsyncGenerator[bytes, None]],
     *,
-    on_complete: Callable[[], Awaitable[None]] | None = None,
     before_send: Callable[[int, int, int], Awaitable[None]] | None = None,
+    after_send: Callable[[int, int], Awaitable[None]] | None = None,
 ) -> web.StreamResponse:
     """GET or HEAD of ``size`` bytes that ``body(start, end)`` produces, with
     the conditional and range headers of the module's docstring against
-    ``headers["ETag"]``."""
+    ``headers["ETag"]``.
+
+    ``before_send(status, start, end)`` runs once the answer is decided and
+    before its first byte leaves (the audit record, a handover's claim): if
+    it raises, nothing is sent. ``after_send(meant, sent)`` runs when a body
+    answer ends, however it ends: the bytes it was to send and those that
+    went out (fewer when the client went away)."""
     etag = headers["ETag"]
     if_match = request.headers.get("If-Match")
     if if_match is not None and not _matches(if_match, etag, weak=False):
@@ -172,28 +180,38 @@ async def serve_ranged(
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
     if before_send is not None:
         await before_send(status, start, end)
-    if request.method != "HEAD" and end - start <= SMALL_BODY:
-        # A thumbnail: gathered first, then headers and body leave in one write.
-        response: web.StreamResponse = web.Response(
-            status=status, headers=headers, body=await _gather(body(start, end))
-        )
+    if request.method == "HEAD":
+        response: web.StreamResponse = web.StreamResponse(status=status, headers=headers)
+        response.content_length = end - start
         await response.prepare(request)
-    else:
+        await response.write_eof()
+        return response
+    sent = 0
+    try:
+        if end - start <= SMALL_BODY:
+            # A thumbnail: gathered first, then headers and body leave in one write.
+            response = web.Response(
+                status=status, headers=headers, body=await _gather(body(start, end))
+            )
+            await response.prepare(request)
+            await response.write_eof()
+            sent = end - start
+            return response
         response = web.StreamResponse(status=status, headers=headers)
         response.content_length = end - start
         await response.prepare(request)
-        if request.method == "HEAD":
-            return response
         chunks = body(start, end)
         try:
             async for chunk in chunks:
                 await response.write(chunk)
+                sent += len(chunk)
         finally:
             await chunks.aclose()
-    await response.write_eof()
-    if status == 200 and on_complete is not None:
-        await on_complete()
-    return response
+        await response.write_eof()
+        return response
+    finally:
+        if after_send is not None:
+            await asyncio.shield(after_send(end - start, sent))
 
 
 async def _gather(chunks: AsyncGenerator[bytes, None]) -> bytes:

@@ -50,8 +50,8 @@ class LinkExpired(KluisError):
     status, code = 403, "link_expired"
     default_message = "This link has expired; ask the app for a new one."
 
-    def __init__(self, expired_at: datetime) -> None:
-        super().__init__()
+    def __init__(self, expired_at: datetime, message: str | None = None) -> None:
+        super().__init__(message)
         self.expired_at = expired_at
 
 
