@@ -25,10 +25,10 @@ import pytest
 from minio import Minio
 from sqlalchemy import text
 
-from tests.keystores import SoftHsm, softhsm_store
-from tests.processes import Client, Server, kluis, kluis_env
+from tests.helpers.keystores import SoftHsm, softhsm_store
+from tests.helpers.organisation import document, organisation
+from tests.helpers.processes import Client, Server, kluis, kluis_env
 from tests.servers import MinioServer, PostgresServer
-from tests.test_multiprocess import document, organisation
 from vault.config import load_settings
 from vault.db import create_engine
 from vault.items import service as items_service

@@ -17,7 +17,6 @@ run beside them with ``--now`` moving through the months, as cron would
 from __future__ import annotations
 
 import asyncio
-import secrets
 import shutil
 import sqlite3
 from datetime import UTC, datetime
@@ -26,8 +25,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.files import PDF, jpeg_with_secrets
+from tests.files import jpeg_with_secrets
 from tests.helpers.keystores import KeyStore
+from tests.helpers.organisation import document, organisation
 from tests.helpers.processes import Client, Server, kluis, kluis_env
 from vault.audit.log import AuditLog
 from vault.db import create_engine
@@ -45,49 +45,6 @@ CRON = (
     "2028-01-10T03:00:00Z",
     "2028-02-02T03:00:00Z",
 )
-
-
-def document(label: str) -> bytes:
-    """A small PDF with bytes of its own (so every download can be compared)."""
-    return PDF + f"% {label} {secrets.token_hex(8)}\n".encode()
-
-
-async def organisation(admin: Client) -> tuple[Client, Client, list[str]]:
-    """A location, a group, a member of staff, a parent and three children."""
-    location = (await admin.ok("POST", "/v1/locations", {"name": "De Boomhut"}))["id"]
-    group = (await admin.ok("POST", "/v1/groups", {"location_id": location, "name": "Rupsjes"}))[
-        "id"
-    ]
-    staff = await admin.ok("POST", "/v1/people", {"name": "Sanne", "role": "staff"})
-    parent = await admin.ok("POST", "/v1/people", {"name": "Ouder", "role": "guardian"})
-    await admin.ok("POST", f"/v1/groups/{group}/staff", {"person_id": staff["id"]})
-    children = []
-    for n in range(3):
-        child = (
-            await admin.ok(
-                "POST",
-                "/v1/children",
-                {
-                    "first_name": f"Kind{n}",
-                    "last_name": "Test",
-                    "birth_date": "2023-04-02",
-                    "group_id": group,
-                },
-            )
-        )["id"]
-        await admin.ok(
-            "PUT", f"/v1/children/{child}/placement", {"start_date": "2024-01-01", "end_date": None}
-        )
-        await admin.ok(
-            "POST",
-            f"/v1/children/{child}/guardians",
-            {"person_id": parent["id"], "relation": "contract_parent", "household": "shared"},
-        )
-        children.append(child)
-    guardian = admin.as_(parent["token"])
-    for child in children:
-        await guardian.ok("PUT", f"/v1/children/{child}/consents/photo", {"granted": True})
-    return admin.as_(staff["token"]), guardian, children
 
 
 @pytest.mark.slow

@@ -23,8 +23,8 @@ import aiohttp
 import psutil
 import pytest
 
-from tests.processes import Client, Server, kluis, kluis_env
-from tests.test_multiprocess import document, organisation
+from tests.helpers.organisation import document, organisation
+from tests.helpers.processes import Client, Server, kluis, kluis_env
 from vault.supervisor import worker_count
 
 pytestmark = [pytest.mark.sqlite, pytest.mark.localdisk, pytest.mark.localkeyring]

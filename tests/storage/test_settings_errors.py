@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.processes import kluis, kluis_env
 from tests.helpers.s3 import s3_settings
-from tests.processes import kluis, kluis_env
 from tests.servers import MinioServer, free_port
 from vault.config import Secret, StorageSettings
 from vault.errors import ConfigError
