@@ -68,7 +68,7 @@ def create_app(settings: Settings, *, worker: int | None = None) -> web.Applicat
     app[METRICS] = Metrics()
     if worker is not None:
         app[WORKER] = worker
-    app.cleanup_ctx.extend([resources.database, resources.storage, resources.keyring])
+    app.cleanup_ctx.append(resources.vault)
     if not worker:
         app.cleanup_ctx.append(resources.background_sweep)
     ops.setup(app)
