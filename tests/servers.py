@@ -20,6 +20,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 #: Set by scripts/test: a server that cannot start fails the run instead of skipping.
@@ -36,7 +37,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait(predicate, timeout: float, what: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+def _wait(
+    predicate: Callable[[], bool],
+    timeout: float,
+    what: str,
+    proc: subprocess.Popen[bytes],
+    log: Path,
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -146,14 +153,14 @@ class PostgresServer:
             self._as = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
 
     def _run(self, *args: str) -> None:
-        result = subprocess.run(
+        result = subprocess.run(  # type: ignore[call-overload]
             list(args),
             capture_output=True,
             text=True,
             check=False,
             timeout=120,
             cwd=self.dir,
-            **self._as,  # type: ignore[arg-type]
+            **self._as,
         )
         if result.returncode != 0:
             raise ServerUnavailable(f"{args[0]} failed: {result.stderr[-2000:]}")

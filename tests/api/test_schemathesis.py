@@ -180,7 +180,7 @@ def test_the_served_document_holds_for_every_operation(
     for result in schema.get_all_operations():
         operations += 1
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            seen.exercise(result.ok(), mode)
+            seen.exercise(result.ok(), mode)  # type: ignore[union-attr]  # an Err fails the test here
     elapsed = time.monotonic() - started
     statuses = seen.statuses
     with capsys.disabled():

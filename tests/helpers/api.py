@@ -7,9 +7,11 @@ The ``api`` and ``api_s3`` fixtures (tests/api/conftest.py) build one with
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
@@ -32,7 +34,7 @@ class Clock:
 
 @dataclasses.dataclass
 class Api:
-    client: TestClient
+    client: TestClient[web.Request, web.Application]
     clock: Clock
     admin: str
 
@@ -68,7 +70,7 @@ async def start(settings: Settings, aiohttp_client: Any) -> Api:
     token = await issue_token(engine, str(admin_id), clock.now)
     await engine.dispose()
     app = create_app(settings)
-    app[CLOCK] = clock
+    app[CLOCK] = cast(Callable[[], datetime], clock)
     client = await aiohttp_client(app)
     assert client.app[DB] is not None
     return Api(client, clock, token)
