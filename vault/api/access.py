@@ -23,6 +23,7 @@ from vault.errors import (
     KluisError,
     NotFound,
     OutsideWindow,
+    TotpRequired,
 )
 from vault.policy import Action, Child, ChildTarget, Decision, Principal, Rules, Target, decide
 
@@ -36,6 +37,7 @@ _DENIALS: dict[str, type[KluisError]] = {
     "outside_window": OutsideWindow,
     "destroyed": Destroyed,
     "invalid_input": InvalidInput,
+    "totp_required": TotpRequired,
 }
 
 
@@ -44,7 +46,11 @@ def now(request: web.Request) -> datetime:
 
 
 def rules(app: web.Application) -> Rules:
-    return Rules(window=timedelta(weeks=app[SETTINGS].policy.window_weeks))
+    settings = app[SETTINGS]
+    return Rules(
+        window=timedelta(weeks=settings.policy.window_weeks),
+        totp_required_roles=frozenset(settings.auth.totp_required_roles),
+    )
 
 
 def enforce(decision: Decision) -> Decision:

@@ -5,15 +5,18 @@ from __future__ import annotations
 from aiohttp import web
 
 from vault.api import (
+    accounts,
     audit,
     consents,
     directory,
     exports,
     items,
     links,
+    oidc,
     ops,
     resources,
     retention,
+    services,
 )
 from vault.api.audit import audit_middleware
 from vault.api.auth import auth_middleware
@@ -45,7 +48,14 @@ def create_app(settings: Settings) -> web.Application:
     app[CLOCK] = utcnow
     app[METRICS] = Metrics()
     app.cleanup_ctx.extend(
-        [resources.database, resources.storage, resources.keyring, resources.background_sweep]
+        [
+            resources.database,
+            resources.storage,
+            resources.keyring,
+            services.accounts,
+            services.mail,
+            resources.background_sweep,
+        ]
     )
     ops.setup(app)
     directory.setup(app)
@@ -55,4 +65,6 @@ def create_app(settings: Settings) -> web.Application:
     retention.setup(app)
     audit.setup(app)
     exports.setup(app)
+    accounts.setup(app)
+    oidc.setup(app)
     return app

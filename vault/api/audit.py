@@ -1,6 +1,7 @@
 """Putting every call on the record, and the two audit endpoints.
 
-Each call to ``/v1/``, ``/l/`` and ``/h/`` leaves at least one event: the
+Each call to ``/v1/``, ``/l/``, ``/h/``, ``/x/`` and ``/auth/`` (single
+sign-on) leaves at least one event: the
 caller (person, role, token id, address, user agent), the action (named
 after the handler, ``items.read``; links as ``link.issue``/``link.use``),
 the children and item it touched, and the outcome (``ok`` or the refusal's
@@ -38,7 +39,7 @@ from vault.policy import Action, ChildTarget, DirectoryTarget
 
 log = logging.getLogger(__name__)
 
-AUDITED = ("/v1/", "/l/", "/h/", "/x/")
+AUDITED = ("/v1/", "/l/", "/h/", "/x/", "/auth/")
 ACCESS_LOG_DEFAULT, ACCESS_LOG_MAX = 200, 1000
 
 

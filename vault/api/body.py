@@ -25,6 +25,7 @@ MAX_TEXT = 500
 class Field:
     #: text (free text, scanned for a BSN in directory bodies), id (an opaque
     #: id of the vault's own, never scanned: random hex can hold nine digits),
+    #: secret (a password or code: taken as sent, never stripped or scanned),
     #: bool, int, date, list. ``choices`` limits a text, or every entry of a list.
     type: str = "text"
     required: bool = True
@@ -80,6 +81,12 @@ def _value(name: str, value: Any, spec: Field, directory: bool) -> Any:
         return value
     if not isinstance(value, str):
         raise InvalidInput(f"The field '{name}' must be a string.")
+    if spec.type == "secret":
+        if not value or len(value) > spec.max_length:
+            raise InvalidInput(
+                f"The field '{name}' must be 1 to {spec.max_length} characters long."
+            )
+        return value
     text = value.strip()
     if spec.type == "date":
         return parse_date(name, text)

@@ -58,6 +58,10 @@ _NAMES = {
     "links.open_handover": "handover.use",
     "exports.create_export": "export.create",
     "exports.open_export": "export.use",
+    "accounts.sign_in": "signin.password",
+    "accounts.accept_invitation": "signin.invitation",
+    "oidc.callback": "signin.oidc",
+    "oidc.login": "signin.oidc_start",
 }
 
 
@@ -109,5 +113,15 @@ async def record_now(request: web.Request) -> None:
     trail.written = True
 
 
+def client_ip(request: web.Request) -> str | None:
+    """The caller's address, the one place it is read: the socket's peer.
+
+    (Issue 21 makes this trust ``X-Forwarded-For`` from the proxies named
+    in ``server.trusted_proxies``; everything asks here, nothing else reads
+    ``request.remote``.)
+    """
+    return request.remote
+
+
 def caller(request: web.Request) -> Actor:
-    return Actor(ip=request.remote, agent=request.headers.get("User-Agent"))
+    return Actor(ip=client_ip(request), agent=request.headers.get("User-Agent"))
