@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -56,17 +56,36 @@ class Api:
         return body["id"], body["token"]
 
 
+#: The tests travel years ahead (retention); their tokens live as long.
+TEST_TOKEN_TTL_DAYS = 3650
+
+
+def configured(
+    request: pytest.FixtureRequest, data_dir: Path, db_url: str, **sections: Any
+) -> Settings:
+    """Settings for a test: ``@pytest.mark.uploads(video_max_mb=5)`` changes the
+    upload settings, ``@pytest.mark.settings(auth={...}, mail={...})`` any section."""
+    marker = request.node.get_closest_marker("uploads")
+    uploads = UploadSettings(**(marker.kwargs if marker else {}))
+    wanted: dict[str, dict[str, Any]] = {"auth": {"token_ttl_days": TEST_TOKEN_TTL_DAYS}}
+    for source in (sections, *(m.kwargs for m in request.node.iter_markers("settings"))):
+        for section, values in source.items():
+            wanted.setdefault(section, {}).update(values)
+    base = Settings(data_dir=data_dir, database=DatabaseSettings(url=db_url), uploads=uploads)
+    return dataclasses.replace(
+        base,
+        **{
+            name: dataclasses.replace(getattr(base, name), **values)
+            for name, values in wanted.items()
+        },
+    )
+
+
 @pytest.fixture
 async def api(
     db_url: str, tmp_path: Path, aiohttp_client: Any, request: pytest.FixtureRequest
 ) -> Api:
-    """``@pytest.mark.uploads(video_max_mb=5)`` changes the upload settings."""
-    marker = request.node.get_closest_marker("uploads")
-    uploads = UploadSettings(**(marker.kwargs if marker else {}))
-    settings = Settings(
-        data_dir=tmp_path / "data", database=DatabaseSettings(url=db_url), uploads=uploads
-    )
-    return await start(settings, aiohttp_client)
+    return await start(configured(request, tmp_path / "data", db_url), aiohttp_client)
 
 
 @pytest.fixture
@@ -85,7 +104,7 @@ async def api_s3(
     return await start(settings, aiohttp_client)
 
 
-async def start(settings: Settings, aiohttp_client: Any) -> Api:
+async def start(settings: Settings, aiohttp_client: Any, **server: Any) -> Api:
     db_url = settings.database_url
     assert await init(settings) == 0
     engine = create_engine(db_url)
@@ -94,10 +113,11 @@ async def start(settings: Settings, aiohttp_client: Any) -> Api:
             select(installation.c.value).where(installation.c.key == "admin_person_id")
         )
     clock = Clock()
-    token = await issue_token(engine, str(admin_id), clock.now)
+    ttl = timedelta(days=settings.auth.token_ttl_days)
+    token = await issue_token(engine, str(admin_id), clock.now, ttl)
     await engine.dispose()
     app = create_app(settings)
     app[CLOCK] = clock
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(app, server_kwargs=server)
     assert client.app[DB] is not None
     return Api(client, clock, token)

@@ -23,7 +23,7 @@ from vault.db.schema import invitations, people
 from vault.errors import Conflict, InvalidInput, KluisError, NotFound
 from vault.keys.provider import KeyProvider
 from vault.mail import notices
-from vault.tokens import INVITATION_PREFIX, new_id, new_token, parse_token, secret_matches
+from vault.tokens import INVITATION_PREFIX, new_token, parse_token, secret_matches
 
 VALID_FOR = timedelta(days=7)
 
@@ -67,7 +67,8 @@ async def invite(
         raise InvalidInput("This person has no e-mail address to send the invitation to.")
     address = str(email[0])
     token = new_token(INVITATION_PREFIX)
-    invitation_id = new_id()
+    # The link names its row by this id; only its secret part is secret.
+    invitation_id = token.id
     expires_at = now + VALID_FOR
     async with engine.begin() as conn:
         if await store.address_taken(conn, address, person_id):
