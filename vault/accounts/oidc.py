@@ -31,6 +31,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx2
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from authlib.oidc.core.util import create_half_hash
 from joserfc import jwt
@@ -115,9 +116,9 @@ class OidcClient:
 
     async def _get_json(self, url: str) -> dict[str, Any]:
         try:
-            async with self._client() as client:
+            async with httpx2.AsyncClient(timeout=self._timeout) as client:
                 answer = await client.get(url)
-        except Exception as exc:
+        except httpx2.HTTPError as exc:
             raise ProviderUnavailable() from exc
         if answer.status_code != 200:
             raise ProviderUnavailable(f"The identity provider answered {answer.status_code}.")
@@ -225,7 +226,7 @@ class OidcClient:
             raise Unauthenticated(
                 "The identity provider did not accept this sign-in; start again from the app."
             ) from exc
-        claims = await self._verified_claims(token, row.nonce, now)
+        claims = await self.verified_claims(token, row.nonce, now)
         email = claims.get("email")
         if not isinstance(email, str) or claims.get("email_verified") is not True:
             raise Unauthenticated(
@@ -233,7 +234,7 @@ class OidcClient:
             )
         return Identity(self._oidc.issuer, str(claims["sub"]), email)
 
-    async def _verified_claims(
+    async def verified_claims(
         self, token: dict[str, Any], nonce: str, now: datetime
     ) -> dict[str, Any]:
         raw = token.get("id_token")
