@@ -116,8 +116,9 @@ class SmtpTransport:
             ) from None
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [refusal.code for refusal in exc.recipients]
+            replies = "; ".join(f"{r.code} {r.message}" for r in exc.recipients)
             raise DeliveryFailed(
-                f"recipient refused ({', '.join(map(str, codes))})",
+                f"recipient refused: {replies}",
                 permanent=all(500 <= code < 600 for code in codes),
             ) from None
         except (aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
