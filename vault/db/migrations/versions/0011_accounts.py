@@ -1,5 +1,4 @@
-"""Accounts and sign-in: passwords and TOTP, invitations, sessions, single
-sign-on, and the mail outbox.
+"""Accounts and sign-in: passwords, TOTP, invitations, sessions, SSO, mail outbox.
 
 Tokens gain a kind (``api`` or ``session``), an expiry, the time of last
 use and the device a session came from. Tokens issued before this revision
