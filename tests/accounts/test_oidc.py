@@ -30,7 +30,7 @@ from vault.accounts.oidc import OidcClient, _hash
 from vault.api.resources import DB, SETTINGS
 from vault.api.services import OIDC
 from vault.config import Secret
-from vault.db.schema import oidc_flows, people
+from vault.db.schema import audit_events, oidc_flows, people
 from vault.errors import Unauthenticated
 
 pytestmark = pytest.mark.oidc
@@ -187,6 +187,17 @@ async def test_a_staff_member_signs_in_through_the_identity_provider(
     # Bound once by the verified address, by the subject ever after.
     again = await _land(browser, await _callback(sso, browser))
     assert again.url.startswith(f"{sso.base}/app/#token=kl_")
+    async with sso.api.client.app[DB].connect() as conn:
+        signed = (
+            await conn.execute(
+                select(audit_events.c.actor, audit_events.c.ip, audit_events.c.agent).where(
+                    audit_events.c.action == "signin.oidc", audit_events.c.outcome == "ok"
+                )
+            )
+        ).all()
+    assert [tuple(row) for row in signed] == [(sso.anna, "127.0.0.1", signed[0].agent)] * 2
+    assert signed[0].agent is not None
+    assert "aiohttp" in signed[0].agent  # the browser's user agent
 
 
 async def test_a_wrong_or_replayed_state_is_refused(sso: Sso, browser: Browser) -> None:

@@ -38,6 +38,10 @@ async def test_an_invitation_is_mailed_and_accepting_it_signs_in(api: Api) -> No
     assert "Invitation" in message.subject
     token = await invitation_token(api, "ouder@example.org")
     assert f"/invite/{token}" in message.html
+    # The mailed link opens the app with the token in the fragment.
+    opened = await api.client.get(f"/invite/{token}", allow_redirects=False)
+    assert opened.status == 302
+    assert opened.headers["Location"] == f"/app/#invite={token}"
     status, session = await accept(api, token)
     assert status == 201, session
     assert session["expires_at"] == "2026-12-21T09:00:00Z"  # a guardian's 720 hours
