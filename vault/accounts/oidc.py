@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx2
+from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from authlib.oidc.core.util import create_half_hash
 from joserfc import jwt
@@ -221,7 +222,9 @@ class OidcClient:
                     code=code,
                     code_verifier=row.code_verifier,
                 )
-        except Exception as exc:
+        except (httpx2.HTTPError, ValueError) as exc:  # down, a 5xx, or not JSON
+            raise ProviderUnavailable() from exc
+        except OAuthError as exc:
             # invalid_grant: an expired, used or foreign code; the provider says no more.
             raise Unauthenticated(
                 "The identity provider did not accept this sign-in; start again from the app."

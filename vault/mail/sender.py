@@ -35,6 +35,7 @@ from datetime import datetime, timedelta
 
 import aiosmtplib
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vault.config import MailSettings
@@ -180,7 +181,7 @@ class MailSender:
         while True:
             try:
                 await self.run_once()
-            except (KluisError, OSError) as exc:
+            except (KluisError, OSError, SQLAlchemyError) as exc:
                 log.warning("mail sender: %s; trying again shortly", type(exc).__name__)
             except Exception:
                 log.exception("mail sender failed; trying again shortly")
