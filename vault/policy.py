@@ -333,14 +333,8 @@ def decide(
         return Decision.allow()
     if action is Action.SIGN_IN and isinstance(target, SignIn):
         return _sign_in(principal, target)
-    if action is Action.MANAGE_OWN_ACCOUNT:
-        return Decision.allow()
-    if action is Action.DISABLE_TOTP:
-        if principal.role in rules.totp_required_roles:
-            return Decision.deny(
-                "forbidden", "Your role signs in with one-time codes; they cannot be switched off."
-            )
-        return Decision.allow()
+    if action in _OWN_ACCOUNT and isinstance(target, DirectoryTarget):
+        return _own_account(principal, action, rules)
     if action is Action.MANAGE_DIRECTORY:
         if principal.role == "admin":
             return Decision.allow()
@@ -384,6 +378,18 @@ def _use_credential(principal: Principal, credential: Credential, rules: Rules) 
             "totp_required",
             "Your role signs in with a one-time code as well: set one up with POST /v1/me/totp "
             "and POST /v1/me/totp/confirm, then go on.",
+        )
+    return Decision.allow()
+
+
+#: What anyone does with their own account (asked with ``DirectoryTarget``).
+_OWN_ACCOUNT = frozenset({Action.MANAGE_OWN_ACCOUNT, Action.DISABLE_TOTP})
+
+
+def _own_account(principal: Principal, action: Action, rules: Rules) -> Decision:
+    if action is Action.DISABLE_TOTP and principal.role in rules.totp_required_roles:
+        return Decision.deny(
+            "forbidden", "Your role signs in with one-time codes; they cannot be switched off."
         )
     return Decision.allow()
 

@@ -16,7 +16,7 @@ from tests.servers import MinioServer, PostgresServer
 from vault.api import create_app
 from vault.api.resources import CLOCK, DB
 from vault.cli import init
-from vault.config import DatabaseSettings, Settings, UploadSettings
+from vault.config import AuthSettings, DatabaseSettings, Settings, UploadSettings
 from vault.db import create_engine
 from vault.db.schema import installation
 from vault.directory.people import issue_token
@@ -100,6 +100,7 @@ async def api_s3(
         data_dir=tmp_path / "data",
         database=DatabaseSettings(url=postgres_server.create_database()),
         storage=s3_settings(minio_server),
+        auth=AuthSettings(token_ttl_days=TEST_TOKEN_TTL_DAYS),
     )
     return await start(settings, aiohttp_client)
 
