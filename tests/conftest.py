@@ -38,9 +38,10 @@ BACKENDS = {
     "postgres": "PostgreSQL",
     "localkeyring": "local keyring",
     "softhsm": "SoftHSM2 (PKCS#11)",
+    "oidc": "OpenID Provider (oidc-provider)",
 }
 #: The backends that run only where a server or token could be started.
-REQUIRED = ("minio", "postgres", "softhsm")
+REQUIRED = ("minio", "postgres", "softhsm", "oidc")
 
 
 def _unavailable(exc: Exception) -> None:

@@ -7,23 +7,19 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.api import Api, start
+from tests.helpers.api import TEST_TOKEN_TTL_DAYS, Api, configured, start
 from tests.helpers.s3 import s3_settings
 from tests.servers import MinioServer, PostgresServer
-from vault.config import DatabaseSettings, Settings, UploadSettings
+from vault.config import AuthSettings, DatabaseSettings, Settings
 
 
 @pytest.fixture
 async def api(
     db_url: str, tmp_path: Path, aiohttp_client: Any, request: pytest.FixtureRequest
 ) -> Api:
-    """``@pytest.mark.uploads(video_max_mb=5)`` changes the upload settings."""
-    marker = request.node.get_closest_marker("uploads")
-    uploads = UploadSettings(**(marker.kwargs if marker else {}))
-    settings = Settings(
-        data_dir=tmp_path / "data", database=DatabaseSettings(url=db_url), uploads=uploads
-    )
-    return await start(settings, aiohttp_client)
+    """``@pytest.mark.uploads(...)`` and ``@pytest.mark.settings(...)`` change
+    the settings (:func:`tests.helpers.api.configured`)."""
+    return await start(configured(request, tmp_path / "data", db_url), aiohttp_client)
 
 
 @pytest.fixture
@@ -38,5 +34,6 @@ async def api_s3(
         data_dir=tmp_path / "data",
         database=DatabaseSettings(url=postgres_server.create_database()),
         storage=s3_settings(minio_server),
+        auth=AuthSettings(token_ttl_days=TEST_TOKEN_TTL_DAYS),
     )
     return await start(settings, aiohttp_client)
