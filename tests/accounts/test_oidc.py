@@ -20,12 +20,11 @@ from joserfc import jwt
 from joserfc.jwk import OctKey
 from sqlalchemy import func, select
 
-from tests.accounts.browser import Browser, Page
-from tests.accounts.provider import Account, OidcProvider
-from tests.api.accounts import person
-from tests.api.conftest import Api, configured, start
-from tests.conftest import _unavailable
-from tests.servers import ServerUnavailable, free_port
+from tests.helpers.accounts import person
+from tests.helpers.api import Api, configured, start
+from tests.helpers.browser import Browser, Page
+from tests.helpers.oidc_provider import Account, OidcProvider
+from tests.servers import ServerUnavailable, free_port, unavailable
 from vault.accounts.oidc import OidcClient, _hash
 from vault.api.resources import DB, SETTINGS
 from vault.api.services import OIDC
@@ -64,7 +63,7 @@ def _provider(vault_port: int, code_ttl: int = 60) -> OidcProvider:
             code_ttl=code_ttl,
         ).start()
     except ServerUnavailable as exc:
-        _unavailable(exc)
+        unavailable(exc)
         raise
 
 

@@ -8,14 +8,15 @@ import time
 
 import pytest
 
-from tests.api.accounts import PASSWORD, invited, sign_in
-from tests.api.conftest import Api
+from tests.helpers.accounts import PASSWORD, invited, sign_in
+from tests.helpers.api import Api
 from vault.accounts.passwords import (
     MEMORY_KIB,
     Passwords,
     check_new_password,
     common_passwords,
 )
+from vault.api.models.accounts import Credentials, PasswordChange
 from vault.errors import InvalidInput
 
 
@@ -40,6 +41,16 @@ def test_a_good_password_passes_normalised() -> None:
     assert check_new_password("ﬁets kaas regen boom") == "fiets kaas regen boom"  # NFKC
     with pytest.raises(InvalidInput):
         check_new_password("x" * 257)
+
+
+def test_a_body_with_a_password_never_shows_it() -> None:
+    body = Credentials(email="a@example.org", password="fiets kaas regen boom", totp="123456")
+    for shown in (repr(body), str(body), f"{body}"):
+        assert "fiets" not in shown, shown
+        assert "123456" not in shown, shown
+        assert "a@example.org" in shown
+    change = PasswordChange(current="oud wachtwoord hier", new="nieuw wachtwoord hier")
+    assert "wachtwoord" not in repr(change)
 
 
 async def test_hashes_check_and_tell_old_parameters() -> None:

@@ -1,4 +1,5 @@
-"""An initialised vault behind a test client, on SQLite and PostgreSQL."""
+"""The scale setup of the service behind a test client (the ``api`` fixture,
+on SQLite and PostgreSQL, is tests/conftest.py's)."""
 
 from __future__ import annotations
 
@@ -7,19 +8,10 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.api import TEST_TOKEN_TTL_DAYS, Api, configured, start
+from tests.helpers.api import TEST_TOKEN_TTL_DAYS, Api, start
 from tests.helpers.s3 import s3_settings
 from tests.servers import MinioServer, PostgresServer
 from vault.config import AuthSettings, DatabaseSettings, Settings
-
-
-@pytest.fixture
-async def api(
-    db_url: str, tmp_path: Path, aiohttp_client: Any, request: pytest.FixtureRequest
-) -> Api:
-    """``@pytest.mark.uploads(...)`` and ``@pytest.mark.settings(...)`` change
-    the settings (:func:`tests.helpers.api.configured`)."""
-    return await start(configured(request, tmp_path / "data", db_url), aiohttp_client)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from tests.api.accounts import (
+from tests.helpers.accounts import (
     LAPTOP,
     PASSWORD,
     PHONE,
@@ -21,7 +21,7 @@ from tests.api.accounts import (
     person,
     sign_in,
 )
-from tests.api.conftest import Api
+from tests.helpers.api import Api
 from vault.api.resources import DB
 from vault.db.schema import accounts, audit_events, tokens
 
@@ -120,10 +120,16 @@ async def test_weak_passwords_are_refused_and_the_invitation_stays_usable(api: A
         ("qwertyuiop123", "commonly used"),
         ("wachtwoord123", "commonly used"),
         ("WEAK@example.org", "commonly used"),
+        # A number shaped like a citizen service number (eleven-test) is guessed first.
+        ("fiets 111222333 regen", "citizen service number"),
+        ("fiets 111.222.333 regen", "citizen service number"),
     ]:
         status, body = await accept(api, token, weak)
         assert (status, body["error"]["code"]) == (400, "invalid_input"), weak
         assert says in body["error"]["message"], body
+    # A BSN-shaped number is the password rule's refusal, not a record refused.
+    status, body = await accept(api, token, "fiets 111222333 regen")
+    assert "111222333" not in body["error"]["message"]
     # Twelve characters after NFKC: full-width letters count as their ASCII forms.
     assert (await accept(api, token, "ｐａｓｓｗｏｒｄ1234"))[0] == 400
     assert (await accept(api, token, "  lange zin met spaties  "))[0] == 201
@@ -339,6 +345,47 @@ async def test_every_sign_in_is_on_the_record_with_device_and_address(api: Api) 
     assert all("example.org" not in r.detail for r in rows)
 
 
+@pytest.mark.settings(server={"trusted_proxies": ("127.0.0.1",)}, auth={"max_failures": 2})
+async def test_behind_a_trusted_proxy_a_session_records_the_clients_address(api: Api) -> None:
+    # The test client connects from 127.0.0.1, here the trusted proxy.
+    await invited(api, "guardian", "proxied@example.org", agent=PHONE)
+    client = "198.51.100.7"
+    status, signed = await sign_in(api, "proxied@example.org", agent=LAPTOP, forwarded_for=client)
+    assert status == 201, signed
+    status, listed = await api.call(
+        "GET", "/v1/me/sessions", signed["token"], headers={"X-Forwarded-For": "198.51.100.8"}
+    )
+    assert status == 200
+    # The address the session began from, not the proxy's, nor a later call's.
+    assert [s["ip"] for s in listed["sessions"] if s["current"]] == [client]
+    ((_, message),) = await mails(api, "new_sign_in")
+    assert client in message.text
+    async with api.client.app[DB].connect() as conn:
+        recorded = (
+            await conn.execute(
+                select(audit_events.c.ip).where(
+                    audit_events.c.action == "signin.password", audit_events.c.outcome == "ok"
+                )
+            )
+        ).scalar_one()
+    assert recorded == client
+    # The limiter counts each client behind the proxy on its own.
+    guesser = "198.51.100.9"
+    for _ in range(2):
+        assert (await sign_in(api, "nobody@example.org", "guess", forwarded_for=guesser))[0] == 401
+    status, body = await sign_in(api, "proxied@example.org", forwarded_for=guesser)
+    assert (status, body["error"]["code"]) == (429, "rate_limited")
+    assert (await sign_in(api, "proxied@example.org", forwarded_for=client))[0] == 201
+
+
+async def test_without_a_trusted_proxy_a_forwarded_address_is_not_believed(api: Api) -> None:
+    await invited(api, "guardian", "direct@example.org")
+    status, signed = await sign_in(api, "direct@example.org", forwarded_for="198.51.100.7")
+    assert status == 201
+    _, listed = await api.call("GET", "/v1/me/sessions", signed["token"])
+    assert {s["ip"] for s in listed["sessions"]} == {"127.0.0.1"}
+
+
 async def test_a_contract_end_date_is_mailed_to_every_guardian(api: Api) -> None:
     location = (await api.ok("POST", "/v1/locations", {"name": "L"}))["id"]
     group = (await api.ok("POST", "/v1/groups", {"location_id": location, "name": "G"}))["id"]
@@ -399,7 +446,10 @@ async def test_the_new_calls_are_in_the_api_document(api: Api) -> None:
         assert method in paths[path], path
     signin = paths["/v1/sessions"]["post"]
     assert signin["security"] == []
-    assert signin["requestBody"]["content"]["application/json"]["schema"]["required"] == [
-        "email",
-        "password",
-    ]
+    ref = signin["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    body = document["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+    assert body["required"] == ["email", "password"]
+    # A password is marked as one (clients mask it) and is never in an answer.
+    assert body["properties"]["password"]["format"] == "password"
+    assert body["properties"]["password"]["writeOnly"] is True
+    assert "totp_required" in str(signin["responses"]["401"])

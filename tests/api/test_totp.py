@@ -9,8 +9,8 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from sqlalchemy import select
 
-from tests.api.accounts import code, invited, sign_in
-from tests.api.conftest import Api
+from tests.helpers.accounts import code, invited, sign_in
+from tests.helpers.api import Api
 from vault.api.resources import DB
 from vault.db.schema import accounts
 

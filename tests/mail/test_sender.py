@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from tests.api.accounts import person
-from tests.api.conftest import Api, configured, start
-from tests.mail.smtp import SmtpServer, make_ca
+from tests.helpers.accounts import person
+from tests.helpers.api import Api, configured, start
+from tests.helpers.smtp import SmtpServer, make_ca
 from vault.api.resources import DB, KEYRING
 from vault.config import MailSettings
 from vault.db import create_engine

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.mail.smtp import SmtpServer
-from tests.processes import Client, Server, kluis, kluis_env
+from tests.helpers.processes import Client, Server, kluis, kluis_env
+from tests.helpers.smtp import SmtpServer
 
 
 def _env(tmp_path: Path, db_url: str, smtp: SmtpServer | None) -> dict[str, str]:

@@ -8,7 +8,19 @@ of taking every core and all the memory.
 
 A password is normalised to Unicode NFKC before it is counted or hashed
 (NIST SP 800-63B, 5.1.1.2), so the same password typed on two keyboards is
-one password.
+one password. Nothing else changes it: the request models take it exactly as
+sent (spaces count), and only this module looks inside it.
+
+A new password holding a number shaped like a citizen service number (nine
+digits that pass the eleven-test, as :mod:`vault.directory.bsn` finds them)
+is refused as a common one is: 400 ``invalid_input`` saying why, not 422
+``bsn_not_stored``. A personal number is guessed first by anyone who knows
+it (an employer, a school, the tax office), and the vault keeps nothing
+derived from a BSN, not even a salted hash of it; but the password is no
+record the vault declines to store, it is a password the rules refuse, so
+it gets the password's answer. A password already set is never judged
+again: signing in with it, or naming it as ``current``, is only a check
+against its hash, so no rule added later locks anyone out.
 """
 
 from __future__ import annotations
@@ -27,6 +39,7 @@ from typing import TypeVar
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from vault.directory.bsn import contains_bsn
 from vault.errors import InvalidInput
 
 #: Argon2id with the OWASP Password Storage Cheat Sheet's recommendation:
@@ -86,6 +99,11 @@ def check_new_password(password: str, *, email: str | None = None, field: str = 
         raise InvalidInput(
             f"The field '{field}' is a commonly used password that is guessed first; "
             "choose another (a few unrelated words make a good one)."
+        )
+    if contains_bsn(text):
+        raise InvalidInput(
+            f"The field '{field}' holds a nine-digit number like a citizen service number, "
+            "which others can know; choose another (a few unrelated words make a good one)."
         )
     return text
 

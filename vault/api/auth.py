@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from vault.api.access import PRINCIPAL, enforce, now, rules
+from vault.api.access import PRINCIPAL, now, rules
 from vault.api.resources import DB, READER, SETTINGS
 from vault.api.trail import TRAIL, attribute, caller
 from vault.audit import Actor
@@ -38,7 +38,7 @@ from vault.directory.people import (
     record_failure,
 )
 from vault.errors import RateLimited, Unauthenticated
-from vault.policy import Action, Credential, decide
+from vault.policy import Action, Credential, decide, enforce
 from vault.tokens import parse_token
 
 #: The token the call came with.

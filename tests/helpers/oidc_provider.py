@@ -1,7 +1,7 @@
 """A real OpenID Provider for the tests: ``oidc-provider`` (npm, pinned in
 tests/oidc) run by Node on a free loopback port, with static clients and test
 accounts, and a login and consent form that a test submits as a browser
-would (tests/accounts/browser.py)."""
+would (tests/helpers/browser.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Helpers for the sign-in tests: people with an address, their invitations
+"""Steps of the sign-in tests: people with an address, their invitations
 read from the real outbox (opened with the vault's own mail key), sign-ins."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from tests.api.conftest import Api
+from tests.helpers.api import Api
 from vault.accounts.totp import code_at, step_of
 from vault.api.resources import DB, KEYRING
 from vault.db.schema import outbox
@@ -80,11 +80,16 @@ async def sign_in(
     password: str = PASSWORD,
     totp: str | None = None,
     agent: str = PHONE,
+    forwarded_for: str | None = None,
 ) -> tuple[int, Any]:
+    """``forwarded_for``: as if through a reverse proxy that says so."""
     body: dict[str, Any] = {"email": email, "password": password}
     if totp is not None:
         body["totp"] = totp
-    return await api.call("POST", "/v1/sessions", json=body, headers={"User-Agent": agent})
+    headers = {"User-Agent": agent}
+    if forwarded_for is not None:
+        headers["X-Forwarded-For"] = forwarded_for
+    return await api.call("POST", "/v1/sessions", json=body, headers=headers)
 
 
 def code(secret: str, moment: datetime, steps: int = 0) -> str:
