@@ -7,12 +7,12 @@ Runs, in one go:
 * the hash alone: Argon2id checks of one password on one thread
   (``vault.accounts.passwords``' parameters), a rate and CPU per check;
 * a real ``kluis serve`` (SQLite, local disk, embedded defaults) pinned to
-  one core with ``sched_setaffinity``, its audit writer process too, that
+  one core with ``sched_setaffinity`` (its audit writer thread with it), that
   C clients sign in to with ``POST /v1/sessions`` (right password, so no
   throttling), and, as the baseline in the same run on the same server,
   the same number of plain authenticated calls (``GET /v1/me/sessions``).
 
-Printed: rates, CPU per request of the server and its writer process
+Printed: rates, CPU per request of the server process, all its threads
 (psutil), and the ratio of a sign-in to a plain call.
 """
 
