@@ -22,6 +22,9 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
+
+import pytest
 
 #: Set by scripts/test: a server that cannot start fails the run instead of skipping.
 REQUIRE_SERVERS = os.environ.get("VAULT_TEST_REQUIRE_SERVERS") == "1"
@@ -29,6 +32,14 @@ REQUIRE_SERVERS = os.environ.get("VAULT_TEST_REQUIRE_SERVERS") == "1"
 
 class ServerUnavailable(RuntimeError):
     pass
+
+
+def unavailable(exc: Exception) -> NoReturn:
+    """A server the test needs could not start: a failure under scripts/test
+    (``REQUIRE_SERVERS``), else a skip."""
+    if REQUIRE_SERVERS:
+        pytest.fail(f"test server unavailable: {exc}")
+    pytest.skip(f"test server unavailable: {exc}")
 
 
 def free_port() -> int:

@@ -38,6 +38,7 @@ from vault.keys import epochs, open_provider, signing
 from vault.keys.local import LocalKeyring, export_sealed, merge_sealed
 from vault.keys.provider import audit_check
 from vault.keys.rotation import keys_to_rewrap, rotate
+from vault.mail import outbox
 from vault.retention.job import Retention, record_destructions
 from vault.storage import check_settings as check_storage_settings
 from vault.supervisor import Supervisor, run_worker, worker_count
@@ -161,6 +162,13 @@ def _parser() -> argparse.ArgumentParser:
     who.add_argument("--token", help="the token's id (the part after 'kl_', before the dot)")
     touched.add_argument("--since", type=_timestamp, required=True, help="from (ISO 8601)")
     touched.add_argument("--until", type=_timestamp, required=True, help="until (ISO 8601)")
+    mail = sub.add_parser("mail", help="the mail outbox: what waits, what was given up")
+    mail_sub = mail.add_subparsers(dest="mail_command", required=True)
+    mail_sub.add_parser(
+        "status", help="mail by status, the oldest waiting, and the dead letters (exit 1 if any)"
+    )
+    retry = mail_sub.add_parser("retry", help="put dead letters back in line for delivery")
+    retry.add_argument("--id", help="only this outbox row (default: every dead letter)")
     config = sub.add_parser("config", help="inspect the configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     config_sub.add_parser("show", help="print the effective configuration, secrets masked")
@@ -204,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(token_command(settings, args.person_id))
         if args.command == "audit":
             return asyncio.run(audit_command(settings, args))
+        if args.command == "mail":
+            return asyncio.run(mail_command(settings, args))
         if args.command == "config":
             print(json.dumps(settings.redacted(), indent=2, default=str))
             return 0
@@ -417,7 +427,8 @@ async def sweep_command(settings: Settings, grace_minutes: int | None) -> int:
 async def token_command(settings: Settings, person_id: str) -> int:
     async with open_vault(settings, store=False) as vault:
         await vault.audit.record(event("token.issue", target=person_id))
-        token = await issue_token(vault.engine, person_id, datetime.now(UTC))
+        ttl = timedelta(days=settings.auth.token_ttl_days)
+        token = await issue_token(vault.engine, person_id, datetime.now(UTC), ttl)
     print("a new token follows and is shown only this once:")
     print(token)
     return 0
@@ -447,6 +458,36 @@ async def audit_command(settings: Settings, args: argparse.Namespace) -> int:
             vault.engine, person=args.person, token=args.token, since=args.since, until=args.until
         )
     print(json.dumps(answer.as_json(), indent=2))
+    return 0
+
+
+async def mail_command(settings: Settings, args: argparse.Namespace) -> int:
+    async with open_vault(settings, store=False) as vault:
+        if args.mail_command == "retry":
+            await vault.audit.record(event("mail.retry", row=args.id))
+            count = await outbox.retry_dead(vault.engine, datetime.now(UTC), args.id)
+            print(f"dead letters put back in line: {count}")
+            return 0
+        state = await outbox.status(vault.engine)
+    if not settings.mail.smtp_host:
+        print("mail.smtp_host is not set: mail is kept in the outbox and not sent.")
+    else:
+        print(
+            f"delivering through {settings.mail.smtp_host}:{settings.mail.smtp_port} "
+            f"(STARTTLS {settings.mail.starttls}), by every 'kluis serve'"
+        )
+    for status_name, count in state.counts.items():
+        print(f"{status_name}: {count}")
+    if state.oldest_pending is not None:
+        print(f"oldest waiting since: {_day(state.oldest_pending)}")
+    for dead in state.dead:
+        print(
+            f"dead {dead.id} {dead.kind} since {_day(dead.created_at)} after "
+            f"{dead.attempts} attempt(s): {dead.last_error or '?'}"
+        )
+    if state.counts["dead"]:
+        print("dead letters were given up; fix the cause, then 'kluis mail retry'.")
+        return 1
     return 0
 
 

@@ -3,7 +3,8 @@
 Creates what is missing, in order: the data directory, the key store (the
 keyring file, or nothing on a token), the blob store, the database schema
 (Alembic migrations), the audit MAC key, the current month's live master key,
-the first link-signing secret, and the admin account. Run again, it changes
+the fixed master keys for one-time-code secrets (``totp``) and the mail
+outbox (``mail``), the first link-signing secret, and the admin account. Run again, it changes
 nothing. Several at once (``docker compose up --scale``, a rollout) are safe:
 each waits for the installation lock (PostgreSQL: an advisory lock; SQLite:
 a lock file beside the database), so one creates and the others find it done.
@@ -20,7 +21,7 @@ from vault.db import create_engine, is_current, locks, upgrade
 from vault.directory.people import ensure_admin
 from vault.keys import epochs, open_provider, signing
 from vault.keys.local import LocalKeyring
-from vault.keys.provider import AUDIT_MAC, audit_sign
+from vault.keys.provider import AUDIT_MAC, MAIL_KEY, TOTP_KEY, audit_sign
 from vault.keys.service import KeyService
 from vault.storage import open_store
 
@@ -68,6 +69,10 @@ async def initialise(settings: Settings, now: datetime) -> Initialised:
                 await keys.ensure_master(live, now)
                 if live not in names:
                     created.append(f"master key {live}")
+                for fixed in (TOTP_KEY, MAIL_KEY):
+                    if fixed not in names:
+                        await provider.create_key(fixed, now)
+                        created.append(f"master key {fixed}")
                 legacy = (
                     provider.legacy_signing_secrets() if isinstance(provider, LocalKeyring) else []
                 )

@@ -88,6 +88,8 @@ def _plan(method: str, path: str, s: Served) -> tuple[dict[str, str], str | None
         ("GET", "/v1/audit/verify"): ({}, w.officer),
         ("POST", "/v1/locations/{id}/managers"): ({"id": s.location}, s.admin),
         ("POST", "/v1/groups/{id}/staff"): ({"id": w.group}, s.admin),
+        # Signing out stops the token it comes with: not the admin's of the whole run.
+        ("DELETE", "/v1/sessions/current"): ({}, s.spare_token),
     }
     if (method, path) in table:
         return table[(method, path)]

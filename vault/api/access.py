@@ -14,9 +14,7 @@ from aiohttp import web
 from vault.api.resources import CLOCK, READER, SETTINGS
 from vault.api.trail import note
 from vault.directory.children import child_facts
-from vault.errors import (
-    NotFound,
-)
+from vault.errors import NotFound
 from vault.policy import (
     Action,
     Child,
@@ -37,7 +35,11 @@ def now(request: web.Request) -> datetime:
 
 
 def rules(app: web.Application) -> Rules:
-    return Rules(window=timedelta(weeks=app[SETTINGS].policy.window_weeks))
+    settings = app[SETTINGS]
+    return Rules(
+        window=timedelta(weeks=settings.policy.window_weeks),
+        totp_required_roles=frozenset(settings.auth.totp_required_roles),
+    )
 
 
 def ask(request: web.Request, action: Action, target: Target) -> Decision:

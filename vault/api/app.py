@@ -7,15 +7,18 @@ from typing import Any
 from aiohttp import web
 
 from vault.api import (
+    accounts,
     audit,
     consents,
     directory,
     exports,
     items,
     links,
+    oidc,
     ops,
     resources,
     retention,
+    services,
 )
 from vault.api.audit import audit_middleware
 from vault.api.auth import auth_middleware
@@ -68,7 +71,7 @@ def create_app(settings: Settings, *, worker: int | None = None) -> web.Applicat
     app[METRICS] = Metrics()
     if worker is not None:
         app[WORKER] = worker
-    app.cleanup_ctx.append(resources.vault)
+    app.cleanup_ctx.extend([resources.vault, services.accounts, services.mail])
     if not worker:
         app.cleanup_ctx.append(resources.background_sweep)
     ops.setup(app)
@@ -79,4 +82,6 @@ def create_app(settings: Settings, *, worker: int | None = None) -> web.Applicat
     retention.setup(app)
     audit.setup(app)
     exports.setup(app)
+    accounts.setup(app)
+    oidc.setup(app)
     return app

@@ -1,8 +1,9 @@
 """Putting every call on the record, and the two audit endpoints.
 
-Each call to ``/v1/``, ``/l/`` and ``/h/`` leaves at least one event: the
-caller (person, role, token id, address, user agent), the action (named
-after the handler, ``items.read``; links as ``link.issue``/``link.use``),
+Each call to ``/v1/``, ``/l/``, ``/h/``, ``/x/`` and ``/auth/`` (single
+sign-on) leaves at least one event: the caller (person, role, token id,
+address, user agent), the action (the name its route declares,
+:mod:`vault.api.routes`; ``items.read``, ``link.issue``/``link.use``),
 the children and item it touched, and the outcome (``ok`` or the refusal's
 code). Failed logins are events of their own (``login``).
 

@@ -31,6 +31,21 @@ class Metrics:
             "kluis_http_requests_in_flight", "Requests being answered now.", registry=self.registry
         )
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self.mail_outbox = Gauge(
+            "kluis_mail_outbox_messages",
+            "Mail in the outbox (all processes), by status: pending, sending, sent, dead.",
+            ["status"],
+            registry=self.registry,
+        )
+        self.mail_deliveries = Counter(
+            "kluis_mail_deliveries",
+            "Delivery attempts by this process, by outcome: sent, retry, dead.",
+            ["outcome"],
+            registry=self.registry,
+        )
+
+    def mail_delivered(self, outcome: str) -> None:
+        self.mail_deliveries.labels(outcome).inc()
 
     def answered(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)

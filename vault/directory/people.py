@@ -1,7 +1,14 @@
-"""People, their tokens and blocks; authentication; the policy's principal."""
+"""People, their tokens and blocks; authentication; the policy's principal.
+
+Every token expires: an admin's or the command line's after
+``auth.token_ttl_days``, a session after its role's hours
+(:mod:`vault.accounts.sessions`). Its last use is kept to the minute, so a
+busy client costs one write a minute, not one a call.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 
 from sqlalchemy import String, bindparam, func, insert, literal, select, union_all, update
@@ -23,6 +30,22 @@ from vault.errors import InvalidInput, NotFound
 from vault.policy import GuardianLink, Principal
 from vault.tokens import NewToken, new_id, new_token, secret_matches
 
+#: ``auth.token_ttl_days``' default, for callers without settings at hand.
+DEFAULT_TOKEN_TTL = timedelta(days=365)
+#: How stale ``last_used_at`` may get before a call writes it again.
+LAST_USE_RESOLUTION = timedelta(minutes=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenInfo:
+    """What authentication learns about a live token."""
+
+    id: str
+    person_id: str
+    kind: str
+    method: str | None
+    second_factor: bool
+
 
 async def create_person(
     engine: AsyncEngine,
@@ -32,6 +55,7 @@ async def create_person(
     now: datetime,
     *,
     conn: AsyncConnection | None = None,
+    token_ttl: timedelta = DEFAULT_TOKEN_TTL,
 ) -> tuple[str, str]:
     """Create a person with a first token; returns (person id, token).
 
@@ -41,29 +65,44 @@ async def create_person(
     token = new_token()
     if conn is None:
         async with engine.begin() as own:
-            return await create_person(engine, name, email, role, now, conn=own)
+            return await create_person(
+                engine, name, email, role, now, conn=own, token_ttl=token_ttl
+            )
     await conn.execute(
         insert(people).values(id=person_id, name=name, email=email, role=role, created_at=now)
     )
-    await _store_token(conn, person_id, token, now)
+    await store_token(conn, person_id, token, now, now + token_ttl)
     return person_id, token.token
 
 
-async def _store_token(
-    conn: AsyncConnection, person_id: str, token: NewToken, now: datetime
+async def store_token(
+    conn: AsyncConnection,
+    person_id: str,
+    token: NewToken,
+    now: datetime,
+    expires_at: datetime,
+    **session: object,
 ) -> None:
+    """Keep a token's hash; ``session`` holds a session's columns (kind, method, ...)."""
     await conn.execute(
         insert(tokens).values(
-            id=token.id, person_id=person_id, token_hash=token.secret_hash, created_at=now
+            id=token.id,
+            person_id=person_id,
+            token_hash=token.secret_hash,
+            created_at=now,
+            expires_at=expires_at,
+            **session,
         )
     )
 
 
-async def issue_token(engine: AsyncEngine, person_id: str, now: datetime) -> str:
+async def issue_token(
+    engine: AsyncEngine, person_id: str, now: datetime, token_ttl: timedelta = DEFAULT_TOKEN_TTL
+) -> str:
     await person_role(engine, person_id)  # NotFound if absent
     token = new_token()
     async with engine.begin() as conn:
-        await _store_token(conn, person_id, token, now)
+        await store_token(conn, person_id, token, now, now + token_ttl)
     return token.token
 
 
@@ -92,7 +131,12 @@ async def require_role(engine: AsyncEngine, person_id: str, role: str, what: str
 
 
 async def set_block(engine: AsyncEngine, person_id: str, reason: str | None, now: datetime) -> None:
-    """Block (with a reason) or unblock (reason None) a person."""
+    """Block (with a reason) or unblock (reason None) a person.
+
+    A block ends the person's sessions for good (an unblocked person signs
+    in again); tokens an admin issued answer ``blocked`` until the block is
+    lifted, as before sessions existed.
+    """
     await person_role(engine, person_id)
     async with engine.begin() as conn:
         await conn.execute(
@@ -100,30 +144,77 @@ async def set_block(engine: AsyncEngine, person_id: str, reason: str | None, now
             .where(people.c.id == person_id)
             .values(blocked_at=now if reason is not None else None, block_reason=reason)
         )
+        if reason is not None:
+            await end_sessions(conn, person_id, now)
 
 
-async def authenticate(engine: AsyncEngine, token_id: str, secret: str) -> str | None:
-    """The person id a live token (parsed by ``parse_token``) belongs to, or None."""
+async def end_sessions(
+    conn: AsyncConnection, person_id: str, now: datetime, *, keep: str | None = None
+) -> int:
+    """Revoke the person's live sessions (all but ``keep``); how many."""
+    query = update(tokens).where(
+        tokens.c.person_id == person_id,
+        tokens.c.kind == "session",
+        tokens.c.revoked_at.is_(None),
+    )
+    if keep is not None:
+        query = query.where(tokens.c.id != keep)
+    result = await conn.execute(query.values(revoked_at=now))
+    return int(result.rowcount)
+
+
+_TOKEN = select(
+    tokens.c.person_id,
+    tokens.c.token_hash,
+    tokens.c.kind,
+    tokens.c.method,
+    tokens.c.second_factor,
+    tokens.c.expires_at,
+    tokens.c.last_used_at,
+).where(tokens.c.id == bindparam("token_id"), tokens.c.revoked_at.is_(None))
+
+
+async def authenticate(
+    engine: AsyncEngine, token_id: str, secret: str, now: datetime
+) -> TokenInfo | None:
+    """What a live token (parsed by ``parse_token``) is, or None: unknown,
+    revoked, expired or not matching. Its last use is noted (to the minute)."""
     async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(tokens.c.person_id, tokens.c.token_hash).where(
-                    tokens.c.id == token_id, tokens.c.revoked_at.is_(None)
-                )
-            )
-        ).first()
+        row = (await conn.execute(_TOKEN, {"token_id": token_id})).first()
     if row is None or not secret_matches(secret, row.token_hash):
         return None
-    return str(row.person_id)
+    if row.expires_at is None or row.expires_at <= now:
+        return None
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USE_RESOLUTION:
+        async with engine.begin() as conn:
+            await conn.execute(
+                update(tokens).where(tokens.c.id == token_id).values(last_used_at=now)
+            )
+    return TokenInfo(
+        id=token_id,
+        person_id=str(row.person_id),
+        kind=str(row.kind),
+        method=row.method,
+        second_factor=bool(row.second_factor),
+    )
 
 
 async def record_failure(
-    engine: AsyncEngine, ip: str, user_agent: str | None, now: datetime
+    engine: AsyncEngine,
+    ip: str,
+    user_agent: str | None,
+    now: datetime,
+    *,
+    account: str | None = None,
 ) -> None:
     async with engine.begin() as conn:
         await conn.execute(
             insert(auth_failures).values(
-                id=new_id(), at=now, ip=ip[:64], user_agent=(user_agent or "")[:256] or None
+                id=new_id(),
+                at=now,
+                ip=ip[:64],
+                user_agent=(user_agent or "")[:256] or None,
+                account=account,
             )
         )
 
@@ -137,6 +228,21 @@ async def failures_since(
             await conn.execute(
                 select(func.count(), func.min(auth_failures.c.at)).where(
                     auth_failures.c.ip == ip[:64], auth_failures.c.at >= since
+                )
+            )
+        ).one()
+    return int(row[0]), row[1]
+
+
+async def account_failures_since(
+    engine: AsyncEngine, account: str, since: datetime
+) -> tuple[int, datetime | None]:
+    """How many failed sign-ins on ``account`` (from any address) since ``since``."""
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(func.count(), func.min(auth_failures.c.at)).where(
+                    auth_failures.c.account == account, auth_failures.c.at >= since
                 )
             )
         ).one()
