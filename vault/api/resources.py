@@ -25,11 +25,13 @@ from vault.db import create_engine, is_current
 from vault.db.facts import FactsCache
 from vault.db.reads import Reader
 from vault.errors import KluisError
+from vault.items.damage import DamageLog
 from vault.items.sweep import sweep
 from vault.keys import KeyProvider, open_provider
 from vault.keys.provider import AUDIT_MAC, audit_sign
 from vault.keys.service import KeyService
 from vault.keys.signing import SigningSecrets
+from vault.share.delivery import DAMAGE
 from vault.share.issuing import Issuer
 from vault.storage import BlobStore, open_store
 from vault.wiring import SchemaOutdated
@@ -60,6 +62,7 @@ async def database(app: web.Application) -> AsyncIterator[None]:
         app[DB] = engine
         app[READER] = Reader(engine)
         app[FACTS] = FactsCache(app[READER], engine)
+        app[DAMAGE] = DamageLog(engine, app[CLOCK])
         yield
     finally:
         if FACTS in app:
