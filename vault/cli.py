@@ -33,7 +33,10 @@ from vault.db.schema import children
 from vault.directory.people import issue_token
 from vault.errors import ConfigError, KluisError
 from vault.installation import initialise
+from vault.items import damage
 from vault.items.sweep import sweep
+from vault.items.verify import blob_count
+from vault.items.verify import verify as verify_blobs
 from vault.keys import epochs, open_provider, signing
 from vault.keys.local import LocalKeyring, export_sealed, merge_sealed
 from vault.keys.provider import audit_check
@@ -143,6 +146,11 @@ def _parser() -> argparse.ArgumentParser:
     sweep_cmd.add_argument(
         "--grace-minutes", type=int, help="leave younger blobs alone (default from config)"
     )
+    storage_sub.add_parser(
+        "verify",
+        help="read every stored blob's segments; list the damaged and missing ones, also "
+        "those found while serving (exit 1 if any)",
+    )
     token = sub.add_parser("token", help="bearer tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)
     create = token_sub.add_parser("create", help="issue a token for a person; printed last")
@@ -198,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(keys_command(settings, args))
         if args.command == "retention":
             return asyncio.run(retention_command(settings, args.now, args.dry_run))
+        if args.command == "storage" and args.storage_command == "verify":
+            return asyncio.run(verify_command(settings))
         if args.command == "storage":
             return asyncio.run(sweep_command(settings, args.grace_minutes))
         if args.command == "token":
@@ -412,6 +422,41 @@ async def sweep_command(settings: Settings, grace_minutes: int | None) -> int:
     print(f"left alone, younger than the grace period: {report.too_young}")
     print(f"left alone, not made by Kluis: {report.foreign}")
     return 0
+
+
+async def verify_command(settings: Settings) -> int:
+    async with open_vault(settings) as vault:
+        await vault.audit.record(event("storage.verify"))
+        total = await blob_count(vault.engine)
+        bar = ProgressBar("blobs", total)
+        if total == 0:
+            bar.advance(0)
+        report = await verify_blobs(
+            vault.engine, vault.blobs, vault.keys, datetime.now(UTC), progress=bar.advance
+        )
+        marked = await damage.damaged(vault.engine)
+    print(f"blobs checked: {report.checked} ({report.bytes} bytes)")
+    print(f"damaged (do not authenticate): {len(report.damaged)}")
+    print(f"missing from the store: {len(report.missing)}")
+    if report.cleared:
+        print(f"on record as damaged before, whole now (restored): {report.cleared}")
+    if report.skipped:
+        print(f"destroyed while this ran, not checked: {report.skipped}")
+    if marked:
+        print("items on record as damaged (restore their blobs from a backup, or erase them):")
+        for found in marked:
+            print(
+                f"  item {found.item_id} {found.variant}: {found.reason}, found by "
+                f"{found.found_by} {_day(found.first_found_at)}"
+                + (
+                    f", again {_day(found.last_found_at)}"
+                    if found.last_found_at != found.first_found_at
+                    else ""
+                )
+            )
+    else:
+        print("no item is on record as damaged")
+    return 1 if marked else 0
 
 
 async def token_command(settings: Settings, person_id: str) -> int:
