@@ -108,14 +108,24 @@ async def keyring(app: web.Application) -> AsyncIterator[None]:
 
 
 async def background_sweep(app: web.Application) -> AsyncIterator[None]:
-    """Sweep orphaned blobs once after start, without delaying it."""
+    """Sweep orphaned blobs after start, without delaying it, and then every
+    ``uploads.sweep_interval_minutes`` while the server runs (only one worker
+    of ``--workers`` does: create_app). A failed sweep (storage down) is
+    logged and tried again at the next turn."""
+    uploads = app[SETTINGS].uploads
+    grace = timedelta(minutes=uploads.sweep_grace_minutes)
+    interval = uploads.sweep_interval_minutes * 60
 
     async def run() -> None:
-        grace = timedelta(minutes=app[SETTINGS].uploads.sweep_grace_minutes)
-        try:
-            await sweep(app[DB], app[STORE], app[CLOCK](), grace)
-        except KluisError as exc:
-            log.warning("start-up sweep stopped: %s", exc.code)
+        while True:
+            try:
+                await sweep(app[DB], app[STORE], app[CLOCK](), grace)
+            except Exception as exc:  # storage or database away: the next turn tries again
+                reason = exc.code if isinstance(exc, KluisError) else type(exc).__name__
+                log.warning("orphan sweep stopped: %s; tried again later", reason)
+            if interval <= 0:
+                return
+            await asyncio.sleep(interval)
 
     task = asyncio.create_task(run())
     yield
