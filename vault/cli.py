@@ -41,6 +41,7 @@ from vault.keys import epochs, open_provider, signing
 from vault.keys.local import LocalKeyring, export_sealed, merge_sealed
 from vault.keys.provider import audit_check
 from vault.keys.rotation import keys_to_rewrap, rotate
+from vault.retention.certificates import HSM_POLICY, backups_dark_at
 from vault.retention.job import Retention, record_destructions
 from vault.storage import check_settings as check_storage_settings
 from vault.supervisor import Supervisor, run_worker, worker_count
@@ -537,7 +538,14 @@ async def keys_command(settings: Settings, args: argparse.Namespace) -> int:
             bar = ProgressBar("rewrapping child keys", total)
             report = await rotate(vault.keys, vault.provider, now, window, progress=bar.advance)
             await record_destructions(
-                vault.engine, vault.store, report.destroyed_keys, now, new_id(), "epoch"
+                vault.engine,
+                vault.store,
+                report.destroyed_keys,
+                now,
+                new_id(),
+                "epoch",
+                window=window,
+                provider=vault.provider.kind,
             )
             print(f"live epoch: {report.live_epoch}")
             print(f"child keys rewrapped: {report.rewrapped}")
@@ -547,8 +555,12 @@ async def keys_command(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         usage = await vault.keys.epoch_usage()
         infos = await vault.provider.list_keys()
-    print(f"key provider: {vault.provider.kind}")
-    print(f"{'epoch':<16} {'state':<10} {'child keys':>10}  {'created':<20} {'destroyed or due'}")
+    kind = vault.provider.kind
+    print(f"key provider: {kind}")
+    print(
+        f"{'epoch':<16} {'state':<10} {'child keys':>10}  {'created':<20} "
+        f"{'destroyed or due':<30} {'backups dark'}"
+    )
     for info in infos:
         try:
             epoch = epochs.parse(info.name)
@@ -564,10 +576,25 @@ async def keys_command(settings: Settings, args: argparse.Namespace) -> int:
             state, when = "retired", f"after {_day(epoch.month_end + window)} once unused"
         else:
             state, when = "scheduled", _day(epoch.month_end)
+        dark = (
+            backups_dark_at(info.name, info.destroyed_at or now, window, kind)
+            if epoch is not None
+            else None
+        )
         print(
             f"{info.name:<16} {state:<10} {usage.get(info.name, 0):>10}  "
-            f"{_day(info.created_at):<20} {when}"
+            f"{_day(info.created_at):<20} {when:<30} {_day(dark) if dark else ''}"
         )
+    print(
+        "backups dark: from then on no copy of the epoch's child keys in a backup taken "
+        "before its destruction can be opened"
+        + (
+            f", provided keyring backups are kept at most {settings.crypto.backup_window_days} "
+            "days (crypto.backup_window_days)."
+            if kind == "local"
+            else f". {HSM_POLICY}"
+        )
+    )
     return 0
 
 
