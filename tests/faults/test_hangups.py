@@ -9,8 +9,11 @@ never as a 5xx or with a traceback.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import socket
+import time
 from pathlib import Path
 
 import aiohttp
@@ -23,7 +26,18 @@ from tests.helpers.processes import Client, Server, kluis, kluis_env
 
 pytestmark = [pytest.mark.localdisk, pytest.mark.sqlite]
 
-VIDEO = MP4_HEAD + os.urandom(6 * 1024 * 1024)
+VIDEO = MP4_HEAD + os.urandom(12 * 1024 * 1024)
+
+
+def small_window(addr_info: tuple[object, ...]) -> socket.socket:
+    """A client socket with a small receive buffer, as a player that stops
+    reading has: without it the kernel's autotuned buffers (tens of MB on
+    loopback) can swallow the whole answer before the client hangs up, and
+    the server never sees it go."""
+    family, kind, proto = addr_info[0], addr_info[1], addr_info[2]
+    sock = socket.socket(family, kind, proto)  # type: ignore[arg-type]
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    return sock
 
 
 def counts(metrics: str, route: str) -> dict[str, float]:
@@ -54,7 +68,8 @@ async def test_hang_ups_are_aborted_not_errors(tmp_path: Path) -> None:
     assert status == 0, err
     server = await Server(env, tmp_path / "server.log").start()
     try:
-        async with aiohttp.ClientSession() as session:
+        connector = aiohttp.TCPConnector(socket_factory=small_window)
+        async with aiohttp.ClientSession(connector=connector) as session:
             admin = Client(session, server.base, out.strip().splitlines()[-1])
             staff, guardian, children = await organisation(admin)
             status, video = await staff.upload(children[0], {"kind": "video"}, VIDEO, "clip.mp4")
@@ -71,7 +86,15 @@ async def test_hang_ups_are_aborted_not_errors(tmp_path: Path) -> None:
                 return server.output().count(" aborted by the client after ") >= 3
 
             await eventually(three_aborted, "three hang-ups logged as aborted", within=10)
-            after = await (await session.get(f"{server.base}/metrics")).text()
+            # The count follows the log line (the audit event is written in
+            # between): wait for the answers to be counted, not just logged.
+            deadline = time.monotonic() + 10
+            while True:
+                after = await (await session.get(f"{server.base}/metrics")).text()
+                aborted = [counts(after, r).get("aborted") for r in ("/l/{token}", "/x/{token}")]
+                if aborted == [2, 1] or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.05)
             log = await guardian.ok("GET", f"/v1/children/{children[0]}/access-log")
     finally:
         await server.stop()
