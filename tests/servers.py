@@ -73,8 +73,8 @@ class MinioServer:
             "MINIO_UPDATE": "off",
         }
         log = self.dir / "minio.log"
-        (self.dir / "data").mkdir()
-        with log.open("wb") as out:
+        (self.dir / "data").mkdir(exist_ok=True)  # kept across a kill() and start()
+        with log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [
                     self.binary,
@@ -101,6 +101,13 @@ class MinioServer:
                 return bool(r.status == 200)
         except (urllib.error.URLError, OSError):
             return False
+
+    def kill(self) -> None:
+        """Gone at once (SIGKILL), its data kept: ``start()`` brings it back on
+        the same address (the fault suite's store outage)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
