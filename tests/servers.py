@@ -14,6 +14,7 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -166,19 +167,22 @@ class PostgresServer:
             raise ServerUnavailable(f"{args[0]} failed: {result.stderr[-2000:]}")
 
     def start(self) -> PostgresServer:
+        """Start the cluster, creating it the first time (after :meth:`crash`,
+        the same cluster recovers from its WAL)."""
         data = self.dir / "data"
-        self._run(
-            f"{self.bindir}/initdb",
-            "-D",
-            str(data),
-            "-U",
-            self.user,
-            "--auth=trust",
-            "--encoding=UTF8",
-            "--no-instructions",
-        )
+        if not data.exists():
+            self._run(
+                f"{self.bindir}/initdb",
+                "-D",
+                str(data),
+                "-U",
+                self.user,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-instructions",
+            )
         log = self.dir / "postgres.log"
-        with log.open("wb") as out:
+        with log.open("ab") as out:
             self.proc = subprocess.Popen(  # type: ignore[call-overload]
                 [
                     f"{self.bindir}/postgres",
@@ -241,6 +245,14 @@ class PostgresServer:
             timeout=60,
         )
         return self.url(name)
+
+    def crash(self) -> None:
+        """Immediate shutdown (SIGQUIT): every connection and open transaction
+        cut, no checkpoint; :meth:`start` recovers it (the fault suite's
+        database restart mid-transaction)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)
+            self.proc.wait(30)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
