@@ -177,6 +177,10 @@ class UploadSettings:
     #: How often a running ``kluis serve`` sweeps (worker 0 of ``--workers``),
     #: besides once at its start; 0: only at start.
     sweep_interval_minutes: float = 10.0
+    #: Uploads stored at once per process; more wait before their file is
+    #: read (TCP holds the senders back), so uploads cannot starve link
+    #: fetches (bench/fetch_latency.py).
+    parallel: int = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -474,6 +478,8 @@ def validate(settings: Settings) -> None:
             "Settings uploads.sweep_grace_minutes and uploads.sweep_interval_minutes must not "
             "be negative."
         )
+    if settings.uploads.parallel < 1:
+        raise ConfigError("Setting uploads.parallel must be at least 1.")
     if settings.auth.max_failures < 1:
         raise ConfigError("Setting auth.max_failures must be at least 1.")
     if settings.storage.s3_parallel_parts < 1:
