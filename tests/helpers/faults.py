@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import select
@@ -87,11 +88,18 @@ async def records_hold(
         got, body = await guardian.fetch(link["url"], staff.base)
         out.check(got == 200 and _same(body, data), f"{item_id}: fetch {got}, {len(body)} bytes")
     for child in {c for c, _ in ledger.records.values()} - ledger.doomed:
-        status, listing = await staff.call("GET", f"/v1/children/{child}/items")
+        listed, cursor, status = set(), "", 200
+        while cursor is not None and status == 200:
+            page = f"/v1/children/{child}/items?limit=200" + (
+                f"&cursor={quote(cursor)}" if cursor else ""
+            )
+            status, listing = await staff.call("GET", page)
+            if status == 200:
+                listed |= {i["id"] for i in listing["items"] if not i.get("destroyed")}
+                cursor = listing["next_cursor"]
         if status != 200:
             out.lines.append(f"listing of {child}: {status}")
             continue
-        listed = {i["id"] for i in listing["items"] if not i.get("destroyed")}
         expected = set(ledger.of(child))
         out.check(expected <= listed, f"{child} does not list {expected - listed}")
         maybe = [data for c, data in ledger.unanswered if c == child]

@@ -6,8 +6,8 @@ import logging
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from sqlalchemy import exc as sa
 
+from vault.db.engine import unreachable
 from vault.errors import KluisError, RateLimited, StorageUnavailable
 
 #: Sent with every 401 (RFC 9110 §11.6.1): how to authenticate.
@@ -73,25 +73,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         # The traceback goes to the log; the client learns nothing of internals.
         log.exception("unhandled error on %s", route_pattern(request))
         return error_response(500, "internal_error", KluisError.default_message)
-
-
-def unreachable(exc: BaseException) -> bool:
-    """Whether ``exc`` says the database could not be reached or the
-    connection to it was lost (it restarted, the network went), rather than
-    that a statement was wrong: a refused connection, a connection closed
-    mid-statement, the pool's time-out, a server starting up or shutting down.
-    Whatever transaction was open was rolled back with the connection, so
-    nothing was written."""
-    if isinstance(exc, sa.DBAPIError):
-        if exc.connection_invalidated or isinstance(exc, sa.OperationalError | sa.InterfaceError):
-            return True
-        exc = exc.orig or exc
-    # PostgreSQL's SQLSTATE (asyncpg raises some of these unwrapped while it
-    # connects): 08 connection exceptions, 57P0x shutting down or starting up.
-    state = getattr(exc, "sqlstate", None)
-    if isinstance(state, str) and (state.startswith("08") or state.startswith("57P")):
-        return True
-    return isinstance(exc, sa.TimeoutError | ConnectionError | TimeoutError)
 
 
 def route_pattern(request: web.Request) -> str:
