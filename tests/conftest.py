@@ -180,6 +180,16 @@ def settings(tmp_path: Path) -> Settings:
 _ran: dict[str, dict[str, int]] = {name: {"passed": 0, "failed": 0} for name in BACKENDS}
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--faults-long",
+        action="store_true",
+        default=False,
+        help="run the fault suite (tests/faults/) with many iterations per fault kind, "
+        "for a run by hand; also KLUIS_FAULTS_LONG=1",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     for name, label in BACKENDS.items():
         config.addinivalue_line("markers", f"{name}: runs against {label}")

@@ -14,6 +14,7 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -91,8 +92,8 @@ class MinioServer:
             "MINIO_UPDATE": "off",
         }
         log = self.dir / "minio.log"
-        (self.dir / "data").mkdir()
-        with log.open("wb") as out:
+        (self.dir / "data").mkdir(exist_ok=True)  # kept across a kill() and start()
+        with log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [
                     self.binary,
@@ -119,6 +120,13 @@ class MinioServer:
                 return bool(r.status == 200)
         except (urllib.error.URLError, OSError):
             return False
+
+    def kill(self) -> None:
+        """Gone at once (SIGKILL), its data kept: ``start()`` brings it back on
+        the same address (the fault suite's store outage)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -177,19 +185,22 @@ class PostgresServer:
             raise ServerUnavailable(f"{args[0]} failed: {result.stderr[-2000:]}")
 
     def start(self) -> PostgresServer:
+        """Start the cluster, creating it the first time (after :meth:`crash`,
+        the same cluster recovers from its WAL)."""
         data = self.dir / "data"
-        self._run(
-            f"{self.bindir}/initdb",
-            "-D",
-            str(data),
-            "-U",
-            self.user,
-            "--auth=trust",
-            "--encoding=UTF8",
-            "--no-instructions",
-        )
+        if not data.exists():
+            self._run(
+                f"{self.bindir}/initdb",
+                "-D",
+                str(data),
+                "-U",
+                self.user,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-instructions",
+            )
         log = self.dir / "postgres.log"
-        with log.open("wb") as out:
+        with log.open("ab") as out:
             self.proc = subprocess.Popen(  # type: ignore[call-overload]
                 [
                     f"{self.bindir}/postgres",
@@ -252,6 +263,14 @@ class PostgresServer:
             timeout=60,
         )
         return self.url(name)
+
+    def crash(self) -> None:
+        """Immediate shutdown (SIGQUIT): every connection and open transaction
+        cut, no checkpoint; :meth:`start` recovers it (the fault suite's
+        database restart mid-transaction)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)
+            self.proc.wait(30)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -33,12 +33,16 @@ from vault.db.schema import children
 from vault.directory.people import issue_token
 from vault.errors import ConfigError, KluisError
 from vault.installation import initialise
+from vault.items import damage
 from vault.items.sweep import sweep
+from vault.items.verify import blob_count
+from vault.items.verify import verify as verify_blobs
 from vault.keys import epochs, open_provider, signing
 from vault.keys.local import LocalKeyring, export_sealed, merge_sealed
 from vault.keys.provider import audit_check
 from vault.keys.rotation import keys_to_rewrap, rotate
 from vault.mail import outbox
+from vault.retention.certificates import HSM_POLICY, backups_dark_at
 from vault.retention.job import Retention, record_destructions
 from vault.storage import check_settings as check_storage_settings
 from vault.supervisor import Supervisor, run_worker, worker_count
@@ -144,6 +148,11 @@ def _parser() -> argparse.ArgumentParser:
     sweep_cmd.add_argument(
         "--grace-minutes", type=int, help="leave younger blobs alone (default from config)"
     )
+    storage_sub.add_parser(
+        "verify",
+        help="read every stored blob's segments; list the damaged and missing ones, also "
+        "those found while serving (exit 1 if any)",
+    )
     token = sub.add_parser("token", help="bearer tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)
     create = token_sub.add_parser("create", help="issue a token for a person; printed last")
@@ -206,6 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(keys_command(settings, args))
         if args.command == "retention":
             return asyncio.run(retention_command(settings, args.now, args.dry_run))
+        if args.command == "storage" and args.storage_command == "verify":
+            return asyncio.run(verify_command(settings))
         if args.command == "storage":
             return asyncio.run(sweep_command(settings, args.grace_minutes))
         if args.command == "token":
@@ -424,6 +435,41 @@ async def sweep_command(settings: Settings, grace_minutes: int | None) -> int:
     return 0
 
 
+async def verify_command(settings: Settings) -> int:
+    async with open_vault(settings) as vault:
+        await vault.audit.record(event("storage.verify"))
+        total = await blob_count(vault.engine)
+        bar = ProgressBar("blobs", total)
+        if total == 0:
+            bar.advance(0)
+        report = await verify_blobs(
+            vault.engine, vault.blobs, vault.keys, datetime.now(UTC), progress=bar.advance
+        )
+        marked = await damage.damaged(vault.engine)
+    print(f"blobs checked: {report.checked} ({report.bytes} bytes)")
+    print(f"damaged (do not authenticate): {len(report.damaged)}")
+    print(f"missing from the store: {len(report.missing)}")
+    if report.cleared:
+        print(f"on record as damaged before, whole now (restored): {report.cleared}")
+    if report.skipped:
+        print(f"destroyed while this ran, not checked: {report.skipped}")
+    if marked:
+        print("items on record as damaged (restore their blobs from a backup, or erase them):")
+        for found in marked:
+            print(
+                f"  item {found.item_id} {found.variant}: {found.reason}, found by "
+                f"{found.found_by} {_day(found.first_found_at)}"
+                + (
+                    f", again {_day(found.last_found_at)}"
+                    if found.last_found_at != found.first_found_at
+                    else ""
+                )
+            )
+    else:
+        print("no item is on record as damaged")
+    return 1 if marked else 0
+
+
 async def token_command(settings: Settings, person_id: str) -> int:
     async with open_vault(settings, store=False) as vault:
         await vault.audit.record(event("token.issue", target=person_id))
@@ -533,7 +579,14 @@ async def keys_command(settings: Settings, args: argparse.Namespace) -> int:
             bar = ProgressBar("rewrapping child keys", total)
             report = await rotate(vault.keys, vault.provider, now, window, progress=bar.advance)
             await record_destructions(
-                vault.engine, vault.store, report.destroyed_keys, now, new_id(), "epoch"
+                vault.engine,
+                vault.store,
+                report.destroyed_keys,
+                now,
+                new_id(),
+                "epoch",
+                window=window,
+                provider=vault.provider.kind,
             )
             print(f"live epoch: {report.live_epoch}")
             print(f"child keys rewrapped: {report.rewrapped}")
@@ -543,8 +596,12 @@ async def keys_command(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         usage = await vault.keys.epoch_usage()
         infos = await vault.provider.list_keys()
-    print(f"key provider: {vault.provider.kind}")
-    print(f"{'epoch':<16} {'state':<10} {'child keys':>10}  {'created':<20} {'destroyed or due'}")
+    kind = vault.provider.kind
+    print(f"key provider: {kind}")
+    print(
+        f"{'epoch':<16} {'state':<10} {'child keys':>10}  {'created':<20} "
+        f"{'destroyed or due':<30} {'backups dark'}"
+    )
     for info in infos:
         try:
             epoch = epochs.parse(info.name)
@@ -560,10 +617,25 @@ async def keys_command(settings: Settings, args: argparse.Namespace) -> int:
             state, when = "retired", f"after {_day(epoch.month_end + window)} once unused"
         else:
             state, when = "scheduled", _day(epoch.month_end)
+        dark = (
+            backups_dark_at(info.name, info.destroyed_at or now, window, kind)
+            if epoch is not None
+            else None
+        )
         print(
             f"{info.name:<16} {state:<10} {usage.get(info.name, 0):>10}  "
-            f"{_day(info.created_at):<20} {when}"
+            f"{_day(info.created_at):<20} {when:<30} {_day(dark) if dark else ''}"
         )
+    print(
+        "backups dark: from then on no copy of the epoch's child keys in a backup taken "
+        "before its destruction can be opened"
+        + (
+            f", provided keyring backups are kept at most {settings.crypto.backup_window_days} "
+            "days (crypto.backup_window_days)."
+            if kind == "local"
+            else f". {HSM_POLICY}"
+        )
+    )
     return 0
 
 

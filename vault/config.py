@@ -175,6 +175,13 @@ class UploadSettings:
     max_pixels: int = 100_000_000
     #: Blobs no committed row names are swept once older than this.
     sweep_grace_minutes: int = 60
+    #: How often a running ``kluis serve`` sweeps (worker 0 of ``--workers``),
+    #: besides once at its start; 0: only at start.
+    sweep_interval_minutes: float = 10.0
+    #: Uploads stored at once per process; more wait before their file is
+    #: read (TCP holds the senders back), so uploads cannot starve link
+    #: fetches (bench/fetch_latency.py).
+    parallel: int = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -518,6 +525,13 @@ def validate(settings: Settings) -> None:
                 "storage.backend is 's3' but storage.s3_access_key or storage.s3_secret_key "
                 "is empty; set them (KLUIS_STORAGE_S3_ACCESS_KEY, KLUIS_STORAGE_S3_SECRET_KEY)."
             )
+    if settings.uploads.sweep_grace_minutes < 0 or settings.uploads.sweep_interval_minutes < 0:
+        raise ConfigError(
+            "Settings uploads.sweep_grace_minutes and uploads.sweep_interval_minutes must not "
+            "be negative."
+        )
+    if settings.uploads.parallel < 1:
+        raise ConfigError("Setting uploads.parallel must be at least 1.")
     if settings.auth.max_failures < 1:
         raise ConfigError("Setting auth.max_failures must be at least 1.")
     if settings.storage.s3_parallel_parts < 1:

@@ -25,10 +25,12 @@ from vault.config import Settings
 from vault.db.facts import FactsCache
 from vault.db.reads import Reader
 from vault.errors import KluisError
+from vault.items.damage import DamageLog
 from vault.items.sweep import sweep
 from vault.keys import KeyProvider
 from vault.keys.service import KeyService
 from vault.keys.signing import SigningSecrets
+from vault.share.delivery import DAMAGE
 from vault.share.issuing import Issuer
 from vault.storage import BlobStore
 from vault.wiring import open_vault
@@ -68,6 +70,7 @@ async def vault(app: web.Application) -> AsyncIterator[None]:
         app[LINKS] = Issuer(opened.signing)
         reader = app[READER] = Reader(opened.engine)
         facts = app[FACTS] = FactsCache(reader, opened.engine)
+        app[DAMAGE] = DamageLog(opened.engine, app[CLOCK])
         try:
             yield
         finally:
@@ -76,14 +79,24 @@ async def vault(app: web.Application) -> AsyncIterator[None]:
 
 
 async def background_sweep(app: web.Application) -> AsyncIterator[None]:
-    """Sweep orphaned blobs once after start, without delaying it."""
+    """Sweep orphaned blobs after start, without delaying it, and then every
+    ``uploads.sweep_interval_minutes`` while the server runs (only one worker
+    of ``--workers`` does: create_app). A failed sweep (storage down) is
+    logged and tried again at the next turn."""
+    uploads = app[SETTINGS].uploads
+    grace = timedelta(minutes=uploads.sweep_grace_minutes)
+    interval = uploads.sweep_interval_minutes * 60
 
     async def run() -> None:
-        grace = timedelta(minutes=app[SETTINGS].uploads.sweep_grace_minutes)
-        try:
-            await sweep(app[DB], app[STORE], app[CLOCK](), grace)
-        except KluisError as exc:
-            log.warning("start-up sweep stopped: %s", exc.code)
+        while True:
+            try:
+                await sweep(app[DB], app[STORE], app[CLOCK](), grace)
+            except Exception as exc:  # storage or database away: the next turn tries again
+                reason = exc.code if isinstance(exc, KluisError) else type(exc).__name__
+                log.warning("orphan sweep stopped: %s; tried again later", reason)
+            if interval <= 0:
+                return
+            await asyncio.sleep(interval)
 
     task = asyncio.create_task(run())
     yield

@@ -428,9 +428,33 @@ destruction_certificates = Table(
     Column("destroyed_at", UTCDateTime(), nullable=False),
     Column("run_id", String(32), nullable=False),
     Column("cause", String(32), nullable=False),
+    #: When copies in backups taken before the destruction stop being readable
+    #: (vault/retention/certificates.py); null on certificates written before
+    #: migration 0015, which computes it from the other columns.
+    Column("backups_dark_at", UTCDateTime(), nullable=True),
+    #: The key provider that held the epoch (``local`` or ``pkcs11``): on an
+    #: HSM, its own backups follow the HSM's policy.
+    Column("key_provider", String(16), nullable=True),
 )
 
 Index("ix_destruction_certificates_child_id", destruction_certificates.c.child_id)
+
+#: Stored blobs that failed their integrity check, found while serving or by
+#: ``kluis storage verify`` (vault/items/damage.py), for the operator; a
+#: verify that finds the blob whole again (restored) clears its row.
+damaged_blobs = Table(
+    "damaged_blobs",
+    metadata,
+    Column("blob_key", String(64), primary_key=True),
+    Column("item_id", String(32), nullable=False),
+    Column("variant", String(16), nullable=False),
+    #: ``integrity`` (fails to authenticate) or ``missing`` (not in the store).
+    Column("reason", String(16), nullable=False),
+    #: ``serve`` or ``verify``: who found it last.
+    Column("found_by", String(16), nullable=False),
+    Column("first_found_at", UTCDateTime(), nullable=False),
+    Column("last_found_at", UTCDateTime(), nullable=False),
+)
 
 #: The link-signing secrets every instance shares (vault/keys/signing.py),
 #: each sealed under the key provider's ``signing`` master key; the newest
