@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -31,6 +32,35 @@ class Metrics:
             "kluis_http_requests_in_flight", "Requests being answered now.", registry=self.registry
         )
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self.jobs = Gauge(
+            "kluis_jobs",
+            "Jobs in the queue, by state (the whole vault's, read from the database).",
+            ["state"],
+            registry=self.registry,
+        )
+        self.job_outcomes = Counter(
+            "kluis_job_attempts",
+            "Job attempts this process ran, by kind and outcome "
+            "(done, retry, failed, cancelled, lost, released).",
+            ["kind", "outcome"],
+            registry=self.registry,
+        )
+        self.job_seconds = Histogram(
+            "kluis_job_duration_seconds",
+            "Time one job attempt took, by kind.",
+            ["kind"],
+            buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+            registry=self.registry,
+        )
+        #: Run before each scrape (the queue's depth is read then).
+        self.refreshers: list[Callable[[], Awaitable[None]]] = []
+
+    def job_started(self, kind: str) -> None:
+        pass
+
+    def job_ended(self, kind: str, outcome: str, seconds: float) -> None:
+        self.job_outcomes.labels(kind, outcome).inc()
+        self.job_seconds.labels(kind).observe(seconds)
 
     def answered(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)
@@ -72,5 +102,8 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
-    body = request.app[METRICS].render()
+    metrics = request.app[METRICS]
+    for refresh in metrics.refreshers:
+        await refresh()
+    body = metrics.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

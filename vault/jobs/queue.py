@@ -358,6 +358,14 @@ def pending_variants(conn: Connection, item_ids: Sequence[str]) -> dict[str, set
     return found
 
 
+def scratch_in_use(conn: Connection) -> set[str]:
+    """Blobs that jobs still queued or running may be writing (the sweeper leaves them)."""
+    rows = conn.execute(
+        select(jobs.c.scratch).where(jobs.c.state.in_(PENDING), jobs.c.scratch.is_not(None))
+    ).scalars()
+    return {key for text in rows for key in _split(text)}
+
+
 # -- the database's failures, as the vault's ------------------------------------
 
 

@@ -136,7 +136,7 @@ class JobRunner:
 
     def start(self) -> None:
         for slot in range(self.slots):
-            self._tasks.append(asyncio.create_task(self._loop(), name=f"kluis-job-{slot}"))
+            self._tasks.append(asyncio.create_task(self._loop(slot), name=f"kluis-job-{slot}"))
 
     def wake(self) -> None:
         """A job was queued in this process: look now, not at the next poll."""
@@ -148,8 +148,9 @@ class JobRunner:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
 
-    async def _loop(self) -> None:
-        worker = f"{self.worker}/{len(self._tasks)}"
+    async def _loop(self, slot: int) -> None:
+        # Each slot its own name: every guarded change tells the slots apart.
+        worker = f"{self.worker}/{slot}"
         while True:
             try:
                 await self._reap()
@@ -166,7 +167,13 @@ class JobRunner:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.settings.poll_seconds)
                 continue
-            await self.run(job)
+            try:
+                await self.run(job)
+            except (KluisError, LeaseLost) as error:
+                # The outcome could not be recorded (the database went away): the
+                # lease runs out and the job is taken up again. This slot goes on.
+                log.warning("job %s: its outcome was not recorded: %s", job.id, describe(error))
+                await asyncio.sleep(self.settings.poll_seconds)
 
     async def _reap(self) -> None:
         if time.monotonic() - self._reaped_at < self.settings.lease_seconds / 3:

@@ -83,6 +83,37 @@ def _find(data: bytes, start: int, end: int, kind: bytes) -> tuple[int, int, int
     raise Malformed(f"no {kind!r} box")
 
 
+#: Where a visual sample entry's 32-byte ``compressorname`` starts in its payload
+#: (ISO 14496-12 §12.1.3: reserved, data reference, pre-defined, sizes, resolutions).
+_COMPRESSOR_NAME = 42
+_VISUAL_ENTRIES = frozenset({b"avc1", b"avc3"})
+_PATH_TO_STSD = (b"trak", b"mdia", b"minf", b"stbl", b"stsd")
+
+
+def _blank_compressor_names(moov: bytearray) -> None:
+    """Zero each video sample entry's ``compressorname`` ("Lavc libx264"): the
+    encoder that made a rendition is nobody's business, as a camera's is not."""
+
+    def walk(start: int, end: int, path: tuple[bytes, ...]) -> None:
+        for kind, _, payload, box_end in _boxes(bytes(moov[start:end]), 0, end - start):
+            if kind != path[0]:
+                continue
+            if len(path) > 1:
+                walk(start + payload, start + box_end, path[1:])
+                continue
+            entries = start + payload + 8  # version, flags, entry count
+            for entry_kind, _, body, entry_end in _boxes(
+                bytes(moov[entries : start + box_end]), 0, start + box_end - entries
+            ):
+                at = entries + body + _COMPRESSOR_NAME
+                if entry_kind not in _VISUAL_ENTRIES:
+                    continue
+                if at + 32 <= entries + entry_end and moov[at] <= 31:
+                    moov[at : at + 32] = bytes(32)
+
+    walk(8, len(moov), _PATH_TO_STSD)
+
+
 def _box(kind: bytes, *parts: bytes) -> bytes:
     body = b"".join(parts)
     if len(body) + 8 >= 2**32:  # pragma: no cover - a moov of 4 GiB
@@ -397,6 +428,7 @@ class Defragmenter:
                 break
         clean = bytearray(moov)
         bmff.rewrite(clean, 8, len(clean), b"moov", 1)
+        _blank_compressor_names(clean)
         if mdat_header == 16:
             mdat = struct.pack(">I4sQ", 1, b"mdat", self.payload + 16)
         else:

@@ -56,6 +56,10 @@ if os.getppid() == 1:
     sys.exit(70)  # the parent died before the signal was set
 os.execv(sys.argv[4], sys.argv[4:])
 """
+#: Input options: the pipe is the only protocol the demuxer may open, so no
+#: reference inside a file (a MOV's data reference, which ffmpeg follows only
+#: when asked, or anything else) reaches a file or the network.
+NO_NETWORK = ("-protocol_whitelist", "pipe")
 #: Bytes of error output kept for a failure's reason.
 _ERRORS_KEPT = 8192
 _CHUNK = 256 * 1024
@@ -220,13 +224,15 @@ class Probe:
         return 0
 
 
-async def probe(source: AsyncIterable[bytes], input_format: str, bounds: Bounds) -> Probe:
-    """ffprobe on the stream's beginning (it stops reading when it knows)."""
+async def probe(
+    source: AsyncIterable[bytes], input_format: str, bounds: Bounds, name: str = "ffprobe"
+) -> Probe:
+    """ffprobe (``name``) on the stream's beginning (it stops reading when it knows)."""
     args = [
         *("-v", "error", "-hide_banner", "-print_format", "json"),
-        *("-show_format", "-show_streams", "-f", input_format, "-i", "pipe:0"),
+        *("-show_format", "-show_streams", "-f", input_format, *NO_NETWORK, "-i", "pipe:0"),
     ]
-    out = await run("ffprobe", args, bounds, source, lambda s: read_all(s, 4 * 1024 * 1024))
+    out = await run(name, args, bounds, source, lambda s: read_all(s, 4 * 1024 * 1024))
     try:
         found = json.loads(out)
     except ValueError:

@@ -79,7 +79,10 @@ def time_limit(settings: Settings, duration: float | None) -> float:
 async def inspect(source: Source, content_type: str, settings: Settings) -> Probe:
     """ffprobe's view of the stored video, checked against the pixel ceiling."""
     found = await ffmpeg.probe(
-        source(), INPUT_FORMATS[content_type], bounds(settings, _PROBE_SECONDS)
+        source(),
+        INPUT_FORMATS[content_type],
+        bounds(settings, _PROBE_SECONDS),
+        settings.video.ffprobe,
     )
     width, height = found.size
     limit = settings.uploads.video_max_pixels
@@ -123,19 +126,23 @@ async def make_posters(
     if found.video is None:
         raise Rejected("the video has no picture track")
     box = PREVIEW_SIZE
-    scale = f"scale={box}:{box}:force_original_aspect_ratio=decrease:force_divisible_by=2"
+    # At most the preview's size, never more than the frame (a small clip is not enlarged).
+    scale = (
+        f"scale='min(iw,{box})':'min(ih,{box})'"
+        ":force_original_aspect_ratio=decrease:force_divisible_by=2"
+    )
     filters = [*_picture_filters(found), scale, "format=rgb24"]
     threads = str(settings.video.threads)
     args = [
         *("-nostdin", "-hide_banner", "-v", "error", "-threads", threads),
-        *("-f", INPUT_FORMATS[content_type], "-i", "pipe:0"),
+        *("-f", INPUT_FORMATS[content_type], *ffmpeg.NO_NETWORK, "-i", "pipe:0"),
         *("-map", "0:v:0", "-ss", _seek(found), "-frames:v", "1", "-an", "-sn", "-dn"),
         *("-map_metadata", "-1", "-vf", ",".join(filters), "-filter_threads", threads),
         *("-f", "image2pipe", "-c:v", "png", "pipe:1"),
     ]
     limit = bounds(settings, settings.video.min_seconds)
     png = await ffmpeg.run(
-        "ffmpeg", args, limit, source(), lambda s: ffmpeg.read_all(s, _POSTER_BYTES)
+        settings.video.ffmpeg, args, limit, source(), lambda s: ffmpeg.read_all(s, _POSTER_BYTES)
     )
     if not png:
         raise Rejected("no picture could be decoded from its first seconds")
@@ -160,7 +167,7 @@ def web_arguments(content_type: str, found: Probe, settings: Settings) -> list[s
     threads = str(video.threads)
     args = [
         *("-nostdin", "-hide_banner", "-v", "error", "-xerror", "-threads", threads),
-        *("-f", INPUT_FORMATS[content_type], "-i", "pipe:0"),
+        *("-f", INPUT_FORMATS[content_type], *ffmpeg.NO_NETWORK, "-i", "pipe:0"),
         *("-map", "0:v:0", "-map", "0:a:0?", "-map_metadata", "-1", "-map_chapters", "-1"),
         *("-sn", "-dn", "-max_muxing_queue_size", "4096"),
     ]
@@ -184,7 +191,8 @@ def web_arguments(content_type: str, found: Probe, settings: Settings) -> list[s
     args += ["-bsf:v", "filter_units=remove_types=6"]
     audio = found.audio or {}
     if found.audio is not None:
-        args += ["-c:a", "aac", "-b:a", "128k"]
+        # bitexact: no "Lavc…" version string in the first frame of sound.
+        args += ["-c:a", "aac", "-b:a", "128k", "-flags:a", "+bitexact"]
         if int(audio.get("channels") or 2) > 2:
             args += ["-ac", "2"]
         if int(audio.get("sample_rate") or 48000) > 48000:
@@ -227,7 +235,11 @@ async def make_web(
 
     limit = bounds(settings, time_limit(settings, found.duration))
     await ffmpeg.run(
-        "ffmpeg", web_arguments(content_type, found, settings), limit, source(), consume
+        settings.video.ffmpeg,
+        web_arguments(content_type, found, settings),
+        limit,
+        source(),
+        consume,
     )
     defrag.close()
     return defrag.head()
