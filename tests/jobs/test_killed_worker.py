@@ -102,6 +102,11 @@ async def test_a_worker_killed_mid_job_leaves_it_to_another_that_finishes_it(
             status, out, err = await kluis(env, "jobs", "status")
             assert status == 0, err
             assert out.startswith("jobs: 0 queued, 0 running, 1 done, 0 failed"), out
+            async with session.get(f"{heir.base}/metrics") as answer:
+                metrics = await answer.text()
+            assert 'kluis_jobs{state="done"} 1.0' in metrics
+            assert 'kluis_jobs{state="queued"} 0.0' in metrics
+            assert 'kluis_job_attempts_total{kind="video.posters",outcome="done"} 1.0' in metrics
         assert heir.server_errors() == []
     finally:
         await doomed.stop()
@@ -111,3 +116,38 @@ async def test_a_worker_killed_mid_job_leaves_it_to_another_that_finishes_it(
             pid = int(started.read_text())
             if not gone(pid):  # only if the parent-death signal failed
                 os.kill(pid, signal.SIGKILL)
+
+
+async def test_a_worker_stopped_with_sigterm_gives_its_job_back_at_once(tmp_path: Path) -> None:
+    env = kluis_env(KLUIS_DATA_DIR=str(tmp_path / "data"), KLUIS_JOBS_LEASE_SECONDS="600")
+    status, out, err = await kluis(env, "init")
+    assert status == 0, err
+    admin_token = out.strip().splitlines()[-1]
+    started = tmp_path / "ffmpeg-started"
+    wrapper = tmp_path / "slow-ffmpeg"
+    wrapper.write_text(SLOW_FFMPEG.format(python=sys.executable, started=str(started)))
+    wrapper.chmod(0o755)
+    server = Server({**env, "KLUIS_VIDEO_FFMPEG": str(wrapper)}, tmp_path / "a.log", "--jobs", "1")
+    await server.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            staff, _, children = await organisation(Client(session, server.base, admin_token))
+            clip = phone_video(tmp_path, "mp4").read_bytes()
+            status, item = await staff.upload(children[0], {"kind": "video"}, clip, "clip.mp4")
+            assert status == 201, item
+            await eventually(started.exists, "the job started ffmpeg", within=60)
+            ffmpeg_pid = int(started.read_text())
+        await server.stop()  # SIGTERM
+        assert server.proc is not None
+        assert server.proc.returncode == 0
+        assert gone(ffmpeg_pid)
+        # Queued again at once, the interrupted attempt not counted: no 10-minute lease to wait.
+        status, out, err = await kluis(env, "jobs", "status")
+        assert status == 0, err
+        assert out.startswith("jobs: 1 queued, 0 running"), out
+        assert "attempt 0" in out, out
+        assert server.server_errors() == []
+    finally:
+        await server.stop()
+        if started.exists() and not gone(int(started.read_text())):
+            os.kill(int(started.read_text()), signal.SIGKILL)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, select
@@ -13,8 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from vault.config import JobSettings
 from vault.db import create_engine, upgrade
 from vault.db.schema import items, jobs
+from vault.items.sweep import sweep
 from vault.jobs import queue
 from vault.jobs.queue import FAILED, QUEUED, RUNNING, LeaseLost, NewJob
+from vault.storage import LocalDiskStore, new_blob_key
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 SETTINGS = JobSettings(lease_seconds=60, max_attempts=3, retry_seconds=30)
@@ -136,3 +139,30 @@ async def test_pending_variants_and_scratch_are_what_queued_and_running_jobs_hol
         pending = await conn.run_sync(lambda sync: queue.pending_variants(sync, [first, second]))
     assert set(pending) == {second if job.item_id == first else first}
     assert (await queue.counts(engine))[FAILED] == 1
+
+
+async def test_the_sweeper_leaves_a_running_jobs_scratch_and_takes_it_once_it_ended(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """A long transcode's staging blob is older than the grace period before any
+    row names it; while its job runs it is not an orphan."""
+    store = await LocalDiskStore.open(tmp_path / "blobs")
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"staged media data"
+
+    await queued(engine, 1, "video.web")
+    job = await queue.claim(engine, "w", T0, SETTINGS, KINDS)
+    assert job is not None
+    scratch = new_blob_key(T0 - timedelta(hours=3))
+    await queue.note_scratch(engine, job, [scratch])
+    await store.put(scratch, body())
+    later = T0 + timedelta(hours=2)
+    report = await sweep(engine, store, later, timedelta(minutes=60))
+    assert report.removed == 0
+    assert [key async for key in store.list()] == [scratch]
+
+    assert await queue.fail(engine, job, "refused", later, SETTINGS, final=True) == FAILED
+    report = await sweep(engine, store, later, timedelta(minutes=60))
+    assert report.removed == 1
+    assert [key async for key in store.list()] == []

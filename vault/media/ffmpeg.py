@@ -119,7 +119,17 @@ async def _feed(stdin: asyncio.StreamWriter, source: AsyncIterable[bytes]) -> No
     finally:
         with contextlib.suppress(BrokenPipeError, ConnectionResetError, RuntimeError):
             stdin.close()
-            await stdin.wait_closed()
+            # Shielded: a cancelled wait would cancel the protocol's own future, which
+            # Python 3.11 then fails to set when the pipe closes (an error on the loop).
+            closing = asyncio.ensure_future(stdin.wait_closed())
+            closing.add_done_callback(_retrieved)
+            await asyncio.shield(closing)
+
+
+def _retrieved(task: asyncio.Future[None]) -> None:
+    """Take a finished task's outcome, so an error nobody awaited is not logged."""
+    if not task.cancelled():
+        task.exception()
 
 
 async def _errors(stderr: asyncio.StreamReader) -> bytes:
@@ -178,6 +188,8 @@ async def run(
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
             await process.wait()
+        # No task of this run outlives it (the feed ends once its pipe is closed).
+        await asyncio.wait({feed, errors}, timeout=5)
     if status < 0:
         raise Stopped(f"{name} was stopped by signal {-status}")
     if status == 70:
