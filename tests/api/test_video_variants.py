@@ -160,6 +160,35 @@ async def test_hevc_in_mov_gains_a_web_rendition_in_h264_aac_moov_first(
     assert outcome.startswith("played "), outcome
 
 
+async def test_h264_in_mov_gets_a_web_rendition_with_its_picture_copied(
+    api: Api, tmp_path: Path
+) -> None:
+    """Firefox plays no QuickTime: an older phone's H.264 MOV gets an MP4 around
+    the same picture (not encoded again), its sound encoded to AAC."""
+    w = await world(api)
+    await consent(api, w)
+    original = phone_video(tmp_path, "mov")
+    status, item = await upload(api, w.staff, w.child, {"kind": "video"}, original.read_bytes())
+    assert status == 201, item
+    assert item["processing"] == ["preview", "thumb", "web"]
+    assert await drain(api) == 2
+    web = await served(api, w, item["id"], "web")
+    assert top_boxes(web) == [b"ftyp", b"moov", b"mdat"]
+    out = tmp_path / "web.mp4"
+    out.write_bytes(web)
+    frames = [_frame_sizes(path) for path in (original, out)]
+    # The same H.264 frames; the first lost the encoder's settings (an SEI message).
+    assert frames[0][1:] == frames[1][1:]
+    assert frames[1][0] < frames[0][0]
+    assert b"x264" in original.read_bytes()
+    assert b"x264" not in web
+    assert [s["codec_name"] for s in _probe(out)] == ["h264", "aac"]
+    decodes(out, "-ss", "0")
+    assert revealing(exiftool(out)) == {}
+    for secret in PHONE_SECRETS:
+        assert secret not in web
+
+
 async def test_a_video_whose_frames_do_not_decode_ends_failed_and_the_original_serves(
     api: Api, tmp_path: Path
 ) -> None:
@@ -201,6 +230,19 @@ async def test_a_video_deleted_before_its_job_ran_is_cancelled(api: Api, tmp_pat
     assert await drain(api) == 1
     (job,) = await jobs_of(api, item["id"])
     assert job.state == "cancelled"
+
+
+def _frame_sizes(path: Path) -> list[int]:
+    out = subprocess.run(
+        [
+            *("ffprobe", "-v", "error", "-select_streams", "v:0"),
+            *("-show_entries", "packet=size", "-of", "csv=p=0", str(path)),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    ).stdout
+    return [int(line) for line in out.decode().split()]
 
 
 def _probe(path: Path) -> list[dict[str, Any]]:
