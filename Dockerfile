@@ -6,9 +6,10 @@ FROM python:3.11.14-slim-bookworm
 # PostgreSQL: Debian bookworm's 15, the major version of the compose file's
 # server (pg_dump must be at least the server's version). libturbojpeg0: the
 # lossless turn of an upright-by-EXIF JPEG (without it such a photo is
-# decoded and re-encoded instead; docs/media.md).
+# decoded and re-encoded instead; docs/media.md). ffmpeg: a video's posters
+# and web rendition, made by the job workers (docs/media.md, "Variants of a video").
 RUN apt-get update \
- && apt-get install -y --no-install-recommends postgresql-client-15 libturbojpeg0 \
+ && apt-get install -y --no-install-recommends postgresql-client-15 libturbojpeg0 ffmpeg \
  && rm -rf /var/lib/apt/lists/*
 
 # The data directory (the keyring's volume) and the admin token's volume

@@ -174,6 +174,23 @@ def phone_video(folder: Path, container: str, *, faststart: bool = False, second
     return path
 
 
+def hevc_video(folder: Path, *, seconds: int = 2, size: str = "320x240") -> Path:
+    """An iPhone-like clip: HEVC (``hvc1``) and AAC in QuickTime MOV, ``moov`` last."""
+    path = folder / f"hevc-{size}-{seconds}s.mov"
+    if path.exists():
+        return path
+    source = [
+        *("-f", "lavfi", "-i", f"testsrc=size={size}:rate=25:duration={seconds}"),
+        *("-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}"),
+    ]
+    codecs = [
+        *("-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error"),
+        *("-tag:v", "hvc1", "-pix_fmt", "yuv420p", "-c:a", "aac"),
+    ]
+    _ffmpeg([*source, *codecs, str(path)])
+    return path
+
+
 def _ffmpeg(args: list[str]) -> None:
     subprocess.run(
         ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *args], check=True, timeout=120

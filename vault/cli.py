@@ -37,6 +37,7 @@ from vault.items import damage
 from vault.items.sweep import sweep
 from vault.items.verify import blob_count
 from vault.items.verify import verify as verify_blobs
+from vault.jobs import status as jobs_status
 from vault.keys import epochs, open_provider, signing
 from vault.keys.local import LocalKeyring, export_sealed, merge_sealed
 from vault.keys.provider import audit_check
@@ -83,6 +84,14 @@ def _parser() -> argparse.ArgumentParser:
         default=60.0,
         help="on SIGTERM, how long the answers under way (downloads too) may take to finish "
         "(default 60 s)",
+    )
+    serve.add_argument(
+        "--jobs",
+        type=_count,
+        default=1,
+        help="job workers (a video's posters and web rendition) beside the API; 0 on "
+        "instances that should only answer requests; with --workers, in the first "
+        "worker process (default 1)",
     )
     # How the supervisor starts its workers; not for people.
     serve.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
@@ -178,6 +187,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     retry = mail_sub.add_parser("retry", help="put dead letters back in line for delivery")
     retry.add_argument("--id", help="only this outbox row (default: every dead letter)")
+    jobs = sub.add_parser("jobs", help="the job queue (a video's posters and web rendition)")
+    jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
+    jobs_sub.add_parser("status", help="list what is queued, running and failed")
     config = sub.add_parser("config", help="inspect the configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     config_sub.add_parser("show", help="print the effective configuration, secrets masked")
@@ -225,6 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(audit_command(settings, args))
         if args.command == "mail":
             return asyncio.run(mail_command(settings, args))
+        if args.command == "jobs":
+            return asyncio.run(jobs_command(settings))
         if args.command == "config":
             print(json.dumps(settings.redacted(), indent=2, default=str))
             return 0
@@ -470,6 +484,15 @@ async def verify_command(settings: Settings) -> int:
     return 1 if marked else 0
 
 
+async def jobs_command(settings: Settings) -> int:
+    engine = create_engine(settings.database_url)
+    try:
+        print(await jobs_status.report(engine))
+    finally:
+        await engine.dispose()
+    return 0
+
+
 async def token_command(settings: Settings, person_id: str) -> int:
     async with open_vault(settings, store=False) as vault:
         await vault.audit.record(event("token.issue", target=person_id))
@@ -655,6 +678,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
             shutdown_timeout=args.shutdown_timeout,
             worker=args.worker_index,
             ready_fd=args.ready_fd,
+            jobs=args.jobs if args.worker_index == 0 else 0,
         )
     engine = create_engine(settings.database_url)
 
@@ -671,11 +695,23 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         )
         return 2
     if args.workers == 1:
-        return run_worker(settings, host, port, shutdown_timeout=args.shutdown_timeout)
+        return run_worker(
+            settings, host, port, shutdown_timeout=args.shutdown_timeout, jobs=args.jobs
+        )
     command = [sys.executable, "-m", "vault", "serve", "--host", host, "--port", str(port)]
-    command += ["--shutdown-timeout", str(args.shutdown_timeout)]
+    command += ["--shutdown-timeout", str(args.shutdown_timeout), "--jobs", str(args.jobs)]
     supervisor = Supervisor(args.workers, command, args.shutdown_timeout)
     return asyncio.run(supervisor.run())
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count (0 or more)")
+    return value
 
 
 def _workers(text: str) -> int:

@@ -182,6 +182,11 @@ class UploadSettings:
     #: read (TCP holds the senders back), so uploads cannot starve link
     #: fetches (bench/fetch_latency.py).
     parallel: int = 4
+    #: The ceilings of the work done on a video after upload (docs/media.md,
+    #: "Variants of a video"): longer videos get no ``web`` rendition, larger
+    #: frames (width × height) no variant at all; the original is served as it is.
+    video_max_seconds: int = 1800
+    video_max_pixels: int = 4096 * 2160
 
 
 @dataclasses.dataclass(frozen=True)
@@ -285,6 +290,49 @@ class OidcSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class JobSettings:
+    """The durable job queue in the database (vault/jobs/, docs/operations.md, "Jobs")."""
+
+    #: A running job's lease: its worker renews it every third of this; a job
+    #: whose lease ran out (its worker was killed) is taken up again.
+    lease_seconds: float = 60.0
+    #: Attempts before a job that keeps failing ends as ``failed``.
+    max_attempts: int = 3
+    #: The wait before the first retry; it doubles with every further attempt.
+    retry_seconds: float = 30.0
+    #: How often an idle worker looks for work queued by another process.
+    poll_seconds: float = 2.0
+    #: Finished jobs' rows are removed after this many days (failed ones stay).
+    keep_days: int = 30
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoSettings:
+    """How video variants are made (vault/media/video_variants.py, docs/media.md)."""
+
+    #: Debian's ffmpeg and ffprobe (scripts/ensure-media installs them).
+    ffmpeg: str = "ffmpeg"
+    ffprobe: str = "ffprobe"
+    #: Threads for the decoder and the encoder of one job.
+    threads: int = 2
+    #: The niceness ffmpeg runs at, so link answers come first on a busy host.
+    nice: int = 10
+    #: Address space one ffmpeg may map (RLIMIT_AS), in MB.
+    memory_mb: int = 2048
+    #: A job's time limit: this many seconds per second of video, and at least
+    #: ``min_seconds``.
+    seconds_per_second: float = 10.0
+    min_seconds: float = 120.0
+    #: The ``web`` rendition: H.264 High at this CRF and x264 preset, at most
+    #: ``web_max_lines`` on the shorter side (1080: 1920×1080 or 1080×1920).
+    web_crf: int = 23
+    web_preset: Literal[
+        "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"
+    ] = "veryfast"
+    web_max_lines: int = 1080
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("data")
     server: ServerSettings = dataclasses.field(default_factory=ServerSettings)
@@ -299,6 +347,8 @@ class Settings:
     auth: AuthSettings = dataclasses.field(default_factory=AuthSettings)
     mail: MailSettings = dataclasses.field(default_factory=MailSettings)
     oidc: OidcSettings = dataclasses.field(default_factory=OidcSettings)
+    jobs: JobSettings = dataclasses.field(default_factory=JobSettings)
+    video: VideoSettings = dataclasses.field(default_factory=VideoSettings)
 
     @property
     def database_url(self) -> str:
@@ -340,6 +390,8 @@ _SECTIONS = (
     "auth",
     "mail",
     "oidc",
+    "jobs",
+    "video",
 )
 
 
@@ -534,6 +586,18 @@ def validate(settings: Settings) -> None:
         raise ConfigError("Setting uploads.parallel must be at least 1.")
     if settings.auth.max_failures < 1:
         raise ConfigError("Setting auth.max_failures must be at least 1.")
+    if settings.jobs.lease_seconds < 1 or settings.jobs.max_attempts < 1:
+        raise ConfigError("Settings jobs.lease_seconds and jobs.max_attempts must be at least 1.")
+    if settings.jobs.poll_seconds <= 0:
+        raise ConfigError("Setting jobs.poll_seconds must be more than 0.")
+    if settings.video.threads < 1 or settings.video.web_max_lines < 144:
+        raise ConfigError(
+            "Setting video.threads must be at least 1 and video.web_max_lines at least 144."
+        )
+    if not 0 <= settings.video.web_crf <= 51 or settings.video.nice > 19:
+        raise ConfigError("Setting video.web_crf must be 0 to 51 and video.nice at most 19.")
+    if settings.video.memory_mb < 256:
+        raise ConfigError("Setting video.memory_mb must be at least 256.")
     if settings.storage.s3_parallel_parts < 1:
         raise ConfigError("Setting storage.s3_parallel_parts must be at least 1.")
     keyring = settings.keyring

@@ -81,10 +81,11 @@ def run_worker(
     shutdown_timeout: float,
     worker: int | None = None,
     ready_fd: int | None = None,
+    jobs: int = 0,
 ) -> int:
     """Serve until SIGTERM or SIGINT (or, for a supervised worker, until the
     supervisor's pipe on standard input ends); 0 after a clean stop."""
-    asyncio.run(_serve(settings, host, port, shutdown_timeout, worker, ready_fd))
+    asyncio.run(_serve(settings, host, port, shutdown_timeout, worker, ready_fd, jobs))
     return 0
 
 
@@ -95,13 +96,14 @@ async def _serve(
     shutdown_timeout: float,
     worker: int | None,
     ready_fd: int | None,
+    jobs: int,
 ) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     runner = web.AppRunner(
-        create_app(settings, worker=worker),
+        create_app(settings, worker=worker, jobs=jobs),
         access_log_class=AccessLogger,
         access_log=logging.getLogger("kluis.access"),
         shutdown_timeout=shutdown_timeout,

@@ -20,6 +20,7 @@ from vault.api import (
     retention,
     services,
 )
+from vault.api import jobs as jobs_api
 from vault.api.audit import audit_middleware
 from vault.api.auth import auth_middleware
 from vault.api.body import MAX_JSON_BODY
@@ -51,10 +52,11 @@ def server_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def create_app(settings: Settings, *, worker: int | None = None) -> web.Application:
+def create_app(settings: Settings, *, worker: int | None = None, jobs: int = 0) -> web.Application:
     """The service. ``worker``: this process is worker number ``worker`` of
     ``kluis serve --workers N`` (its events carry its process id; only the
-    first sweeps orphaned blobs after its start)."""
+    first sweeps orphaned blobs after its start). ``jobs``: job workers run
+    beside the API (``kluis serve --jobs``; vault/api/jobs.py)."""
     app = web.Application(
         middlewares=[
             metrics_middleware,
@@ -71,7 +73,8 @@ def create_app(settings: Settings, *, worker: int | None = None) -> web.Applicat
     app[METRICS] = Metrics()
     if worker is not None:
         app[WORKER] = worker
-    app.cleanup_ctx.extend([resources.vault, services.accounts, services.mail])
+    app[jobs_api.SLOTS] = jobs
+    app.cleanup_ctx.extend([resources.vault, services.accounts, services.mail, jobs_api.workers])
     if not worker:
         app.cleanup_ctx.append(resources.background_sweep)
     ops.setup(app)

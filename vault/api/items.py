@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -30,6 +31,7 @@ from vault.api.body import (
     read_body,
     read_query,
 )
+from vault.api.jobs import wake
 from vault.api.models.records import (
     DiaryEntry,
     Item,
@@ -62,6 +64,7 @@ def item_json(record: ItemRecord) -> Item:
         kind=record.kind,  # type: ignore[arg-type]  # stored kinds are KINDS
         children=list(record.children),
         variants=list(record.variants),  # type: ignore[arg-type]
+        processing=list(record.processing),  # type: ignore[arg-type]
         size=record.size,
         content_type=record.content_type,
         created_at=record.created_at,
@@ -115,6 +118,8 @@ async def create(request: web.Request) -> web.Response:
             "Send multipart/form-data (a 'meta' part, then a 'file' part) or a JSON diary entry."
         )
     note(request, children=record.children, item=record.id, kind=record.kind, size=record.size)
+    if record.processing:
+        wake(request.app)
     return answer(item_json(record), status=201)
 
 
@@ -290,7 +295,8 @@ async def _item_for(request: web.Request, action: Action) -> service.LoadedItem:
 )
 async def read(request: web.Request) -> web.Response:
     loaded = await _item_for(request, Action.READ_ITEM)
-    record = loaded.record
+    pending = await service.processing(request.app[READER], loaded.record.id)
+    record = dataclasses.replace(loaded.record, processing=pending)
     meta = await service.read_meta(request.app[KEYS], record, loaded.sealed_meta)
     details = {
         **msgspec.to_builtins(item_json(record)),

@@ -34,6 +34,7 @@ from vault.api.routes import route
 from vault.api.trail import add, attribute, caller, note, record_now
 from vault.audit import event
 from vault.errors import (
+    Conflict,
     ConsentMissing,
     Destroyed,
     Forbidden,
@@ -56,6 +57,8 @@ _ISSUED = {
     404: ("not_found",),
     410: ("destroyed",),
 }
+#: A media link also waits for a variant a job is still making.
+_MEDIA_ISSUED = {**_ISSUED, 409: ("conflict",)}
 
 
 async def verified(request: web.Request, purpose: str) -> Claims:
@@ -91,6 +94,11 @@ async def _issue(
     record = loaded.record
     enforce(ask(request, Action.READ_ITEM, target))
     if variant not in record.variants:
+        if variant in await service.processing(request.app[READER], record.id):
+            raise Conflict(
+                f"The '{variant}' variant is being made; try again shortly (the original "
+                "can be linked now)."
+            )
         raise NotFound(
             f"This item has no '{variant}' variant; it has: {', '.join(record.variants) or 'none'}."
         )
@@ -115,7 +123,7 @@ async def _issue(
     tags=["links"],
     body=LinkRequest,
     answer=(201, Link),
-    refusals=_ISSUED,
+    refusals=_MEDIA_ISSUED,
 )
 async def create_link(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS].links
@@ -127,7 +135,7 @@ async def create_link(request: web.Request) -> web.Response:
 
 @operation(
     "Links to many items at once (a timeline's thumbnails), up to 500; refusals per item "
-    "(not_found, forbidden, consent_missing, outside_window, destroyed).",
+    "(not_found, conflict, forbidden, consent_missing, outside_window, destroyed).",
     tags=["links"],
     body=BatchRequest,
     answer=Links,
@@ -140,7 +148,7 @@ async def create_links(request: web.Request) -> web.Response:
     for entry in body.items:
         try:
             link = await _issue(request, entry.item_id, entry.variant, ttl, "inline")
-        except (NotFound, Forbidden, ConsentMissing, OutsideWindow, Destroyed) as refusal:
+        except (NotFound, Conflict, Forbidden, ConsentMissing, OutsideWindow, Destroyed) as refusal:
             # A refusal for this item only; the others still get their links.
             error = ErrorDetail(code=refusal.code, message=refusal.message)
             add(request, event("link.issue", outcome=refusal.code, item=entry.item_id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -47,7 +48,26 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
-
+        self.jobs = Gauge(
+            "kluis_jobs",
+            "Jobs in the queue, by state (the whole vault's, read from the database).",
+            ["state"],
+            registry=self.registry,
+        )
+        self.job_outcomes = Counter(
+            "kluis_job_attempts",
+            "Job attempts this process ran, by kind and outcome "
+            "(done, retry, failed, cancelled, lost, released).",
+            ["kind", "outcome"],
+            registry=self.registry,
+        )
+        self.job_seconds = Histogram(
+            "kluis_job_duration_seconds",
+            "Time one job attempt took, by kind.",
+            ["kind"],
+            buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+            registry=self.registry,
+        )
         self.integrity_errors = Counter(
             "kluis_integrity_errors",
             "Stored blobs that failed their integrity check while served, by route and "
@@ -56,6 +76,15 @@ class Metrics:
             registry=self.registry,
         )
         self._children: dict[tuple[str, str, int | str], tuple[Counter, Histogram]] = {}
+        #: Run before each scrape (the queue's depth is read then).
+        self.refreshers: list[Callable[[], Awaitable[None]]] = []
+
+    def job_started(self, kind: str) -> None:
+        pass
+
+    def job_ended(self, kind: str, outcome: str, seconds: float) -> None:
+        self.job_outcomes.labels(kind, outcome).inc()
+        self.job_seconds.labels(kind).observe(seconds)
 
     def mail_delivered(self, outcome: str) -> None:
         self.mail_deliveries.labels(outcome).inc()
@@ -109,5 +138,8 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
-    body = request.app[METRICS].render()
+    metrics = request.app[METRICS]
+    for refresh in metrics.refreshers:
+        await refresh()
+    body = metrics.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -397,6 +397,38 @@ handovers = Table(
 )
 
 
+#: The durable job queue (vault/jobs/): work done after a commit, shared by
+#: every instance. Claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL and
+#: under the write lock on SQLite; a running job's ``lease_until`` is renewed
+#: by its worker, so a job whose worker died is taken up again. Clear columns
+#: only: ids, kinds, states, times, counts, and the reason of a failure (the
+#: vault's own sentence, never content). ``scratch``: blob keys the attempt
+#: under way has written and not yet committed (the sweeper leaves them, the
+#: next attempt removes them).
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("item_id", String(32), ForeignKey("items.id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    #: The variants the job makes, comma-separated: what an item is "processing".
+    Column("variants", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("run_after", UTCDateTime(), nullable=False),
+    Column("lease_until", UTCDateTime(), nullable=True),
+    Column("worker", String(64), nullable=True),
+    Column("finished_at", UTCDateTime(), nullable=True),
+    Column("scratch", Text, nullable=True),
+    Column("error", Text, nullable=True),
+)
+
+Index("ix_jobs_state", jobs.c.state, jobs.c.priority, jobs.c.run_after)
+Index("ix_jobs_item_id", jobs.c.item_id)
+
+
 #: Legal holds: nothing of the child (or of one category) is destroyed while one is open.
 holds = Table(
     "holds",

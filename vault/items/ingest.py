@@ -2,8 +2,9 @@
 
 Files arrive as an async stream of chunks. The first bytes decide the type
 (:mod:`vault.media.sniff`); the size cap is enforced while bytes flow.
-Videos go through :func:`vault.media.video.scrub` (metadata neutralised in
-place, same size) and, like documents, straight through the encrypted stream
+Videos go through :class:`vault.media.video.Scrubbed` (metadata neutralised
+in place, same size; its header tells which variants to make after upload,
+queued as jobs with the item's rows) and, like documents, straight through the encrypted stream
 into storage without being held; images (capped at tens of MB) are sanitised
 in the image pool (:mod:`vault.media.pool`), a JPEG stripped of its metadata
 segments as it streams in and kept with its compressed pixels, other types
@@ -30,14 +31,16 @@ from vault.crypto.envelope import seal_item_record
 from vault.crypto.handles import ItemKey
 from vault.crypto.stream import encrypt_stream
 from vault.errors import InvalidInput, StorageUnavailable, TooLarge
-from vault.items import service
+from vault.items import service, variants
 from vault.items.service import ItemRecord, StoredBlob
+from vault.jobs.queue import NewJob
 from vault.keys.service import KeyService, PreparedItemKey
+from vault.media import playable
 from vault.media.images import SanitisedImage, sanitise, sanitise_jpeg
 from vault.media.jpeg import JpegStripper
 from vault.media.pool import IMAGE_POOL, ImagePool
 from vault.media.sniff import ACCEPTED, HEAD_SIZE, JPEG, MediaType, accepted
-from vault.media.video import scrub
+from vault.media.video import Scrubbed
 from vault.storage import BlobStore, new_blob_key
 from vault.tokens import new_id
 
@@ -183,6 +186,7 @@ async def ingest_file(
     item_id = new_id()
     prepared = await ctx.keys.prepare_item_key(item_id, [(child, kind) for child in owners])
     writer = _Writer(ctx, prepared.key, item_id, now)
+    jobs: list[NewJob] = []
     try:
         if media.family == "image":
             image = await _sanitised(ctx, media, capped(stream, limit))
@@ -191,7 +195,11 @@ async def ingest_file(
             await writer.put("thumb", image.thumb.mime, _one(image.thumb.data))
             meta = {**meta, "width": image.width, "height": image.height}
         elif media.family == "video":
-            original = await writer.put("original", media.mime, scrub(media, capped(stream, limit)))
+            scrubbed = Scrubbed(media, capped(stream, limit))
+            original = await writer.put("original", media.mime, scrubbed)
+            # Posters for every video, and a web rendition for one some browser cannot play:
+            # made after the commit by a job worker (vault/items/variants.py).
+            jobs = variants.new_jobs(playable.plan(scrubbed.facts))
         else:
             original = await writer.put("original", media.mime, capped(stream, limit))
         if before_commit is not None:
@@ -207,8 +215,9 @@ async def ingest_file(
             content_type=original.content_type,
             created_at=now,
             uploaded_by=uploader,
+            processing=tuple(v for job in jobs for v in job.variants),
         )
-        await _commit(ctx, record, meta, writer.stored, prepared)
+        await _commit(ctx, record, meta, writer.stored, prepared, jobs)
     except BaseException:
         await writer.discard()
         raise
@@ -273,8 +282,9 @@ async def _commit(
     meta: dict[str, Any],
     blobs: list[StoredBlob],
     prepared: PreparedItemKey,
+    jobs: Sequence[NewJob] = (),
 ) -> None:
     sealed = seal_item_record(
         prepared.key, record.id, service.META_LABEL, json.dumps(meta).encode("utf-8")
     )
-    await service.save(ctx.engine, ctx.keys, record, sealed, blobs, prepared)
+    await service.save(ctx.engine, ctx.keys, record, sealed, blobs, prepared, jobs)

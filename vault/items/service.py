@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +22,8 @@ from vault.db.reads import Reader
 from vault.db.schema import item_blobs, item_children, items
 from vault.directory.children import child_facts
 from vault.errors import StorageUnavailable
+from vault.jobs import queue
+from vault.jobs.queue import NewJob
 from vault.keys.service import KeyService, PreparedItemKey
 from vault.policy import Child, Item
 from vault.storage import BlobStore
@@ -50,6 +52,8 @@ class ItemRecord:
     created_at: datetime
     uploaded_by: str | None
     destroyed_at: datetime | None = None
+    #: Variants a job is still making (vault/jobs/); filled where an answer shows them.
+    processing: tuple[str, ...] = ()
 
     def policy_item(self) -> Item:
         return Item(
@@ -69,8 +73,10 @@ async def save(
     sealed_meta: bytes,
     blobs: list[StoredBlob],
     prepared: PreparedItemKey,
+    jobs: Sequence[NewJob] = (),
 ) -> None:
-    """Write the item's rows and key wrappings in one transaction."""
+    """Write the item's rows, key wrappings and the jobs that make its other
+    variants (vault/items/variants.py) in one transaction."""
     try:
         async with engine.begin() as conn:
             # On the record in the same transaction: stored and recorded, or neither.
@@ -104,6 +110,7 @@ async def save(
                     insert(item_blobs),
                     [{"item_id": record.id, **dataclasses.asdict(blob)} for blob in blobs],
                 )
+            await queue.enqueue_in(conn, record.id, jobs, record.created_at)
             await keys.commit_item_key(prepared, conn)
     except SQLAlchemyError as exc:
         log.warning("item rows not written: %s", type(exc).__name__)
@@ -153,11 +160,16 @@ async def load(reader: Reader, item_id: str) -> LoadedItem | None:
 
 
 def _ordered(variants: Any) -> list[str]:
-    order = {"original": 0, "preview": 1, "thumb": 2}
+    order = {"original": 0, "preview": 1, "thumb": 2, "web": 3}
     return sorted(variants, key=lambda v: order.get(v, 9))
 
 
-def _record(row: Any, owners: tuple[str, ...], variants: tuple[str, ...]) -> ItemRecord:
+def _record(
+    row: Any,
+    owners: tuple[str, ...],
+    variants: tuple[str, ...],
+    processing: tuple[str, ...] = (),
+) -> ItemRecord:
     return ItemRecord(
         id=row.id,
         kind=row.kind,
@@ -168,7 +180,14 @@ def _record(row: Any, owners: tuple[str, ...], variants: tuple[str, ...]) -> Ite
         created_at=row.created_at,
         uploaded_by=row.uploaded_by,
         destroyed_at=row.destroyed_at,
+        processing=processing,
     )
+
+
+async def processing(reader: Reader, item_id: str) -> tuple[str, ...]:
+    """The variants of the item that a job is still making."""
+    found = await reader(lambda conn: queue.pending_variants(conn, [item_id]))
+    return tuple(_ordered(found.get(item_id, ())))
 
 
 async def blobs_of(engine: AsyncEngine, item_id: str) -> dict[str, StoredBlob]:
@@ -249,6 +268,7 @@ async def page_for_child(
                 )
             )
         ).all()
+        pending = await conn.run_sync(lambda sync: queue.pending_variants(sync, ids))
     owners: dict[str, list[str]] = {}
     for r in owner_rows:
         owners.setdefault(r.item_id, []).append(r.child_id)
@@ -260,6 +280,7 @@ async def page_for_child(
             row,
             tuple(sorted(owners.get(row.id, []))),
             tuple(_ordered(variants.get(row.id, []))),
+            tuple(_ordered(pending.get(row.id, ()))),
         )
 
 

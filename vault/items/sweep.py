@@ -7,7 +7,9 @@ removes both kinds, but leaves alone:
 
 * blobs younger than the grace period (an upload may still be under way;
   the age comes from the key, see :func:`vault.storage.base.new_blob_key`);
-* keys it did not make (another tool's objects in a shared bucket).
+* keys it did not make (another tool's objects in a shared bucket);
+* blobs a job under way is writing (its scratch, vault/jobs/: a long
+  transcode's staging blob is older than the grace period before it is named).
 
 Run by ``kluis storage sweep`` and once in the background at every start.
 """
@@ -22,6 +24,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vault.db.schema import item_blobs, items
+from vault.jobs import queue
 from vault.storage import BlobStore
 from vault.storage.base import blob_key_created
 
@@ -84,6 +87,7 @@ async def _sweep_batch(
                 )
             ).all()
         )
+        live |= await conn.run_sync(queue.scratch_in_use)
     for key in candidates:
         if key in live:
             continue

@@ -182,6 +182,8 @@ class BmffScrubber:
         self._first = True
         self.bytes_in = 0
         self.bytes_out = 0
+        #: The ``moov`` box as rewritten (what :mod:`vault.media.playable` reads).
+        self.moov: bytes | None = None
 
     def feed(self, chunk: bytes) -> Iterator[bytes]:
         self.bytes_in += len(chunk)
@@ -258,7 +260,10 @@ class BmffScrubber:
             held, self._held = self._held, bytearray()
             size, kind, header = _header(held, 0, len(held))
             rewrite(held, header, size, kind, 1)
-            yield bytes(held)
+            out = bytes(held)
+            if kind == b"moov":
+                self.moov = out
+            yield out
         self._mode = ""
 
     def close(self) -> Iterator[bytes]:

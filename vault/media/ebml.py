@@ -173,6 +173,8 @@ class EbmlScrubber:
         self._first = True
         self.bytes_in = 0
         self.bytes_out = 0
+        #: The ``Tracks`` element as rewritten (what :mod:`vault.media.playable` reads).
+        self.tracks: bytes | None = None
 
     def feed(self, chunk: bytes) -> Iterator[bytes]:
         self.bytes_in += len(chunk)
@@ -262,7 +264,10 @@ class EbmlScrubber:
             found = parse_header(held, 0, len(held))
             assert found is not None
             rewrite(held, found[2], len(held), self._held_id)
-            yield bytes(held)
+            out = bytes(held)
+            if self._held_id == TRACKS:
+                self.tracks = out
+            yield out
         self._mode = ""
         self._close_ended()
 

@@ -173,6 +173,16 @@ def sanitise(data: bytes, media: MediaType, max_pixels: int) -> SanitisedImage:
         ) from None
 
 
+def posters(png: bytes, max_pixels: int) -> tuple[Rendition, Rendition]:
+    """A video's ``preview`` and ``thumb`` from its poster frame (a PNG ffmpeg
+    made), made as a photo's are: sRGB, no metadata. Blocking."""
+    image = _load(png, PNG, max_pixels)
+    try:
+        return _variants(image.copy_memory(), to_srgb=True)
+    except pyvips.Error:
+        raise UnsupportedType("The video's poster frame could not be decoded.") from None
+
+
 def _shrink_factor(width: int, height: int) -> int:
     longest = max(width, height)
     for factor in (8, 4, 2):

@@ -48,6 +48,9 @@ class Item(Answer):
     size: int
     content_type: str
     created_at: Timestamp
+    #: Variants a job is still making (a video's posters, its ``web`` rendition);
+    #: left out when there are none. A link to one answers 409 until it is ready.
+    processing: list[Variant] = msgspec.field(default_factory=list)
 
 
 class ItemDetails(Item):

@@ -165,7 +165,8 @@ Role = Literal[
     "admin",
 ]
 ConsentType = Literal["photo", "diary", "external_publication", "school_handover"]
-Variant = Literal["original", "preview", "thumb"]
+#: ``web``: a video's H.264/AAC rendition, for one some browser cannot play (issue 24).
+Variant = Literal["original", "preview", "thumb", "web"]
 Disposition = Literal["inline", "attachment"]
 
 # The choices are the policy's own lists; a literal that drifted from them
