@@ -25,11 +25,12 @@ from vault.api.models.directory import (
     TokenIssued,
 )
 from vault.api.openapi import operation
-from vault.api.resources import DB, KEYS
+from vault.api.resources import DB, KEYRING, KEYS
 from vault.api.retention import retention as retention_job
 from vault.api.routes import route
 from vault.api.trail import note, record_now
 from vault.directory import children, people, places
+from vault.directory.sealing import Sealer
 from vault.errors import InvalidInput
 from vault.policy import Action, DirectoryTarget
 
@@ -40,6 +41,11 @@ _ADMIN_ON = {403: ("forbidden",), 404: ("not_found",)}
 
 def _admin(request: web.Request) -> None:
     check(request, Action.MANAGE_DIRECTORY, DirectoryTarget())
+
+
+def sealer(app: web.Application) -> Sealer:
+    """Seals and opens directory text (vault/directory/sealing.py)."""
+    return Sealer(app[DB], app[KEYS], app[KEYRING])
 
 
 def _no_content() -> web.Response:
@@ -67,7 +73,7 @@ async def create_person(request: web.Request) -> web.Response:
     _admin(request)
     body = await read_body(request, NewPerson)
     person_id, token = await people.create_person(
-        request.app[DB], body.name, body.email, body.role, now(request)
+        request.app[DB], sealer(request.app), body.name, body.email, body.role, now(request)
     )
     note(request, target=person_id, role=body.role)
     return answer(PersonCreated(id=person_id, token=token), status=201)
@@ -110,7 +116,9 @@ async def block(request: web.Request) -> web.Response:
     _admin(request)
     body = await read_body(request, BlockRequest)
     await _changing(request)
-    await people.set_block(request.app[DB], request.match_info["id"], body.reason, now(request))
+    await people.set_block(
+        request.app[DB], sealer(request.app), request.match_info["id"], body.reason, now(request)
+    )
     return _no_content()
 
 
@@ -118,7 +126,9 @@ async def block(request: web.Request) -> web.Response:
 async def unblock(request: web.Request) -> web.Response:
     _admin(request)
     await _changing(request)
-    await people.set_block(request.app[DB], request.match_info["id"], None, now(request))
+    await people.set_block(
+        request.app[DB], sealer(request.app), request.match_info["id"], None, now(request)
+    )
     return _no_content()
 
 
@@ -132,7 +142,9 @@ async def unblock(request: web.Request) -> web.Response:
 async def create_location(request: web.Request) -> web.Response:
     _admin(request)
     body = await read_body(request, NewLocation)
-    location_id = await places.create_location(request.app[DB], body.name, now(request))
+    location_id = await places.create_location(
+        request.app[DB], sealer(request.app), body.name, now(request)
+    )
     note(request, target=location_id)
     return answer(Created(id=location_id), status=201)
 
@@ -162,7 +174,9 @@ async def add_manager(request: web.Request) -> web.Response:
 async def create_group(request: web.Request) -> web.Response:
     _admin(request)
     body = await read_body(request, NewGroup)
-    group_id = await places.create_group(request.app[DB], body.location_id, body.name, now(request))
+    group_id = await places.create_group(
+        request.app[DB], sealer(request.app), body.location_id, body.name, now(request)
+    )
     note(request, target=group_id)
     return answer(Created(id=group_id), status=201)
 
