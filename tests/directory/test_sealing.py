@@ -10,9 +10,7 @@ finds a person by address.
 
 from __future__ import annotations
 
-import asyncio
 import io
-import subprocess
 from contextlib import redirect_stdout
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -20,6 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, select, text
 
+from tests.helpers.at_rest import database_bytes
 from tests.servers import PostgresServer
 from vault.audit.log import AuditLog
 from vault.cli import init
@@ -98,38 +97,9 @@ async def _old_vault(settings: Settings) -> tuple[str, str]:
 
 
 async def _at_rest(settings: Settings, postgres: PostgresServer | None) -> bytes:
-    """What a backup reader gets: the database file and its log; or a pg_dump
-    and the files of the tables that held the text."""
-    if postgres is None:
-        database = Path(settings.database_url.split("///", 1)[1])
-        files = sorted(database.parent.glob(database.name + "*"))
-        assert files
-        return b"".join(path.read_bytes() for path in files)
-    database = settings.database_url.rsplit("/", 1)[1]
-    dumped = await asyncio.to_thread(
-        subprocess.run,
-        [
-            f"{postgres.bindir}/pg_dump",
-            "-h127.0.0.1",
-            f"-p{postgres.port}",
-            f"-U{postgres.user}",
-            database,
-        ],
-        capture_output=True,
-        check=True,
+    return await database_bytes(
+        settings.database_url, postgres, ("people", "locations", "care_groups", "holds")
     )
-    engine = create_engine(settings.database_url)
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text("CHECKPOINT"))
-            paths = [
-                await conn.scalar(text(f"SELECT pg_relation_filepath('{table}')"))
-                for table in ("people", "locations", "care_groups", "holds")
-            ]
-    finally:
-        await engine.dispose()
-    heaps = b"".join((postgres.dir / "data" / str(path)).read_bytes() for path in paths)
-    return dumped.stdout + heaps
 
 
 async def test_init_seals_what_an_older_vault_kept_in_clear(
