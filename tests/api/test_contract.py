@@ -12,6 +12,7 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import msgspec
 import pytest
 from sqlalchemy import func, select, text
@@ -185,10 +186,17 @@ async def test_the_eight_shapes_are_refused_as_invalid_input(api: Api) -> None:
         assert await conn.scalar(select(func.count()).select_from(holds)) == 0
         assert (
             await conn.scalar(
-                select(func.count()).select_from(items).where(items.c.kind != "observation")
+                select(func.count())
+                .select_from(items)
+                .where(items.c.kind.not_in(("observation", "diary")))
             )
             == 0
         )
+        # The corrections and the replaced file changed nothing.
+        changed = select(func.count()).select_from(items).where(items.c.updated_at.is_not(None))
+        assert await conn.scalar(changed) == 0
+        diaries = select(func.count()).select_from(items).where(items.c.kind == "diary")
+        assert await conn.scalar(diaries) == 1
     export = await api.ok("POST", f"/v1/children/{w.child}/exports", {}, w.parent)
     response = await api.client.get(urlsplit(export["url"]).path)
     assert response.status == 200
@@ -253,6 +261,14 @@ async def _bsn_cases(api: Api, w: World) -> dict[tuple[str, str, str], Any]:
     }
     location = (await api.ok("POST", "/v1/locations", {"name": "L"}))["id"]
     items_path = "/v1/children/{id}/items"
+    diary = await api.ok(
+        "POST",
+        f"/v1/children/{w.child}/items",
+        {"kind": "diary", "date": "2026-11-21", "text": "Goed geslapen."},
+        w.staff,
+    )
+    replaced = aiohttp.FormData()
+    replaced.add_field("file", b"%PDF-1.4\n" + b"1" * 600, filename="Zie BSN " + BSN + ".pdf")
 
     def call(method: str, path: str, token: str, body: dict[str, Any]) -> Any:
         return api.call(method, path, token, body)
@@ -295,6 +311,15 @@ async def _bsn_cases(api: Api, w: World) -> dict[tuple[str, str, str], Any]:
         ("POST", "/v1/children/{id}/holds", "reason"): call(
             "POST", f"/v1/children/{w.child}/holds", w.officer, {"reason": with_bsn}
         ),
+        ("PATCH", "/v1/items/{id}", "title"): call(
+            "PATCH", f"/v1/items/{observation['id']}", w.staff, {"title": with_bsn}
+        ),
+        ("PATCH", "/v1/items/{id}", "text"): call(
+            "PATCH", f"/v1/items/{diary['id']}", w.staff, {"text": with_bsn}
+        ),
+        ("PUT", "/v1/items/{id}/file", "file name"): api.call(
+            "PUT", f"/v1/items/{observation['id']}/file", w.staff, data=replaced
+        ),
         ("POST", items_path, "file name"): upload(
             api, w.staff, w.child, {"kind": "photo"}, jpeg_with_secrets(), f"{with_bsn}.jpg"
         ),
@@ -315,7 +340,9 @@ async def test_a_bsn_in_any_free_text_field_or_file_name_is_never_stored(api: Ap
         assert await conn.scalar(select(func.count()).select_from(holds)) == 0
         assert (
             await conn.scalar(
-                select(func.count()).select_from(items).where(items.c.kind != "observation")
+                select(func.count())
+                .select_from(items)
+                .where(items.c.kind.not_in(("observation", "diary")))
             )
             == 0
         )

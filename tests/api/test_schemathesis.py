@@ -75,6 +75,8 @@ def _plan(method: str, path: str, s: Served) -> tuple[dict[str, str], str | None
         ("GET", "/v1/children/{id}/items"): ({"id": w.child}, w.parent),
         ("GET", "/v1/items/{id}"): ({"id": s.photo}, w.parent),
         ("DELETE", "/v1/items/{id}"): ({"id": s.spare_photo}, w.staff),
+        ("PATCH", "/v1/items/{id}"): ({"id": s.photo}, w.staff),
+        ("PUT", "/v1/items/{id}/file"): ({"id": s.photo}, w.staff),
         ("POST", "/v1/items/{id}/links"): ({"id": s.photo}, w.parent),
         ("POST", "/v1/links"): ({}, w.parent),
         ("POST", "/v1/items/{id}/handovers"): ({"id": s.observation}, w.staff),

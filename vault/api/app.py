@@ -14,6 +14,7 @@ from vault.api import (
     items,
     links,
     ops,
+    rectification,
     resources,
     retention,
 )
@@ -75,6 +76,7 @@ def create_app(settings: Settings, *, worker: int | None = None) -> web.Applicat
     directory.setup(app)
     consents.setup(app)
     items.setup(app)
+    rectification.setup(app)
     links.setup(app)
     retention.setup(app)
     audit.setup(app)

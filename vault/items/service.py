@@ -50,6 +50,9 @@ class ItemRecord:
     created_at: datetime
     uploaded_by: str | None
     destroyed_at: datetime | None = None
+    #: 1 at upload; each replaced content (a new file, a diary's new text) is the next.
+    version: int = 1
+    updated_at: datetime | None = None
 
     def policy_item(self) -> Item:
         return Item(
@@ -97,7 +100,10 @@ async def save(
             )
             await conn.execute(
                 insert(item_children),
-                [{"item_id": record.id, "child_id": child} for child in record.children],
+                [
+                    {"item_id": record.id, "child_id": child, "tagged": i > 0}
+                    for i, child in enumerate(record.children)
+                ],
             )
             if blobs:
                 await conn.execute(
@@ -168,6 +174,8 @@ def _record(row: Any, owners: tuple[str, ...], variants: tuple[str, ...]) -> Ite
         created_at=row.created_at,
         uploaded_by=row.uploaded_by,
         destroyed_at=row.destroyed_at,
+        version=row.version,
+        updated_at=row.updated_at,
     )
 
 
