@@ -121,7 +121,7 @@ async def main(total: int, db_url: str | None) -> None:
         )
 
         # As the service writes: on SQLite, in the writer process.
-        log = AuditLog(engine, audit_sign(ring), lambda: datetime.now(UTC), own_process=True)
+        log = AuditLog(engine, audit_sign(ring), lambda: datetime.now(UTC), own_thread=True)
         n_live = 5000
 
         async def recorder(k: int) -> None:

@@ -4,7 +4,7 @@
 shared database, blob store and key store: several processes are the normal
 case (docs/architecture.md, "Scale-out"), the local keyring is shared under
 its file lock, the link-signing secrets live in the database, and on SQLite
-each worker's audit writer process takes the database's write lock for each
+each worker's audit writer thread takes the database's write lock for each
 commit, so any number of them keep one chain. With ``--workers N`` (N > 1)
 every worker binds the port with ``SO_REUSEPORT`` and the kernel spreads new
 connections over them. On SIGTERM or SIGINT a worker stops listening, lets

@@ -62,11 +62,11 @@ async def open_vault(
     *,
     clock: Clock = utcnow,
     store: bool = True,
-    audit_process: bool = False,
+    audit_thread: bool = False,
 ) -> AsyncIterator[Vault]:
     """The vault's parts, open; ``SchemaOutdated`` or ``KeyringError`` with the
-    reason when it cannot be used. ``audit_process``: on a SQLite file, the
-    audit log commits in a writer process of its own (the service)."""
+    reason when it cannot be used. ``audit_thread``: on a SQLite file, the
+    audit log commits in a thread of its own (the service)."""
     async with contextlib.AsyncExitStack() as stack:
         engine = create_engine(settings.database_url)
         stack.push_async_callback(engine.dispose)
@@ -80,7 +80,7 @@ async def open_vault(
         # A start without the audit key fails here, with the reason, not at
         # the first request.
         provider.mac(AUDIT_MAC, b"kluis start-up check")
-        audit = AuditLog(engine, audit_sign(provider), clock, own_process=audit_process)
+        audit = AuditLog(engine, audit_sign(provider), clock, own_thread=audit_thread)
         stack.push_async_callback(audit.close)
         signing = SigningSecrets(
             engine, provider, refresh_seconds=settings.links.signing_refresh_seconds

@@ -85,8 +85,8 @@ class Chain:
 @pytest.fixture(
     params=[
         pytest.param("sqlite", marks=pytest.mark.sqlite),
-        # As the service writes on SQLite: in a writer process of its own.
-        pytest.param("sqlite, writer process", marks=pytest.mark.sqlite),
+        # As the service writes on SQLite: in a writer thread of its own.
+        pytest.param("sqlite, writer thread", marks=pytest.mark.sqlite),
         pytest.param("postgres", marks=pytest.mark.postgres),
     ]
 )
@@ -100,8 +100,8 @@ async def chain(
     engine = create_engine(url)
     await upgrade(engine)
     ring = provider
-    process = request.param.endswith("writer process")
-    log = AuditLog(engine, audit_sign(ring), Clock(), checkpoint_every=EVERY, own_process=process)
+    process = request.param.endswith("writer thread")
+    log = AuditLog(engine, audit_sign(ring), Clock(), checkpoint_every=EVERY, own_thread=process)
     try:
         yield Chain(engine, ring, log, process)
     finally:
@@ -258,7 +258,7 @@ async def test_concurrent_writers_keep_one_linear_chain(chain: Chain) -> None:
             audit_sign(chain.ring),
             Clock(),
             checkpoint_every=7,
-            own_process=chain.process,
+            own_thread=chain.process,
         )
         for _ in range(8)
     ]

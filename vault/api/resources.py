@@ -90,7 +90,7 @@ async def keyring(app: web.Application) -> AsyncIterator[None]:
         )
         await app[SIGNING].current()
         app[LINKS] = Issuer(app[SIGNING])
-        app[AUDIT] = AuditLog(app[DB], audit_sign(provider), app[CLOCK], own_process=True)
+        app[AUDIT] = AuditLog(app[DB], audit_sign(provider), app[CLOCK], own_thread=True)
         app[KEYS] = KeyService(app[DB], provider, app[AUDIT], clock=app[CLOCK])
     except BaseException:
         await provider.close()

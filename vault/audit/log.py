@@ -7,9 +7,14 @@ written, that access does not happen.
 
 Events waiting while a commit is under way are written together in the
 next transaction (a group commit), so many concurrent requests share one
-fsync. The service's log on a SQLite file commits in a writer process of
-its own (:mod:`vault.audit.writer`, which says why); otherwise, and on
-PostgreSQL, the transaction runs on the async engine. Each transaction
+fsync. There is one way to append, :func:`append`, on a synchronous
+connection, whatever the engine: the service's log on a SQLite file runs it
+in a thread of its own on its own connection (one trip to that thread per
+group commit, ``executemany`` for the rows); on PostgreSQL, in the CLI, and
+inside a caller's transaction (:meth:`AuditLog.append_in`) it runs through
+the async engine's ``run_sync``. (An earlier writer *process* held SQLite's
+write lock while it waited for the service to sign the head, so a service
+whose event loop stalled stopped every writer of every process.) Each transaction
 first locks and reads the head row in one UPDATE ... RETURNING (the row
 lock on PostgreSQL, the write lock on SQLite, before any read), chains the
 events onto it, and moves the head with a fresh HMAC under the key
@@ -22,18 +27,18 @@ of the chain's state outside the database.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import bindparam, insert, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from vault.audit.events import Event, chain, draft_of, head_message, iso
-from vault.audit.writer import WriterFailed, WriterProcess
-from vault.db.engine import sqlite_file
+from vault.audit.events import Event, chain, draft_of, head_message
+from vault.db.engine import sqlite_twin
 from vault.db.schema import (
     audit_checkpoints,
     audit_events,
@@ -66,19 +71,24 @@ class AuditLog:
         clock: Clock,
         *,
         checkpoint_every: int = 1000,
-        own_process: bool = False,
+        own_thread: bool = False,
     ) -> None:
-        """``own_process``: on a SQLite file, commit in a writer process of its
-        own (the service: see :mod:`vault.audit.writer`); else, and always on
-        PostgreSQL, on ``engine``."""
+        """``own_thread``: on a SQLite file, commit in a thread of its own on a
+        synchronous connection (the service: one trip to that thread per
+        group commit, the event loop never waits on the disk); else, and
+        always on PostgreSQL, on ``engine``."""
         self._engine = engine
         self._sign = sign
         self._clock = clock
         self._every = checkpoint_every
         self._pending: list[tuple[list[Event], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
-        database = sqlite_file(engine) if own_process else None
-        self._process = WriterProcess(database) if database is not None else None
+        self._sync: Engine | None = sqlite_twin(engine, pool_size=1) if own_thread else None
+        self._thread = (
+            concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kluis-audit")
+            if self._sync is not None
+            else None
+        )
 
     async def record(self, *events: Event) -> None:
         """Write ``events`` to the chain; return once committed, else raise."""
@@ -102,7 +112,7 @@ class AuditLog:
                         future.set_exception(AuditUnavailable())
                 if isinstance(exc, asyncio.CancelledError):
                     raise
-                if isinstance(exc, SQLAlchemyError | OSError | StorageUnavailable | WriterFailed):
+                if isinstance(exc, SQLAlchemyError | OSError | StorageUnavailable):
                     log.error("audit log write failed: %s", type(exc).__name__)
                 else:
                     log.exception("audit log write failed")
@@ -113,14 +123,18 @@ class AuditLog:
 
     async def _write(self, events: list[Event]) -> None:
         now = self._clock()
-        if self._process is None:
+        if self._thread is None:
             async with self._engine.begin() as conn:
                 await conn.run_sync(append, events, self._sign, now, self._every)
             return
-        drafts = [draft_of(ev, ev.at or now) for ev in events]
-        _, checkpoints = await self._process.commit(drafts, iso(now), self._every, self._sign)
-        for seq, digest in checkpoints:
-            log_checkpoint(seq, digest)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._thread, self._commit, events, now)
+
+    def _commit(self, events: list[Event], now: datetime) -> None:
+        """One group commit on the writer thread's own connection."""
+        assert self._sync is not None
+        with self._sync.begin() as conn:
+            append(conn, events, self._sign, now, self._every)
 
     async def append_in(self, conn: AsyncConnection, *events: Event) -> None:
         """Chain ``events`` inside the caller's transaction: they commit with its
@@ -136,8 +150,10 @@ class AuditLog:
     async def close(self) -> None:
         if self._writer is not None:
             await asyncio.gather(self._writer, return_exceptions=True)
-        if self._process is not None:
-            await self._process.close()
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
+        if self._sync is not None:
+            self._sync.dispose()
 
 
 #: Built once: a statement object memoises its cache key, and the writer

@@ -20,10 +20,20 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from vault._sqlite import PRAGMAS
 from vault.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
+
+
+#: Every SQLite connection: WAL with ``synchronous=FULL``, so a committed row
+#: survives a power cut; foreign keys enforced; a writer waits up to 30 s for
+#: the lock.
+PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=FULL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=30000",
+)
 
 
 def is_sqlite(url: str) -> bool:

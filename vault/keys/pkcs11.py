@@ -72,6 +72,7 @@ _SESSION_LOST = (
 #: call is tried again, a few times, before it is an error.
 _RACING = (p11.ObjectHandleInvalid, p11.GeneralError)
 _ATTEMPTS = 4
+_LOGIN_ATTEMPTS = 12
 #: What a decryption that fails its tag gives on the tokens seen so far
 #: (SoftHSM2 answers CKR_GENERAL_ERROR, so a failed decryption is tried once
 #: more before it counts as tampering).
@@ -164,22 +165,44 @@ class Pkcs11Provider:
 
     def _connect(self) -> None:
         lib = _library(self._module)
+        for attempt in range(_LOGIN_ATTEMPTS):
+            try:
+                self._session = self._open(lib)
+                break
+            except (p11.NoSuchToken, p11.UserPinNotInitialized, p11.GeneralError) as exc:
+                # SoftHSM2 reads a token's files while another process rewrites
+                # them (a key made or destroyed) as a missing token, a PIN never
+                # set, or a general error: seen with two servers starting beside
+                # the cron jobs. Tried again for about four seconds.
+                if attempt < _LOGIN_ATTEMPTS - 1:
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                if isinstance(exc, p11.NoSuchToken):
+                    raise KeyringError(
+                        f"The PKCS#11 module has no token labelled {self._token_label!r} "
+                        "(keyring.pkcs11_token_label); initialise it first (docs/operations.md)."
+                    ) from None
+                raise KeyringError(
+                    f"The PKCS#11 token {self._token_label!r} cannot be opened: "
+                    f"{type(exc).__name__}."
+                ) from None
+        self._keys.clear()
+        self._macs.clear()
+
+    def _open(self, lib: Any) -> Any:
+        """A logged-in session on the token; a wrong PIN is never tried again
+        (the token counts it towards locking the PIN)."""
         try:
             token = lib.get_token(token_label=self._token_label)
-        except p11.NoSuchToken:
-            raise KeyringError(
-                f"The PKCS#11 module has no token labelled {self._token_label!r} "
-                "(keyring.pkcs11_token_label); initialise it first (docs/operations.md)."
-            ) from None
         except p11.MultipleTokensReturned:
             raise KeyringError(
                 f"Several PKCS#11 tokens are labelled {self._token_label!r}."
             ) from None
         try:
-            self._session = token.open(user_pin=self._pin, rw=True)
+            return token.open(user_pin=self._pin, rw=True)
         except p11.UserAlreadyLoggedIn:
             # Another provider of this process logged in: the login is the token's.
-            self._session = token.open(rw=True)
+            return token.open(rw=True)
         except (p11.PinIncorrect, p11.PinInvalid, p11.PinLenRange):
             raise KeyringError(
                 f"Wrong PIN for the PKCS#11 token {self._token_label!r}; nothing was done."
@@ -188,12 +211,12 @@ class Pkcs11Provider:
             raise KeyringError(
                 f"The PIN of the PKCS#11 token {self._token_label!r} is locked."
             ) from None
+        except (p11.UserPinNotInitialized, p11.GeneralError):
+            raise
         except p11.PKCS11Error as exc:
             raise KeyringError(
                 f"The PKCS#11 token {self._token_label!r} cannot be opened: {type(exc).__name__}."
             ) from None
-        self._keys.clear()
-        self._macs.clear()
 
     def _call(self, work: Callable[[], _T]) -> _T:
         """Run ``work`` on the session: opening it again once if it was lost,
