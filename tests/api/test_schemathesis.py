@@ -86,6 +86,7 @@ def _plan(method: str, path: str, s: Served) -> tuple[dict[str, str], str | None
         ("DELETE", "/v1/holds/{id}"): ({"id": s.hold}, w.officer),
         ("POST", "/v1/children/{id}/erasure"): ({"id": w.other_group_child}, w.stranger_parent),
         ("POST", "/v1/retention/run"): ({}, w.officer),
+        ("GET", "/v1/children/{id}/certificates"): ({"id": w.child}, w.officer),
         ("GET", "/v1/children/{id}/access-log"): ({"id": w.child}, w.parent),
         ("GET", "/v1/audit/verify"): ({}, w.officer),
         ("POST", "/v1/locations/{id}/managers"): ({"id": s.location}, s.admin),

@@ -17,6 +17,7 @@ from vault.api import (
     rectification,
     resources,
     retention,
+    rights,
 )
 from vault.api.audit import audit_middleware
 from vault.api.auth import auth_middleware
@@ -79,6 +80,7 @@ def create_app(settings: Settings, *, worker: int | None = None) -> web.Applicat
     rectification.setup(app)
     links.setup(app)
     retention.setup(app)
+    rights.setup(app)
     audit.setup(app)
     exports.setup(app)
     return app
