@@ -87,6 +87,8 @@ def _plan(method: str, path: str, s: Served) -> tuple[dict[str, str], str | None
         ("POST", "/v1/children/{id}/erasure"): ({"id": w.other_group_child}, w.stranger_parent),
         ("POST", "/v1/retention/run"): ({}, w.officer),
         ("GET", "/v1/children/{id}/certificates"): ({"id": w.child}, w.officer),
+        ("POST", "/v1/children/{id}/restriction"): ({"id": w.other_group_child}, w.officer),
+        ("DELETE", "/v1/children/{id}/restriction"): ({"id": w.other_group_child}, w.officer),
         ("GET", "/v1/children/{id}/access-log"): ({"id": w.child}, w.parent),
         ("GET", "/v1/audit/verify"): ({}, w.officer),
         ("POST", "/v1/locations/{id}/managers"): ({"id": s.location}, s.admin),

@@ -45,7 +45,11 @@ _PAGE = 500
     tags=["export"],
     body=ExportRequest,
     answer=(201, ExportLink),
-    refusals={403: ("forbidden", "outside_window"), 404: ("not_found",), 410: ("destroyed",)},
+    refusals={
+        403: ("forbidden", "outside_window", "restricted"),
+        404: ("not_found",),
+        410: ("destroyed",),
+    },
 )
 async def create_export(request: web.Request) -> web.Response:
     child = await child_for(request, Action.EXPORT)

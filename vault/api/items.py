@@ -52,7 +52,11 @@ MAX_META = 64 * 1024
 #: Room in a Content-Length for the meta part, boundaries and part headers.
 MULTIPART_ROOM = MAX_META + 16 * 1024
 #: Refusals of a call about one item.
-_ON_ITEM = {403: ("forbidden", "outside_window"), 404: ("not_found",), 410: ("destroyed",)}
+_ON_ITEM = {
+    403: ("forbidden", "outside_window", "restricted"),
+    404: ("not_found",),
+    410: ("destroyed",),
+}
 
 
 def item_json(record: ItemRecord) -> Item:
@@ -100,7 +104,7 @@ async def owners_of(request: web.Request, posted: Child, tagged: list[str]) -> t
     upload=UploadMeta,
     answer=(201, Item),
     refusals={
-        403: ("forbidden", "consent_missing", "outside_window"),
+        403: ("forbidden", "consent_missing", "outside_window", "restricted"),
         404: ("not_found",),
         503: ("storage_unavailable",),
     },
@@ -312,7 +316,7 @@ async def remove(request: web.Request) -> web.Response:
     tags=["records"],
     answer=ItemPage,
     query=ItemQuery,
-    refusals={403: ("forbidden", "outside_window"), 404: ("not_found",)},
+    refusals={403: ("forbidden", "outside_window", "restricted"), 404: ("not_found",)},
 )
 async def listing(request: web.Request) -> web.Response:
     child = await child_for(request, Action.LIST_ITEMS)

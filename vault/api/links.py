@@ -52,7 +52,7 @@ from vault.share.links import Claims
 
 #: The refusals of the calls that issue a link.
 _ISSUED = {
-    403: ("forbidden", "consent_missing", "outside_window"),
+    403: ("forbidden", "consent_missing", "outside_window", "restricted"),
     404: ("not_found",),
     410: ("destroyed",),
 }

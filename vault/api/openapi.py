@@ -52,6 +52,7 @@ LINK: dict[int, tuple[str, ...]] = {
         "consent_missing",
         "outside_window",
         "blocked",
+        "restricted",
     ),
     404: ("not_found",),
     410: ("destroyed",),

@@ -3,7 +3,7 @@ publication, certificates")."""
 
 from __future__ import annotations
 
-from vault.api.models.types import Answer, Kind, Timestamp
+from vault.api.models.types import Answer, Body, Kind, Reason, Timestamp
 
 
 class Certificate(Answer):
@@ -19,3 +19,7 @@ class Certificate(Answer):
 
 class Certificates(Answer):
     certificates: list[Certificate]
+
+
+class RestrictionRequest(Body):
+    reason: Reason
