@@ -9,6 +9,7 @@ import msgspec
 
 from vault.api.models.common import ErrorDetail
 from vault.api.models.types import (
+    AccessReason,
     Answer,
     Body,
     Disposition,
@@ -29,6 +30,8 @@ class LinkRequest(Body):
     variant: Variant = "original"
     ttl_seconds: TtlSeconds | None = None
     disposition: Disposition = "inline"
+    #: The privacy officer's reason (required of them).
+    reason: AccessReason | None = None
 
 
 class BatchEntry(Body):
@@ -39,6 +42,8 @@ class BatchEntry(Body):
 class BatchRequest(Body):
     items: Annotated[list[BatchEntry], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
     ttl_seconds: TtlSeconds | None = None
+    #: The privacy officer's reason (required of them), for every link of the batch.
+    reason: AccessReason | None = None
 
 
 class IssuedLink(Answer):
