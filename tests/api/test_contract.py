@@ -260,6 +260,7 @@ async def _bsn_cases(api: Api, w: World) -> dict[tuple[str, str, str], Any]:
         {"kind": "diary", "date": "2026-11-21", "text": "Goed geslapen."},
         w.staff,
     )
+    filed = await api.ok("POST", "/v1/requests", {"type": "access"}, w.parent)
     replaced = aiohttp.FormData()
     replaced.add_field("file", b"%PDF-1.4\n" + b"1" * 600, filename="Zie BSN " + BSN + ".pdf")
 
@@ -300,6 +301,15 @@ async def _bsn_cases(api: Api, w: World) -> dict[tuple[str, str, str], Any]:
         ),
         ("POST", "/v1/items/{id}/handovers", "recipient"): call(
             "POST", f"/v1/items/{observation['id']}/handovers", w.staff, {"recipient": with_bsn}
+        ),
+        ("POST", "/v1/requests", "note"): call(
+            "POST", "/v1/requests", w.parent, {"type": "access", "note": with_bsn}
+        ),
+        ("POST", "/v1/requests/{id}/answer", "note"): call(
+            "POST",
+            f"/v1/requests/{filed['id']}/answer",
+            w.officer,
+            {"outcome": "granted", "note": with_bsn},
         ),
         ("POST", "/v1/children/{id}/restriction", "reason"): call(
             "POST", f"/v1/children/{w.child}/restriction", w.officer, {"reason": with_bsn}
@@ -348,6 +358,9 @@ async def test_a_bsn_in_any_free_text_field_or_file_name_is_never_stored(api: Ap
         assert await conn.scalar(select(func.count()).select_from(holds)) == 0
         assert await conn.scalar(text("SELECT count(*) FROM restrictions")) == 0
         assert await conn.scalar(text("SELECT count(*) FROM access_reasons")) == 0
+        assert await conn.scalar(text("SELECT count(*) FROM requests")) == 1
+        answered = "SELECT count(*) FROM requests WHERE answered_at IS NOT NULL"
+        assert await conn.scalar(text(answered)) == 0
         assert (
             await conn.scalar(
                 select(func.count())

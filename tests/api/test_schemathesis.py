@@ -80,6 +80,7 @@ def _plan(method: str, path: str, s: Served) -> tuple[dict[str, str], str | None
         ("POST", "/v1/items/{id}/links"): ({"id": s.photo}, w.parent),
         ("POST", "/v1/links"): ({}, w.parent),
         ("POST", "/v1/items/{id}/handovers"): ({"id": s.observation}, w.staff),
+        ("POST", "/v1/items/{id}/publications"): ({"id": s.photo}, w.manager),
         ("POST", "/v1/children/{id}/exports"): ({"id": w.child}, w.parent),
         ("GET", "/v1/children/{id}/retention"): ({"id": w.child}, w.parent),
         ("POST", "/v1/children/{id}/holds"): ({"id": w.child}, w.officer),
@@ -87,6 +88,9 @@ def _plan(method: str, path: str, s: Served) -> tuple[dict[str, str], str | None
         ("POST", "/v1/children/{id}/erasure"): ({"id": w.other_group_child}, w.stranger_parent),
         ("POST", "/v1/retention/run"): ({}, w.officer),
         ("GET", "/v1/children/{id}/certificates"): ({"id": w.child}, w.officer),
+        ("POST", "/v1/requests"): ({}, w.parent),
+        ("GET", "/v1/requests"): ({}, w.officer),
+        ("POST", "/v1/requests/{id}/answer"): ({"id": s.request}, w.officer),
         ("POST", "/v1/children/{id}/restriction"): ({"id": w.other_group_child}, w.officer),
         ("DELETE", "/v1/children/{id}/restriction"): ({"id": w.other_group_child}, w.officer),
         ("GET", "/v1/children/{id}/access-log"): ({"id": w.child}, w.parent),
@@ -109,6 +113,7 @@ def _real_ids(body: Any, s: Served) -> Any:
             "location_id": s.location,
             "person_id": s.spare_staff,
             "item_id": s.photo,
+            "child_id": s.w.child,
         }
         out = {
             k: real[k] if k in real and isinstance(v, str) else _real_ids(v, s)

@@ -14,7 +14,9 @@ from vault.api import (
     items,
     links,
     ops,
+    publications,
     rectification,
+    register,
     resources,
     retention,
     rights,
@@ -79,8 +81,10 @@ def create_app(settings: Settings, *, worker: int | None = None) -> web.Applicat
     items.setup(app)
     rectification.setup(app)
     links.setup(app)
+    publications.setup(app)
     retention.setup(app)
     rights.setup(app)
+    register.setup(app)
     audit.setup(app)
     exports.setup(app)
     return app

@@ -186,7 +186,7 @@ async def create_links(request: web.Request) -> web.Response:
     return answer(Links(links=list(out)))
 
 
-async def _deliver(
+async def deliver(
     request: web.Request,
     facts: LinkFacts,
     variant: str,
@@ -254,7 +254,7 @@ async def _answer(request: web.Request, claims: Claims, action: Action) -> LinkF
 async def open_link(request: web.Request) -> web.StreamResponse:
     claims = await verified(request, "media")
     facts = await _answer(request, claims, Action.READ_ITEM)
-    return await _deliver(request, facts, claims.variant, claims.disposition, claims.expires)
+    return await deliver(request, facts, claims.variant, claims.disposition, claims.expires)
 
 
 @operation(
@@ -326,7 +326,7 @@ async def open_handover(request: web.Request) -> web.StreamResponse:
     async def settle(claimed: int, sent: int) -> None:
         await handovers.settle(engine, row, claimed, sent)
 
-    return await _deliver(
+    return await deliver(
         request, facts, "original", "attachment", claims.expires, claim=claim, settle=settle
     )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -74,3 +74,11 @@ class HandoverRequest(Body):
     recipient: Reason
     ttl_seconds: TtlSeconds | None = None
     max_downloads: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
+
+
+class PublicationRequest(Body):
+    """A photo's preview published on a channel; the link lives 7 days unless
+    ``ttl_seconds`` says otherwise (at most 30 days)."""
+
+    channel: Literal["website", "social_media", "newsletter"]
+    ttl_seconds: TtlSeconds | None = None
