@@ -287,6 +287,12 @@ async def _bsn_cases(api: Api, w: World) -> dict[tuple[str, str, str], Any]:
         ("POST", "/v1/children", "first_name"): call(
             "POST", "/v1/children", api.admin, {**child_body, "first_name": with_bsn}
         ),
+        ("PATCH", "/v1/children/{id}", "first_name"): call(
+            "PATCH", f"/v1/children/{w.child}", api.admin, {"first_name": with_bsn}
+        ),
+        ("PATCH", "/v1/children/{id}", "last_name"): call(
+            "PATCH", f"/v1/children/{w.child}", api.admin, {"last_name": with_bsn}
+        ),
         ("POST", "/v1/children", "last_name"): call(
             "POST", "/v1/children", api.admin, {**child_body, "last_name": with_bsn}
         ),

@@ -88,6 +88,19 @@ def _plan(method: str, path: str, s: Served) -> tuple[dict[str, str], str | None
         ("POST", "/v1/children/{id}/erasure"): ({"id": w.other_group_child}, w.stranger_parent),
         ("POST", "/v1/retention/run"): ({}, w.officer),
         ("GET", "/v1/children/{id}/certificates"): ({"id": w.child}, w.officer),
+        ("PATCH", "/v1/children/{id}"): ({"id": w.other_group_child}, s.admin),
+        ("PATCH", "/v1/children/{id}/guardians/{person_id}"): (
+            {"id": w.child, "person_id": w.parent_id},
+            s.admin,
+        ),
+        ("DELETE", "/v1/children/{id}/guardians/{person_id}"): (
+            {"id": w.child, "person_id": w.parent_id},
+            s.admin,
+        ),
+        ("DELETE", "/v1/groups/{id}/staff/{person_id}"): (
+            {"id": w.group, "person_id": s.spare_staff},
+            s.admin,
+        ),
         ("POST", "/v1/requests"): ({}, w.parent),
         ("GET", "/v1/requests"): ({}, w.officer),
         ("POST", "/v1/requests/{id}/answer"): ({"id": s.request}, w.officer),

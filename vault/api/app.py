@@ -10,6 +10,7 @@ from vault.api import (
     audit,
     consents,
     directory,
+    directory_rectify,
     exports,
     items,
     links,
@@ -77,6 +78,7 @@ def create_app(settings: Settings, *, worker: int | None = None) -> web.Applicat
         app.cleanup_ctx.append(resources.background_sweep)
     ops.setup(app)
     directory.setup(app)
+    directory_rectify.setup(app)
     consents.setup(app)
     items.setup(app)
     rectification.setup(app)

@@ -39,7 +39,7 @@ _ADMIN = {403: ("forbidden",)}
 _ADMIN_ON = {403: ("forbidden",), 404: ("not_found",)}
 
 
-def _admin(request: web.Request) -> None:
+def admin_only(request: web.Request) -> None:
     check(request, Action.MANAGE_DIRECTORY, DirectoryTarget())
 
 
@@ -48,11 +48,11 @@ def sealer(app: web.Application) -> Sealer:
     return Sealer(app[DB], app[KEYS], app[KEYRING])
 
 
-def _no_content() -> web.Response:
+def no_content() -> web.Response:
     return web.Response(status=204)
 
 
-async def _changing(request: web.Request, *, child: bool = False, **detail: str) -> None:
+async def changing(request: web.Request, *, child: bool = False, **detail: str) -> None:
     """Put a change of the directory on the record before it is made.
 
     Creations are recorded once they have their id, before the answer leaves.
@@ -70,7 +70,7 @@ async def _changing(request: web.Request, *, child: bool = False, **detail: str)
     refusals=_ADMIN,
 )
 async def create_person(request: web.Request) -> web.Response:
-    _admin(request)
+    admin_only(request)
     body = await read_body(request, NewPerson)
     person_id, token = await people.create_person(
         request.app[DB], sealer(request.app), body.name, body.email, body.role, now(request)
@@ -86,7 +86,7 @@ async def create_person(request: web.Request) -> web.Response:
     refusals=_ADMIN_ON,
 )
 async def issue_token(request: web.Request) -> web.Response:
-    _admin(request)
+    admin_only(request)
     token = await people.issue_token(request.app[DB], request.match_info["id"], now(request))
     note(request, target=request.match_info["id"])
     return answer(TokenIssued(token=token), status=201)
@@ -99,10 +99,10 @@ async def issue_token(request: web.Request) -> web.Response:
     refusals=_ADMIN_ON,
 )
 async def revoke_tokens(request: web.Request) -> web.Response:
-    _admin(request)
-    await _changing(request)
+    admin_only(request)
+    await changing(request)
     await people.revoke_tokens(request.app[DB], request.match_info["id"], now(request))
-    return _no_content()
+    return no_content()
 
 
 @operation(
@@ -113,23 +113,23 @@ async def revoke_tokens(request: web.Request) -> web.Response:
     refusals=_ADMIN_ON,
 )
 async def block(request: web.Request) -> web.Response:
-    _admin(request)
+    admin_only(request)
     body = await read_body(request, BlockRequest)
-    await _changing(request)
+    await changing(request)
     await people.set_block(
         request.app[DB], sealer(request.app), request.match_info["id"], body.reason, now(request)
     )
-    return _no_content()
+    return no_content()
 
 
 @operation("Lift a block.", tags=["directory"], answer=(204, None), refusals=_ADMIN_ON)
 async def unblock(request: web.Request) -> web.Response:
-    _admin(request)
-    await _changing(request)
+    admin_only(request)
+    await changing(request)
     await people.set_block(
         request.app[DB], sealer(request.app), request.match_info["id"], None, now(request)
     )
-    return _no_content()
+    return no_content()
 
 
 @operation(
@@ -140,7 +140,7 @@ async def unblock(request: web.Request) -> web.Response:
     refusals=_ADMIN,
 )
 async def create_location(request: web.Request) -> web.Response:
-    _admin(request)
+    admin_only(request)
     body = await read_body(request, NewLocation)
     location_id = await places.create_location(
         request.app[DB], sealer(request.app), body.name, now(request)
@@ -157,11 +157,11 @@ async def create_location(request: web.Request) -> web.Response:
     refusals=_ADMIN_ON,
 )
 async def add_manager(request: web.Request) -> web.Response:
-    _admin(request)
+    admin_only(request)
     body = await read_body(request, PersonRef)
-    await _changing(request, person=body.person_id)
+    await changing(request, person=body.person_id)
     await places.add_manager(request.app[DB], request.match_info["id"], body.person_id)
-    return _no_content()
+    return no_content()
 
 
 @operation(
@@ -172,7 +172,7 @@ async def add_manager(request: web.Request) -> web.Response:
     refusals=_ADMIN_ON,
 )
 async def create_group(request: web.Request) -> web.Response:
-    _admin(request)
+    admin_only(request)
     body = await read_body(request, NewGroup)
     group_id = await places.create_group(
         request.app[DB], sealer(request.app), body.location_id, body.name, now(request)
@@ -189,11 +189,11 @@ async def create_group(request: web.Request) -> web.Response:
     refusals=_ADMIN_ON,
 )
 async def add_staff(request: web.Request) -> web.Response:
-    _admin(request)
+    admin_only(request)
     body = await read_body(request, PersonRef)
-    await _changing(request, person=body.person_id)
+    await changing(request, person=body.person_id)
     await places.add_staff(request.app[DB], request.match_info["id"], body.person_id)
-    return _no_content()
+    return no_content()
 
 
 @operation(
@@ -204,7 +204,7 @@ async def add_staff(request: web.Request) -> web.Response:
     refusals=_ADMIN_ON,
 )
 async def create_child(request: web.Request) -> web.Response:
-    _admin(request)
+    admin_only(request)
     body = await read_body(request, NewChild)
     if body.birth_date > now(request).date():
         raise InvalidInput("The field 'birth_date' lies in the future.")
@@ -224,9 +224,9 @@ async def create_child(request: web.Request) -> web.Response:
     refusals=_ADMIN_ON,
 )
 async def set_placement(request: web.Request) -> web.Response:
-    _admin(request)
+    admin_only(request)
     body = await read_body(request, PlacementDates)
-    await _changing(request, child=True)
+    await changing(request, child=True)
     await children.set_placement(
         request.app[DB], request.match_info["id"], body.start_date, body.end_date
     )
@@ -244,9 +244,9 @@ async def set_placement(request: web.Request) -> web.Response:
     refusals={**_ADMIN_ON, 409: ("conflict",)},
 )
 async def add_guardian(request: web.Request) -> web.Response:
-    _admin(request)
+    admin_only(request)
     body = await read_body(request, NewGuardian)
-    await _changing(request, child=True, person=body.person_id)
+    await changing(request, child=True, person=body.person_id)
     await children.add_guardian(
         request.app[DB],
         request.match_info["id"],
@@ -255,7 +255,7 @@ async def add_guardian(request: web.Request) -> web.Response:
         body.household,
         now(request),
     )
-    return _no_content()
+    return no_content()
 
 
 @operation(
@@ -266,11 +266,11 @@ async def add_guardian(request: web.Request) -> web.Response:
     refusals=_ADMIN_ON,
 )
 async def set_mentor(request: web.Request) -> web.Response:
-    _admin(request)
+    admin_only(request)
     body = await read_body(request, PersonRef)
-    await _changing(request, child=True, person=body.person_id)
+    await changing(request, child=True, person=body.person_id)
     await children.set_mentor(request.app[DB], request.match_info["id"], body.person_id)
-    return _no_content()
+    return no_content()
 
 
 @operation(
