@@ -18,10 +18,11 @@ RUN useradd --system --home /var/lib/kluis --create-home kluis \
  && chmod 0700 /var/lib/kluis
 
 WORKDIR /opt/kluis
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes -r requirements.lock
 COPY vault ./vault
 COPY config ./config
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir --no-deps .
 
 USER kluis
 ENV KLUIS_CONFIG=/opt/kluis/config/kluis.compose.toml

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, Text, insert
 
-from vault.audit import Actor, event
+from vault.audit import Actor, Event, event
 from vault.audit.log import AuditLog, append
 from vault.audit.queries import access_log, touched
 from vault.audit.verify import verify
@@ -80,7 +80,7 @@ async def main(total: int, db_url: str | None) -> None:
         kids = [hexid("c", n) for n in range(3000)]
         span = 30 * 86400
 
-        def make(i: int) -> object:
+        def make(i: int) -> Event:
             who = rng.randrange(len(people))
             return event(
                 rng.choice(ACTIONS),

@@ -60,7 +60,8 @@ def configure(name: str) -> None:
     if name not in TUNED:
         pool.tune_allocator = lambda: None
     if name in ("default-executor", "arena-2", "default-tuned"):
-        IMAGE_POOL._get = lambda: None  # type: ignore[method-assign,assignment,return-value]
+        # None: run_in_executor then uses asyncio's default executor.
+        pool.ImagePool.executor = property(lambda self: None)  # type: ignore[assignment]
         IMAGE_POOL.trim_after = False
     if name == "arena-2":
         ctypes.CDLL("libc.so.6").mallopt(-8, 2)  # M_ARENA_MAX

@@ -1,10 +1,11 @@
 """Shared fixtures: real servers, stores and databases on every backend.
 
 ``store`` runs a test on the local disk and on MinIO; ``db_url`` on SQLite
-and PostgreSQL; ``key_store`` (and ``provider``) on the local keyring and on
-a real SoftHSM2 token. With ``VAULT_TEST_REQUIRE_SERVERS=1`` (set by scripts/test) a
-server that cannot start fails the run instead of skipping, and the run fails
-if no MinIO or PostgreSQL test executed. The closing summary counts the tests
+and PostgreSQL (and ``api``, the whole service, with it); ``key_store`` (and
+``provider``) on the local keyring and on a real SoftHSM2 token. With
+``VAULT_TEST_REQUIRE_SERVERS=1`` (set by scripts/test) a server that cannot
+start fails the run instead of skipping, and the run fails if no MinIO,
+PostgreSQL, SoftHSM2 or OpenID Provider test executed. The closing summary counts the tests
 that ran on each backend.
 """
 
@@ -15,9 +16,11 @@ import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.helpers.api import Api, configured, start
 from tests.helpers.keystores import (
     KeyStore,
     SoftHsm,
@@ -26,7 +29,13 @@ from tests.helpers.keystores import (
     softhsm_store,
 )
 from tests.helpers.s3 import s3_settings
-from tests.servers import REQUIRE_SERVERS, MinioServer, PostgresServer, ServerUnavailable
+from tests.servers import (
+    REQUIRE_SERVERS,
+    MinioServer,
+    PostgresServer,
+    ServerUnavailable,
+    unavailable,
+)
 from vault.config import Settings
 from vault.keys import KeyProvider
 from vault.storage import BlobStore, LocalDiskStore, S3Store
@@ -38,15 +47,10 @@ BACKENDS = {
     "postgres": "PostgreSQL",
     "localkeyring": "local keyring",
     "softhsm": "SoftHSM2 (PKCS#11)",
+    "oidc": "OpenID Provider (oidc-provider)",
 }
 #: The backends that run only where a server or token could be started.
-REQUIRED = ("minio", "postgres", "softhsm")
-
-
-def _unavailable(exc: Exception) -> None:
-    if REQUIRE_SERVERS:
-        pytest.fail(f"test server unavailable: {exc}")
-    pytest.skip(f"test server unavailable: {exc}")
+REQUIRED = ("minio", "postgres", "softhsm", "oidc")
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +59,7 @@ def chromium() -> str:
     ``VAULT_TEST_CHROMIUM``). Missing: a failure under scripts/test, else a skip."""
     path = os.environ.get("VAULT_TEST_CHROMIUM") or shutil.which("chromium")
     if not path or not os.access(path, os.X_OK):
-        _unavailable(RuntimeError("no chromium; run scripts/ensure-chromium"))
+        unavailable(RuntimeError("no chromium; run scripts/ensure-chromium"))
     assert path is not None
     return path
 
@@ -72,7 +76,7 @@ def minio_server() -> Iterator[MinioServer]:
     try:
         server = MinioServer(os.environ.get("VAULT_TEST_MINIO") or _cached_minio()).start()
     except ServerUnavailable as exc:
-        _unavailable(exc)
+        unavailable(exc)
     try:
         yield server
     finally:
@@ -85,7 +89,7 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory) -> SoftHsm:
     try:
         return SoftHsm.start(tmp_path_factory.mktemp("softhsm"))
     except SoftHsmUnavailable as exc:
-        _unavailable(exc)
+        unavailable(exc)
         raise
 
 
@@ -114,7 +118,7 @@ def postgres_server() -> Iterator[PostgresServer]:
     try:
         server = PostgresServer().start()
     except ServerUnavailable as exc:
-        _unavailable(exc)
+        unavailable(exc)
     try:
         yield server
     finally:
@@ -156,6 +160,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
+async def api(
+    db_url: str, tmp_path: Path, aiohttp_client: Any, request: pytest.FixtureRequest
+) -> Api:
+    """The whole service behind a test client, on SQLite and PostgreSQL;
+    ``@pytest.mark.uploads(...)`` and ``@pytest.mark.settings(...)`` change its
+    settings (:func:`tests.helpers.api.configured`)."""
+    return await start(configured(request, tmp_path / "data", db_url), aiohttp_client)
+
+
+@pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Embedded-default settings in a temporary data directory."""
     return Settings(data_dir=tmp_path / "data")
@@ -164,6 +178,16 @@ def settings(tmp_path: Path) -> Settings:
 # -- per-backend accounting ---------------------------------------------------
 
 _ran: dict[str, dict[str, int]] = {name: {"passed": 0, "failed": 0} for name in BACKENDS}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--faults-long",
+        action="store_true",
+        default=False,
+        help="run the fault suite (tests/faults/) with many iterations per fault kind, "
+        "for a run by hand; also KLUIS_FAULTS_LONG=1",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

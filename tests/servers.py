@@ -14,13 +14,18 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
+
+import pytest
 
 #: Set by scripts/test: a server that cannot start fails the run instead of skipping.
 REQUIRE_SERVERS = os.environ.get("VAULT_TEST_REQUIRE_SERVERS") == "1"
@@ -30,13 +35,27 @@ class ServerUnavailable(RuntimeError):
     pass
 
 
+def unavailable(exc: Exception) -> NoReturn:
+    """A server the test needs could not start: a failure under scripts/test
+    (``REQUIRE_SERVERS``), else a skip."""
+    if REQUIRE_SERVERS:
+        pytest.fail(f"test server unavailable: {exc}")
+    pytest.skip(f"test server unavailable: {exc}")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def _wait(predicate, timeout: float, what: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+def _wait(
+    predicate: Callable[[], bool],
+    timeout: float,
+    what: str,
+    proc: subprocess.Popen[bytes],
+    log: Path,
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -73,8 +92,8 @@ class MinioServer:
             "MINIO_UPDATE": "off",
         }
         log = self.dir / "minio.log"
-        (self.dir / "data").mkdir()
-        with log.open("wb") as out:
+        (self.dir / "data").mkdir(exist_ok=True)  # kept across a kill() and start()
+        with log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [
                     self.binary,
@@ -101,6 +120,13 @@ class MinioServer:
                 return bool(r.status == 200)
         except (urllib.error.URLError, OSError):
             return False
+
+    def kill(self) -> None:
+        """Gone at once (SIGKILL), its data kept: ``start()`` brings it back on
+        the same address (the fault suite's store outage)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -146,32 +172,35 @@ class PostgresServer:
             self._as = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
 
     def _run(self, *args: str) -> None:
-        result = subprocess.run(
+        result = subprocess.run(  # type: ignore[call-overload]
             list(args),
             capture_output=True,
             text=True,
             check=False,
             timeout=120,
             cwd=self.dir,
-            **self._as,  # type: ignore[arg-type]
+            **self._as,
         )
         if result.returncode != 0:
             raise ServerUnavailable(f"{args[0]} failed: {result.stderr[-2000:]}")
 
     def start(self) -> PostgresServer:
+        """Start the cluster, creating it the first time (after :meth:`crash`,
+        the same cluster recovers from its WAL)."""
         data = self.dir / "data"
-        self._run(
-            f"{self.bindir}/initdb",
-            "-D",
-            str(data),
-            "-U",
-            self.user,
-            "--auth=trust",
-            "--encoding=UTF8",
-            "--no-instructions",
-        )
+        if not data.exists():
+            self._run(
+                f"{self.bindir}/initdb",
+                "-D",
+                str(data),
+                "-U",
+                self.user,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-instructions",
+            )
         log = self.dir / "postgres.log"
-        with log.open("wb") as out:
+        with log.open("ab") as out:
             self.proc = subprocess.Popen(  # type: ignore[call-overload]
                 [
                     f"{self.bindir}/postgres",
@@ -234,6 +263,14 @@ class PostgresServer:
             timeout=60,
         )
         return self.url(name)
+
+    def crash(self) -> None:
+        """Immediate shutdown (SIGQUIT): every connection and open transaction
+        cut, no checkpoint; :meth:`start` recovers it (the fault suite's
+        database restart mid-transaction)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)
+            self.proc.wait(30)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -205,9 +205,14 @@ def test_keys_rotate_and_status(tmp_path: Path) -> None:
     later = run(env, "keys", "rotate", "--now", "2027-01-06T00:00:00Z")
     assert "epochs destroyed: live-2026-11" in later.stdout
     status = run(env, "keys", "status", "--now", "2027-01-06T00:00:00Z")
-    assert "destroyed" in next(
-        line for line in status.stdout.splitlines() if "live-2026-11" in line
-    )
+    destroyed = next(line for line in status.stdout.splitlines() if "live-2026-11" in line)
+    assert "destroyed" in destroyed
+    # When copies of its child keys in backups taken before stop opening:
+    # destroyed on 6 January, keyring backups kept at most 35 days.
+    assert destroyed.rstrip().endswith("2027-02-10 00:00")
+    current = next(line for line in status.stdout.splitlines() if "live-2027-01" in line)
+    assert current.rstrip().endswith("2027-04-12 00:00")  # 1 Feb + 35 days + 35 days
+    assert "keyring backups are kept at most 35 days" in status.stdout
     bad = run(env, "keys", "rotate", "--now", "next tuesday")
     assert bad.returncode == 2
     assert "ISO 8601" in bad.stderr

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from minio import Minio
-from minio.credentials import StaticProvider
+from minio.credentials.providers import StaticProvider
 from minio.error import S3Error
 from minio.minioadmin import MinioAdmin
 

@@ -192,3 +192,76 @@ def test_many_foreign_variables_make_one_warning_line(caplog: pytest.LogCaptureF
     assert len(warnings) == 1
     assert "\n" not in warnings[0]
     assert all(name in warnings[0] for name in env)
+
+
+def test_sign_in_and_mail_settings_from_toml_and_environment(tmp_path: Path) -> None:
+    config = tmp_path / "k.toml"
+    config.write_text(
+        '[mail]\nsmtp_host = "smtp.example.org"\nsender = "Kluis <k@example.org>"\n'
+        '[auth]\ntotp_required_roles = ["staff", "privacy_officer"]\n'
+        '[links]\npublic_url = "https://kluis.example.org"\n'
+        '[oidc]\nissuer = "https://login.example.org/tenant/v2.0"\nclient_id = "kluis"\n'
+    )
+    settings = load_settings(
+        {
+            "KLUIS_CONFIG": str(config),
+            "KLUIS_MAIL_SMTP_PORT": "2525",
+            "KLUIS_MAIL_STARTTLS": "always",
+            "KLUIS_MAIL_USERNAME": "kluis",
+            "KLUIS_MAIL_PASSWORD": "smtp-password",
+            "KLUIS_AUTH_SESSION_HOURS_STAFF": "8",
+            "KLUIS_AUTH_TOKEN_TTL_DAYS": "90",
+            "KLUIS_OIDC_CLIENT_SECRET": "oidc-secret",
+            "KLUIS_OIDC_SCOPES": "openid, email",
+        }
+    )
+    assert settings.mail.smtp_host == "smtp.example.org"
+    assert settings.mail.smtp_port == 2525
+    assert settings.mail.starttls == "always"
+    assert settings.mail.password.reveal() == "smtp-password"
+    assert settings.auth.totp_required_roles == ("staff", "privacy_officer")
+    assert settings.auth.session_hours_staff == 8
+    assert settings.auth.session_hours_guardian == 720
+    assert settings.auth.token_ttl_days == 90
+    assert settings.oidc.scopes == ("openid", "email")
+    assert settings.oidc.client_secret.reveal() == "oidc-secret"
+    dumped = str(settings.redacted()) + repr(settings)
+    assert "smtp-password" not in dumped
+    assert "oidc-secret" not in dumped
+    defaults = Settings()
+    assert (defaults.mail.smtp_port, defaults.mail.starttls) == (587, "auto")
+    assert defaults.auth.token_ttl_days == 365
+    assert defaults.oidc.scopes == ("openid", "email", "profile")
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"KLUIS_AUTH_TOTP_REQUIRED_ROLES": "staff,teacher"}, "teacher"),
+        ({"KLUIS_MAIL_STARTTLS": "sometimes"}, "mail.starttls"),
+        ({"KLUIS_MAIL_SMTP_HOST": "smtp.example.org"}, "mail.sender"),
+        ({"KLUIS_MAIL_STARTTLS": "never", "KLUIS_MAIL_USERNAME": "u"}, "in clear"),
+        ({"KLUIS_OIDC_ISSUER": "https://idp.example.org"}, "oidc.client_id"),
+        (
+            {
+                "KLUIS_OIDC_ISSUER": "https://idp.example.org",
+                "KLUIS_OIDC_CLIENT_ID": "k",
+                "KLUIS_OIDC_CLIENT_SECRET": "s",
+            },
+            "links.public_url",
+        ),
+        (
+            {
+                "KLUIS_OIDC_ISSUER": "https://idp.example.org",
+                "KLUIS_OIDC_CLIENT_ID": "k",
+                "KLUIS_OIDC_CLIENT_SECRET": "s",
+                "KLUIS_LINKS_PUBLIC_URL": "https://k.example.org",
+                "KLUIS_OIDC_SCOPES": "email",
+            },
+            "openid",
+        ),
+    ],
+)
+def test_bad_sign_in_and_mail_settings_are_named(env: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+        load_settings(env)

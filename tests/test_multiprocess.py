@@ -21,6 +21,7 @@ import shutil
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import aiohttp
 import pytest
@@ -126,7 +127,7 @@ async def test_two_servers_and_the_cron_jobs_on_one_vault(
                 traffic += [cross_fetch(upload_no + n) for n in range(8)]
                 upload_no += 10
                 results = await asyncio.gather(*cron, *traffic)
-                for status, out, err in results[:2]:
+                for status, out, err in cast(list[tuple[int, str, str]], results[:2]):
                     assert status == 0, (moment, out, err)
 
             status, out, _ = await kluis(env, "keys", "status")

@@ -26,6 +26,7 @@ from vault.policy import (
     NewItemTarget,
     Principal,
     Rules,
+    Target,
     decide,
 )
 
@@ -255,13 +256,14 @@ def test_a_blocked_account_is_denied_everything() -> None:
         blocked = Principal(**{**blocked.__dict__, "blocked": True})
         c = child("granted", "running")
         item = Item("i", "photo", ("C",), NOW)
-        for action, target in [
+        cases: list[tuple[Action, Target]] = [
             (Action.READ_ITEM, ItemTarget(item, {"C": c})),
             (Action.VIEW_CHILD, ChildTarget(c)),
             (Action.CREATE_ITEM, NewItemTarget("photo", (c,))),
             (Action.GRANT_CONSENT, ChildTarget(c)),
             (Action.MANAGE_DIRECTORY, ChildTarget(c)),
-        ]:
+        ]
+        for action, target in cases:
             assert decide(blocked, action, target, NOW).code == "blocked"
 
 
@@ -472,12 +474,13 @@ def test_no_relation_means_not_found(
         NOW,
         destroyed=phase_name == "destroyed",
     )
-    target = {
+    targets: dict[str, Target] = {
         "child": ChildTarget(c),
         "item": ItemTarget(item, {"C": c}),
         "group item": ItemTarget(item, {"C": c, "D": other}),
         "new item": NewItemTarget(kind, (c,)),
-    }[shape]
+    }
+    target = targets[shape]
     decision = decide(who, action, target, NOW)
     if action is Action.USE_API:
         assert decision.allowed  # being signed in at all says nothing about the child

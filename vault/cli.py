@@ -33,11 +33,16 @@ from vault.db.schema import children
 from vault.directory.people import issue_token
 from vault.errors import ConfigError, KluisError
 from vault.installation import initialise
+from vault.items import damage
 from vault.items.sweep import sweep
+from vault.items.verify import blob_count
+from vault.items.verify import verify as verify_blobs
 from vault.keys import epochs, open_provider, signing
 from vault.keys.local import LocalKeyring, export_sealed, merge_sealed
 from vault.keys.provider import audit_check
 from vault.keys.rotation import keys_to_rewrap, rotate
+from vault.mail import outbox
+from vault.retention.certificates import HSM_POLICY, backups_dark_at
 from vault.retention.job import Retention, record_destructions
 from vault.rights.certificates import certificates_of
 from vault.storage import check_settings as check_storage_settings
@@ -148,6 +153,11 @@ def _parser() -> argparse.ArgumentParser:
     sweep_cmd.add_argument(
         "--grace-minutes", type=int, help="leave younger blobs alone (default from config)"
     )
+    storage_sub.add_parser(
+        "verify",
+        help="read every stored blob's segments; list the damaged and missing ones, also "
+        "those found while serving (exit 1 if any)",
+    )
     token = sub.add_parser("token", help="bearer tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)
     create = token_sub.add_parser("create", help="issue a token for a person; printed last")
@@ -166,6 +176,13 @@ def _parser() -> argparse.ArgumentParser:
     who.add_argument("--token", help="the token's id (the part after 'kl_', before the dot)")
     touched.add_argument("--since", type=_timestamp, required=True, help="from (ISO 8601)")
     touched.add_argument("--until", type=_timestamp, required=True, help="until (ISO 8601)")
+    mail = sub.add_parser("mail", help="the mail outbox: what waits, what was given up")
+    mail_sub = mail.add_subparsers(dest="mail_command", required=True)
+    mail_sub.add_parser(
+        "status", help="mail by status, the oldest waiting, and the dead letters (exit 1 if any)"
+    )
+    retry = mail_sub.add_parser("retry", help="put dead letters back in line for delivery")
+    retry.add_argument("--id", help="only this outbox row (default: every dead letter)")
     config = sub.add_parser("config", help="inspect the configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     config_sub.add_parser("show", help="print the effective configuration, secrets masked")
@@ -205,12 +222,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(certificates_command(settings, args.child_id))
         if args.command == "retention":
             return asyncio.run(retention_command(settings, args.now, args.dry_run))
+        if args.command == "storage" and args.storage_command == "verify":
+            return asyncio.run(verify_command(settings))
         if args.command == "storage":
             return asyncio.run(sweep_command(settings, args.grace_minutes))
         if args.command == "token":
             return asyncio.run(token_command(settings, args.person_id))
         if args.command == "audit":
             return asyncio.run(audit_command(settings, args))
+        if args.command == "mail":
+            return asyncio.run(mail_command(settings, args))
         if args.command == "config":
             print(json.dumps(settings.redacted(), indent=2, default=str))
             return 0
@@ -438,10 +459,46 @@ async def sweep_command(settings: Settings, grace_minutes: int | None) -> int:
     return 0
 
 
+async def verify_command(settings: Settings) -> int:
+    async with open_vault(settings) as vault:
+        await vault.audit.record(event("storage.verify"))
+        total = await blob_count(vault.engine)
+        bar = ProgressBar("blobs", total)
+        if total == 0:
+            bar.advance(0)
+        report = await verify_blobs(
+            vault.engine, vault.blobs, vault.keys, datetime.now(UTC), progress=bar.advance
+        )
+        marked = await damage.damaged(vault.engine)
+    print(f"blobs checked: {report.checked} ({report.bytes} bytes)")
+    print(f"damaged (do not authenticate): {len(report.damaged)}")
+    print(f"missing from the store: {len(report.missing)}")
+    if report.cleared:
+        print(f"on record as damaged before, whole now (restored): {report.cleared}")
+    if report.skipped:
+        print(f"destroyed while this ran, not checked: {report.skipped}")
+    if marked:
+        print("items on record as damaged (restore their blobs from a backup, or erase them):")
+        for found in marked:
+            print(
+                f"  item {found.item_id} {found.variant}: {found.reason}, found by "
+                f"{found.found_by} {_day(found.first_found_at)}"
+                + (
+                    f", again {_day(found.last_found_at)}"
+                    if found.last_found_at != found.first_found_at
+                    else ""
+                )
+            )
+    else:
+        print("no item is on record as damaged")
+    return 1 if marked else 0
+
+
 async def token_command(settings: Settings, person_id: str) -> int:
     async with open_vault(settings, store=False) as vault:
         await vault.audit.record(event("token.issue", target=person_id))
-        token = await issue_token(vault.engine, person_id, datetime.now(UTC))
+        ttl = timedelta(days=settings.auth.token_ttl_days)
+        token = await issue_token(vault.engine, person_id, datetime.now(UTC), ttl)
     print("a new token follows and is shown only this once:")
     print(token)
     return 0
@@ -471,6 +528,36 @@ async def audit_command(settings: Settings, args: argparse.Namespace) -> int:
             vault.engine, person=args.person, token=args.token, since=args.since, until=args.until
         )
     print(json.dumps(answer.as_json(), indent=2))
+    return 0
+
+
+async def mail_command(settings: Settings, args: argparse.Namespace) -> int:
+    async with open_vault(settings, store=False) as vault:
+        if args.mail_command == "retry":
+            await vault.audit.record(event("mail.retry", row=args.id))
+            count = await outbox.retry_dead(vault.engine, datetime.now(UTC), args.id)
+            print(f"dead letters put back in line: {count}")
+            return 0
+        state = await outbox.status(vault.engine)
+    if not settings.mail.smtp_host:
+        print("mail.smtp_host is not set: mail is kept in the outbox and not sent.")
+    else:
+        print(
+            f"delivering through {settings.mail.smtp_host}:{settings.mail.smtp_port} "
+            f"(STARTTLS {settings.mail.starttls}), by every 'kluis serve'"
+        )
+    for status_name, count in state.counts.items():
+        print(f"{status_name}: {count}")
+    if state.oldest_pending is not None:
+        print(f"oldest waiting since: {_day(state.oldest_pending)}")
+    for dead in state.dead:
+        print(
+            f"dead {dead.id} {dead.kind} since {_day(dead.created_at)} after "
+            f"{dead.attempts} attempt(s): {dead.last_error or '?'}"
+        )
+    if state.counts["dead"]:
+        print("dead letters were given up; fix the cause, then 'kluis mail retry'.")
+        return 1
     return 0
 
 
@@ -516,7 +603,14 @@ async def keys_command(settings: Settings, args: argparse.Namespace) -> int:
             bar = ProgressBar("rewrapping child keys", total)
             report = await rotate(vault.keys, vault.provider, now, window, progress=bar.advance)
             await record_destructions(
-                vault.engine, vault.store, report.destroyed_keys, now, new_id(), "epoch"
+                vault.engine,
+                vault.store,
+                report.destroyed_keys,
+                now,
+                new_id(),
+                "epoch",
+                window=window,
+                provider=vault.provider.kind,
             )
             print(f"live epoch: {report.live_epoch}")
             print(f"child keys rewrapped: {report.rewrapped}")
@@ -526,8 +620,12 @@ async def keys_command(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         usage = await vault.keys.epoch_usage()
         infos = await vault.provider.list_keys()
-    print(f"key provider: {vault.provider.kind}")
-    print(f"{'epoch':<16} {'state':<10} {'child keys':>10}  {'created':<20} {'destroyed or due'}")
+    kind = vault.provider.kind
+    print(f"key provider: {kind}")
+    print(
+        f"{'epoch':<16} {'state':<10} {'child keys':>10}  {'created':<20} "
+        f"{'destroyed or due':<30} {'backups dark'}"
+    )
     for info in infos:
         try:
             epoch = epochs.parse(info.name)
@@ -543,10 +641,25 @@ async def keys_command(settings: Settings, args: argparse.Namespace) -> int:
             state, when = "retired", f"after {_day(epoch.month_end + window)} once unused"
         else:
             state, when = "scheduled", _day(epoch.month_end)
+        dark = (
+            backups_dark_at(info.name, info.destroyed_at or now, window, kind)
+            if epoch is not None
+            else None
+        )
         print(
             f"{info.name:<16} {state:<10} {usage.get(info.name, 0):>10}  "
-            f"{_day(info.created_at):<20} {when}"
+            f"{_day(info.created_at):<20} {when:<30} {_day(dark) if dark else ''}"
         )
+    print(
+        "backups dark: from then on no copy of the epoch's child keys in a backup taken "
+        "before its destruction can be opened"
+        + (
+            f", provided keyring backups are kept at most {settings.crypto.backup_window_days} "
+            "days (crypto.backup_window_days)."
+            if kind == "local"
+            else f". {HSM_POLICY}"
+        )
+    )
     return 0
 
 

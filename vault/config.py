@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from vault.errors import ConfigError
+from vault.policy import ROLES
 
 ENV_PREFIX = "KLUIS_"
 ENV_CONFIG_FILE = "KLUIS_CONFIG"
@@ -174,6 +175,13 @@ class UploadSettings:
     max_pixels: int = 100_000_000
     #: Blobs no committed row names are swept once older than this.
     sweep_grace_minutes: int = 60
+    #: How often a running ``kluis serve`` sweeps (worker 0 of ``--workers``),
+    #: besides once at its start; 0: only at start.
+    sweep_interval_minutes: float = 10.0
+    #: Uploads stored at once per process; more wait before their file is
+    #: read (TCP holds the senders back), so uploads cannot starve link
+    #: fetches (bench/fetch_latency.py).
+    parallel: int = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,9 +232,56 @@ class PolicySettings:
 
 @dataclasses.dataclass(frozen=True)
 class AuthSettings:
-    #: Failed logins from one address within the window before it gets 429.
+    #: Failed logins from one address (and, for password sign-ins, on one
+    #: account) within the window before it gets 429.
     max_failures: int = 10
     failure_window_seconds: int = 900
+    #: How long a session lives after sign-in, by role: guardians' (the
+    #: parent app on a phone) long, everyone else's a working day.
+    session_hours_staff: int = 12
+    session_hours_guardian: int = 720
+    #: How long a bearer token issued by an admin or the command line lives.
+    token_ttl_days: int = 365
+    #: Roles that must sign in with a one-time code (TOTP) besides the
+    #: password; e.g. ["staff", "location_manager", "privacy_officer"].
+    totp_required_roles: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class MailSettings:
+    """Outgoing mail (docs/operations.md, "Mail"). No ``smtp_host``: mail is
+    kept in the outbox and ``kluis mail status`` says so."""
+
+    smtp_host: str = ""
+    smtp_port: int = 587
+    #: ``auto``: STARTTLS when the server offers it; ``always``: refuse to
+    #: send without it; ``never``: plain SMTP (a relay on the same host).
+    starttls: Literal["auto", "always", "never"] = "auto"
+    username: str = ""
+    password: Secret = dataclasses.field(default_factory=lambda: Secret(""))
+    #: The From address, e.g. "Kluis <kluis@example.org>".
+    sender: str = ""
+    #: A CA bundle (PEM) to verify the server's certificate with; empty: the
+    #: system's.
+    ca_file: str = ""
+    timeout_seconds: float = 30.0
+    #: Delivery attempts before a message is given up (dead letter).
+    max_attempts: int = 12
+    #: The first retry waits this long; each next one twice as long, at most
+    #: an hour.
+    retry_seconds: float = 30.0
+    #: How often an idle sender looks for due mail.
+    poll_seconds: float = 5.0
+
+
+@dataclasses.dataclass(frozen=True)
+class OidcSettings:
+    """Staff single sign-on with OpenID Connect; empty ``issuer``: off."""
+
+    issuer: str = ""
+    client_id: str = ""
+    client_secret: Secret = dataclasses.field(default_factory=lambda: Secret(""))
+    scopes: tuple[str, ...] = ("openid", "email", "profile")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -242,6 +297,8 @@ class Settings:
     retention: RetentionSettings = dataclasses.field(default_factory=RetentionSettings)
     policy: PolicySettings = dataclasses.field(default_factory=PolicySettings)
     auth: AuthSettings = dataclasses.field(default_factory=AuthSettings)
+    mail: MailSettings = dataclasses.field(default_factory=MailSettings)
+    oidc: OidcSettings = dataclasses.field(default_factory=OidcSettings)
 
     @property
     def database_url(self) -> str:
@@ -281,6 +338,8 @@ _SECTIONS = (
     "retention",
     "policy",
     "auth",
+    "mail",
+    "oidc",
 )
 
 
@@ -466,6 +525,13 @@ def validate(settings: Settings) -> None:
                 "storage.backend is 's3' but storage.s3_access_key or storage.s3_secret_key "
                 "is empty; set them (KLUIS_STORAGE_S3_ACCESS_KEY, KLUIS_STORAGE_S3_SECRET_KEY)."
             )
+    if settings.uploads.sweep_grace_minutes < 0 or settings.uploads.sweep_interval_minutes < 0:
+        raise ConfigError(
+            "Settings uploads.sweep_grace_minutes and uploads.sweep_interval_minutes must not "
+            "be negative."
+        )
+    if settings.uploads.parallel < 1:
+        raise ConfigError("Setting uploads.parallel must be at least 1.")
     if settings.auth.max_failures < 1:
         raise ConfigError("Setting auth.max_failures must be at least 1.")
     if settings.storage.s3_parallel_parts < 1:
@@ -489,6 +555,35 @@ def validate(settings: Settings) -> None:
                 f"Setting server.trusted_proxies holds {entry!r}, which is neither an address "
                 "nor a network (10.0.0.0/8, 127.0.0.1, ::1)."
             ) from None
+    unknown_roles = sorted(set(settings.auth.totp_required_roles) - set(ROLES))
+    if unknown_roles:
+        raise ConfigError(
+            f"Setting auth.totp_required_roles names unknown role(s) {', '.join(unknown_roles)}; "
+            f"roles are {', '.join(ROLES)}."
+        )
+    if settings.mail.starttls == "never" and settings.mail.username:
+        raise ConfigError(
+            "mail.starttls is 'never' but mail.username is set: the password would cross the "
+            "network in clear. Use 'auto' or 'always', or send through a relay without login."
+        )
+    if settings.mail.smtp_host and not settings.mail.sender:
+        raise ConfigError("mail.smtp_host is set but mail.sender is empty; set the From address.")
+    if settings.mail.max_attempts < 1:
+        raise ConfigError("Setting mail.max_attempts must be at least 1.")
+    oidc = settings.oidc
+    if oidc.issuer:
+        if not oidc.client_id or not oidc.client_secret:
+            raise ConfigError(
+                "oidc.issuer is set but oidc.client_id or oidc.client_secret is empty; set them "
+                "(KLUIS_OIDC_CLIENT_ID, KLUIS_OIDC_CLIENT_SECRET)."
+            )
+        if "openid" not in oidc.scopes:
+            raise ConfigError("Setting oidc.scopes must include 'openid'.")
+        if not settings.links.public_url:
+            raise ConfigError(
+                "oidc.issuer is set but links.public_url is empty; single sign-on returns to "
+                "{public_url}/auth/oidc/callback and {public_url}/app/, so set it."
+            )
     _validate_database_url(settings.database_url)
 
 

@@ -34,6 +34,13 @@ class Unauthenticated(KluisError):
     default_message = "Send a valid token as 'Authorization: Bearer <token>'."
 
 
+class TotpRequired(KluisError):
+    """A one-time code is needed: missing, wrong, or not yet set up."""
+
+    status, code = 401, "totp_required"
+    default_message = "Send the six-digit code from your authenticator app as 'totp'."
+
+
 class Forbidden(KluisError):
     status, code = 403, "forbidden"
     default_message = "Your role does not allow this."

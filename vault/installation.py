@@ -3,8 +3,9 @@
 Creates what is missing, in order: the data directory, the key store (the
 keyring file, or nothing on a token), the blob store, the database schema
 (Alembic migrations), the audit and e-mail MAC keys, the current month's live
-master key and the ``directory`` master key, the first link-signing secret,
-and the admin account. Run again, it changes nothing.
+master key, the ``directory`` master key, the fixed master keys for
+one-time-code secrets (``totp``) and the mail outbox (``mail``), the first
+link-signing secret, and the admin account. Run again, it changes nothing.
 
 Sealing directory text stored in clear before migration 0014a needs the key
 provider, which migrations do not have: so the schema is brought to the
@@ -31,7 +32,7 @@ from vault.directory.people import ensure_admin
 from vault.directory.sealing import Sealer, compact, seal_existing
 from vault.keys import epochs, open_provider, signing
 from vault.keys.local import LocalKeyring
-from vault.keys.provider import AUDIT_MAC, DIRECTORY_KEY, EMAIL_MAC, audit_sign
+from vault.keys.provider import AUDIT_MAC, DIRECTORY_KEY, EMAIL_MAC, MAIL_KEY, TOTP_KEY, audit_sign
 from vault.keys.service import KeyService
 from vault.storage import open_store
 
@@ -83,6 +84,10 @@ async def initialise(settings: Settings, now: datetime) -> Initialised:
                 for name in (live, DIRECTORY_KEY):
                     if name not in names:
                         created.append(f"master key {name}")
+                for fixed in (TOTP_KEY, MAIL_KEY):
+                    if fixed not in names:
+                        await provider.create_key(fixed, now)
+                        created.append(f"master key {fixed}")
                 sealer = Sealer(engine, keys, provider)
                 sealed = await seal_existing(sealer)
                 if sealed.total:

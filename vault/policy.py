@@ -66,6 +66,10 @@ The rules, from shared/DOMAIN.md (our readings marked "choice"):
 * **The register of requests**: guardians file requests for their children
   (or about themselves) and read their own; the privacy officer files,
   reads and answers all. Destruction certificates: the privacy officer.
+* **Signing in**: anyone not blocked, with a password; single sign-on only
+  for the organisation's employees (:data:`SSO_ROLES`). A password session
+  of a role in ``totp_required_roles`` does nothing but set up its one-time
+  codes until it has; those roles cannot switch them off.
 """
 
 from __future__ import annotations
@@ -85,6 +89,7 @@ from vault.errors import (
     NotFound,
     OutsideWindow,
     Restricted,
+    TotpRequired,
 )
 
 KINDS = (
@@ -169,6 +174,12 @@ class Action(enum.StrEnum):
     #: One request of the register (a :class:`RequestTarget`).
     VIEW_REQUEST = "request.view"
     ANSWER_REQUEST = "request.answer"
+    #: Signing in (a password, an invitation, single sign-on); target ``SignIn``.
+    SIGN_IN = "account.sign_in"
+    #: The caller's own sessions, password and one-time codes.
+    MANAGE_OWN_ACCOUNT = "account.manage_own"
+    #: Switching one's one-time codes off.
+    DISABLE_TOTP = "account.disable_totp"
 
 
 #: What a restriction stops for everyone but the privacy officer.
@@ -288,12 +299,33 @@ class RequestTarget:
     filed_by: str
 
 
-Target = ChildTarget | ItemTarget | NewItemTarget | DirectoryTarget | RequestTarget
+@dataclasses.dataclass(frozen=True)
+class Credential:
+    """The token a call came with (for ``USE_API``)."""
+
+    kind: str  # "api" (issued by an admin or the command line) or "session"
+    method: str | None = None  # a session's: "password", "invitation" or "oidc"
+    second_factor: bool = False
+    #: The call sets up one-time codes or signs out: allowed to a session
+    #: that still has to set them up.
+    enrolment_call: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class SignIn:
+    method: str  # "password", "invitation" or "oidc"
+
+
+Target = (
+    ChildTarget | ItemTarget | NewItemTarget | DirectoryTarget | RequestTarget | Credential | SignIn
+)
 
 
 @dataclasses.dataclass(frozen=True)
 class Rules:
     window: timedelta = timedelta(weeks=8)
+    #: Roles whose password sessions need a second factor (auth.totp_required_roles).
+    totp_required_roles: frozenset[str] = frozenset()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -325,6 +357,7 @@ _DENIALS: dict[str, type[KluisError]] = {
     "destroyed": Destroyed,
     "invalid_input": InvalidInput,
     "restricted": Restricted,
+    "totp_required": TotpRequired,
 }
 
 RESTRICTED = Decision.deny(
@@ -437,7 +470,13 @@ def _decide(
     if principal.blocked:
         return Decision.deny("blocked", "This account is blocked; contact the organisation.")
     if action is Action.USE_API:
+        if isinstance(target, Credential):
+            return _use_credential(principal, target, rules)
         return Decision.allow()
+    if action is Action.SIGN_IN and isinstance(target, SignIn):
+        return _sign_in(principal, target)
+    if action in _OWN_ACCOUNT and isinstance(target, DirectoryTarget):
+        return _own_account(principal, action, rules)
     if action is Action.MANAGE_DIRECTORY:
         if principal.role == "admin":
             return Decision.allow()
@@ -472,6 +511,52 @@ def _decide(
             return Decision.allow(record=True)
         return Decision.deny("forbidden", "Only the privacy officer checks the audit log.")
     return Decision.deny("forbidden", "This action does not apply here.")
+
+
+#: Roles that may sign in through the organisation's identity provider: its
+#: employees (choice: not guardians, who are no employees, nor the inspector,
+#: who comes from outside).
+SSO_ROLES = frozenset({"staff", "location_manager", "administration", "privacy_officer", "admin"})
+
+
+def _use_credential(principal: Principal, credential: Credential, rules: Rules) -> Decision:
+    """A password session of a role that needs one-time codes works only once
+    they are set up; until then it may set them up and sign out, nothing else
+    (choice: tokens issued by an admin are devices the admin vouches for, and
+    single sign-on leaves second factors to the identity provider)."""
+    if (
+        credential.kind == "session"
+        and credential.method != "oidc"
+        and principal.role in rules.totp_required_roles
+        and not credential.second_factor
+        and not credential.enrolment_call
+    ):
+        return Decision.deny(
+            "totp_required",
+            "Your role signs in with a one-time code as well: set one up with POST /v1/me/totp "
+            "and POST /v1/me/totp/confirm, then go on.",
+        )
+    return Decision.allow()
+
+
+#: What anyone does with their own account (asked with ``DirectoryTarget``).
+_OWN_ACCOUNT = frozenset({Action.MANAGE_OWN_ACCOUNT, Action.DISABLE_TOTP})
+
+
+def _own_account(principal: Principal, action: Action, rules: Rules) -> Decision:
+    if action is Action.DISABLE_TOTP and principal.role in rules.totp_required_roles:
+        return Decision.deny(
+            "forbidden", "Your role signs in with one-time codes; they cannot be switched off."
+        )
+    return Decision.allow()
+
+
+def _sign_in(principal: Principal, target: SignIn) -> Decision:
+    if target.method == "oidc" and principal.role not in SSO_ROLES:
+        return Decision.deny(
+            "forbidden", "Single sign-on is for the organisation's staff; sign in with a password."
+        )
+    return Decision.allow()
 
 
 def _child_action(

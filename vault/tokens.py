@@ -16,7 +16,13 @@ import re
 import secrets
 
 PREFIX = "kl_"
-_TOKEN = re.compile(r"^kl_([0-9a-f]{16})\.([A-Za-z0-9_-]{43})$")
+#: Invitation links carry a token of the same shape with a prefix of its own,
+#: so neither is ever taken for the other.
+INVITATION_PREFIX = "ki_"
+_SHAPE = r"([0-9a-f]{16})\.([A-Za-z0-9_-]{43})"
+_TOKENS = {
+    prefix: re.compile(f"^{re.escape(prefix)}{_SHAPE}$") for prefix in (PREFIX, INVITATION_PREFIX)
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,19 +32,19 @@ class NewToken:
     secret_hash: bytes = dataclasses.field(repr=False)
 
 
-def new_token() -> NewToken:
+def new_token(prefix: str = PREFIX) -> NewToken:
     token_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
-    return NewToken(token_id, f"{PREFIX}{token_id}.{secret}", hash_secret(secret))
+    return NewToken(token_id, f"{prefix}{token_id}.{secret}", hash_secret(secret))
 
 
 def hash_secret(secret: str) -> bytes:
     return hashlib.sha256(secret.encode("ascii")).digest()
 
 
-def parse_token(token: str) -> tuple[str, str] | None:
+def parse_token(token: str, prefix: str = PREFIX) -> tuple[str, str] | None:
     """(id, secret) of a well-formed token, else None."""
-    match = _TOKEN.fullmatch(token)
+    match = _TOKENS[prefix].fullmatch(token)
     return (match[1], match[2]) if match else None
 
 

@@ -1,4 +1,5 @@
-"""An initialised vault behind a test client, on SQLite and PostgreSQL."""
+"""The scale setup of the service behind a test client (the ``api`` fixture,
+on SQLite and PostgreSQL, is tests/conftest.py's)."""
 
 from __future__ import annotations
 
@@ -7,23 +8,10 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.api import Api, start
+from tests.helpers.api import TEST_TOKEN_TTL_DAYS, Api, start
 from tests.helpers.s3 import s3_settings
 from tests.servers import MinioServer, PostgresServer
-from vault.config import DatabaseSettings, Settings, UploadSettings
-
-
-@pytest.fixture
-async def api(
-    db_url: str, tmp_path: Path, aiohttp_client: Any, request: pytest.FixtureRequest
-) -> Api:
-    """``@pytest.mark.uploads(video_max_mb=5)`` changes the upload settings."""
-    marker = request.node.get_closest_marker("uploads")
-    uploads = UploadSettings(**(marker.kwargs if marker else {}))
-    settings = Settings(
-        data_dir=tmp_path / "data", database=DatabaseSettings(url=db_url), uploads=uploads
-    )
-    return await start(settings, aiohttp_client)
+from vault.config import AuthSettings, DatabaseSettings, Settings
 
 
 @pytest.fixture
@@ -38,5 +26,6 @@ async def api_s3(
         data_dir=tmp_path / "data",
         database=DatabaseSettings(url=postgres_server.create_database()),
         storage=s3_settings(minio_server),
+        auth=AuthSettings(token_ttl_days=TEST_TOKEN_TTL_DAYS),
     )
     return await start(settings, aiohttp_client)

@@ -85,6 +85,8 @@ class Served:
     spare_photo: str
     hold: str
     request: str
+    #: A second admin token, for signing out (which stops the token it comes with).
+    spare_token: str
     #: Link paths (/l/…, /h/…, /x/…) the parent or school may fetch.
     link: str
     handover: str
@@ -152,7 +154,7 @@ def served_vault(data_dir: Path, **server: Any) -> Iterator[Served]:
     def run(coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, loop).result(300)
 
-    async def start() -> tuple[web.AppRunner, str, str, web.Application]:
+    async def start() -> tuple[web.AppRunner, str, str, str, web.Application]:
         with contextlib.redirect_stdout(io.StringIO()):
             assert await init(settings) == 0
         app = create_app(settings)
@@ -166,9 +168,10 @@ def served_vault(data_dir: Path, **server: Any) -> Iterator[Served]:
                 select(installation.c.value).where(installation.c.key == "admin_person_id")
             )
         token = await issue_token(app[DB], str(admin_id), utcnow())
-        return runner, f"http://127.0.0.1:{port}", token, app
+        spare = await issue_token(app[DB], str(admin_id), utcnow())
+        return runner, f"http://127.0.0.1:{port}", token, spare, app
 
-    runner, base, admin, app = run(start())
+    runner, base, admin, spare_token, app = run(start())
 
     async def seed() -> dict[str, Any]:
         async with aiohttp.ClientSession() as session:
@@ -176,7 +179,7 @@ def served_vault(data_dir: Path, **server: Any) -> Iterator[Served]:
 
     try:
         ids = run(seed())
-        yield Served(base=base, app=app, admin=admin, loop=loop, **ids)
+        yield Served(base=base, app=app, admin=admin, spare_token=spare_token, loop=loop, **ids)
     finally:
         run(runner.cleanup())
         loop.call_soon_threadsafe(loop.stop)

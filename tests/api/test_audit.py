@@ -31,7 +31,7 @@ async def anna(api: Api, w: World) -> tuple[str, str]:
 
 async def audit_text(api: Api) -> str:
     """Everything the audit tables hold, as one string to search."""
-    parts = []
+    parts: list[str] = []
     async with api.client.app[DB].connect() as conn:
         for table in (audit_events, audit_subjects, audit_head, audit_checkpoints):
             for row in await conn.execute(select(table)):

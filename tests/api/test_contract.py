@@ -332,6 +332,10 @@ async def _bsn_cases(api: Api, w: World) -> dict[tuple[str, str, str], Any]:
         ("POST", "/v1/children/{id}/exports", "reason"): call(
             "POST", f"/v1/children/{w.child}/exports", w.officer, {"reason": with_bsn}
         ),
+        # Sign-in takes no token; an address like that belongs to nobody.
+        ("POST", "/v1/sessions", "email"): api.call(
+            "POST", "/v1/sessions", json={"email": f"{BSN}@x.nl", "password": "a" * 12}
+        ),
         ("POST", "/v1/children/{id}/holds", "reason"): call(
             "POST", f"/v1/children/{w.child}/holds", w.officer, {"reason": with_bsn}
         ),
@@ -431,8 +435,11 @@ def test_the_document_describes_queries_links_and_refusals() -> None:
         for method, operation in methods.items():
             responses = operation["responses"]
             if path.startswith("/v1/"):
-                assert {"401", "429", "503"} <= set(responses), (path, method)
+                assert {"429", "503"} <= set(responses), (path, method)
                 assert "Retry-After" in responses["429"]["headers"]
+            if path.startswith("/v1/") and operation.get("security") != []:
+                # Every call with a token (not the public sign-in calls).
+                assert "401" in responses, (path, method)
                 assert "WWW-Authenticate" in responses["401"]["headers"]
             if "requestBody" in operation:
                 assert {"400", "413", "415", "422"} <= set(responses), (path, method)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
@@ -35,7 +36,7 @@ async def test_admin_builds_the_directory_and_the_child_is_seen_by_the_related(a
 
 async def test_the_childs_name_is_not_in_the_database_in_clear(api: Api) -> None:
     w = await world(api)
-    rows = []
+    rows: list[Any] = []
     async with api.client.app[DB].connect() as conn:
         for table in ("children", "people", "guardians", "care_groups", "child_keys"):
             result = await conn.execute(text(f"SELECT * FROM {table}"))

@@ -269,7 +269,7 @@ async def test_the_offline_diary_opens_in_a_browser(
     # Both photos are drawn: their flat colours are on the screen.
     image = pyvips.Image.new_from_file(str(shot)).extract_band(0, n=3)
     for colour in COLOURS.values():
-        mask = (image - list(colour)).abs().bandor() < 12  # type: ignore[operator]
+        mask = (image - list(colour)).abs().bandor() < 12
         found = mask.avg() / 255 * image.width * image.height
         assert found > 2000, f"a photo of colour {colour} is not on the page"
 

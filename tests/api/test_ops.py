@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from vault.api import create_app
@@ -14,26 +15,31 @@ from vault.config import Settings
 pytestmark = pytest.mark.localdisk
 
 
+Client = TestClient[web.Request, web.Application]
+
+
 @pytest.fixture
-async def client(settings: Settings, aiohttp_client) -> TestClient:  # type: ignore[no-untyped-def]
+async def client(settings: Settings, aiohttp_client) -> Client:  # type: ignore[no-untyped-def]
     assert await init(settings) == 0
     return await aiohttp_client(create_app(settings))
 
 
-async def test_healthz(client: TestClient) -> None:
+async def test_healthz(client: Client) -> None:
     response = await client.get("/healthz")
     assert response.status == 200
     assert await response.json() == {"status": "ok"}
 
 
-async def test_readyz_when_everything_is_up(client: TestClient) -> None:
+async def test_readyz_when_everything_is_up(
+    client: Client,
+) -> None:
     response = await client.get("/readyz")
     assert response.status == 200
     body = await response.json()
     assert body["checks"] == {"database": "ok", "storage": "ok", "keyring": "ok"}
 
 
-async def test_readyz_reports_storage_down(client: TestClient, settings: Settings) -> None:
+async def test_readyz_reports_storage_down(client: Client, settings: Settings) -> None:
     shutil.rmtree(settings.storage_path)
     response = await client.get("/readyz")
     assert response.status == 503
@@ -43,14 +49,16 @@ async def test_readyz_reports_storage_down(client: TestClient, settings: Setting
     assert response.headers["Retry-After"]
 
 
-async def test_readyz_reports_keyring_down(client: TestClient, settings: Settings) -> None:
+async def test_readyz_reports_keyring_down(client: Client, settings: Settings) -> None:
     settings.keyring_path.unlink()
     response = await client.get("/readyz")
     assert response.status == 503
     assert "keyring" in (await response.json())["error"]["message"]
 
 
-async def test_unknown_path_is_a_json_not_found(client: TestClient) -> None:
+async def test_unknown_path_is_a_json_not_found(
+    client: Client,
+) -> None:
     response = await client.get("/nothing/here")
     assert response.status == 404
     assert (await response.json())["error"]["code"] == "not_found"
@@ -60,14 +68,18 @@ async def test_unknown_path_is_a_json_not_found(client: TestClient) -> None:
     assert (await response.json())["error"]["code"] == "unauthenticated"
 
 
-async def test_wrong_method_is_a_json_error(client: TestClient) -> None:
+async def test_wrong_method_is_a_json_error(
+    client: Client,
+) -> None:
     response = await client.post("/healthz")
     assert response.status == 405
     assert (await response.json())["error"]["code"] == "method_not_allowed"
     assert "GET" in response.headers["Allow"]
 
 
-async def test_security_headers_on_every_answer(client: TestClient) -> None:
+async def test_security_headers_on_every_answer(
+    client: Client,
+) -> None:
     for path in ("/healthz", "/nope"):
         response = await client.get(path)
         assert response.headers["X-Content-Type-Options"] == "nosniff"
@@ -76,7 +88,9 @@ async def test_security_headers_on_every_answer(client: TestClient) -> None:
         assert response.headers["Cache-Control"] == "no-store"
 
 
-async def test_metrics_count_requests_by_route(client: TestClient) -> None:
+async def test_metrics_count_requests_by_route(
+    client: Client,
+) -> None:
     await client.get("/healthz")
     await client.get("/v1/items/abc123")
     text = await (await client.get("/metrics")).text()
@@ -86,7 +100,7 @@ async def test_metrics_count_requests_by_route(client: TestClient) -> None:
     assert "kluis_http_request_duration_seconds_bucket" in text
 
 
-async def test_openapi_document(client: TestClient) -> None:
+async def test_openapi_document(client: Client) -> None:
     response = await client.get("/openapi.json")
     assert response.status == 200
     document = await response.json()

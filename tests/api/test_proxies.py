@@ -9,6 +9,7 @@ counts, and the scheme of the link URLs it hands out.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ TRUSTED = TrustedProxies(["10.0.0.0/24", "2001:db8::/32"])
 FORWARDED = TrustedProxies(["10.0.0.0/24"], "forwarded")
 
 #: (peer, headers, trusted, the client's address, its scheme)
-CASES: list[tuple[str, dict[str, str], TrustedProxies, str, str]] = [
+CASES: list[tuple[str, Mapping[str, str], TrustedProxies, str, str]] = [
     # Nothing trusted: the peer, whatever it writes.
     ("203.0.113.7", {"X-Forwarded-For": "1.2.3.4"}, TrustedProxies([]), "203.0.113.7", "http"),
     # An untrusted peer's headers are ignored.

@@ -25,7 +25,8 @@ from tests.helpers.world import World, second_child, world
 from vault.api.resources import DB, KEYRING, KEYS, STORE
 from vault.audit.log import AuditLog
 from vault.config import DatabaseSettings, Settings
-from vault.crypto.stream import IntegrityError, decrypt_range
+from vault.crypto import IntegrityError
+from vault.crypto.stream import decrypt_range
 from vault.db import create_engine
 from vault.db.schema import audit_events, item_blobs
 from vault.keys.provider import audit_sign
@@ -155,7 +156,8 @@ async def test_a_diary_entry_is_corrected_as_a_new_version(api: Api) -> None:
     assert (body["text"], body["version"]) == ("Noor heeft slecht geslapen.", 2)
     assert await stored(api, entry["id"], "original") == b"Noor heeft slecht geslapen."
     assert old_blob not in [k async for k in api.client.app[STORE].list()]
-    for bad in ({"title": "Dag"}, {"tagged_children": []}, {"text": "  "}):
+    refused: list[dict[str, object]] = [{"title": "Dag"}, {"tagged_children": []}, {"text": "  "}]
+    for bad in refused:
         assert (await api.call("PATCH", path, w.staff, bad))[0] == 400, bad
     assert (await api.call("PUT", f"{path}/file", w.staff, data=_file(b"x")))[0] == 400
 

@@ -15,6 +15,7 @@ from tests.helpers.links import fetch, link
 from tests.helpers.world import World, second_child, world
 from vault.api.resources import DB, KEYRING, STORE
 from vault.db.schema import child_keys, destruction_certificates
+from vault.retention.certificates import backup_words
 
 
 async def records(api: Api, w: World) -> dict[str, Any]:
@@ -154,6 +155,13 @@ async def test_the_life_of_a_childs_records(api: Api) -> None:
     assert by_category["photo"].bytes > 0
     assert by_category["photo"].epoch == "shred-2027-12"
     assert by_category["diary"].cause == "retention"
+    # Copies in backups go dark when December's key is gone and the keyring's
+    # own backups (kept at most the 35-day window) with it.
+    assert by_category["photo"].backups_dark_at == datetime(2028, 2, 5, tzinfo=UTC)
+    assert by_category["photo"].key_provider == "local"
+    words = backup_words(by_category["photo"], timedelta(days=35), "local")
+    assert words.backups_dark_at == datetime(2028, 2, 5, tzinfo=UTC)
+    assert "keys backup" in words.backups_note
 
 
 async def test_erasure_requests(api: Api) -> None:
@@ -176,6 +184,18 @@ async def test_erasure_requests(api: Api) -> None:
     assert (await api.call("GET", f"/v1/items/{made['diary']['id']}", w.parent))[0] == 410
     assert (await api.call("GET", f"/v1/items/{made['invoice']['id']}", w.parent))[0] == 200
     assert (await api.call("GET", f"/v1/items/{made['group']['id']}", made["mother"]))[0] == 200
+    async with api.client.app[DB].connect() as conn:
+        erased = (
+            await conn.execute(
+                select(destruction_certificates).where(
+                    destruction_certificates.c.category == "photo"
+                )
+            )
+        ).one()
+    # Erased while the contract runs: the key lived in November's live epoch,
+    # which backups of November may still need for the window after it.
+    assert (erased.cause, erased.epoch) == ("erasure", "live-2026-11")
+    assert erased.backups_dark_at == datetime(2026, 12, 1, tzinfo=UTC) + timedelta(days=70)
     await api.ok(
         "PUT",
         f"/v1/children/{w.child}/placement",

@@ -110,6 +110,8 @@ def _plan(method: str, path: str, s: Served) -> tuple[dict[str, str], str | None
         ("GET", "/v1/audit/verify"): ({}, w.officer),
         ("POST", "/v1/locations/{id}/managers"): ({"id": s.location}, s.admin),
         ("POST", "/v1/groups/{id}/staff"): ({"id": w.group}, s.admin),
+        # Signing out stops the token it comes with: not the admin's of the whole run.
+        ("DELETE", "/v1/sessions/current"): ({}, s.spare_token),
     }
     if (method, path) in table:
         return table[(method, path)]
@@ -203,7 +205,7 @@ def test_the_served_document_holds_for_every_operation(
     for result in schema.get_all_operations():
         operations += 1
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            seen.exercise(result.ok(), mode)
+            seen.exercise(result.ok(), mode)  # type: ignore[union-attr]  # an Err fails the test here
     elapsed = time.monotonic() - started
     statuses = seen.statuses
     with capsys.disabled():

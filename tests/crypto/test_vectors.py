@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from vault.crypto import IntegrityError
 from vault.crypto.envelope import unseal
 from vault.crypto.handles import ItemKey, KeyHandle
-from vault.crypto.stream import _encrypt, _Segments, decrypt_range
+from vault.crypto.stream import DamagedBlob, _encrypt, _Segments, decrypt_range
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors"
 STREAM = json.loads((VECTORS / "stream_v1.json").read_text())["vectors"]
@@ -110,7 +110,10 @@ async def test_invalid_stream_vectors_are_refused_with_the_one_opaque_error(
 
     with pytest.raises(IntegrityError) as refused:
         _ = [p async for p in decrypt_range(ItemKey(key), item_id, variant, read, len(blob))]
-    assert type(refused.value) is IntegrityError
+    # The one opaque error; it names the blob (for the operator), never the check.
+    assert type(refused.value) is DamagedBlob
+    assert (refused.value.item_id, refused.value.variant) == (item_id, variant)
+    assert refused.value.code == IntegrityError.code
     assert str(refused.value) == str(IntegrityError())  # never which check failed
     assert refused.value.__cause__ is None
     assert refused.value.__suppress_context__ or refused.value.__context__ is None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,7 +64,7 @@ async def test_an_answer_is_kept_until_any_fact_changes_anywhere(db_url: str) ->
         cache: FactsCache[str, str] = FactsCache(reader, engine, size=2)
         loads: list[str] = []
 
-        def load(name: str) -> str | None:
+        def load(name: str) -> Callable[[Connection], str | None]:
             def run(conn: Connection) -> str | None:
                 loads.append(name)
                 role = conn.execute(text("SELECT role FROM people WHERE id = 'p1'")).scalar()

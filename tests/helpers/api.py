@@ -1,22 +1,27 @@
 """An initialised vault behind an aiohttp test client, with a clock the test moves.
 
 The ``api`` and ``api_s3`` fixtures (tests/api/conftest.py) build one with
-:func:`start`; tests that need other settings call it themselves.
+:func:`start` from :func:`configured` settings; tests that need other
+settings call them themselves.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
 
+import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from vault.api import create_app
 from vault.api.resources import CLOCK, DB
 from vault.cli import init
-from vault.config import Settings
+from vault.config import DatabaseSettings, Settings, UploadSettings
 from vault.db import create_engine
 from vault.db.schema import installation
 from vault.directory.people import issue_token
@@ -32,7 +37,7 @@ class Clock:
 
 @dataclasses.dataclass
 class Api:
-    client: TestClient
+    client: TestClient[web.Request, web.Application]
     clock: Clock
     admin: str
 
@@ -56,7 +61,34 @@ class Api:
         return body["id"], body["token"]
 
 
-async def start(settings: Settings, aiohttp_client: Any) -> Api:
+#: The tests travel years ahead (retention); their tokens live as long.
+TEST_TOKEN_TTL_DAYS = 3650
+
+
+def configured(
+    request: pytest.FixtureRequest, data_dir: Path, db_url: str, **sections: Any
+) -> Settings:
+    """Settings for a test: ``@pytest.mark.uploads(video_max_mb=5)`` changes the
+    upload settings, ``@pytest.mark.settings(auth={...}, mail={...})`` any section,
+    as do ``sections`` given here; tokens live :data:`TEST_TOKEN_TTL_DAYS`."""
+    marker = request.node.get_closest_marker("uploads")
+    uploads = UploadSettings(**(marker.kwargs if marker else {}))
+    wanted: dict[str, dict[str, Any]] = {"auth": {"token_ttl_days": TEST_TOKEN_TTL_DAYS}}
+    for source in (sections, *(m.kwargs for m in request.node.iter_markers("settings"))):
+        for section, values in source.items():
+            wanted.setdefault(section, {}).update(values)
+    base = Settings(data_dir=data_dir, database=DatabaseSettings(url=db_url), uploads=uploads)
+    return dataclasses.replace(
+        base,
+        **{
+            name: dataclasses.replace(getattr(base, name), **values)
+            for name, values in wanted.items()
+        },
+    )
+
+
+async def start(settings: Settings, aiohttp_client: Any, **server: Any) -> Api:
+    """``server``: keyword arguments for the test server (``host=...``)."""
     db_url = settings.database_url
     assert await init(settings) == 0
     engine = create_engine(db_url)
@@ -65,10 +97,11 @@ async def start(settings: Settings, aiohttp_client: Any) -> Api:
             select(installation.c.value).where(installation.c.key == "admin_person_id")
         )
     clock = Clock()
-    token = await issue_token(engine, str(admin_id), clock.now)
+    ttl = timedelta(days=settings.auth.token_ttl_days)
+    token = await issue_token(engine, str(admin_id), clock.now, ttl)
     await engine.dispose()
     app = create_app(settings)
-    app[CLOCK] = clock
-    client = await aiohttp_client(app)
+    app[CLOCK] = cast(Callable[[], datetime], clock)
+    client = await aiohttp_client(app, server_kwargs=server)
     assert client.app[DB] is not None
     return Api(client, clock, token)

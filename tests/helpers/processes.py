@@ -7,6 +7,7 @@ Each server's output goes to a file, so a test can read its log afterwards
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import re
 import sys
@@ -136,7 +137,11 @@ class Client:
     ) -> tuple[int, Any]:
         form = aiohttp.FormData()
         form.add_field("meta", __import__("json").dumps(meta), content_type="application/json")
-        form.add_field("file", data, filename=name, content_type="application/octet-stream")
+        # A file object: aiohttp sends it in pieces (raw bytes of many MB would
+        # go in one write, with a warning).
+        form.add_field(
+            "file", io.BytesIO(data), filename=name, content_type="application/octet-stream"
+        )
         async with self.session.post(
             f"{self.base}/v1/children/{child}/items",
             data=form,

@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, Protocol
 
-from tests.helpers.api import Api
+
+class Calls(Protocol):
+    """What the organisation is made with: the in-process :class:`Api` or a
+    client of a served vault."""
+
+    async def ok(
+        self, method: str, path: str, json: Any = None, token: str | None = None
+    ) -> Any: ...
+
+    async def person(self, role: str, name: str = "Someone") -> tuple[str, str]: ...
 
 
 @dataclasses.dataclass
@@ -28,7 +38,7 @@ class World:
     admin_id: str = ""
 
 
-async def world(api: Api) -> World:
+async def world(api: Calls) -> World:
     location = (await api.ok("POST", "/v1/locations", {"name": "De Boomhut"}))["id"]
     group = (await api.ok("POST", "/v1/groups", {"location_id": location, "name": "Rupsjes"}))["id"]
     other = (await api.ok("POST", "/v1/groups", {"location_id": location, "name": "Vlinders"}))[
@@ -111,7 +121,7 @@ async def world(api: Api) -> World:
     )
 
 
-async def second_child(api: Api, w: World) -> tuple[str, str]:
+async def second_child(api: Calls, w: World) -> tuple[str, str]:
     """Mila, in the same group, with photo consent; returns (child id, mother's token)."""
     child = (
         await api.ok(

@@ -32,6 +32,7 @@ async def test_secrets_are_sealed_shared_and_rotated(db_url: str, provider: KeyP
         assert await throttled.current() == (first,)
         async with engine.connect() as conn:
             sealed = await conn.scalar(select(signing_secrets.c.sealed))
+        assert sealed is not None
         assert first not in sealed  # only the sealed form is stored
 
         assert await signing.rotate(engine, provider, NOW + timedelta(seconds=1)) == 2

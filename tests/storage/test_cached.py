@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -84,7 +85,7 @@ async def test_on_an_unknown_machine_blobs_are_opened_in_a_thread(
     store = await LocalDiskStore.open(tmp_path / "blobs")
     data = os.urandom(100_000)
 
-    async def source():  # type: ignore[no-untyped-def]
+    async def source() -> AsyncIterator[bytes]:
         yield data
 
     key = "ef" * 16

@@ -37,7 +37,11 @@ def now(request: web.Request) -> datetime:
 
 
 def rules(app: web.Application) -> Rules:
-    return Rules(window=timedelta(weeks=app[SETTINGS].policy.window_weeks))
+    settings = app[SETTINGS]
+    return Rules(
+        window=timedelta(weeks=settings.policy.window_weeks),
+        totp_required_roles=frozenset(settings.auth.totp_required_roles),
+    )
 
 
 def ask(request: web.Request, action: Action, target: Target, *, reason: bool = False) -> Decision:

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from vault.api import (
+    accounts,
     audit,
     consents,
     directory,
@@ -14,6 +15,7 @@ from vault.api import (
     exports,
     items,
     links,
+    oidc,
     ops,
     publications,
     rectification,
@@ -21,6 +23,7 @@ from vault.api import (
     resources,
     retention,
     rights,
+    services,
 )
 from vault.api.audit import audit_middleware
 from vault.api.auth import auth_middleware
@@ -73,7 +76,7 @@ def create_app(settings: Settings, *, worker: int | None = None) -> web.Applicat
     app[METRICS] = Metrics()
     if worker is not None:
         app[WORKER] = worker
-    app.cleanup_ctx.extend([resources.database, resources.storage, resources.keyring])
+    app.cleanup_ctx.extend([resources.vault, services.accounts, services.mail])
     if not worker:
         app.cleanup_ctx.append(resources.background_sweep)
     ops.setup(app)
@@ -89,4 +92,6 @@ def create_app(settings: Settings, *, worker: int | None = None) -> web.Applicat
     register.setup(app)
     audit.setup(app)
     exports.setup(app)
+    accounts.setup(app)
+    oidc.setup(app)
     return app

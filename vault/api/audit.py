@@ -1,10 +1,16 @@
 """Putting every call on the record, and the two audit endpoints.
 
-Each call to ``/v1/``, ``/l/`` and ``/h/`` leaves at least one event: the
-caller (person, role, token id, address, user agent), the action (named
-after the handler, ``items.read``; links as ``link.issue``/``link.use``),
+Each call to ``/v1/``, ``/l/``, ``/h/``, ``/x/`` and ``/auth/`` (single
+sign-on) leaves at least one event: the caller (person, role, token id,
+address, user agent), the action (the name its route declares,
+:mod:`vault.api.routes`; ``items.read``, ``link.issue``/``link.use``),
 the children and item it touched, and the outcome (``ok`` or the refusal's
 code). Failed logins are events of their own (``login``).
+
+A download cut short after its event was written leaves a second event with
+how it ended (vault.share.delivery.Ending): ``aborted`` when the client went
+away (a video seek, a cancelled download), or the failure's code
+(``integrity_error``), with the bytes meant and sent.
 
 Fail closed: the event is written *before* the access it records.
 JSON answers are held until their event is committed (if it cannot be, the
@@ -40,6 +46,7 @@ from vault.errors import KluisError
 from vault.keys.provider import audit_check
 from vault.policy import Action, ChildTarget, DirectoryTarget
 from vault.rights import reasons
+from vault.share.delivery import ENDED, Ending
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +68,10 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
             if exc.status >= 400:
                 await _refused(request, trail, HTTP_CODES.get(exc.status, ("invalid_input",))[0])
             raise
-        if not trail.written:
+        ending = request.get(ENDED)
+        if ending is not None and trail.written:
+            await _cut_short(request, trail, ending)
+        elif not trail.written:
             if response.prepared:
                 log.error("%s streamed before its audit event was written", trail.action)
             # Raises AuditUnavailable (503) before the answer leaves: fail closed.
@@ -78,6 +88,17 @@ async def _refused(request: web.Request, trail: Trail, code: str) -> None:
         await request.app[AUDIT].record(*events)
     except KluisError:
         log.warning("a refusal (%s) could not be recorded", code)
+
+
+async def _cut_short(request: web.Request, trail: Trail, ending: Ending) -> None:
+    events = [
+        dataclasses.replace(ev, outcome=ending.outcome, detail={**ev.detail, "sent": ending.sent})
+        for ev in trail.pending(ending.outcome)
+    ]
+    try:
+        await request.app[AUDIT].record(*events)
+    except KluisError:
+        log.warning("how an answer ended (%s) could not be recorded", ending.outcome)
 
 
 @operation(

@@ -1,20 +1,27 @@
-"""Authentication of ``/v1/`` calls by bearer token.
+"""Authentication of ``/v1/`` calls by bearer token (an admin's or a session's).
 
 A valid token always works (a location's shared address is never locked out
-by one misbehaving tablet). A missing or wrong token is recorded with time,
-address and user agent, never the token; the address is the client's as
-:func:`vault.api.trail.caller` gives it (behind a trusted proxy, the one it
-forwarded), so clients behind a proxy are not pooled. Once an address has made
-``auth.max_failures`` failed attempts within ``auth.failure_window_seconds``,
-its failures answer 429 ``rate_limited`` with ``Retry-After`` instead of 401.
-A blocked account gets ``blocked`` on every call (the policy says so).
-Each call is a login: its audit event carries the person, role, token id,
-address and user agent; a failed one is recorded as ``login`` with its code.
+by one misbehaving tablet). A missing, wrong, revoked or expired token is
+recorded with time, address and user agent, never the token; the address is
+the client's as :func:`vault.api.trail.caller` gives it (behind a trusted
+proxy, the one it forwarded), so clients behind a proxy are not pooled. Once
+an address has made ``auth.max_failures`` failed attempts within
+``auth.failure_window_seconds``, its failures answer 429 ``rate_limited``
+with ``Retry-After`` instead of 401. Then the policy decides on the
+credential: a blocked account gets ``blocked``, a password session of a role
+that needs one-time codes and has none yet gets ``totp_required`` on every
+call but those that set them up (:func:`enrolment`).
+
+The sign-in calls themselves take no token (:func:`public`). Each call is a
+login: its audit event carries the person, role, token id, address and user
+agent; a failed one is recorded as ``login`` with its code.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -23,15 +30,45 @@ from vault.api.access import PRINCIPAL, now, rules
 from vault.api.resources import DB, READER, SETTINGS
 from vault.api.trail import TRAIL, attribute, caller
 from vault.audit import Actor
-from vault.directory.people import authenticate, failures_since, load_principal, record_failure
-from vault.errors import Blocked, RateLimited, Unauthenticated
-from vault.policy import Action, DirectoryTarget, decide
+from vault.directory.people import (
+    TokenInfo,
+    authenticate,
+    failures_since,
+    load_principal,
+    record_failure,
+)
+from vault.errors import RateLimited, Unauthenticated
+from vault.policy import Action, Credential, decide, enforce
 from vault.tokens import parse_token
+
+#: The token the call came with.
+TOKEN = web.RequestKey("token", TokenInfo)
+
+_H = TypeVar("_H", bound=Callable[..., Any])
+_PUBLIC = "__kluis_public__"
+_ENROLMENT = "__kluis_enrolment__"
+
+
+def public(handler: _H) -> _H:
+    """A ``/v1/`` call that takes no token (signing in)."""
+    setattr(handler, _PUBLIC, True)
+    return handler
+
+
+def enrolment(handler: _H) -> _H:
+    """A call a session may make before its required one-time codes are set up."""
+    setattr(handler, _ENROLMENT, True)
+    return handler
+
+
+def _marked(request: web.Request, mark: str) -> bool:
+    handler = getattr(request.match_info.route, "handler", None)
+    return bool(getattr(handler, mark, False))
 
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not request.path.startswith("/v1/"):
+    if not request.path.startswith("/v1/") or _marked(request, _PUBLIC):
         response: web.StreamResponse = await handler(request)
         return response
     engine = request.app[DB]
@@ -39,27 +76,31 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     scheme, _, token = header.partition(" ")
     parsed = parse_token(token.strip()) if scheme.lower() == "bearer" else None
     token_id = parsed[0] if parsed else None
-    person_id = await authenticate(engine, *parsed) if parsed else None
-    if person_id is None:
+    info = await authenticate(engine, *parsed, now(request)) if parsed else None
+    if info is None:
         await _failed(request, token_id)
-    principal = await load_principal(request.app[READER], str(person_id))
+    assert info is not None
+    principal = await load_principal(request.app[READER], info.person_id)
     connection = caller(request)
     attribute(
         request,
         Actor(
             person=principal.id,
             role=principal.role,
-            token=token_id,
+            token=info.id,
             ip=connection.ip,
             agent=connection.agent,
         ),
     )
-    decision = decide(
-        principal, Action.USE_API, DirectoryTarget(), now(request), rules(request.app)
+    credential = Credential(
+        kind=info.kind,
+        method=info.method,
+        second_factor=info.second_factor,
+        enrolment_call=_marked(request, _ENROLMENT),
     )
-    if not decision.allowed:
-        raise Blocked(decision.reason)
+    enforce(decide(principal, Action.USE_API, credential, now(request), rules(request.app)))
     request[PRINCIPAL] = principal
+    request[TOKEN] = info
     response = await handler(request)
     return response
 
@@ -85,4 +126,4 @@ async def _failed(request: web.Request, token_id: str | None) -> None:
         )
     if not request.headers.get("Authorization"):
         raise Unauthenticated()
-    raise Unauthenticated("The token is unknown or revoked; ask for a new one.")
+    raise Unauthenticated("The token is unknown, revoked or expired; sign in again.")

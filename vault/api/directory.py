@@ -4,9 +4,13 @@ related may read a child's directory facts (``GET /v1/children/{id}``)."""
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.api.access import check, child_for, now
+from vault.api.accounts import app_url
 from vault.api.body import answer, read_body
 from vault.api.models.common import Created
 from vault.api.models.directory import (
@@ -25,13 +29,14 @@ from vault.api.models.directory import (
     TokenIssued,
 )
 from vault.api.openapi import operation
-from vault.api.resources import DB, KEYRING, KEYS
+from vault.api.resources import DB, KEYRING, KEYS, SETTINGS
 from vault.api.retention import retention as retention_job
 from vault.api.routes import route
 from vault.api.trail import note, record_now
 from vault.directory import children, people, places
 from vault.directory.sealing import Sealer
 from vault.errors import InvalidInput
+from vault.mail import notices
 from vault.policy import Action, DirectoryTarget
 
 #: The admin's calls refuse other roles; those on an {id} also know not_found.
@@ -46,6 +51,10 @@ def admin_only(request: web.Request) -> None:
 def sealer(app: web.Application) -> Sealer:
     """Seals and opens directory text (vault/directory/sealing.py)."""
     return Sealer(app[DB], app[KEYS], app[KEYRING])
+
+
+def _token_ttl(request: web.Request) -> timedelta:
+    return timedelta(days=request.app[SETTINGS].auth.token_ttl_days)
 
 
 def no_content() -> web.Response:
@@ -73,7 +82,13 @@ async def create_person(request: web.Request) -> web.Response:
     admin_only(request)
     body = await read_body(request, NewPerson)
     person_id, token = await people.create_person(
-        request.app[DB], sealer(request.app), body.name, body.email, body.role, now(request)
+        request.app[DB],
+        sealer(request.app),
+        body.name,
+        body.email,
+        body.role,
+        now(request),
+        token_ttl=_token_ttl(request),
     )
     note(request, target=person_id, role=body.role)
     return answer(PersonCreated(id=person_id, token=token), status=201)
@@ -87,7 +102,9 @@ async def create_person(request: web.Request) -> web.Response:
 )
 async def issue_token(request: web.Request) -> web.Response:
     admin_only(request)
-    token = await people.issue_token(request.app[DB], request.match_info["id"], now(request))
+    token = await people.issue_token(
+        request.app[DB], request.match_info["id"], now(request), _token_ttl(request)
+    )
     note(request, target=request.match_info["id"])
     return answer(TokenIssued(token=token), status=201)
 
@@ -217,7 +234,8 @@ async def create_child(request: web.Request) -> web.Response:
 
 
 @operation(
-    "Set the child's placement (contract) dates; end_date null while it runs.",
+    "Set the child's placement (contract) dates; end_date null while it runs. A new end date "
+    "is mailed to every guardian (until when the records stay visible).",
     tags=["directory"],
     body=PlacementDates,
     answer=Placement,
@@ -227,10 +245,21 @@ async def set_placement(request: web.Request) -> web.Response:
     admin_only(request)
     body = await read_body(request, PlacementDates)
     await changing(request, child=True)
-    await children.set_placement(
-        request.app[DB], request.match_info["id"], body.start_date, body.end_date
-    )
     end = body.end_date
+    child_id = request.match_info["id"]
+    moment = now(request)
+    window = timedelta(weeks=request.app[SETTINGS].policy.window_weeks)
+
+    async def tell_guardians(conn: AsyncConnection, previous: date | None) -> None:
+        # A new or changed end date: every guardian learns until when to download.
+        if end is not None and end != previous:
+            await notices.contract_end(
+                conn, sealer(request.app), child_id, end, end + window, app_url(request), moment
+            )
+
+    await children.set_placement(
+        request.app[DB], child_id, body.start_date, end, then=tell_guardians
+    )
     # The child keys move to the epochs the new dates call for at once.
     await retention_job(request.app).reschedule(request.match_info["id"], end, now(request))
     return answer(Placement(start_date=body.start_date, end_date=end))

@@ -7,7 +7,8 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from vault.errors import KluisError, RateLimited
+from vault.db.engine import unreachable
+from vault.errors import KluisError, RateLimited, StorageUnavailable
 
 #: Sent with every 401 (RFC 9110 §11.6.1): how to authenticate.
 CHALLENGE = 'Bearer realm="kluis"'
@@ -59,7 +60,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         code, message = HTTP_CODES.get(exc.status, ("invalid_input", exc.reason))
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         return error_response(exc.status, code, message, headers)
-    except Exception:
+    except Exception as exc:
+        if unreachable(exc):
+            # An outage, not a bug: the operator sees it (no traceback to
+            # wade through), the client is told to come back.
+            log.error(
+                "storage_unavailable on %s: the database is unreachable (%s)",
+                route_pattern(request),
+                type(exc).__name__,
+            )
+            return error_response(503, StorageUnavailable.code, StorageUnavailable.default_message)
         # The traceback goes to the log; the client learns nothing of internals.
         log.exception("unhandled error on %s", route_pattern(request))
         return error_response(500, "internal_error", KluisError.default_message)

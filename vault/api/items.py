@@ -7,6 +7,7 @@ entry. The policy is asked before a byte of the file is read.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -158,6 +159,19 @@ async def _upload(request: web.Request, posted: Child) -> ItemRecord:
     too_large(request, size_cap_of_kind(settings, meta.kind))
     owners = await owners_of(request, posted, meta.tagged_children)
     check(request, Action.CREATE_ITEM, NewItemTarget(meta.kind, owners))
+    async with request.app[UPLOAD_SLOTS]:
+        return await _ingest(request, reader, meta, owners, idle=timeout)
+
+
+async def _ingest(
+    request: web.Request,
+    reader: MultipartReader,
+    meta: UploadMeta,
+    owners: tuple[Child, ...],
+    *,
+    idle: float,
+) -> ItemRecord:
+    timeout = idle
     file_part = await next_part(reader, timeout)
     if not isinstance(file_part, BodyPartReader) or file_part.name != "file":
         raise InvalidInput("The 'file' part is missing; send it after 'meta'.")
@@ -377,7 +391,14 @@ def _decode_cursor(text: str | None) -> tuple[datetime, str] | None:
         raise InvalidInput("'cursor' is not one this API gave out.") from None
 
 
+#: Uploads whose file is read and stored at once; the others wait before a
+#: byte of their file is read (TCP holds their senders back), so uploads
+#: cannot crowd out link fetches on the loop and the store.
+UPLOAD_SLOTS = web.AppKey("upload_slots", asyncio.Semaphore)
+
+
 def setup(app: web.Application) -> None:
+    app[UPLOAD_SLOTS] = asyncio.Semaphore(app[SETTINGS].uploads.parallel)
     route(app, "POST", "/v1/children/{id}/items", create, audit="items.create")
     route(app, "GET", "/v1/children/{id}/items", listing, audit="items.listing")
     route(app, "GET", "/v1/items/{id}", read, audit="items.read")

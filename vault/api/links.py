@@ -29,7 +29,7 @@ from vault.api.models.links import (
     RefusedLink,
 )
 from vault.api.openapi import operation
-from vault.api.proxies import client_of
+from vault.api.proxies import public_origin
 from vault.api.resources import DB, FACTS, KEYS, LINKS, READER, SETTINGS, STORE
 from vault.api.routes import route
 from vault.api.trail import add, attribute, caller, note, record_now
@@ -69,12 +69,8 @@ async def verified(request: web.Request, purpose: str) -> Claims:
 
 
 def link_url(request: web.Request, purpose: str, token: str) -> str:
-    """``links.public_url``, else the scheme the client used (``https`` behind a
-    TLS proxy that says so, vault.api.proxies) and the host it asked for."""
-    base = request.app[SETTINGS].links.public_url.rstrip("/")
-    if not base:
-        base = f"{client_of(request).scheme}://{request.host}"
-    return f"{base}{path_of(purpose, token)}"
+    """The link's URL on :func:`vault.api.proxies.public_origin`."""
+    return f"{public_origin(request)}{path_of(purpose, token)}"
 
 
 def _ttl(value: int | None, default: int, cap: int) -> int:

@@ -4,7 +4,9 @@ Each handler declares its operation once with :func:`operation`: the body,
 query and answer models (:mod:`vault.api.models`) and the refusals its own
 logic can give. What every call of a kind can answer is added here, so it
 is never forgotten: a ``/v1/`` call can answer 401 (with
-``WWW-Authenticate``), 403 ``blocked``, 429 (with ``Retry-After``) and 503;
+``WWW-Authenticate``; ``unauthenticated``, or ``totp_required`` for a
+session that must still set up its one-time codes), 403 ``blocked``, 429
+(with ``Retry-After``) and 503;
 a call with a body 400, 408, 413, 415 and 422; a link (``/l/``, ``/h/``,
 ``/x/``) its conditional and range answers. Error answers list the codes
 they can carry as an enum. The document lists every registered route and
@@ -30,7 +32,7 @@ _REF = "#/components/schemas/{name}"
 
 #: What every authenticated call can answer besides its own refusals.
 AUTHENTICATED: dict[int, tuple[str, ...]] = {
-    401: ("unauthenticated",),
+    401: ("unauthenticated", "totp_required"),
     403: ("blocked",),
     429: ("rate_limited",),
     503: ("storage_unavailable",),
@@ -67,6 +69,7 @@ _DESCRIPTIONS = {
     201: "Created.",
     204: "Done; no content.",
     206: "The asked byte range.",
+    302: "A redirect; Location says where.",
     304: "Not modified: the client's copy (If-None-Match) is current.",
     400: "The request is malformed (see the message).",
     401: "No, an unknown or a revoked token.",
@@ -87,6 +90,16 @@ _DESCRIPTIONS = {
 _RETRY_AFTER = {
     "description": "Seconds to wait before trying again.",
     "schema": {"type": "integer", "minimum": 1},
+}
+#: Headers an answer of this status always carries.
+_ANSWER_HEADERS: dict[int, dict[str, Any]] = {
+    302: {
+        "Location": {
+            "description": "Where to go next.",
+            "required": True,
+            "schema": {"type": "string"},
+        }
+    },
 }
 _STATUS_HEADERS: dict[int, dict[str, Any]] = {
     401: {
@@ -253,6 +266,8 @@ def _operation(path: str, method: str, handler: Any, spec: Operation) -> dict[st
         responses.update(_link_answers(head=method == "head", media_types=spec.content))
     for status, model in spec.answers.items():
         answer: dict[str, Any] = {"description": _DESCRIPTIONS.get(status, "OK.")}
+        if status in _ANSWER_HEADERS:
+            answer["headers"] = dict(_ANSWER_HEADERS[status])
         if spec.content is not None:
             answer["content"] = dict(spec.content)
         elif model is not None:

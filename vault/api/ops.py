@@ -8,16 +8,18 @@ from collections.abc import Awaitable, Callable
 
 import msgspec
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 
 from vault.api.body import answer
 from vault.api.errors import error_response
-from vault.api.metrics import metrics_handler
+from vault.api.metrics import METRICS, metrics_handler
 from vault.api.models.ops import Health, Readiness
 from vault.api.openapi import build_document, operation
 from vault.api.resources import DB, KEYRING, STORE
 from vault.api.routes import route
 from vault.db import reachable
 from vault.errors import KluisError
+from vault.mail import outbox
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +75,20 @@ async def _probe(name: str, check: Callable[[], Awaitable[None]]) -> str:
 
 
 @operation(
-    "Prometheus metrics in the text exposition format.",
+    "Prometheus metrics in the text exposition format (with the mail outbox by status).",
     tags=["operations"],
     answer=(200, None),
     content={"text/plain": {"schema": {"type": "string"}}},
     auth=False,
 )
 async def metrics(request: web.Request) -> web.Response:
+    try:
+        counts = (await outbox.status(request.app[DB], dead_limit=0)).counts
+    except (KluisError, SQLAlchemyError) as exc:
+        log.warning("metrics: the outbox cannot be read (%s)", type(exc).__name__)
+    else:
+        for state, count in counts.items():
+            request.app[METRICS].mail_outbox.labels(state).set(count)
     return await metrics_handler(request)
 
 

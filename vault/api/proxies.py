@@ -1,8 +1,9 @@
 """Who the client is behind a reverse proxy: its address and the scheme it used.
 
 :func:`client_of` is the one place that answers it for a request; the audit
-log and the failed-login limiter take the address from it through
-:func:`vault.api.trail.caller`, and link URLs take the scheme from it.
+log, the failed-login limiter and sign-in sessions take the address from it
+through :func:`vault.api.trail.caller`, and the URLs the vault hands out
+(links, mail, single sign-on) take the scheme from it (:func:`public_origin`).
 
 Forwarding headers are believed only from ``server.trusted_proxies``: a
 client talking to Kluis directly could write anything in them. Behind a
@@ -162,3 +163,11 @@ def _address(text: str) -> Address | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
+
+
+def public_origin(request: web.Request) -> str:
+    """Where the URLs the vault hands out point: ``links.public_url``, else
+    the scheme the client used (``https`` behind a TLS proxy that says so)
+    and the host it asked for."""
+    base = request.app[SETTINGS].links.public_url.rstrip("/")
+    return base or f"{client_of(request).scheme}://{request.host}"

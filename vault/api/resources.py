@@ -1,10 +1,11 @@
 """The resources an application holds, as typed keys, and their lifetimes.
 
-Each resource is opened and closed by its own ``cleanup_ctx`` generator, in
-order: database (checked to be at the current schema), blob store, key
-provider (with the audit log, whose head it signs, and the link-signing
-secrets it seals). The key provider is checked at start: a missing audit key
-or signing secret stops the start with the reason, never half-way.
+The vault's parts are opened by :func:`vault.wiring.open_vault`, the same
+path every command takes (database checked to be at the current schema, blob
+store, key provider checked to hold the audit key, audit log, child and item
+keys, link-signing secrets), in the :func:`vault` cleanup context, and closed
+in the reverse order. A missing audit key or signing secret stops the start
+with the reason, never half-way.
 """
 
 from __future__ import annotations
@@ -21,18 +22,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vault.audit.log import AuditLog
 from vault.config import Settings
-from vault.db import create_engine, is_current
 from vault.db.facts import FactsCache
 from vault.db.reads import Reader
 from vault.errors import KluisError
+from vault.items.damage import DamageLog
 from vault.items.sweep import sweep
-from vault.keys import KeyProvider, open_provider
-from vault.keys.provider import AUDIT_MAC, audit_sign
+from vault.keys import KeyProvider
 from vault.keys.service import KeyService
 from vault.keys.signing import SigningSecrets
+from vault.share.delivery import DAMAGE
 from vault.share.issuing import Issuer
-from vault.storage import BlobStore, open_store
-from vault.wiring import SchemaOutdated
+from vault.storage import BlobStore
+from vault.wiring import open_vault
 
 log = logging.getLogger(__name__)
 
@@ -52,67 +53,50 @@ SIGNING = web.AppKey("signing", SigningSecrets)
 LINKS = web.AppKey("links", Issuer)
 
 
-async def database(app: web.Application) -> AsyncIterator[None]:
-    engine = create_engine(app[SETTINGS].database_url)
-    try:
-        if not await is_current(engine):
-            raise SchemaOutdated()
-        app[DB] = engine
-        app[READER] = Reader(engine)
-        app[FACTS] = FactsCache(app[READER], engine)
-        yield
-    finally:
-        if FACTS in app:
-            app[FACTS].close()
-        if READER in app:
-            app[READER].dispose()
-        await engine.dispose()
-
-
-async def storage(app: web.Application) -> AsyncIterator[None]:
-    store = await open_store(app[SETTINGS])
-    app[STORE] = store
-    try:
-        yield
-    finally:
-        await store.close()
-
-
-async def keyring(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    provider = app[KEYRING] = await open_provider(settings)
-    try:
-        # Refuse to start without what every request may need: the audit key
-        # (a MAC that cannot be made fails every call) and a signing secret.
-        provider.mac(AUDIT_MAC, b"kluis start-up check")
-        app[SIGNING] = SigningSecrets(
-            app[DB], provider, refresh_seconds=settings.links.signing_refresh_seconds
-        )
-        await app[SIGNING].current()
-        app[LINKS] = Issuer(app[SIGNING])
-        app[AUDIT] = AuditLog(app[DB], audit_sign(provider), app[CLOCK], own_thread=True)
-        app[KEYS] = KeyService(app[DB], provider, app[AUDIT], clock=app[CLOCK])
-    except BaseException:
-        await provider.close()
-        raise
-    try:
-        yield
-    finally:
+async def vault(app: web.Application) -> AsyncIterator[None]:
+    """The vault's parts, opened by :func:`vault.wiring.open_vault` as every
+    command opens them, and the service's own: the batched reader, the facts
+    cache and the link issuer."""
+    async with open_vault(app[SETTINGS], clock=app[CLOCK], audit_thread=True) as opened:
+        # Refuse to start without what every request may need: a signing
+        # secret (open_vault has checked the audit key).
+        await opened.signing.current()
+        app[DB] = opened.engine
+        app[STORE] = opened.blobs
+        app[KEYRING] = opened.provider
+        app[AUDIT] = opened.audit
+        app[KEYS] = opened.keys
+        app[SIGNING] = opened.signing
+        app[LINKS] = Issuer(opened.signing)
+        reader = app[READER] = Reader(opened.engine)
+        facts = app[FACTS] = FactsCache(reader, opened.engine)
+        app[DAMAGE] = DamageLog(opened.engine, app[CLOCK])
         try:
-            await app[AUDIT].close()
+            yield
         finally:
-            await provider.close()
+            facts.close()
+            reader.dispose()
 
 
 async def background_sweep(app: web.Application) -> AsyncIterator[None]:
-    """Sweep orphaned blobs once after start, without delaying it."""
+    """Sweep orphaned blobs after start, without delaying it, and then every
+    ``uploads.sweep_interval_minutes`` while the server runs (only one worker
+    of ``--workers`` does: create_app). A failed sweep (storage down) is
+    logged and tried again at the next turn."""
+    uploads = app[SETTINGS].uploads
+    grace = timedelta(minutes=uploads.sweep_grace_minutes)
+    interval = uploads.sweep_interval_minutes * 60
 
     async def run() -> None:
-        grace = timedelta(minutes=app[SETTINGS].uploads.sweep_grace_minutes)
-        try:
-            await sweep(app[DB], app[STORE], app[CLOCK](), grace)
-        except KluisError as exc:
-            log.warning("start-up sweep stopped: %s", exc.code)
+        while True:
+            try:
+                await sweep(app[DB], app[STORE], app[CLOCK](), grace)
+            except Exception as exc:  # storage or database away: the next turn tries again
+                reason = exc.code if isinstance(exc, KluisError) else type(exc).__name__
+                log.warning("orphan sweep stopped: %s; tried again later", reason)
+            if interval <= 0:
+                return
+            await asyncio.sleep(interval)
 
     task = asyncio.create_task(run())
     yield

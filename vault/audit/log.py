@@ -38,7 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vault.audit.events import Event, chain, draft_of, head_message
-from vault.db.engine import sqlite_twin
+from vault.db.engine import sqlite_twin, unreachable
 from vault.db.schema import (
     audit_checkpoints,
     audit_events,
@@ -112,7 +112,9 @@ class AuditLog:
                         future.set_exception(AuditUnavailable())
                 if isinstance(exc, asyncio.CancelledError):
                     raise
-                if isinstance(exc, SQLAlchemyError | OSError | StorageUnavailable):
+                if isinstance(exc, SQLAlchemyError | OSError | StorageUnavailable) or unreachable(
+                    exc
+                ):
                     log.error("audit log write failed: %s", type(exc).__name__)
                 else:
                     log.exception("audit log write failed")

@@ -39,7 +39,10 @@ What each part defends against:
 
 Random access: plaintext byte p lives in segment p // S, at ciphertext offset
 ``80 + (p // S) × (S + 16)``; a range reads and decrypts only its segments.
-Every failure (tampering, truncation, wrong key) is one :class:`IntegrityError`.
+Every failure (tampering, truncation, wrong key) is one :class:`IntegrityError`;
+:func:`decrypt_range` raises it as :class:`DamagedBlob`, which also names the
+item and variant whose blob failed (for the operator's log and mark, never
+which check failed and never to the client).
 """
 
 from __future__ import annotations
@@ -148,6 +151,18 @@ class _Segments:
         gcm_open_into(self._aead, self._nonce(index, last), ciphertext, self._aad, out)
 
 
+class DamagedBlob(IntegrityError):
+    """A stored blob of ``item_id``/``variant`` failed to authenticate.
+
+    The same opaque error (code, message) as every integrity failure; the
+    attributes tell the operator which blob to look at.
+    """
+
+    def __init__(self, item_id: str, variant: str) -> None:
+        super().__init__()
+        self.item_id, self.variant = item_id, variant
+
+
 def ciphertext_size(plaintext_size: int, segment_size: int = DEFAULT_SEGMENT_SIZE) -> int:
     segments = max(1, -(-plaintext_size // segment_size))
     return HEADER_SIZE + plaintext_size + segments * TAG_SIZE
@@ -224,10 +239,30 @@ async def decrypt_range(
 
     Reads the header and only the segments the range touches; each is
     authenticated before a byte of it is yielded. ``end=None`` means to the
-    end; a range past the end is cut to it.
+    end; a range past the end is cut to it. Any failure is a
+    :class:`DamagedBlob`; the segments yielded before it did verify.
     """
     if start < 0 or (end is not None and end < start):
         raise ValueError("invalid range")
+    inner = _decrypt_range(key, item_id, variant, read, blob_size, start, end)
+    try:
+        async for plaintext in inner:
+            yield plaintext
+    except IntegrityError:
+        raise DamagedBlob(item_id, variant) from None
+    finally:
+        await inner.aclose()  # at once: it holds the store's response
+
+
+async def _decrypt_range(
+    key: ItemKey,
+    item_id: str,
+    variant: str,
+    read: RangeReader,
+    blob_size: int,
+    start: int,
+    end: int | None,
+) -> AsyncGenerator[bytes, None]:
     # A range from the first segment (most reads: thumbnails, whole files)
     # takes header and segments in one request to the store.
     first_read = min(blob_size, HEADER_SIZE + DEFAULT_SEGMENT_SIZE + TAG_SIZE)

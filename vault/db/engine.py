@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import event, text
+from sqlalchemy import exc as sa
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -171,3 +172,22 @@ async def reachable(engine: AsyncEngine) -> None:
     except (SQLAlchemyError, OSError) as exc:
         log.warning("database unreachable: %s", type(exc).__name__)
         raise StorageUnavailable("The database is unreachable; nothing was written.") from exc
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database could not be reached or the
+    connection to it was lost (it restarted, the network went), rather than
+    that a statement was wrong: a refused connection, a connection closed
+    mid-statement, the pool's time-out, a server starting up or shutting down.
+    Whatever transaction was open was rolled back with the connection, so
+    nothing was written."""
+    if isinstance(exc, sa.DBAPIError):
+        if exc.connection_invalidated or isinstance(exc, sa.OperationalError | sa.InterfaceError):
+            return True
+        exc = exc.orig or exc
+    # PostgreSQL's SQLSTATE (asyncpg raises some of these unwrapped while it
+    # connects): 08 connection exceptions, 57P0x shutting down or starting up.
+    state = getattr(exc, "sqlstate", None)
+    if isinstance(state, str) and (state.startswith("08") or state.startswith("57P")):
+        return True
+    return isinstance(exc, sa.TimeoutError | ConnectionError | TimeoutError)

@@ -4,14 +4,14 @@ With aiosqlite every statement crosses to the driver's thread and back
 (about 0.6 ms here), so a request that gathers facts with a dozen small
 queries spends most of its time hopping. ``Reader`` runs a plain function of
 a synchronous :class:`~sqlalchemy.engine.Connection` instead: for SQLite on a
-synchronous engine over the same file, in one trip to a worker thread; for
+synchronous engine over the same file, in one trip to a thread of
+:data:`vault.executors.DATABASE`; for
 PostgreSQL through the async engine's ``run_sync``. The functions are written
 once and serve both.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vault.db.engine import sqlite_twin
 from vault.errors import StorageUnavailable
+from vault.executors import DATABASE
 
 _T = TypeVar("_T")
 
@@ -33,7 +34,7 @@ class Reader:
     async def __call__(self, fn: Callable[[Connection], _T]) -> _T:
         try:
             if self._sync is not None:
-                return await asyncio.to_thread(self._run, fn)
+                return await DATABASE.run(self._run, fn)
             async with self._async.connect() as conn:
                 return await conn.run_sync(fn)
         except SQLAlchemyError as exc:

@@ -27,9 +27,9 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    false,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.sql.expression import false
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -97,6 +97,10 @@ people = Table(
 Index("ix_people_email_hash", people.c.email_hash)
 
 #: Bearer tokens: only a SHA-256 of the token is kept, never the token.
+#: ``kind`` is ``api`` (issued by an admin or the command line) or
+#: ``session`` (a sign-in: password, invitation or single sign-on, with the
+#: device it came from). Every token expires; ``last_used_at`` is kept to
+#: the minute.
 tokens = Table(
     "tokens",
     metadata,
@@ -105,9 +109,109 @@ tokens = Table(
     Column("token_hash", LargeBinary(32), nullable=False, unique=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("revoked_at", UTCDateTime(), nullable=True),
+    Column("kind", String(16), nullable=False, server_default="api"),
+    Column("expires_at", UTCDateTime(), nullable=True),
+    Column("last_used_at", UTCDateTime(), nullable=True),
+    #: How a session began: ``password``, ``invitation`` or ``oidc``.
+    Column("method", String(16), nullable=True),
+    #: Whether the sign-in passed a second factor (a TOTP code, or the
+    #: organisation's identity provider).
+    Column("second_factor", Boolean, nullable=False, server_default=false()),
+    Column("ip", String(64), nullable=True),
+    Column("user_agent", Text, nullable=True),
+    #: A hash of the user agent: a sign-in from a device the person never
+    #: used before is told to them by mail.
+    Column("device", String(64), nullable=True),
 )
 
 Index("ix_tokens_person_id", tokens.c.person_id)
+
+#: A person's password (an Argon2id hash, never the password) and one-time
+#: code secret (sealed under the provider's ``totp`` master key). ``email``
+#: is the sign-in address, lower case, one account per address.
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("person_id", String(32), ForeignKey("people.id"), primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("password_changed_at", UTCDateTime(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("totp_sealed", LargeBinary, nullable=True),
+    Column("totp_enabled_at", UTCDateTime(), nullable=True),
+    #: A secret being set up, until its first code confirms it.
+    Column("totp_pending", LargeBinary, nullable=True),
+    #: The last time step whose code was accepted: no code is used twice.
+    Column("totp_used_step", BigInteger, nullable=True),
+)
+
+#: Invitations by e-mail: a one-time link, kept as a hash of its secret.
+invitations = Table(
+    "invitations",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("person_id", String(32), ForeignKey("people.id"), nullable=False),
+    Column("token_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("created_by", String(32), ForeignKey("people.id"), nullable=True),
+    Column("used_at", UTCDateTime(), nullable=True),
+    #: Set when a newer invitation for the same person replaced this one.
+    Column("superseded_at", UTCDateTime(), nullable=True),
+)
+
+Index("ix_invitations_person_id", invitations.c.person_id)
+
+#: Single sign-on sign-ins under way: the hash of the ``state`` sent to the
+#: identity provider, the nonce and PKCE verifier that go with it, and a
+#: hash of the value in the browser's cookie (the callback must come back
+#: to the browser that left). Used once, then deleted; ten minutes at most.
+oidc_flows = Table(
+    "oidc_flows",
+    metadata,
+    Column("state_hash", String(64), primary_key=True),
+    Column("nonce", String(64), nullable=False),
+    Column("code_verifier", String(128), nullable=False),
+    Column("browser_hash", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+)
+
+#: Which staff person an identity provider's subject is, bound at the first
+#: sign-in by the provider's verified e-mail address.
+oidc_identities = Table(
+    "oidc_identities",
+    metadata,
+    Column("issuer", String(255), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("person_id", String(32), ForeignKey("people.id"), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("last_seen_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("issuer", "subject", name="pk_oidc_identities"),
+)
+
+#: Mail to send, written in the same transaction as what causes it. The
+#: message (recipient, subject, text and HTML) is sealed under the provider's
+#: ``mail`` master key and dropped once delivered. ``status``: ``pending``
+#: (due at ``next_attempt_at``), ``sending`` (claimed by one sender until
+#: ``lease_until``), ``sent``, ``dead`` (given up; ``kluis mail retry``).
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("lease_until", UTCDateTime(), nullable=True),
+    Column("claim", String(32), nullable=True),
+    Column("sent_at", UTCDateTime(), nullable=True),
+    Column("last_error", String(200), nullable=True),
+    Column("sealed", LargeBinary, nullable=True),
+)
+
+Index("ix_outbox_status_next_attempt_at", outbox.c.status, outbox.c.next_attempt_at)
 
 
 #: Child keys (DEKs), one live row per (child, category), wrapped under the
@@ -228,7 +332,8 @@ consents = Table(
 
 Index("ix_consents_child_id", consents.c.child_id, consents.c.changed_at)
 
-#: Failed logins: when, from where, with what client (never the token tried).
+#: Failed logins: when, from where, with what client (never the token or
+#: password tried).
 auth_failures = Table(
     "auth_failures",
     metadata,
@@ -236,9 +341,13 @@ auth_failures = Table(
     Column("at", UTCDateTime(), nullable=False),
     Column("ip", String(64), nullable=False),
     Column("user_agent", Text, nullable=True),
+    #: For a password sign-in: a SHA-256 of the address tried (lower case),
+    #: so attempts on one account are counted from every address.
+    Column("account", String(64), nullable=True),
 )
 
 Index("ix_auth_failures_ip_at", auth_failures.c.ip, auth_failures.c.at)
+Index("ix_auth_failures_account_at", auth_failures.c.account, auth_failures.c.at)
 
 
 #: A stored record. Clear: what the policy and retention need. Everything
@@ -404,9 +513,33 @@ destruction_certificates = Table(
     Column("destroyed_at", UTCDateTime(), nullable=False),
     Column("run_id", String(32), nullable=False),
     Column("cause", String(32), nullable=False),
+    #: When copies in backups taken before the destruction stop being readable
+    #: (vault/retention/certificates.py); null on certificates written before
+    #: migration 0015, which computes it from the other columns.
+    Column("backups_dark_at", UTCDateTime(), nullable=True),
+    #: The key provider that held the epoch (``local`` or ``pkcs11``): on an
+    #: HSM, its own backups follow the HSM's policy.
+    Column("key_provider", String(16), nullable=True),
 )
 
 Index("ix_destruction_certificates_child_id", destruction_certificates.c.child_id)
+
+#: Stored blobs that failed their integrity check, found while serving or by
+#: ``kluis storage verify`` (vault/items/damage.py), for the operator; a
+#: verify that finds the blob whole again (restored) clears its row.
+damaged_blobs = Table(
+    "damaged_blobs",
+    metadata,
+    Column("blob_key", String(64), primary_key=True),
+    Column("item_id", String(32), nullable=False),
+    Column("variant", String(16), nullable=False),
+    #: ``integrity`` (fails to authenticate) or ``missing`` (not in the store).
+    Column("reason", String(16), nullable=False),
+    #: ``serve`` or ``verify``: who found it last.
+    Column("found_by", String(16), nullable=False),
+    Column("first_found_at", UTCDateTime(), nullable=False),
+    Column("last_found_at", UTCDateTime(), nullable=False),
+)
 
 #: The link-signing secrets every instance shares (vault/keys/signing.py),
 #: each sealed under the key provider's ``signing`` master key; the newest

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 
 from sqlalchemy import and_, bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vault.db.reads import Reader
 from vault.db.schema import care_groups, children, consents, guardians, people, restrictions
@@ -101,17 +102,34 @@ async def read_profile(engine: AsyncEngine, keys: KeyService, child_id: str) -> 
     return Profile(raw["first_name"], raw["last_name"], date.fromisoformat(raw["birth_date"]))
 
 
-async def set_placement(engine: AsyncEngine, child_id: str, start: date, end: date | None) -> None:
+#: Work done in the same transaction as a placement change, given the end
+#: date it replaces (mail to the guardians when an end date is set).
+AfterPlacement = Callable[[AsyncConnection, date | None], Awaitable[None]]
+
+
+async def set_placement(
+    engine: AsyncEngine,
+    child_id: str,
+    start: date,
+    end: date | None,
+    *,
+    then: AfterPlacement | None = None,
+) -> None:
     if end is not None and end < start:
         raise InvalidInput("end_date must not be before start_date.")
     async with engine.begin() as conn:
-        result = await conn.execute(
+        previous = (
+            await conn.execute(select(children.c.placement_end).where(children.c.id == child_id))
+        ).first()
+        if previous is None:
+            raise NotFound()
+        await conn.execute(
             update(children)
             .where(children.c.id == child_id)
             .values(placement_start=start, placement_end=end)
         )
-    if result.rowcount == 0:
-        raise NotFound()
+        if then is not None:
+            await then(conn, previous[0])
 
 
 async def add_guardian(

@@ -4,6 +4,11 @@ A person's name and e-mail address are sealed under their own key, their
 address also kept as a keyed hash (vault/directory/sealing.py): the database
 holds neither in clear. :func:`find_person_by_email` is the one way to find
 a person by address; :func:`read_person` opens what is sealed.
+
+Every token expires: an admin's or the command line's after
+``auth.token_ttl_days``, a session after its role's hours
+(:mod:`vault.accounts.sessions`). Its last use is kept to the minute, so a
+busy client costs one write a minute, not one a call.
 """
 
 from __future__ import annotations
@@ -33,6 +38,22 @@ from vault.keys.provider import KeyProvider
 from vault.policy import GuardianLink, Principal
 from vault.tokens import NewToken, new_id, new_token, secret_matches
 
+#: ``auth.token_ttl_days``' default, for callers without settings at hand.
+DEFAULT_TOKEN_TTL = timedelta(days=365)
+#: How stale ``last_used_at`` may get before a call writes it again.
+LAST_USE_RESOLUTION = timedelta(minutes=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenInfo:
+    """What authentication learns about a live token."""
+
+    id: str
+    person_id: str
+    kind: str
+    method: str | None
+    second_factor: bool
+
 
 @dataclasses.dataclass(frozen=True)
 class NewPerson:
@@ -54,7 +75,12 @@ async def prepare_person(sealer: Sealer, name: str, email: str | None, role: str
     return NewPerson(person_id, role, profile, hashed, new_token())
 
 
-async def store_person(conn: AsyncConnection, person: NewPerson, now: datetime) -> str:
+async def store_person(
+    conn: AsyncConnection,
+    person: NewPerson,
+    now: datetime,
+    token_ttl: timedelta = DEFAULT_TOKEN_TTL,
+) -> str:
     """Insert a prepared person and their first token on ``conn``; the token."""
     await conn.execute(
         insert(people).values(
@@ -65,17 +91,24 @@ async def store_person(conn: AsyncConnection, person: NewPerson, now: datetime) 
             email_hash=person.email_hash,
         )
     )
-    await _store_token(conn, person.id, person.token, now)
+    await store_token(conn, person.id, person.token, now, now + token_ttl)
     return person.token.token
 
 
 async def create_person(
-    engine: AsyncEngine, sealer: Sealer, name: str, email: str | None, role: str, now: datetime
+    engine: AsyncEngine,
+    sealer: Sealer,
+    name: str,
+    email: str | None,
+    role: str,
+    now: datetime,
+    *,
+    token_ttl: timedelta = DEFAULT_TOKEN_TTL,
 ) -> tuple[str, str]:
     """Create a person with a first token; returns (person id, token)."""
     person = await prepare_person(sealer, name, email, role)
     async with engine.begin() as conn:
-        token = await store_person(conn, person, now)
+        token = await store_person(conn, person, now, token_ttl)
     return person.id, token
 
 
@@ -86,20 +119,41 @@ async def find_person_by_email(
 
     None when no one has it, or more than one person does (an address that is
     not one person's signs no one in), and for people whose data is destroyed.
-    Every look-up of a person by e-mail goes through here.
+    Every look-up of a person by e-mail goes through here or
+    :func:`people_with_email`.
     """
     async with engine.connect() as conn:
-        ids = (
-            await conn.scalars(
-                select(people.c.id)
-                .where(
-                    people.c.email_hash == email_hash(provider, email),
-                    people.c.forgotten_at.is_(None),
-                )
-                .limit(2)
-            )
-        ).all()
-    return str(ids[0]) if len(ids) == 1 else None
+        ids = await people_with_email(conn, provider, email, limit=2)
+    return ids[0] if len(ids) == 1 else None
+
+
+async def people_with_email(
+    conn: AsyncConnection, provider: KeyProvider, email: str, *, limit: int | None = None
+) -> list[str]:
+    """The ids of the people (not destroyed) whose address this is, by its
+    keyed hash, in id order (single sign-on chooses among them by policy)."""
+    query = (
+        select(people.c.id)
+        .where(
+            people.c.email_hash == email_hash(provider, email),
+            people.c.forgotten_at.is_(None),
+        )
+        .order_by(people.c.id)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return [str(found) for found in (await conn.scalars(query)).all()]
+
+
+async def email_of(engine: AsyncEngine, sealer: Sealer, person_id: str) -> str | None:
+    """The person's address, opened; None without one or once destroyed.
+    NotFound when there is no such person."""
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(people.c.profile).where(people.c.id == person_id))).first()
+    if row is None:
+        raise NotFound("There is no person with this id.")
+    data = await sealer.open_person(person_id, row.profile)
+    return data.email if data is not None else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,21 +202,34 @@ async def names_of(engine: AsyncEngine, sealer: Sealer, ids: Iterable[str]) -> d
     return out
 
 
-async def _store_token(
-    conn: AsyncConnection, person_id: str, token: NewToken, now: datetime
+async def store_token(
+    conn: AsyncConnection,
+    person_id: str,
+    token: NewToken,
+    now: datetime,
+    expires_at: datetime,
+    **session: object,
 ) -> None:
+    """Keep a token's hash; ``session`` holds a session's columns (kind, method, ...)."""
     await conn.execute(
         insert(tokens).values(
-            id=token.id, person_id=person_id, token_hash=token.secret_hash, created_at=now
+            id=token.id,
+            person_id=person_id,
+            token_hash=token.secret_hash,
+            created_at=now,
+            expires_at=expires_at,
+            **session,
         )
     )
 
 
-async def issue_token(engine: AsyncEngine, person_id: str, now: datetime) -> str:
+async def issue_token(
+    engine: AsyncEngine, person_id: str, now: datetime, token_ttl: timedelta = DEFAULT_TOKEN_TTL
+) -> str:
     await person_role(engine, person_id)  # NotFound if absent
     token = new_token()
     async with engine.begin() as conn:
-        await _store_token(conn, person_id, token, now)
+        await store_token(conn, person_id, token, now, now + token_ttl)
     return token.token
 
 
@@ -193,7 +260,12 @@ async def require_role(engine: AsyncEngine, person_id: str, role: str, what: str
 async def set_block(
     engine: AsyncEngine, sealer: Sealer, person_id: str, reason: str | None, now: datetime
 ) -> None:
-    """Block (with a reason, sealed under the person's key) or unblock (None)."""
+    """Block (with a reason, sealed under the person's key) or unblock (None).
+
+    A block ends the person's sessions for good (an unblocked person signs
+    in again); tokens an admin issued answer ``blocked`` until the block is
+    lifted, as before sessions existed.
+    """
     await person_role(engine, person_id)
     sealed = await sealer.seal_block_reason(person_id, reason) if reason is not None else None
     async with engine.begin() as conn:
@@ -202,30 +274,77 @@ async def set_block(
             .where(people.c.id == person_id)
             .values(blocked_at=now if reason is not None else None, sealed_block_reason=sealed)
         )
+        if reason is not None:
+            await end_sessions(conn, person_id, now)
 
 
-async def authenticate(engine: AsyncEngine, token_id: str, secret: str) -> str | None:
-    """The person id a live token (parsed by ``parse_token``) belongs to, or None."""
+async def end_sessions(
+    conn: AsyncConnection, person_id: str, now: datetime, *, keep: str | None = None
+) -> int:
+    """Revoke the person's live sessions (all but ``keep``); how many."""
+    query = update(tokens).where(
+        tokens.c.person_id == person_id,
+        tokens.c.kind == "session",
+        tokens.c.revoked_at.is_(None),
+    )
+    if keep is not None:
+        query = query.where(tokens.c.id != keep)
+    result = await conn.execute(query.values(revoked_at=now))
+    return int(result.rowcount)
+
+
+_TOKEN = select(
+    tokens.c.person_id,
+    tokens.c.token_hash,
+    tokens.c.kind,
+    tokens.c.method,
+    tokens.c.second_factor,
+    tokens.c.expires_at,
+    tokens.c.last_used_at,
+).where(tokens.c.id == bindparam("token_id"), tokens.c.revoked_at.is_(None))
+
+
+async def authenticate(
+    engine: AsyncEngine, token_id: str, secret: str, now: datetime
+) -> TokenInfo | None:
+    """What a live token (parsed by ``parse_token``) is, or None: unknown,
+    revoked, expired or not matching. Its last use is noted (to the minute)."""
     async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(tokens.c.person_id, tokens.c.token_hash).where(
-                    tokens.c.id == token_id, tokens.c.revoked_at.is_(None)
-                )
-            )
-        ).first()
+        row = (await conn.execute(_TOKEN, {"token_id": token_id})).first()
     if row is None or not secret_matches(secret, row.token_hash):
         return None
-    return str(row.person_id)
+    if row.expires_at is None or row.expires_at <= now:
+        return None
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USE_RESOLUTION:
+        async with engine.begin() as conn:
+            await conn.execute(
+                update(tokens).where(tokens.c.id == token_id).values(last_used_at=now)
+            )
+    return TokenInfo(
+        id=token_id,
+        person_id=str(row.person_id),
+        kind=str(row.kind),
+        method=row.method,
+        second_factor=bool(row.second_factor),
+    )
 
 
 async def record_failure(
-    engine: AsyncEngine, ip: str, user_agent: str | None, now: datetime
+    engine: AsyncEngine,
+    ip: str,
+    user_agent: str | None,
+    now: datetime,
+    *,
+    account: str | None = None,
 ) -> None:
     async with engine.begin() as conn:
         await conn.execute(
             insert(auth_failures).values(
-                id=new_id(), at=now, ip=ip[:64], user_agent=(user_agent or "")[:256] or None
+                id=new_id(),
+                at=now,
+                ip=ip[:64],
+                user_agent=(user_agent or "")[:256] or None,
+                account=account,
             )
         )
 
@@ -239,6 +358,21 @@ async def failures_since(
             await conn.execute(
                 select(func.count(), func.min(auth_failures.c.at)).where(
                     auth_failures.c.ip == ip[:64], auth_failures.c.at >= since
+                )
+            )
+        ).one()
+    return int(row[0]), row[1]
+
+
+async def account_failures_since(
+    engine: AsyncEngine, account: str, since: datetime
+) -> tuple[int, datetime | None]:
+    """How many failed sign-ins on ``account`` (from any address) since ``since``."""
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(func.count(), func.min(auth_failures.c.at)).where(
+                    auth_failures.c.account == account, auth_failures.c.at >= since
                 )
             )
         ).one()

@@ -13,10 +13,12 @@ pass one contract suite (tests/keys/test_contract.py):
   a network or cloud HSM, SoftHSM2), non-extractable and sensitive.
 
 Master keys are named: epochs (``live-YYYY-MM``, ``shred-YYYY-MM``,
-:mod:`vault.keys.epochs`) and a few fixed ones (``signing``, which seals the
-link-signing secrets in the database). Destroying one leaves a tombstone
-(name, created, destroyed): the destruction stays on record, and the name can
-never be used again, so a wrapped key that names it never opens again.
+:mod:`vault.keys.epochs`) and a few fixed ones: ``signing``, which seals the
+link-signing secrets in the database, ``totp``, which seals people's
+one-time-code secrets, and ``mail``, which seals mail in the outbox.
+Destroying one leaves a tombstone (name, created, destroyed): the
+destruction stays on record, and the name can never be used again, so a
+wrapped key that names it never opens again.
 
 Every process keeps at most a cache of the provider's state: a name it does
 not know is looked up again before it is an error, and a destruction by
@@ -45,6 +47,10 @@ SIGNING_KEY = "signing"
 DIRECTORY_KEY = "directory"
 #: The MAC key of the keyed hash people are found by e-mail address with.
 EMAIL_MAC = "email"
+#: The master key that seals people's TOTP secrets (vault/accounts/totp.py).
+TOTP_KEY = "totp"
+#: The master key that seals mail waiting in the outbox (vault/mail/outbox.py).
+MAIL_KEY = "mail"
 
 
 class EpochDestroyed(KluisError):

@@ -4,8 +4,8 @@ Image work is blocking and needs tens of MB per photo for a moment. Run in
 the default executor it spreads over many threads, and glibc gives each
 thread its own malloc arena that keeps its high-water mark: resident memory
 then grows by a full decode per thread and stays (issue 23: 109 MB to 207 MB
-over ten 12 MP uploads). So image work runs here instead: an explicit
-:class:`ThreadPoolExecutor` of :data:`WORKERS` threads (two: this machine
+over ten 12 MP uploads). So image work runs here instead: a bounded
+:class:`vault.executors.Pool` of :data:`WORKERS` threads (two: this machine
 kind has two cores, and libvips spreads each photo over its own worker
 threads anyway), and after each job ``malloc_trim(0)`` hands the freed pages
 back to the kernel; :func:`tune_allocator` (called once at start) fixes
@@ -18,14 +18,13 @@ May touch: the threads it owns and, through libc, the C heap.
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import ctypes.util
 import functools
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from vault.executors import Pool
 
 T = TypeVar("T")
 
@@ -68,40 +67,19 @@ def trim() -> None:
         libc.malloc_trim(0)
 
 
-class ImagePool:
+class ImagePool(Pool):
     """A small executor for image work that trims the C heap after each job."""
 
     def __init__(self, workers: int = WORKERS, *, trim_after: bool = True) -> None:
-        self.workers = workers
+        super().__init__("kluis-image", workers)
         self.trim_after = trim_after
-        self._executor: ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
 
-    def _get(self) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(
-                    max_workers=self.workers, thread_name_prefix="kluis-image"
-                )
-            return self._executor
-
-    def _job(self, fn: Callable[..., T], *args: object) -> T:
+    def _job(self, fn: Callable[..., T], *args: Any) -> T:
         try:
             return fn(*args)
         finally:
             if self.trim_after:
                 trim()
-
-    async def run(self, fn: Callable[..., T], *args: object) -> T:
-        """``fn(*args)`` on one of the pool's threads."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._get(), self._job, fn, *args)
-
-    def shutdown(self) -> None:
-        with self._lock:
-            if self._executor is not None:
-                self._executor.shutdown(wait=True)
-                self._executor = None
 
 
 #: The process's image pool. Its threads start on first use; a process that

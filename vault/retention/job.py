@@ -23,6 +23,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import exists, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -43,6 +44,7 @@ from vault.keys.provider import KeyProvider
 from vault.keys.rotation import destroy_expired
 from vault.keys.service import DestroyedChildKey, KeyService
 from vault.policy import KINDS, Child, Phase, Rules, phase
+from vault.retention.certificates import backups_dark_at
 from vault.retention.schedule import CategorySchedule, schedule
 from vault.storage import BlobStore
 from vault.tokens import new_id
@@ -95,6 +97,12 @@ class Retention:
         self.settings = settings
         self.window = timedelta(weeks=settings.policy.window_weeks)
         self.grace = timedelta(days=settings.retention.grace_days)
+
+    def _backup_terms(self) -> dict[str, Any]:
+        return {
+            "window": timedelta(days=self.settings.crypto.backup_window_days),
+            "provider": self.provider.kind,
+        }
 
     async def held(self, child_id: str) -> set[str | None]:
         async with self.engine.connect() as conn:
@@ -181,7 +189,9 @@ class Retention:
         destroyed = await self.keys.destroy_child_key(child_id, category)
         if destroyed is None:
             return Destruction(erased=True)
-        await record_destructions(self.engine, self.store, [destroyed], now, run_id, cause)
+        await record_destructions(
+            self.engine, self.store, [destroyed], now, run_id, cause, **self._backup_terms()
+        )
         return Destruction(
             erased=True, items=len(destroyed.items), bytes=sum(size for _, size in destroyed.items)
         )
@@ -230,7 +240,13 @@ class Retention:
             epochs = await destroy_expired(self.keys, self.provider, now, backup)
             report.epochs_destroyed = epochs.destroyed_epochs
             await record_destructions(
-                self.engine, self.store, epochs.destroyed_keys, now, report.run_id, "epoch"
+                self.engine,
+                self.store,
+                epochs.destroyed_keys,
+                now,
+                report.run_id,
+                "epoch",
+                **self._backup_terms(),
             )
         summary = report.as_json()
         await self.keys.audit.record(
@@ -251,10 +267,15 @@ async def record_destructions(
     now: datetime,
     run_id: str,
     cause: str,
+    *,
+    window: timedelta | None = None,
+    provider: str | None = None,
 ) -> None:
     """A certificate for each destroyed child key, then its items' blobs deleted
     (without a store, or when a delete fails, the orphan sweeper removes the
-    blobs of destroyed items)."""
+    blobs of destroyed items). With the backup ``window`` and the ``provider``'s
+    kind, each certificate states when copies in backups go dark
+    (vault/retention/certificates.py); else that is computed when read."""
     if not destroyed:
         return
     async with engine.begin() as conn:
@@ -272,6 +293,12 @@ async def record_destructions(
                     "destroyed_at": now,
                     "run_id": run_id,
                     "cause": cause,
+                    "backups_dark_at": (
+                        None
+                        if window is None or provider is None
+                        else backups_dark_at(key.epoch, now, window, provider)
+                    ),
+                    "key_provider": provider,
                 }
                 for key in destroyed
             ],

@@ -23,19 +23,35 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+import logging
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from datetime import datetime
 
 from aiohttp import web
 
+from vault.crypto._primitives import IntegrityError
 from vault.crypto.handles import ItemKey
 from vault.crypto.stream import decrypt_range
+from vault.errors import KluisError
+from vault.items.damage import DamageLog
 from vault.items.service import StoredBlob
 from vault.share.filenames import content_disposition, safe_file_name
 from vault.storage import BlobStore
 
-__all__ = ["Delivery", "etag_of", "parse_range", "safe_file_name", "serve", "serve_ranged"]
+__all__ = [
+    "DAMAGE",
+    "ENDED",
+    "Delivery",
+    "Ending",
+    "etag_of",
+    "parse_range",
+    "safe_file_name",
+    "serve",
+    "serve_ranged",
+]
+
+log = logging.getLogger(__name__)
 
 #: Link answers: any cache (the browser's, a proxy's) must ask again before it
 #: shows the bytes, so a consent withdrawn or a block placed since stops them
@@ -144,11 +160,21 @@ async def serve_ranged(
     the conditional and range headers of the module's docstring against
     ``headers["ETag"]``.
 
-    ``before_send(status, start, end)`` runs once the answer is decided and
-    before its first byte leaves (the audit record, a handover's claim): if
-    it raises, nothing is sent. ``after_send(meant, sent)`` runs when a body
-    answer ends, however it ends: the bytes it was to send and those that
-    went out (fewer when the client went away)."""
+    The first piece of the body (all of a small one) is read and verified
+    before anything else: a blob whose first segment fails is refused with
+    ``integrity_error`` before a status line is sent. Then
+    ``before_send(status, start, end)`` runs (the audit record, a handover's
+    claim): if it raises, nothing is sent. ``after_send(meant, sent)`` runs
+    when a body answer ends, however it ends: the bytes it was to send and
+    those that went out (fewer when the client went away).
+
+    An answer that cannot be finished once its headers are out ends at once
+    (see :class:`Ending`): a client that went away is ``aborted`` (logged at
+    info, not an error); a failure of the body (a later segment that does not
+    verify, storage gone) closes the connection, so the client sees a short
+    body and a closed connection rather than waiting for bytes that never
+    come.
+    """
     etag = headers["ETag"]
     if_match = request.headers.get("If-Match")
     if if_match is not None and not _matches(if_match, etag, weak=False):
@@ -178,47 +204,131 @@ async def serve_ranged(
     status = 206 if isinstance(wanted, tuple) else 200
     if status == 206:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-    if before_send is not None:
-        await before_send(status, start, end)
     if request.method == "HEAD":
+        if before_send is not None:
+            await before_send(status, start, end)
         response: web.StreamResponse = web.StreamResponse(status=status, headers=headers)
         response.content_length = end - start
         await response.prepare(request)
         await response.write_eof()
         return response
-    sent = 0
+    small = end - start <= SMALL_BODY
+    chunks = body(start, end)
     try:
-        if end - start <= SMALL_BODY:
-            # A thumbnail: gathered first, then headers and body leave in one write.
-            response = web.Response(
-                status=status, headers=headers, body=await _gather(body(start, end))
-            )
+        # Verified before the answer is decided: a bad header, a swapped blob
+        # or a wrong key is a clean error, not a 200 that stops at byte 0.
+        first = await _gather(chunks) if small else await anext(chunks, b"")
+    except IntegrityError as exc:
+        await chunks.aclose()
+        await _damaged(request, exc, end - start, None)
+        raise
+    except BaseException:
+        await chunks.aclose()
+        raise
+    try:
+        if before_send is not None:
+            await before_send(status, start, end)
+    except BaseException:
+        await chunks.aclose()
+        raise
+    sent = 0
+    response = web.StreamResponse(status=status, headers=headers)
+    try:
+        if small:
+            # A thumbnail: headers and body leave in one write.
+            response = web.Response(status=status, headers=headers, body=first)
             await response.prepare(request)
             await response.write_eof()
             sent = end - start
             return response
-        response = web.StreamResponse(status=status, headers=headers)
         response.content_length = end - start
         await response.prepare(request)
-        chunks = body(start, end)
-        try:
-            async for chunk in chunks:
-                await response.write(chunk)
-                sent += len(chunk)
-        finally:
-            await chunks.aclose()
+        await response.write(first)
+        sent += len(first)
+        async for chunk in chunks:
+            await response.write(chunk)
+            sent += len(chunk)
         await response.write_eof()
         return response
+    except ConnectionError:
+        # The client went away (a video seek, a cancelled download): its own
+        # doing, so info, not an error, and no traceback.
+        request[ENDED] = Ending("aborted", end - start, sent)
+        log.info("aborted by the client after %d of %d bytes", sent, end - start)
+        return response
+    except KluisError as exc:
+        if isinstance(exc, IntegrityError):
+            await _damaged(request, exc, end - start, sent)
+        else:
+            request[ENDED] = Ending(exc.code, end - start, sent, exc.status)
+            log.error("%s after %d of %d bytes; connection closed", exc.code, sent, end - start)
+        _close(request)
+        return response
+    except Exception:
+        request[ENDED] = Ending("internal_error", end - start, sent, 500)
+        log.exception("answer failed after %d of %d bytes; connection closed", sent, end - start)
+        _close(request)
+        return response
     finally:
+        await chunks.aclose()
         if after_send is not None:
             await asyncio.shield(after_send(end - start, sent))
 
 
+@dataclasses.dataclass(frozen=True)
+class Ending:
+    """How a body answer ended before its last byte (``request[ENDED]``).
+
+    ``outcome`` is ``aborted`` (the client went away) or the code of the
+    failure that ended it (``integrity_error``, ``storage_unavailable``);
+    ``status`` is the status the failure stands for (None for ``aborted``);
+    ``in_body``: False when it ended before the headers (a clean error).
+    The metrics and the audit record read it.
+    """
+
+    outcome: str
+    meant: int
+    sent: int
+    status: int | None = None
+    in_body: bool = True
+
+
+ENDED = web.RequestKey("delivery_ended", Ending)
+#: Where a blob that fails its check is put on record (vault/items/damage.py).
+DAMAGE = web.AppKey("damage", DamageLog)
+
+
+async def _damaged(request: web.Request, exc: IntegrityError, meant: int, sent: int | None) -> None:
+    """Log, mark and note a blob that failed its check: before the headers
+    (``sent`` None) or after ``sent`` bytes of the body."""
+    request[ENDED] = Ending("integrity_error", meant, sent or 0, 500, in_body=sent is not None)
+    item, variant = getattr(exc, "item_id", None), getattr(exc, "variant", None)
+    where = (
+        "before the answer" if sent is None else f"after {sent} of {meant} bytes; connection closed"
+    )
+    log.error(
+        "integrity_error: stored blob of item %s (%s) failed its check %s; "
+        "marked for 'kluis storage verify'",
+        item or "?",
+        variant or "?",
+        where,
+    )
+    register = request.app.get(DAMAGE)
+    if register is not None and item is not None and variant is not None:
+        await asyncio.shield(register.found(item, variant))
+
+
+def _close(request: web.Request) -> None:
+    """End the connection now: what was written goes out, then the client
+    reads the end of the stream (no keep-alive, no waiting for more)."""
+    request.protocol.force_close()
+    transport = request.transport
+    if transport is not None:
+        transport.close()
+
+
 async def _gather(chunks: AsyncGenerator[bytes, None]) -> bytes:
-    try:
-        return b"".join([chunk async for chunk in chunks])
-    finally:
-        await chunks.aclose()
+    return b"".join([chunk async for chunk in chunks])
 
 
 def _matches(header: str | None, etag: str, *, weak: bool) -> bool:

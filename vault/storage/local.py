@@ -20,6 +20,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from vault.executors import STORAGE
 from vault.storage.base import (
     READ_CHUNK,
     BlobNotFound,
@@ -79,7 +80,6 @@ class LocalDiskStore:
     async def put(self, key: str, stream: AsyncIterable[bytes]) -> int:
         final = self._path(key)
         tmp = self._tmp / f"{secrets.token_hex(12)}.part"
-        loop = asyncio.get_running_loop()
         size = 0
         fd = -1
         placed = False
@@ -96,20 +96,20 @@ class LocalDiskStore:
             return result
 
         try:
-            creating = loop.run_in_executor(None, _create, tmp)
+            creating = STORAGE.submit(_create, tmp)
             fd = await call(creating)
             batch = bytearray()
             async for chunk in stream:
                 batch += chunk
                 size += len(chunk)
                 if len(batch) >= _WRITE_BATCH:
-                    await call(loop.run_in_executor(None, _write_all, fd, bytes(batch)))
+                    await call(STORAGE.submit(_write_all, fd, bytes(batch)))
                     batch.clear()
             if batch:
-                await call(loop.run_in_executor(None, _write_all, fd, bytes(batch)))
+                await call(STORAGE.submit(_write_all, fd, bytes(batch)))
             # _finish closes the descriptor whatever happens.
             done, fd = fd, -1
-            await call(loop.run_in_executor(None, _finish, done, tmp, final))
+            await call(STORAGE.submit(_finish, done, tmp, final))
             placed = True
         except OSError as exc:
             raise _unavailable(exc) from exc
@@ -122,7 +122,7 @@ class LocalDiskStore:
                 if pending is creating and pending.exception() is None:
                     fd = creating.result()
             if not placed:
-                await asyncio.shield(loop.run_in_executor(None, _discard, fd, tmp))
+                await asyncio.shield(STORAGE.submit(_discard, fd, tmp))
         return size
 
     async def get(
@@ -213,10 +213,7 @@ class LocalDiskStore:
 
 
 async def _run(fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-    loop = asyncio.get_running_loop()
-    if kwargs:
-        return await loop.run_in_executor(None, lambda: fn(*args, **kwargs))
-    return await loop.run_in_executor(None, fn, *args)
+    return await STORAGE.run(fn, *args, **kwargs)
 
 
 def _open_at(path: Path, offset: int, size: int) -> tuple[int, bytes]:

@@ -35,6 +35,7 @@ from minio.helpers import check_bucket_name
 
 from vault.config import StorageSettings
 from vault.errors import ConfigError
+from vault.executors import STORAGE
 from vault.storage.base import (
     READ_CHUNK,
     BlobNotFound,
@@ -165,9 +166,8 @@ class S3Store:
         )
 
     async def _call(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(None, lambda: fn(*args, **kwargs))
+            return await STORAGE.run(fn, *args, **kwargs)
         except S3Error as exc:
             if exc.code in _MISSING:
                 raise BlobNotFound() from None
@@ -205,7 +205,7 @@ class S3Store:
             else:
                 future.set_result(None)
 
-        # A thread of its own, not the default executor: it spends its life
+        # A thread of its own, not the storage pool: it spends its life
         # waiting on the event loop for chunks, and a producer that itself
         # reads through the executor must never find every worker taken.
         threading.Thread(target=run, name="kluis-s3-put", daemon=True).start()

@@ -6,10 +6,15 @@ A type carries its own checks (lengths, choices, formats) as msgspec
 reader (:mod:`vault.api.body`) trims it, refuses it empty, and scans it for
 a BSN. That marker is the one list of fields the BSN check runs on; ids,
 dates and choices are never scanned (random hex can hold nine digits).
+Secrets (:data:`Password`, :data:`OneTimeCode`) carry ``extra={"secret":
+True}`` instead: taken exactly as sent (never trimmed, normalised or
+scanned), never echoed, and masked in a model's ``repr``
+(:class:`SecretBody`).
 """
 
 from __future__ import annotations
 
+import functools
 import typing
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
@@ -33,6 +38,36 @@ class Query(msgspec.Struct, kw_only=True):
 
 class Answer(msgspec.Struct, kw_only=True, omit_defaults=True):
     """An answer: fields with a default are left out while they hold it."""
+
+
+class SecretBody(Body):
+    """A body with a secret field: its ``repr`` names the fields and masks
+    the secrets, so a body that reaches a log or a traceback shows none."""
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{name}=***"
+            if name in secret_fields(type(self))
+            else f"{name}={getattr(self, name)!r}"
+            for name in self.__struct_fields__
+        )
+        return f"{type(self).__name__}({shown})"
+
+    __str__ = __repr__
+
+
+@functools.cache
+def secret_fields(model: type[msgspec.Struct]) -> frozenset[str]:
+    """The fields of ``model`` typed as a secret."""
+    info = msgspec.inspect.type_info(model)
+    assert isinstance(info, msgspec.inspect.StructType)
+    return frozenset(f.name for f in info.fields if _is_secret(f.type))
+
+
+def _is_secret(t: msgspec.inspect.Type) -> bool:
+    if isinstance(t, msgspec.inspect.UnionType):
+        return any(map(_is_secret, t.types))
+    return isinstance(t, msgspec.inspect.Metadata) and bool((t.extra or {}).get("secret"))
 
 
 #: Models only a ``oneOf`` names (answers whose entries take one of two
@@ -83,6 +118,26 @@ Email = Annotated[
         extra={"text": "free", "hint": "an e-mail address"},
     ),
 ]
+
+
+def _secret(max_length: int, description: str) -> msgspec.Meta:
+    return msgspec.Meta(
+        min_length=1,
+        max_length=max_length,
+        description=description,
+        extra={"secret": True},
+        extra_json_schema={"format": "password", "writeOnly": True},
+    )
+
+
+#: A password exactly as typed: spaces count, nothing is trimmed or
+#: normalised here, and no BSN scan refuses it (a password is never stored,
+#: only its Argon2id hash). The rules for a new one are
+#: vault/accounts/passwords.py's, which also refuses a BSN-shaped number in
+#: it like a common password (docs/api-notes.md, "Passwords").
+Password = Annotated[str, _secret(256, "A password, exactly as typed.")]
+#: A one-time code from an authenticator app (six digits).
+OneTimeCode = Annotated[str, _secret(16, "A one-time code (TOTP) from the authenticator app.")]
 #: Seconds a link lives; a value over the configured cap is cut to the cap.
 TtlSeconds = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
 #: A timestamp that says its time zone (``2026-11-21T10:00:00Z``).
