@@ -18,6 +18,7 @@ from aiohttp import BodyPartReader, web
 from vault.api.access import check, now
 from vault.api.body import answer, check_file_name, read_body
 from vault.api.items import (
+    UPLOAD_SLOTS,
     details_of,
     item_context,
     item_for,
@@ -146,26 +147,29 @@ async def replace(request: web.Request) -> web.Response:
             "'file' part."
         ) from None
     timeout = settings.server.body_timeout_seconds
-    part = await next_part(reader, timeout)
-    if not isinstance(part, BodyPartReader) or part.name != "file":
-        raise InvalidInput("Send one part named 'file'.")
-    file_name = check_file_name(part_file_name(part))
-    note(request, fields=["file"])
-    events = for_transaction(request)
+    # As for uploads (vault/api/items.py): a few files at a time, taken
+    # before the first byte of the file is read.
+    async with request.app[UPLOAD_SLOTS]:
+        part = await next_part(reader, timeout)
+        if not isinstance(part, BodyPartReader) or part.name != "file":
+            raise InvalidInput("Send one part named 'file'.")
+        file_name = check_file_name(part_file_name(part))
+        note(request, fields=["file"])
+        events = for_transaction(request)
 
-    async def nothing_after() -> None:
-        if await next_part(reader, timeout) is not None:
-            raise InvalidInput("Send exactly one part, 'file'; nothing was changed.")
+        async def nothing_after() -> None:
+            if await next_part(reader, timeout) is not None:
+                raise InvalidInput("Send exactly one part, 'file'; nothing was changed.")
 
-    await rectify.replace_file(
-        item_context(request),
-        loaded,
-        part_chunks(part, timeout),
-        file_name,
-        events,
-        now(request),
-        before_commit=nothing_after,
-    )
+        await rectify.replace_file(
+            item_context(request),
+            loaded,
+            part_chunks(part, timeout),
+            file_name,
+            events,
+            now(request),
+            before_commit=nothing_after,
+        )
     return await _answer(request, record.id)
 
 
