@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 from sqlalchemy import select
@@ -168,8 +168,15 @@ async def test_postgres_crashed_mid_transaction_then_back(
     assert load.bad == []
     assert after, "no call after the recovery"
     assert all(key.endswith(("200", "201")) for key in after), after
-    listing = await api.ok("GET", f"/v1/children/{w.child}/items", token=w.staff)
-    listed = {i["id"] for i in listing["items"]}
+    listed: set[str] = set()
+    cursor: str | None = ""
+    while cursor is not None:  # every page, not only the first 200
+        page = f"/v1/children/{w.child}/items?limit=200" + (
+            f"&cursor={quote(cursor)}" if cursor else ""
+        )
+        listing = await api.ok("GET", page, token=w.staff)
+        listed |= {i["id"] for i in listing["items"]}
+        cursor = listing["next_cursor"]
     assert set(load.acknowledged) <= listed
     for extra in listed - set(load.acknowledged):
         link = await api.ok("POST", f"/v1/items/{extra}/links", {}, w.parent)
