@@ -35,10 +35,11 @@ import pyvips
 from aiohttp import web
 
 from vault.api import create_app
-from vault.api.resources import DB, KEYS
+from vault.api.resources import DB, KEYRING, KEYS
 from vault.cli import init
 from vault.config import Settings
 from vault.directory import children, consent, people, places
+from vault.directory.sealing import Sealer
 from vault.media.images import configure_vips
 
 MB = 1_000_000
@@ -75,14 +76,15 @@ async def populate(app: web.Application) -> tuple[str, str, str]:
     """A child with photo consent, a staff member and a parent; returns
     (child id, staff token, parent token)."""
     engine, keys, now = app[DB], app[KEYS], datetime.now(UTC)
-    location = await places.create_location(engine, "Bench", now)
-    group = await places.create_group(engine, location, "G", now)
+    sealer = Sealer(engine, keys, app[KEYRING])
+    location = await places.create_location(engine, sealer, "Bench", now)
+    group = await places.create_group(engine, sealer, location, "G", now)
     child = await children.create_child(
         engine, keys, children.Profile("A", "B", datetime(2023, 1, 1).date()), group, now
     )
-    staff_id, staff_token = await people.create_person(engine, "S", None, "staff", now)
+    staff_id, staff_token = await people.create_person(engine, sealer, "S", None, "staff", now)
     await places.add_staff(engine, group, staff_id)
-    parent_id, parent_token = await people.create_person(engine, "P", None, "guardian", now)
+    parent_id, parent_token = await people.create_person(engine, sealer, "P", None, "guardian", now)
     await children.add_guardian(engine, child, parent_id, "contract_parent", "shared", now)
     await consent.record(engine, child, "photo", True, parent_id, now)
     return child, staff_token, parent_token

@@ -171,7 +171,9 @@ def test_keys_rotate_and_status(tmp_path: Path) -> None:
     env = clean_env(KLUIS_DATA_DIR=str(tmp_path / "data"))
     assert run(env, "init").returncode == 0
 
-    async def make_child_keys() -> None:
+    async def make_child_keys() -> dict[str, int]:
+        """25 children's keys; the keys per epoch then (init made the admin's own key,
+        issue 18 item 4, in the live epoch of the real clock)."""
         settings = load_settings(env)
         engine = create_engine(settings.database_url)
         november = datetime(2026, 11, 20, tzinfo=UTC)
@@ -180,20 +182,25 @@ def test_keys_rotate_and_status(tmp_path: Path) -> None:
         keys = KeyService(engine, provider, audit, clock=lambda: november)
         for i in range(25):
             await keys.create_item_key(f"item-{i}", [(f"child-{i}", "photo")])
+        usage = await keys.epoch_usage()
         await engine.dispose()
         await provider.close()
+        return usage
 
-    asyncio.run(make_child_keys())
+    usage = asyncio.run(make_child_keys())
+    assert usage["live-2026-11"] >= 25
+    moved = sum(n for epoch, n in usage.items() if epoch.startswith("live-2026-11"))
+    total = sum(usage.values())
     december = run(env, "keys", "rotate", "--now", "2026-12-02T08:00:00Z")
     assert december.returncode == 0, december.stderr
     assert "live epoch: live-2026-12" in december.stdout
-    assert "child keys rewrapped: 25" in december.stdout
+    assert f"child keys rewrapped: {moved}" in december.stdout
     assert "epochs destroyed: none" in december.stdout
-    assert "25/25" in december.stderr  # the progress bar
+    assert f"{moved}/{moved}" in december.stderr  # the progress bar
     status = run(env, "keys", "status", "--now", "2026-12-02T08:00:00Z")
     lines = {line.split()[0]: line for line in status.stdout.splitlines()[1:]}
     assert "retired" in lines["live-2026-11"]
-    assert " 25 " in lines["live-2026-12"]
+    assert f" {total} " in lines["live-2026-12"]
 
     later = run(env, "keys", "rotate", "--now", "2027-01-06T00:00:00Z")
     assert "epochs destroyed: live-2026-11" in later.stdout

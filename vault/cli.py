@@ -45,6 +45,7 @@ from vault.keys.rotation import keys_to_rewrap, rotate
 from vault.mail import outbox
 from vault.retention.certificates import HSM_POLICY, backups_dark_at
 from vault.retention.job import Retention, record_destructions
+from vault.rights.certificates import certificates_of
 from vault.storage import check_settings as check_storage_settings
 from vault.supervisor import Supervisor, run_worker, worker_count
 from vault.tokens import new_id
@@ -149,6 +150,10 @@ def _parser() -> argparse.ArgumentParser:
     run_cmd = retention_sub.add_parser("run", help="run the retention job once")
     run_cmd.add_argument("--now", type=_timestamp, help="act as if it were this time (ISO 8601)")
     run_cmd.add_argument("--dry-run", action="store_true", help="report, change nothing")
+    certificates_cmd = retention_sub.add_parser(
+        "certificates", help="a child's destruction certificates, one JSON object a line"
+    )
+    certificates_cmd.add_argument("child_id")
     storage = sub.add_parser("storage", help="blob storage maintenance")
     storage_sub = storage.add_subparsers(dest="storage_command", required=True)
     sweep_cmd = storage_sub.add_parser(
@@ -225,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(settings, args)
         if args.command == "keys":
             return asyncio.run(keys_command(settings, args))
+        if args.command == "retention" and args.retention_command == "certificates":
+            return asyncio.run(certificates_command(settings, args.child_id))
         if args.command == "retention":
             return asyncio.run(retention_command(settings, args.now, args.dry_run))
         if args.command == "storage" and args.storage_command == "verify":
@@ -433,6 +440,23 @@ async def retention_command(settings: Settings, now: datetime | None, dry_run: b
     for kind, count in sorted(report.destroyed.items()):
         print(f"records {prefix}destroyed, {kind}: {count}")
     print(f"epochs destroyed: {', '.join(report.epochs_destroyed) or 'none'}")
+    return 0
+
+
+async def certificates_command(settings: Settings, child_id: str) -> int:
+    async with open_vault(settings, store=False) as vault:
+        await vault.audit.record(event("retention.certificates", children=[child_id]))
+        found = await certificates_of(vault.engine, child_id)
+    for c in found:
+        line = {
+            "category": c.category,
+            "destroyed_at": c.destroyed_at.isoformat(),
+            "items": c.items,
+            "epochs": list(c.epochs),
+            "run_id": c.run_id,
+            "cause": c.cause,
+        }
+        print(json.dumps(line))
     return 0
 
 

@@ -56,6 +56,13 @@ class OutsideWindow(KluisError):
     default_message = "This child's records are archived or not yet visible to your role."
 
 
+class Restricted(KluisError):
+    status, code = 403, "restricted"
+    default_message = (
+        "Processing of this child's records is restricted; only the privacy officer reaches them."
+    )
+
+
 class Blocked(KluisError):
     status, code = 403, "blocked"
     default_message = "This account is blocked; contact the organisation."

@@ -45,6 +45,27 @@ The rules, from shared/DOMAIN.md (our readings marked "choice"):
   chain is the privacy officer's.
 * **Export**: guardians while the records are visible to them, and the
   privacy officer (recorded), each getting only what they may read.
+* **Reasons**: the privacy officer's calls that reach records a reason is
+  required for (issuing links, exports, a child's report) are refused
+  (``invalid_input``) without one; the reason is on the record.
+* **Rectification** of a record: whoever may add records of its kind for the
+  child (staff, location managers, the administration for its kinds) while
+  the records are visible, and the privacy officer in every phase. Tagging a
+  child in a record is adding the record for that child (``CREATE_ITEM``).
+* **Restriction** (choice: read as GDPR art. 18): while a restriction of a
+  child stands, nothing new is added for it and nothing of its records is
+  handed out (listings, metadata, links, exports, handovers, publications)
+  to anyone but the privacy officer (``restricted``); a record that shows a
+  restricted child is restricted for everyone else. The child's directory
+  facts, consents, schedule, access log and report stay readable: they are
+  about the processing, and the right of access outlives it.
+* **Publication** (website, social media, newsletter): the location manager
+  of every child's location, photos only, while the records are visible, with
+  ``external_publication`` consent in force for every child in the photo,
+  at issue and at every use.
+* **The register of requests**: guardians file requests for their children
+  (or about themselves) and read their own; the privacy officer files,
+  reads and answers all. Destruction certificates: the privacy officer.
 * **Signing in**: anyone not blocked, with a password; single sign-on only
   for the organisation's employees (:data:`SSO_ROLES`). A password session
   of a role in ``totp_required_roles`` does nothing but set up its one-time
@@ -67,6 +88,7 @@ from vault.errors import (
     KluisError,
     NotFound,
     OutsideWindow,
+    Restricted,
     TotpRequired,
 )
 
@@ -138,12 +160,47 @@ class Action(enum.StrEnum):
     VIEW_ACCESS_LOG = "access_log.view"
     VERIFY_AUDIT = "audit.verify"
     EXPORT = "export.create"
+    #: A signed link to a record (READ_ITEM, and for the privacy officer a reason).
+    ISSUE_LINK = "link.issue"
+    RECTIFY_ITEM = "item.rectify"
+    VIEW_REPORT = "report.view"
+    MANAGE_RESTRICTION = "restriction.manage"
+    ISSUE_PUBLICATION = "publication.issue"
+    #: A public link being opened; asked with the issuer as principal.
+    USE_PUBLICATION = "publication.use"
+    VIEW_CERTIFICATES = "certificate.view"
+    FILE_REQUEST = "request.file"
+    LIST_REQUESTS = "request.list"
+    #: One request of the register (a :class:`RequestTarget`).
+    VIEW_REQUEST = "request.view"
+    ANSWER_REQUEST = "request.answer"
     #: Signing in (a password, an invitation, single sign-on); target ``SignIn``.
     SIGN_IN = "account.sign_in"
     #: The caller's own sessions, password and one-time codes.
     MANAGE_OWN_ACCOUNT = "account.manage_own"
     #: Switching one's one-time codes off.
     DISABLE_TOTP = "account.disable_totp"
+
+
+#: What a restriction stops for everyone but the privacy officer.
+RESTRICTED_ACTIONS = frozenset(
+    {
+        Action.LIST_ITEMS,
+        Action.READ_ITEM,
+        Action.ISSUE_LINK,
+        Action.CREATE_ITEM,
+        Action.RECTIFY_ITEM,
+        Action.EXPORT,
+        Action.ISSUE_HANDOVER,
+        Action.USE_HANDOVER,
+        Action.ISSUE_PUBLICATION,
+        Action.USE_PUBLICATION,
+    }
+)
+#: The privacy officer's accesses that need a stated reason (API.md 1.1).
+NEEDS_REASON = frozenset({Action.ISSUE_LINK, Action.EXPORT, Action.VIEW_REPORT})
+#: Records published only as this kind, and only its preview.
+PUBLISHABLE = frozenset({"photo"})
 
 
 class Phase(enum.StrEnum):
@@ -187,6 +244,8 @@ class Child:
     #: Whether some contract parent of the child still has access (exists and
     #: is not blocked); co-parents' access follows it.
     contract_parent_active: bool = True
+    #: A restriction of processing stands (GDPR art. 18).
+    restricted: bool = False
 
     def consent(self, kind: str, at: datetime) -> bool:
         """Whether consent of ``kind`` was in force at ``at`` (latest event wins)."""
@@ -234,6 +293,13 @@ class DirectoryTarget:
 
 
 @dataclasses.dataclass(frozen=True)
+class RequestTarget:
+    """A request of the register: who filed it."""
+
+    filed_by: str
+
+
+@dataclasses.dataclass(frozen=True)
 class Credential:
     """The token a call came with (for ``USE_API``)."""
 
@@ -250,7 +316,9 @@ class SignIn:
     method: str  # "password", "invitation" or "oidc"
 
 
-Target = ChildTarget | ItemTarget | NewItemTarget | DirectoryTarget | Credential | SignIn
+Target = (
+    ChildTarget | ItemTarget | NewItemTarget | DirectoryTarget | RequestTarget | Credential | SignIn
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -288,8 +356,20 @@ _DENIALS: dict[str, type[KluisError]] = {
     "outside_window": OutsideWindow,
     "destroyed": Destroyed,
     "invalid_input": InvalidInput,
+    "restricted": Restricted,
     "totp_required": TotpRequired,
 }
+
+RESTRICTED = Decision.deny(
+    "restricted",
+    "Processing of this child's records is restricted; only the privacy officer reaches them.",
+)
+_REQUESTS_BY = "Requests are filed by guardians and the privacy officer."
+_CERTIFICATES_BY = "Only the privacy officer reads destruction certificates."
+NO_REASON = Decision.deny(
+    "invalid_input",
+    "Give a 'reason' (3 to 500 characters) for this access: it is shown in the child's access log.",
+)
 
 
 def enforce(decision: Decision) -> Decision:
@@ -353,9 +433,40 @@ def _visible(principal: Principal, child: Child, now: datetime, rules: Rules) ->
 
 
 def decide(
-    principal: Principal, action: Action, target: Target, now: datetime, rules: Rules | None = None
+    principal: Principal,
+    action: Action,
+    target: Target,
+    now: datetime,
+    rules: Rules | None = None,
+    *,
+    reason: bool = False,
 ) -> Decision:
-    rules = rules or Rules()
+    """``reason``: the caller stated a reason for this access (the privacy
+    officer's accesses in :data:`NEEDS_REASON` are refused without one)."""
+    decision = _decide(principal, action, target, now, rules or Rules())
+    if not decision.allowed:
+        return decision
+    if action in RESTRICTED_ACTIONS and principal.role != "privacy_officer" and _restricted(target):
+        return RESTRICTED
+    if decision.record and action in NEEDS_REASON and not reason:
+        return NO_REASON
+    return decision
+
+
+def _restricted(target: Target) -> bool:
+    """Whether a restriction stands for a child the target is about."""
+    if isinstance(target, ChildTarget):
+        return target.child.restricted
+    if isinstance(target, ItemTarget):
+        return any(child.restricted for child in target.children.values())
+    if isinstance(target, NewItemTarget):
+        return any(child.restricted for child in target.children)
+    return False
+
+
+def _decide(
+    principal: Principal, action: Action, target: Target, now: datetime, rules: Rules
+) -> Decision:
     if principal.blocked:
         return Decision.deny("blocked", "This account is blocked; contact the organisation.")
     if action is Action.USE_API:
@@ -376,6 +487,21 @@ def decide(
         return _item_action(principal, action, target, now, rules)
     if isinstance(target, NewItemTarget):
         return _create(principal, target, now, rules)
+    if isinstance(target, RequestTarget):
+        return _request(principal, action, target)
+    if action in (Action.FILE_REQUEST, Action.LIST_REQUESTS):
+        # About the caller, or the whole register.
+        if principal.role in ("guardian", "privacy_officer"):
+            return Decision.allow(record=principal.role == "privacy_officer")
+        return Decision.deny("forbidden", _REQUESTS_BY)
+    if action is Action.ANSWER_REQUEST:
+        if principal.role == "privacy_officer":
+            return Decision.allow(record=True)
+        return Decision.deny("forbidden", "Only the privacy officer answers requests.")
+    if action is Action.VIEW_CERTIFICATES:
+        if principal.role == "privacy_officer":
+            return Decision.allow(record=True)
+        return Decision.deny("forbidden", _CERTIFICATES_BY)
     if action is Action.RUN_RETENTION:
         if principal.role == "privacy_officer":
             return Decision.allow(record=True)
@@ -487,6 +613,28 @@ def _child_action(
         if role not in ("guardian", "privacy_officer"):
             return Decision.deny("forbidden", "Only the child's guardians export its records.")
         return _visible(principal, child, now, rules)
+    if action is Action.VIEW_REPORT:
+        if role not in ("guardian", "privacy_officer"):
+            return Decision.deny(
+                "forbidden", "A child's report is for its guardians and the privacy officer."
+            )
+        if role == "privacy_officer":
+            return Decision.allow(record=True)
+        return Decision.allow()  # the right of access outlives the window
+    if action is Action.MANAGE_RESTRICTION:
+        if role != "privacy_officer":
+            return Decision.deny("forbidden", "Only the privacy officer restricts processing.")
+        return Decision.allow(record=True)
+    if action is Action.FILE_REQUEST:
+        if role == "privacy_officer":
+            return Decision.allow(record=True)
+        if role == "guardian":
+            return Decision.allow()  # a right of the people concerned, in every phase
+        return Decision.deny("forbidden", _REQUESTS_BY)
+    if action is Action.VIEW_CERTIFICATES:
+        if role != "privacy_officer":
+            return Decision.deny("forbidden", _CERTIFICATES_BY)
+        return Decision.allow(record=True)
     return Decision.deny("forbidden", "This action does not apply to a child.")
 
 
@@ -508,7 +656,11 @@ def _item_action(
         return _delete(principal, item, via, now, rules)
     if action in (Action.ISSUE_HANDOVER, Action.USE_HANDOVER):
         return _handover(principal, item, via, now, rules)
-    if action is not Action.READ_ITEM:
+    if action in (Action.ISSUE_PUBLICATION, Action.USE_PUBLICATION):
+        return _publication(principal, item, target, via, now, rules)
+    if action is Action.RECTIFY_ITEM:
+        return _rectify(principal, item, via, now, rules)
+    if action not in (Action.READ_ITEM, Action.ISSUE_LINK):
         return Decision.deny("forbidden", "This action does not apply to an item.")
     denial: Decision | None = None
     for child in via:
@@ -591,7 +743,7 @@ def _create(principal: Principal, target: NewItemTarget, now: datetime, rules: R
     for child in target.children:
         if _reader(principal, child) is None:
             return NOT_FOUND
-    allowed_kinds = CREATABLE.get(principal.role)
+    allowed_kinds = CREATABLE.get(principal.role)  # (a restriction: see decide)
     if allowed_kinds is None or target.kind not in allowed_kinds:
         return Decision.deny("forbidden", f"Your role does not add records of kind {target.kind}.")
     if principal.role in ("staff", "location_manager"):
@@ -614,3 +766,65 @@ def _create(principal: Principal, target: NewItemTarget, now: datetime, rules: R
                     "it cannot be added.",
                 )
     return Decision.allow()
+
+
+def _rectify(
+    principal: Principal, item: Item, via: list[Child], now: datetime, rules: Rules
+) -> Decision:
+    """Correcting a record: who may add its kind, while visible; the privacy officer always."""
+    if item.destroyed:
+        return Decision.deny("destroyed", "This record was destroyed under the retention rules.")
+    if principal.role == "privacy_officer":
+        return Decision.allow(record=True)
+    if item.kind not in CREATABLE.get(principal.role, frozenset()):
+        return Decision.deny(
+            "forbidden", f"Your role does not correct records of kind {item.kind}."
+        )
+    if any(_visible(principal, child, now, rules).allowed for child in via):
+        return Decision.allow()
+    return Decision.deny("outside_window", "This child's records are archived.")
+
+
+def _publication(
+    principal: Principal,
+    item: Item,
+    target: ItemTarget,
+    via: list[Child],
+    now: datetime,
+    rules: Rules,
+) -> Decision:
+    """A photo's preview on a website, social media or a newsletter."""
+    if principal.role != "location_manager":
+        return Decision.deny("forbidden", "Only the location manager publishes photos.")
+    if item.kind not in PUBLISHABLE:
+        return Decision.deny("forbidden", "Only photos are published.")
+    shown = [target.children.get(child_id) for child_id in item.children]
+    managed = [c for c in shown if c is not None and c.location_id in principal.locations]
+    if len(managed) != len(shown):
+        return Decision.deny(
+            "forbidden", "Every child in the photo must be of a location you manage."
+        )
+    for child in via:
+        visible = _visible(principal, child, now, rules)
+        if not visible.allowed:
+            return visible
+    if item.destroyed:
+        return Decision.deny("destroyed", "This record was destroyed under the retention rules.")
+    for child in managed:
+        if not child.consent("external_publication", now):
+            return Decision.deny(
+                "consent_missing",
+                "A child in this photo has no consent to publication in force; "
+                "it is not published.",
+            )
+    return Decision.allow()
+
+
+def _request(principal: Principal, action: Action, target: RequestTarget) -> Decision:
+    if action is not Action.VIEW_REQUEST:
+        return Decision.deny("forbidden", "This action does not apply to a request.")
+    if principal.role == "privacy_officer":
+        return Decision.allow(record=True)
+    if principal.id == target.filed_by:
+        return Decision.allow()
+    return NOT_FOUND

@@ -78,11 +78,13 @@ class Served:
     photo: str
     diary: str
     observation: str
-    #: Things a run may use up: a person to block, a photo to delete, a hold to lift.
+    #: Things a run may use up: a person to block, a photo to delete, a hold to lift,
+    #: a request to answer.
     victim: str
     spare_staff: str
     spare_photo: str
     hold: str
+    request: str
     #: A second admin token, for signing out (which stops the token it comes with).
     spare_token: str
     #: Link paths (/l/…, /h/…, /x/…) the parent or school may fetch.
@@ -124,6 +126,8 @@ async def _seed(api: HttpApi, app: web.Application) -> dict[str, Any]:
     ids["spare_staff"], _ = await api.person("staff", "Reserve")
     hold = {"reason": "Onderzoek"}
     ids["hold"] = (await api.ok("POST", f"/v1/children/{w.child}/holds", hold, w.officer))["id"]
+    filed = {"type": "access", "child_id": w.child}
+    ids["request"] = (await api.ok("POST", "/v1/requests", filed, w.parent))["id"]
 
     def path(url: str) -> str:
         return "/" + url.split("/", 3)[3]

@@ -12,6 +12,7 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import msgspec
 import pytest
 from sqlalchemy import func, select, text
@@ -253,6 +254,15 @@ async def _bsn_cases(api: Api, w: World) -> dict[tuple[str, str, str], Any]:
     }
     location = (await api.ok("POST", "/v1/locations", {"name": "L"}))["id"]
     items_path = "/v1/children/{id}/items"
+    diary = await api.ok(
+        "POST",
+        f"/v1/children/{w.child}/items",
+        {"kind": "diary", "date": "2026-11-21", "text": "Goed geslapen."},
+        w.staff,
+    )
+    filed = await api.ok("POST", "/v1/requests", {"type": "access"}, w.parent)
+    replaced = aiohttp.FormData()
+    replaced.add_field("file", b"%PDF-1.4\n" + b"1" * 600, filename="Zie BSN " + BSN + ".pdf")
 
     def call(method: str, path: str, token: str, body: dict[str, Any]) -> Any:
         return api.call(method, path, token, body)
@@ -277,6 +287,12 @@ async def _bsn_cases(api: Api, w: World) -> dict[tuple[str, str, str], Any]:
         ("POST", "/v1/children", "first_name"): call(
             "POST", "/v1/children", api.admin, {**child_body, "first_name": with_bsn}
         ),
+        ("PATCH", "/v1/children/{id}", "first_name"): call(
+            "PATCH", f"/v1/children/{w.child}", api.admin, {"first_name": with_bsn}
+        ),
+        ("PATCH", "/v1/children/{id}", "last_name"): call(
+            "PATCH", f"/v1/children/{w.child}", api.admin, {"last_name": with_bsn}
+        ),
         ("POST", "/v1/children", "last_name"): call(
             "POST", "/v1/children", api.admin, {**child_body, "last_name": with_bsn}
         ),
@@ -292,12 +308,45 @@ async def _bsn_cases(api: Api, w: World) -> dict[tuple[str, str, str], Any]:
         ("POST", "/v1/items/{id}/handovers", "recipient"): call(
             "POST", f"/v1/items/{observation['id']}/handovers", w.staff, {"recipient": with_bsn}
         ),
+        ("POST", "/v1/requests", "note"): call(
+            "POST", "/v1/requests", w.parent, {"type": "access", "note": with_bsn}
+        ),
+        ("POST", "/v1/requests/{id}/answer", "note"): call(
+            "POST",
+            f"/v1/requests/{filed['id']}/answer",
+            w.officer,
+            {"outcome": "granted", "note": with_bsn},
+        ),
+        ("POST", "/v1/children/{id}/restriction", "reason"): call(
+            "POST", f"/v1/children/{w.child}/restriction", w.officer, {"reason": with_bsn}
+        ),
+        ("POST", "/v1/items/{id}/links", "reason"): call(
+            "POST", f"/v1/items/{observation['id']}/links", w.officer, {"reason": with_bsn}
+        ),
+        ("POST", "/v1/links", "reason"): call(
+            "POST",
+            "/v1/links",
+            w.officer,
+            {"items": [{"item_id": observation["id"]}], "reason": with_bsn},
+        ),
+        ("POST", "/v1/children/{id}/exports", "reason"): call(
+            "POST", f"/v1/children/{w.child}/exports", w.officer, {"reason": with_bsn}
+        ),
         # Sign-in takes no token; an address like that belongs to nobody.
         ("POST", "/v1/sessions", "email"): api.call(
             "POST", "/v1/sessions", json={"email": f"{BSN}@x.nl", "password": "a" * 12}
         ),
         ("POST", "/v1/children/{id}/holds", "reason"): call(
             "POST", f"/v1/children/{w.child}/holds", w.officer, {"reason": with_bsn}
+        ),
+        ("PATCH", "/v1/items/{id}", "title"): call(
+            "PATCH", f"/v1/items/{observation['id']}", w.staff, {"title": with_bsn}
+        ),
+        ("PATCH", "/v1/items/{id}", "text"): call(
+            "PATCH", f"/v1/items/{diary['id']}", w.staff, {"text": with_bsn}
+        ),
+        ("PUT", "/v1/items/{id}/file", "file name"): api.call(
+            "PUT", f"/v1/items/{observation['id']}/file", w.staff, data=replaced
         ),
         ("POST", items_path, "file name"): upload(
             api, w.staff, w.child, {"kind": "photo"}, jpeg_with_secrets(), f"{with_bsn}.jpg"
@@ -317,12 +366,24 @@ async def test_a_bsn_in_any_free_text_field_or_file_name_is_never_stored(api: Ap
         assert BSN not in json.dumps(answer)
     async with api.client.app[DB].connect() as conn:
         assert await conn.scalar(select(func.count()).select_from(holds)) == 0
+        assert await conn.scalar(text("SELECT count(*) FROM restrictions")) == 0
+        assert await conn.scalar(text("SELECT count(*) FROM access_reasons")) == 0
+        assert await conn.scalar(text("SELECT count(*) FROM requests")) == 1
+        answered = "SELECT count(*) FROM requests WHERE answered_at IS NOT NULL"
+        assert await conn.scalar(text(answered)) == 0
         assert (
             await conn.scalar(
-                select(func.count()).select_from(items).where(items.c.kind != "observation")
+                select(func.count())
+                .select_from(items)
+                .where(items.c.kind.not_in(("observation", "diary")))
             )
             == 0
         )
+        # The corrections and the replaced file changed nothing.
+        changed = select(func.count()).select_from(items).where(items.c.updated_at.is_not(None))
+        assert await conn.scalar(changed) == 0
+        diaries = select(func.count()).select_from(items).where(items.c.kind == "diary")
+        assert await conn.scalar(diaries) == 1
 
 
 # -- the document says what is served ------------------------------------------------

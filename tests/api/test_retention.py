@@ -113,7 +113,9 @@ async def test_the_life_of_a_childs_records(api: Api) -> None:
     assert report["destroyed"] == {}
     blobs_before = await blob_count(api)
     api.clock.now = datetime(2027, 12, 7, 12, tzinfo=UTC)
-    officer_link = await link(api, w.officer, made["photo"]["id"], ttl_seconds=3600)
+    officer_link = await link(
+        api, w.officer, made["photo"]["id"], ttl_seconds=3600, reason="Inzageverzoek van de moeder"
+    )
     assert (await fetch(api, officer_link))[0] == 200
     report = await run_retention(api, w)
     assert report["destroyed"] == {"photo": 1}  # the group photo lives on through Mila

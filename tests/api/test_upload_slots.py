@@ -13,6 +13,7 @@ import asyncio
 import io
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 
 from tests.files import PDF
@@ -76,3 +77,46 @@ async def test_a_second_upload_waits_for_the_slot_while_fetches_go_on(api: Api) 
         slow_item["id"],
         second_item["id"],
     }
+
+
+@pytest.mark.uploads(parallel=1)
+async def test_a_replaced_file_waits_for_the_slot_too(api: Api) -> None:
+    # PUT /v1/items/{id}/file (rectification) streams a file like an upload:
+    # it takes the same slots, so it cannot get round the bound.
+    w = await world(api)
+    status, doc = await upload(
+        api, w.staff, w.child, {"kind": "observation"}, io.BytesIO(PDF + b"x"), "a.pdf"
+    )
+    assert status == 201, doc
+    release = asyncio.Event()
+    streaming = asyncio.Event()
+
+    async def slow() -> AsyncIterator[bytes]:
+        yield PDF + b"y" * 300_000
+        streaming.set()
+        await release.wait()
+        yield b"y" * 200_000
+
+    slow_upload = asyncio.create_task(
+        api.call(
+            "POST",
+            f"/v1/children/{w.child}/items",
+            w.staff,
+            data=form({"kind": "observation"}, slow(), "slow.pdf"),
+        )
+    )
+    await asyncio.wait_for(streaming.wait(), 10)
+    await asyncio.sleep(0.2)
+    replacement = aiohttp.FormData()
+    replacement.add_field("file", PDF + b"new", filename="b.pdf")
+    replace = asyncio.create_task(
+        api.call("PUT", f"/v1/items/{doc['id']}/file", w.staff, data=replacement)
+    )
+    await asyncio.sleep(0.5)
+    assert not replace.done(), "the file was replaced while the one slot was taken"
+    release.set()
+    (status, slow_item), (status_2, replaced) = await asyncio.wait_for(
+        asyncio.gather(slow_upload, replace), 20
+    )
+    assert (status, status_2) == (201, 200), (slow_item, replaced)
+    assert replaced["version"] == 2

@@ -53,9 +53,7 @@ async def test_constraints_are_enforced(db_url: str) -> None:
     try:
         await upgrade(engine)
         async with engine.begin() as conn:
-            await conn.execute(
-                insert(people).values(id="p1", name="A", role="admin", created_at=now)
-            )
+            await conn.execute(insert(people).values(id="p1", role="admin", created_at=now))
             await conn.execute(
                 insert(tokens).values(id="t1", person_id="p1", token_hash=b"h" * 32, created_at=now)
             )
@@ -89,9 +87,7 @@ async def test_concurrent_writers(db_url: str) -> None:
 
         async def add(i: int) -> None:
             async with engine.begin() as conn:
-                await conn.execute(
-                    insert(people).values(id=f"p{i}", name="N", role="staff", created_at=now)
-                )
+                await conn.execute(insert(people).values(id=f"p{i}", role="staff", created_at=now))
 
         await asyncio.gather(*(add(i) for i in range(40)))
         async with engine.connect() as conn:

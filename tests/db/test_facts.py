@@ -60,9 +60,7 @@ async def test_an_answer_is_kept_until_any_fact_changes_anywhere(db_url: str) ->
     try:
         await upgrade(engine)
         async with engine.begin() as conn:
-            await conn.execute(
-                insert(people).values(id="p1", name="A", role="staff", created_at=NOW)
-            )
+            await conn.execute(insert(people).values(id="p1", role="staff", created_at=NOW))
         cache: FactsCache[str, str] = FactsCache(reader, engine, size=2)
         loads: list[str] = []
 
@@ -115,9 +113,7 @@ async def test_the_loop_side_read_finds_a_database_whatever_its_path(tmp_path: P
     try:
         await upgrade(engine)
         async with engine.begin() as conn:
-            await conn.execute(
-                insert(people).values(id="p1", name="A", role="staff", created_at=NOW)
-            )
+            await conn.execute(insert(people).values(id="p1", role="staff", created_at=NOW))
         probe = _Probe(engine)
         assert await probe() == 1  # read on the loop, not left to the worker thread
         probe.close()
@@ -180,9 +176,7 @@ async def test_recording_and_changing_facts_in_either_order_never_deadlocks(
 
         async def change_then_record() -> None:
             async with engine.begin() as conn:
-                await conn.execute(
-                    insert(people).values(id="p1", name="A", role="staff", created_at=NOW)
-                )
+                await conn.execute(insert(people).values(id="p1", role="staff", created_at=NOW))
                 first_changed.set()
                 await asyncio.wait_for(second_waits.wait(), 30)
                 await log.append_in(conn, event("item.store"))
@@ -191,9 +185,7 @@ async def test_recording_and_changing_facts_in_either_order_never_deadlocks(
             await first_changed.wait()
             async with engine.begin() as conn, telling_when_it_waits(engine, conn, second_waits):
                 await log.append_in(conn, event("item_key.destroy"))
-                await conn.execute(
-                    insert(people).values(id="p2", name="B", role="staff", created_at=NOW)
-                )
+                await conn.execute(insert(people).values(id="p2", role="staff", created_at=NOW))
 
         await asyncio.wait_for(asyncio.gather(change_then_record(), record_then_change()), 30)
         async with engine.connect() as conn:

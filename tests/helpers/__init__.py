@@ -9,6 +9,7 @@ what two of them need lives here, and fixtures stay in the conftests.
 * :mod:`cli`: running the ``kluis`` command in a clean environment;
 * :mod:`s3`: storage settings for a test MinIO server;
 * :mod:`data`, :mod:`memory`: deterministic bytes, resident memory growth;
+* :mod:`at_rest`: the bytes of a database as a backup reader gets them;
 * :mod:`polling`: waiting for something to happen, with a deadline.
 
 Real servers are started by ``tests/servers.py``; built files come from

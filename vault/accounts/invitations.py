@@ -20,8 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vault.accounts import store
 from vault.db.schema import invitations, people
-from vault.errors import Conflict, InvalidInput, KluisError, NotFound
-from vault.keys.provider import KeyProvider
+from vault.directory.people import email_of
+from vault.directory.sealing import Sealer
+from vault.errors import Conflict, InvalidInput, KluisError
 from vault.mail import notices
 from vault.tokens import INVITATION_PREFIX, new_token, parse_token, secret_matches
 
@@ -53,19 +54,17 @@ class Invitee:
 
 async def invite(
     engine: AsyncEngine,
-    provider: KeyProvider,
+    sealer: Sealer,
     person_id: str,
     by: str | None,
     now: datetime,
     base_url: str,
 ) -> Invited:
-    async with engine.connect() as conn:
-        email = (await conn.execute(select(people.c.email).where(people.c.id == person_id))).first()
-    if email is None:
-        raise NotFound("There is no person with this id.")
-    if not email[0]:
+    # The address is sealed under the person's key: opened before the
+    # transaction (NotFound for no such person).
+    address = await email_of(engine, sealer, person_id)
+    if not address:
         raise InvalidInput("This person has no e-mail address to send the invitation to.")
-    address = str(email[0])
     token = new_token(INVITATION_PREFIX)
     # The link names its row by this id; only its secret part is secret.
     invitation_id = token.id
@@ -95,11 +94,11 @@ async def invite(
             )
         )
         link = f"{base_url.rstrip('/')}/invite/{token.token}"
-        await notices.invitation(conn, provider, address, link, expires_at, now)
+        await notices.invitation(conn, sealer.provider, address, link, expires_at, now)
     return Invited(invitation_id, expires_at)
 
 
-async def look_up(engine: AsyncEngine, raw: str, now: datetime) -> Invitee:
+async def look_up(engine: AsyncEngine, sealer: Sealer, raw: str, now: datetime) -> Invitee:
     """Whose invitation the token is, if it can still be accepted (not consumed yet)."""
     parsed = parse_token(raw, INVITATION_PREFIX)
     if parsed is None:
@@ -113,7 +112,7 @@ async def look_up(engine: AsyncEngine, raw: str, now: datetime) -> Invitee:
                     invitations.c.expires_at,
                     invitations.c.used_at,
                     invitations.c.superseded_at,
-                    people.c.email,
+                    people.c.profile,
                 )
                 .join(people, people.c.id == invitations.c.person_id)
                 .where(invitations.c.id == parsed[0])
@@ -123,9 +122,11 @@ async def look_up(engine: AsyncEngine, raw: str, now: datetime) -> Invitee:
         raise InvitationInvalid()
     if row.used_at is not None or row.superseded_at is not None or row.expires_at <= now:
         raise InvitationExpired()
-    if not row.email:
+    person_id = str(row.person_id)
+    data = await sealer.open_person(person_id, row.profile)
+    if data is None or not data.email:
         raise InvitationInvalid("This person no longer has an e-mail address; ask the admin.")
-    return Invitee(parsed[0], str(row.person_id), str(row.email))
+    return Invitee(parsed[0], person_id, data.email)
 
 
 async def consume(conn: AsyncConnection, invitee: Invitee, now: datetime) -> None:

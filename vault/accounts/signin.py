@@ -17,15 +17,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vault.accounts import invitations, sessions, store, throttle, totp
 from vault.accounts.oidc import Identity
 from vault.accounts.passwords import Passwords, check_new_password
 from vault.config import Settings
-from vault.db.schema import oidc_identities, people
-from vault.directory.people import end_sessions
+from vault.db.schema import oidc_identities
+from vault.directory.people import email_of, end_sessions, people_with_email
+from vault.directory.sealing import Sealer
 from vault.errors import Conflict, InvalidInput, KluisError, TotpRequired, Unauthenticated
 from vault.keys.provider import KeyProvider
 from vault.mail import notices
@@ -64,9 +65,11 @@ _NO_ACCOUNT = "You have no password here yet; ask the administrator for an invit
 
 class Accounts:
     def __init__(
-        self, engine: AsyncEngine, provider: KeyProvider, passwords: Passwords, settings: Settings
+        self, engine: AsyncEngine, sealer: Sealer, passwords: Passwords, settings: Settings
     ) -> None:
-        self.engine, self.provider, self.passwords = engine, provider, passwords
+        """``sealer`` opens people's sealed addresses (vault/directory/sealing.py)."""
+        self.engine, self.sealer, self.passwords = engine, sealer, passwords
+        self.provider: KeyProvider = sealer.provider
         self.settings = settings
 
     # -- signing in -----------------------------------------------------------
@@ -160,7 +163,7 @@ class Accounts:
         app_url: str,
         hooks: Hooks,
     ) -> SignedIn:
-        invitee = await invitations.look_up(self.engine, token, now)
+        invitee = await invitations.look_up(self.engine, self.sealer, token, now)
         principal = await hooks.principal(invitee.person_id)
         hooks.known(principal)
         hooks.check(principal, Action.SIGN_IN, SignIn("invitation"))
@@ -280,21 +283,19 @@ class Accounts:
                     oidc_identities.c.subject == identity.subject,
                 )
             )
+            # Found by the keyed hash of the verified address (people's
+            # addresses are sealed, vault/directory/sealing.py).
             candidates = (
                 []
                 if bound is not None
-                else (
-                    await conn.scalars(
-                        select(people.c.id)
-                        .where(func.lower(people.c.email) == store.normalise_email(identity.email))
-                        .order_by(people.c.id)
-                    )
-                ).all()
+                else await people_with_email(conn, self.provider, identity.email)
             )
         person_id = bound if bound is not None else await self._choose(candidates, hooks)
         principal = await hooks.principal(str(person_id))
         hooks.known(principal)
         hooks.check(principal, Action.SIGN_IN, SignIn("oidc"))
+        # Opened before the transaction: opening reads the person's key.
+        email = await email_of(self.engine, self.sealer, principal.id)
         async with self.engine.begin() as conn:
             if bound is None:
                 await conn.execute(
@@ -315,7 +316,6 @@ class Accounts:
                     )
                     .values(last_seen_at=now)
                 )
-            email = await conn.scalar(select(people.c.email).where(people.c.id == principal.id))
             session = await self._open(conn, principal, email, "oidc", True, caller, now, app_url)
         return SignedIn(principal, session)
 

@@ -11,10 +11,11 @@ from datetime import datetime, timedelta
 
 from aiohttp import web
 
-from vault.api.resources import CLOCK, READER, SETTINGS
+from vault.api.resources import CLOCK, DB, KEYRING, KEYS, READER, SETTINGS
 from vault.api.trail import note
 from vault.directory.children import child_facts
-from vault.errors import NotFound
+from vault.directory.sealing import Sealer
+from vault.errors import InvalidInput, NotFound
 from vault.policy import (
     Action,
     Child,
@@ -26,6 +27,7 @@ from vault.policy import (
     decide,
     enforce,
 )
+from vault.rights.reasons import Reasons
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 
@@ -42,14 +44,18 @@ def rules(app: web.Application) -> Rules:
     )
 
 
-def ask(request: web.Request, action: Action, target: Target) -> Decision:
-    """The policy's answer for the caller, without raising (for filtering lists)."""
-    return decide(request[PRINCIPAL], action, target, now(request), rules(request.app))
+def ask(request: web.Request, action: Action, target: Target, *, reason: bool = False) -> Decision:
+    """The policy's answer for the caller, without raising (for filtering lists).
+    ``reason``: the caller stated one (the privacy officer's links and exports)."""
+    principal = request[PRINCIPAL]
+    return decide(principal, action, target, now(request), rules(request.app), reason=reason)
 
 
-def check(request: web.Request, action: Action, target: Target) -> Decision:
+def check(
+    request: web.Request, action: Action, target: Target, *, reason: bool = False
+) -> Decision:
     """Ask the policy about the caller; raise the API error if denied."""
-    return enforce(ask(request, action, target))
+    return enforce(ask(request, action, target, reason=reason))
 
 
 async def load_child(request: web.Request) -> Child:
@@ -71,3 +77,14 @@ async def child_for(request: web.Request, action: Action) -> Child:
     facts = await load_child(request)
     check(request, action, ChildTarget(facts))
     return facts
+
+
+def stated_reason(request: web.Request, text: str | None) -> Reasons | None:
+    """The privacy officer's reason for this call, ready to be kept for the
+    children it reaches (vault/rights/reasons.py); None when none was given."""
+    if text is None:
+        return None
+    if len(text) < 3:
+        raise InvalidInput("A 'reason' is 3 to 500 characters; say why this access is needed.")
+    app = request.app
+    return Reasons(Sealer(app[DB], app[KEYS], app[KEYRING]), text, now(request))

@@ -34,7 +34,7 @@ from vault.api.models.accounts import (
 )
 from vault.api.openapi import operation
 from vault.api.proxies import public_origin
-from vault.api.resources import DB, KEYRING, READER
+from vault.api.resources import DB, READER
 from vault.api.routes import route
 from vault.api.services import ACCOUNTS
 from vault.api.trail import attribute, caller, note, record_now
@@ -126,7 +126,7 @@ async def create_invitation(request: web.Request) -> web.Response:
     await record_now(request)
     invited = await invite(
         request.app[DB],
-        request.app[KEYRING],
+        request.app[ACCOUNTS].sealer,
         person_id,
         request[PRINCIPAL].id,
         now(request),

@@ -11,13 +11,18 @@ from vault.api import (
     audit,
     consents,
     directory,
+    directory_rectify,
     exports,
     items,
     links,
     oidc,
     ops,
+    publications,
+    rectification,
+    register,
     resources,
     retention,
+    rights,
     services,
 )
 from vault.api import jobs as jobs_api
@@ -79,10 +84,15 @@ def create_app(settings: Settings, *, worker: int | None = None, jobs: int = 0) 
         app.cleanup_ctx.append(resources.background_sweep)
     ops.setup(app)
     directory.setup(app)
+    directory_rectify.setup(app)
     consents.setup(app)
     items.setup(app)
+    rectification.setup(app)
     links.setup(app)
+    publications.setup(app)
     retention.setup(app)
+    rights.setup(app)
+    register.setup(app)
     audit.setup(app)
     exports.setup(app)
     accounts.setup(app)

@@ -34,15 +34,18 @@ from vault.api.body import answer, read_query
 from vault.api.errors import HTTP_CODES
 from vault.api.models.audit import AccessEvent, AccessLog, AccessQuery, Verification
 from vault.api.openapi import operation
-from vault.api.resources import AUDIT, DB, KEYRING
+from vault.api.resources import AUDIT, DB, KEYRING, KEYS
 from vault.api.routes import AUDITED, action_of, route
 from vault.api.trail import Trail, record_now, start_trail
 from vault.audit import CURRENT
 from vault.audit.queries import access_log
 from vault.audit.verify import verify
+from vault.directory.people import names_of
+from vault.directory.sealing import Sealer, first_name
 from vault.errors import KluisError
 from vault.keys.provider import audit_check
 from vault.policy import Action, ChildTarget, DirectoryTarget
+from vault.rights import reasons
 from vault.share.delivery import ENDED, Ending
 
 log = logging.getLogger(__name__)
@@ -111,20 +114,35 @@ async def child_access_log(request: web.Request) -> web.Response:
     check(request, Action.VIEW_ACCESS_LOG, ChildTarget(facts))
     query = read_query(request, AccessQuery)
     limit = query.limit
-    entries = await access_log(request.app[DB], facts.id, limit=limit, before=query.before)
+    app = request.app
+    entries = await access_log(app[DB], facts.id, limit=limit, before=query.before)
+    sealer = Sealer(app[DB], app[KEYS], app[KEYRING])
+    names = await names_of(app[DB], sealer, (e.actor_id for e in entries if e.actor_id))
+    stated = await reasons.opened(
+        app[DB], sealer, facts.id, (e.reason_id for e in entries if e.reason_id)
+    )
     events = [
         AccessEvent(
             at=entry.at,
-            actor=entry.actor,
+            actor=_who(entry.actor_id, names),
             role=entry.role,
             action=entry.action,
             outcome=entry.outcome,
             item_id=entry.item_id,
+            reason=stated.get(entry.reason_id) if entry.reason_id else None,
         )
         for entry in entries
     ]
     next_before = entries[-1].seq if len(entries) == limit else None
     return answer(AccessLog(events=events, next_before=next_before))
+
+
+def _who(person: str | None, names: dict[str, str]) -> str:
+    """A person's first name; the vault's own jobs as ``system``; someone whose
+    own data is destroyed (or never was a person) as a dash."""
+    if person is None:
+        return "system"
+    return first_name(names[person]) if person in names else "\u2014"
 
 
 @operation(

@@ -191,7 +191,7 @@ def _nested_text(t: msgspec.inspect.Type) -> bool:
 def _free_text(obj: msgspec.Struct) -> None:
     for name, may_be_empty in text_fields(type(obj)):
         value = getattr(obj, name)
-        if value is None:
+        if value is None or value is msgspec.UNSET:
             continue
         text = value.strip()
         if not text:

@@ -34,6 +34,7 @@ from vault.api.retention import retention as retention_job
 from vault.api.routes import route
 from vault.api.trail import note, record_now
 from vault.directory import children, people, places
+from vault.directory.sealing import Sealer
 from vault.errors import InvalidInput
 from vault.mail import notices
 from vault.policy import Action, DirectoryTarget
@@ -43,19 +44,24 @@ _ADMIN = {403: ("forbidden",)}
 _ADMIN_ON = {403: ("forbidden",), 404: ("not_found",)}
 
 
-def _admin(request: web.Request) -> None:
+def admin_only(request: web.Request) -> None:
     check(request, Action.MANAGE_DIRECTORY, DirectoryTarget())
+
+
+def sealer(app: web.Application) -> Sealer:
+    """Seals and opens directory text (vault/directory/sealing.py)."""
+    return Sealer(app[DB], app[KEYS], app[KEYRING])
 
 
 def _token_ttl(request: web.Request) -> timedelta:
     return timedelta(days=request.app[SETTINGS].auth.token_ttl_days)
 
 
-def _no_content() -> web.Response:
+def no_content() -> web.Response:
     return web.Response(status=204)
 
 
-async def _changing(request: web.Request, *, child: bool = False, **detail: str) -> None:
+async def changing(request: web.Request, *, child: bool = False, **detail: str) -> None:
     """Put a change of the directory on the record before it is made.
 
     Creations are recorded once they have their id, before the answer leaves.
@@ -73,10 +79,11 @@ async def _changing(request: web.Request, *, child: bool = False, **detail: str)
     refusals=_ADMIN,
 )
 async def create_person(request: web.Request) -> web.Response:
-    _admin(request)
+    admin_only(request)
     body = await read_body(request, NewPerson)
     person_id, token = await people.create_person(
         request.app[DB],
+        sealer(request.app),
         body.name,
         body.email,
         body.role,
@@ -94,7 +101,7 @@ async def create_person(request: web.Request) -> web.Response:
     refusals=_ADMIN_ON,
 )
 async def issue_token(request: web.Request) -> web.Response:
-    _admin(request)
+    admin_only(request)
     token = await people.issue_token(
         request.app[DB], request.match_info["id"], now(request), _token_ttl(request)
     )
@@ -109,10 +116,10 @@ async def issue_token(request: web.Request) -> web.Response:
     refusals=_ADMIN_ON,
 )
 async def revoke_tokens(request: web.Request) -> web.Response:
-    _admin(request)
-    await _changing(request)
+    admin_only(request)
+    await changing(request)
     await people.revoke_tokens(request.app[DB], request.match_info["id"], now(request))
-    return _no_content()
+    return no_content()
 
 
 @operation(
@@ -123,19 +130,23 @@ async def revoke_tokens(request: web.Request) -> web.Response:
     refusals=_ADMIN_ON,
 )
 async def block(request: web.Request) -> web.Response:
-    _admin(request)
+    admin_only(request)
     body = await read_body(request, BlockRequest)
-    await _changing(request)
-    await people.set_block(request.app[DB], request.match_info["id"], body.reason, now(request))
-    return _no_content()
+    await changing(request)
+    await people.set_block(
+        request.app[DB], sealer(request.app), request.match_info["id"], body.reason, now(request)
+    )
+    return no_content()
 
 
 @operation("Lift a block.", tags=["directory"], answer=(204, None), refusals=_ADMIN_ON)
 async def unblock(request: web.Request) -> web.Response:
-    _admin(request)
-    await _changing(request)
-    await people.set_block(request.app[DB], request.match_info["id"], None, now(request))
-    return _no_content()
+    admin_only(request)
+    await changing(request)
+    await people.set_block(
+        request.app[DB], sealer(request.app), request.match_info["id"], None, now(request)
+    )
+    return no_content()
 
 
 @operation(
@@ -146,9 +157,11 @@ async def unblock(request: web.Request) -> web.Response:
     refusals=_ADMIN,
 )
 async def create_location(request: web.Request) -> web.Response:
-    _admin(request)
+    admin_only(request)
     body = await read_body(request, NewLocation)
-    location_id = await places.create_location(request.app[DB], body.name, now(request))
+    location_id = await places.create_location(
+        request.app[DB], sealer(request.app), body.name, now(request)
+    )
     note(request, target=location_id)
     return answer(Created(id=location_id), status=201)
 
@@ -161,11 +174,11 @@ async def create_location(request: web.Request) -> web.Response:
     refusals=_ADMIN_ON,
 )
 async def add_manager(request: web.Request) -> web.Response:
-    _admin(request)
+    admin_only(request)
     body = await read_body(request, PersonRef)
-    await _changing(request, person=body.person_id)
+    await changing(request, person=body.person_id)
     await places.add_manager(request.app[DB], request.match_info["id"], body.person_id)
-    return _no_content()
+    return no_content()
 
 
 @operation(
@@ -176,9 +189,11 @@ async def add_manager(request: web.Request) -> web.Response:
     refusals=_ADMIN_ON,
 )
 async def create_group(request: web.Request) -> web.Response:
-    _admin(request)
+    admin_only(request)
     body = await read_body(request, NewGroup)
-    group_id = await places.create_group(request.app[DB], body.location_id, body.name, now(request))
+    group_id = await places.create_group(
+        request.app[DB], sealer(request.app), body.location_id, body.name, now(request)
+    )
     note(request, target=group_id)
     return answer(Created(id=group_id), status=201)
 
@@ -191,11 +206,11 @@ async def create_group(request: web.Request) -> web.Response:
     refusals=_ADMIN_ON,
 )
 async def add_staff(request: web.Request) -> web.Response:
-    _admin(request)
+    admin_only(request)
     body = await read_body(request, PersonRef)
-    await _changing(request, person=body.person_id)
+    await changing(request, person=body.person_id)
     await places.add_staff(request.app[DB], request.match_info["id"], body.person_id)
-    return _no_content()
+    return no_content()
 
 
 @operation(
@@ -206,7 +221,7 @@ async def add_staff(request: web.Request) -> web.Response:
     refusals=_ADMIN_ON,
 )
 async def create_child(request: web.Request) -> web.Response:
-    _admin(request)
+    admin_only(request)
     body = await read_body(request, NewChild)
     if body.birth_date > now(request).date():
         raise InvalidInput("The field 'birth_date' lies in the future.")
@@ -227,9 +242,9 @@ async def create_child(request: web.Request) -> web.Response:
     refusals=_ADMIN_ON,
 )
 async def set_placement(request: web.Request) -> web.Response:
-    _admin(request)
+    admin_only(request)
     body = await read_body(request, PlacementDates)
-    await _changing(request, child=True)
+    await changing(request, child=True)
     end = body.end_date
     child_id = request.match_info["id"]
     moment = now(request)
@@ -239,7 +254,7 @@ async def set_placement(request: web.Request) -> web.Response:
         # A new or changed end date: every guardian learns until when to download.
         if end is not None and end != previous:
             await notices.contract_end(
-                conn, request.app[KEYRING], child_id, end, end + window, app_url(request), moment
+                conn, sealer(request.app), child_id, end, end + window, app_url(request), moment
             )
 
     await children.set_placement(
@@ -258,9 +273,9 @@ async def set_placement(request: web.Request) -> web.Response:
     refusals={**_ADMIN_ON, 409: ("conflict",)},
 )
 async def add_guardian(request: web.Request) -> web.Response:
-    _admin(request)
+    admin_only(request)
     body = await read_body(request, NewGuardian)
-    await _changing(request, child=True, person=body.person_id)
+    await changing(request, child=True, person=body.person_id)
     await children.add_guardian(
         request.app[DB],
         request.match_info["id"],
@@ -269,7 +284,7 @@ async def add_guardian(request: web.Request) -> web.Response:
         body.household,
         now(request),
     )
-    return _no_content()
+    return no_content()
 
 
 @operation(
@@ -280,11 +295,11 @@ async def add_guardian(request: web.Request) -> web.Response:
     refusals=_ADMIN_ON,
 )
 async def set_mentor(request: web.Request) -> web.Response:
-    _admin(request)
+    admin_only(request)
     body = await read_body(request, PersonRef)
-    await _changing(request, child=True, person=body.person_id)
+    await changing(request, child=True, person=body.person_id)
     await children.set_mentor(request.app[DB], request.match_info["id"], body.person_id)
-    return _no_content()
+    return no_content()
 
 
 @operation(

@@ -20,7 +20,7 @@ from collections.abc import AsyncGenerator
 
 from aiohttp import web
 
-from vault.api.access import PRINCIPAL, ask, child_for, now, rules
+from vault.api.access import PRINCIPAL, ask, check, load_child, now, rules, stated_reason
 from vault.api.body import answer, read_body
 from vault.api.links import link_url, verified
 from vault.api.models.exports import ExportLink, ExportRequest
@@ -32,7 +32,7 @@ from vault.directory import consent
 from vault.directory.children import read_profile
 from vault.items import service
 from vault.items.service import ChildCache
-from vault.policy import KINDS, Action, ItemTarget
+from vault.policy import KINDS, Action, ChildTarget, ItemTarget
 from vault.share import archives, at_use, export
 from vault.share.delivery import REVALIDATE, serve_ranged
 
@@ -45,11 +45,17 @@ _PAGE = 500
     tags=["export"],
     body=ExportRequest,
     answer=(201, ExportLink),
-    refusals={403: ("forbidden", "outside_window"), 404: ("not_found",), 410: ("destroyed",)},
+    refusals={
+        403: ("forbidden", "outside_window", "restricted"),
+        404: ("not_found",),
+        410: ("destroyed",),
+    },
 )
 async def create_export(request: web.Request) -> web.Response:
-    child = await child_for(request, Action.EXPORT)
     body = await read_body(request, ExportRequest)
+    reason = stated_reason(request, body.reason)
+    child = await load_child(request)
+    decision = check(request, Action.EXPORT, ChildTarget(child), reason=reason is not None)
     kinds: list[str] = list(KINDS) if body.kinds is None else list(body.kinds)
     app = request.app
     cache = ChildCache(app[READER])
@@ -91,6 +97,8 @@ async def create_export(request: web.Request) -> web.Response:
         "export", export_id, request[PRINCIPAL].id, ttl, moment, disposition="attachment"
     )
     note(request, export=export_id, items=len(plan.items), size=plan.size, kinds=sorted(kinds))
+    if reason is not None and decision.record:
+        note(request, reason_id=await reason.keep([child.id]))
     url = link_url(request, "export", token)
     return answer(ExportLink(url=url, expires_at=claims.expires, size=plan.size), status=201)
 

@@ -55,7 +55,11 @@ MAX_META = 64 * 1024
 #: Room in a Content-Length for the meta part, boundaries and part headers.
 MULTIPART_ROOM = MAX_META + 16 * 1024
 #: Refusals of a call about one item.
-_ON_ITEM = {403: ("forbidden", "outside_window"), 404: ("not_found",), 410: ("destroyed",)}
+_ON_ITEM = {
+    403: ("forbidden", "outside_window", "restricted"),
+    404: ("not_found",),
+    410: ("destroyed",),
+}
 
 
 def item_json(record: ItemRecord) -> Item:
@@ -68,6 +72,8 @@ def item_json(record: ItemRecord) -> Item:
         size=record.size,
         content_type=record.content_type,
         created_at=record.created_at,
+        version=record.version,
+        updated_at=record.updated_at,
     )
 
 
@@ -75,12 +81,12 @@ def item_json(record: ItemRecord) -> Item:
 INTERNAL_META = frozenset({"crc32"})
 
 
-def _context(request: web.Request) -> Context:
+def item_context(request: web.Request) -> Context:
     app = request.app
     return Context(app[DB], app[STORE], app[KEYS], app[SETTINGS])
 
 
-async def _owners(request: web.Request, posted: Child, tagged: list[str]) -> tuple[Child, ...]:
+async def owners_of(request: web.Request, posted: Child, tagged: list[str]) -> tuple[Child, ...]:
     """The posted child and every tagged child, as policy facts."""
     cache = ChildCache(request.app[READER])
     children = [posted]
@@ -102,7 +108,7 @@ async def _owners(request: web.Request, posted: Child, tagged: list[str]) -> tup
     upload=UploadMeta,
     answer=(201, Item),
     refusals={
-        403: ("forbidden", "consent_missing", "outside_window"),
+        403: ("forbidden", "consent_missing", "outside_window", "restricted"),
         404: ("not_found",),
         503: ("storage_unavailable",),
     },
@@ -123,7 +129,7 @@ async def create(request: web.Request) -> web.Response:
     return answer(item_json(record), status=201)
 
 
-def _too_large(request: web.Request, cap: int) -> None:
+def too_large(request: web.Request, cap: int) -> None:
     """Refuse at once a body that cannot fit: before a byte of it is read."""
     length = request.content_length
     if length is not None and length > cap + MULTIPART_ROOM:
@@ -135,7 +141,7 @@ def _too_large(request: web.Request, cap: int) -> None:
 
 async def _upload(request: web.Request, posted: Child) -> ItemRecord:
     settings = request.app[SETTINGS]
-    _too_large(request, largest_cap(settings))
+    too_large(request, largest_cap(settings))
     try:
         reader = await request.multipart()
     except (ValueError, AssertionError, KeyError):
@@ -144,19 +150,19 @@ async def _upload(request: web.Request, posted: Child) -> ItemRecord:
             "'meta' part and a 'file' part."
         ) from None
     timeout = settings.server.body_timeout_seconds
-    meta_part = await _next_part(reader, timeout)
+    meta_part = await next_part(reader, timeout)
     if not isinstance(meta_part, BodyPartReader) or meta_part.name != "meta":
         raise InvalidInput("The first part must be 'meta' (JSON); the 'file' part follows it.")
     raw = bytearray()
-    async for chunk in _chunks(meta_part, timeout):
+    async for chunk in part_chunks(meta_part, timeout):
         raw += chunk
         if len(raw) > MAX_META:
             raise InvalidInput("The 'meta' part is longer than 64 KiB.")
     meta = decode(bytes(raw), UploadMeta, "The 'meta' part")
     if meta.kind == "diary":
         raise InvalidInput("Diary entries are sent as JSON, not as a file.")
-    _too_large(request, size_cap_of_kind(settings, meta.kind))
-    owners = await _owners(request, posted, meta.tagged_children)
+    too_large(request, size_cap_of_kind(settings, meta.kind))
+    owners = await owners_of(request, posted, meta.tagged_children)
     check(request, Action.CREATE_ITEM, NewItemTarget(meta.kind, owners))
     async with request.app[UPLOAD_SLOTS]:
         return await _ingest(request, reader, meta, owners, idle=timeout)
@@ -171,36 +177,36 @@ async def _ingest(
     idle: float,
 ) -> ItemRecord:
     timeout = idle
-    file_part = await _next_part(reader, timeout)
+    file_part = await next_part(reader, timeout)
     if not isinstance(file_part, BodyPartReader) or file_part.name != "file":
         raise InvalidInput("The 'file' part is missing; send it after 'meta'.")
     record_meta = {
         "title": meta.title,
-        "taken_at": _timestamp(meta.taken_at),
-        "file_name": check_file_name(_file_name(file_part)),
+        "taken_at": taken_at_of(meta.taken_at),
+        "file_name": check_file_name(part_file_name(file_part)),
     }
 
     async def nothing_after() -> None:
         # One file per upload: anything after it refuses the whole upload,
         # before the item is committed.
-        if await _next_part(reader, timeout) is not None:
+        if await next_part(reader, timeout) is not None:
             raise InvalidInput(
                 "Send exactly two parts, 'meta' then one 'file'; nothing was stored."
             )
 
     return await ingest_file(
-        _context(request),
+        item_context(request),
         kind=meta.kind,
         owners=[child.id for child in owners],
         uploader=request[PRINCIPAL].id,
-        source=_chunks(file_part, timeout),
+        source=part_chunks(file_part, timeout),
         meta=record_meta,
         now=now(request),
         before_commit=nothing_after,
     )
 
 
-async def _next_part(reader: MultipartReader, idle: float) -> Any:
+async def next_part(reader: MultipartReader, idle: float) -> Any:
     try:
         return await idle_limited(reader.next(), idle)
     except (ValueError, HttpProcessingError, BadContentDispositionParam):
@@ -211,7 +217,7 @@ async def _next_part(reader: MultipartReader, idle: float) -> Any:
         ) from None
 
 
-def _file_name(part: BodyPartReader) -> str | None:
+def part_file_name(part: BodyPartReader) -> str | None:
     name = part.filename
     if name is None and "filename" in part.headers.get(hdrs.CONTENT_DISPOSITION, "").lower():
         # A name aiohttp could not decode (not UTF-8) and dropped.
@@ -219,7 +225,7 @@ def _file_name(part: BodyPartReader) -> str | None:
     return name
 
 
-async def _chunks(part: BodyPartReader, idle: float) -> AsyncIterator[bytes]:
+async def part_chunks(part: BodyPartReader, idle: float) -> AsyncIterator[bytes]:
     while True:
         try:
             chunk = await idle_limited(part.read_chunk(256 * 1024), idle)
@@ -232,7 +238,7 @@ async def _chunks(part: BodyPartReader, idle: float) -> AsyncIterator[bytes]:
         yield chunk
 
 
-def _timestamp(value: str | None) -> str | None:
+def taken_at_of(value: str | None) -> str | None:
     if value is None:
         return None
     try:
@@ -248,7 +254,7 @@ async def _diary(request: web.Request, posted: Child) -> ItemRecord:
     check(request, Action.CREATE_ITEM, NewItemTarget("diary", (posted,)))
     await _check_diary_photos(request, posted, body.date, body.photo_ids)
     return await ingest_text(
-        _context(request),
+        item_context(request),
         kind="diary",
         owners=[posted.id],
         uploader=request[PRINCIPAL].id,
@@ -276,7 +282,7 @@ async def _check_diary_photos(
             raise InvalidInput("The photos of a diary entry must be of the entry's day.")
 
 
-async def _item_for(request: web.Request, action: Action) -> service.LoadedItem:
+async def item_for(request: web.Request, action: Action) -> service.LoadedItem:
     note(request, item=request.match_info["id"])
     loaded = await service.load(request.app[READER], request.match_info["id"])
     if loaded is None:
@@ -294,7 +300,13 @@ async def _item_for(request: web.Request, action: Action) -> service.LoadedItem:
     refusals=_ON_ITEM,
 )
 async def read(request: web.Request) -> web.Response:
-    loaded = await _item_for(request, Action.READ_ITEM)
+    loaded = await item_for(request, Action.READ_ITEM)
+    return answer(await details_of(request, loaded))
+
+
+async def details_of(request: web.Request, loaded: service.LoadedItem) -> ItemDetails:
+    """The item's metadata with its sealed part opened (what the caller may read),
+    and the variants a job is still making."""
     pending = await service.processing(request.app[READER], loaded.record.id)
     record = dataclasses.replace(loaded.record, processing=pending)
     meta = await service.read_meta(request.app[KEYS], record, loaded.sealed_meta)
@@ -302,7 +314,7 @@ async def read(request: web.Request) -> web.Response:
         **msgspec.to_builtins(item_json(record)),
         **{k: v for k, v in meta.items() if v is not None and k not in INTERNAL_META},
     }
-    return answer(msgspec.convert(details, ItemDetails))
+    return msgspec.convert(details, ItemDetails)
 
 
 @operation(
@@ -312,7 +324,7 @@ async def read(request: web.Request) -> web.Response:
     refusals=_ON_ITEM,
 )
 async def remove(request: web.Request) -> web.Response:
-    record = (await _item_for(request, Action.DELETE_ITEM)).record
+    record = (await item_for(request, Action.DELETE_ITEM)).record
     await record_now(request)
     app = request.app
     await service.destroy(app[DB], app[STORE], app[KEYS], record.id, now(request))
@@ -325,7 +337,7 @@ async def remove(request: web.Request) -> web.Response:
     tags=["records"],
     answer=ItemPage,
     query=ItemQuery,
-    refusals={403: ("forbidden", "outside_window"), 404: ("not_found",)},
+    refusals={403: ("forbidden", "outside_window", "restricted"), 404: ("not_found",)},
 )
 async def listing(request: web.Request) -> web.Response:
     child = await child_for(request, Action.LIST_ITEMS)

@@ -13,10 +13,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any
 
 from aiohttp import web
 
-from vault.api.access import PRINCIPAL, ask, now, rules
+from vault.api.access import PRINCIPAL, ask, now, rules, stated_reason
 from vault.api.body import answer, read_body
 from vault.api.models.common import ErrorDetail, Link
 from vault.api.models.links import (
@@ -41,19 +42,23 @@ from vault.errors import (
     InvalidInput,
     NotFound,
     OutsideWindow,
+    Restricted,
 )
 from vault.items import service
 from vault.items.service import ChildCache, LoadedItem
 from vault.policy import Action, ItemTarget, enforce
+from vault.rights.reasons import Reasons
 from vault.share import at_use, handovers
 from vault.share.at_use import LinkFacts
 from vault.share.delivery import Delivery, safe_file_name, serve
 from vault.share.issuing import path_of
 from vault.share.links import Claims
 
+#: What refuses one link of a batch, not the batch.
+_PER_ITEM = (NotFound, Conflict, Forbidden, ConsentMissing, OutsideWindow, Destroyed, Restricted)
 #: The refusals of the calls that issue a link.
 _ISSUED = {
-    403: ("forbidden", "consent_missing", "outside_window"),
+    403: ("forbidden", "consent_missing", "outside_window", "restricted"),
     404: ("not_found",),
     410: ("destroyed",),
 }
@@ -88,11 +93,16 @@ async def _target(request: web.Request, item_id: str) -> tuple[LoadedItem, ItemT
 
 
 async def _issue(
-    request: web.Request, item_id: str, variant: str, ttl: int, disposition: str
+    request: web.Request,
+    item_id: str,
+    variant: str,
+    ttl: int,
+    disposition: str,
+    reason: Reasons | None,
 ) -> Link:
     loaded, target = await _target(request, item_id)
     record = loaded.record
-    enforce(ask(request, Action.READ_ITEM, target))
+    decision = enforce(ask(request, Action.ISSUE_LINK, target, reason=reason is not None))
     if variant not in record.variants:
         if variant in await service.processing(request.app[READER], record.id):
             raise Conflict(
@@ -111,9 +121,19 @@ async def _issue(
         variant=variant,
         disposition=disposition,
     )
+    stated: dict[str, Any] = {}
+    if reason is not None and decision.record:
+        stated["reason_id"] = await reason.keep(record.children)
     add(
         request,
-        event("link.issue", children=record.children, item=record.id, variant=variant, ttl=ttl),
+        event(
+            "link.issue",
+            children=record.children,
+            item=record.id,
+            variant=variant,
+            ttl=ttl,
+            **stated,
+        ),
     )
     return Link(url=link_url(request, "media", token), expires_at=claims.expires)
 
@@ -129,13 +149,17 @@ async def create_link(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS].links
     body = await read_body(request, LinkRequest)
     ttl = _ttl(body.ttl_seconds, settings.media_default_ttl_seconds, settings.media_max_ttl_seconds)
-    link = await _issue(request, request.match_info["id"], body.variant, ttl, body.disposition)
+    reason = stated_reason(request, body.reason)
+    link = await _issue(
+        request, request.match_info["id"], body.variant, ttl, body.disposition, reason
+    )
     return answer(link, status=201)
 
 
 @operation(
     "Links to many items at once (a timeline's thumbnails), up to 500; refusals per item "
-    "(not_found, conflict, forbidden, consent_missing, outside_window, destroyed).",
+    "(not_found, conflict, forbidden, consent_missing, outside_window, destroyed, "
+    "restricted); the privacy officer gives a 'reason'.",
     tags=["links"],
     body=BatchRequest,
     answer=Links,
@@ -144,11 +168,12 @@ async def create_links(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS].links
     body = await read_body(request, BatchRequest)
     ttl = _ttl(body.ttl_seconds, settings.media_default_ttl_seconds, settings.media_max_ttl_seconds)
+    reason = stated_reason(request, body.reason)
     out: list[IssuedLink | RefusedLink] = []
     for entry in body.items:
         try:
-            link = await _issue(request, entry.item_id, entry.variant, ttl, "inline")
-        except (NotFound, Conflict, Forbidden, ConsentMissing, OutsideWindow, Destroyed) as refusal:
+            link = await _issue(request, entry.item_id, entry.variant, ttl, "inline", reason)
+        except _PER_ITEM as refusal:
             # A refusal for this item only; the others still get their links.
             error = ErrorDetail(code=refusal.code, message=refusal.message)
             add(request, event("link.issue", outcome=refusal.code, item=entry.item_id))
@@ -165,7 +190,7 @@ async def create_links(request: web.Request) -> web.Response:
     return answer(Links(links=list(out)))
 
 
-async def _deliver(
+async def deliver(
     request: web.Request,
     facts: LinkFacts,
     variant: str,
@@ -233,7 +258,7 @@ async def _answer(request: web.Request, claims: Claims, action: Action) -> LinkF
 async def open_link(request: web.Request) -> web.StreamResponse:
     claims = await verified(request, "media")
     facts = await _answer(request, claims, Action.READ_ITEM)
-    return await _deliver(request, facts, claims.variant, claims.disposition, claims.expires)
+    return await deliver(request, facts, claims.variant, claims.disposition, claims.expires)
 
 
 @operation(
@@ -305,7 +330,7 @@ async def open_handover(request: web.Request) -> web.StreamResponse:
     async def settle(claimed: int, sent: int) -> None:
         await handovers.settle(engine, row, claimed, sent)
 
-    return await _deliver(
+    return await deliver(
         request, facts, "original", "attachment", claims.expires, claim=claim, settle=settle
     )
 

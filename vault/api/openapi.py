@@ -54,6 +54,7 @@ LINK: dict[int, tuple[str, ...]] = {
         "consent_missing",
         "outside_window",
         "blocked",
+        "restricted",
     ),
     404: ("not_found",),
     410: ("destroyed",),
@@ -126,6 +127,8 @@ class Operation:
     auth: bool
     link: bool
     content: Mapping[str, Any] | None
+    #: The body is multipart with one ``file`` part (a replaced file).
+    file_only: bool = False
 
     def models(self) -> list[type[msgspec.Struct]]:
         found = [m for m in self.answers.values() if m is not None]
@@ -145,13 +148,15 @@ def operation(
     auth: bool = True,
     link: bool = False,
     content: Mapping[str, Any] | None = None,
+    file_only: bool = False,
 ) -> Callable[[_H], _H]:
     """Declare the operation a handler serves (see the module's docstring).
 
     ``answer`` is a model (200), or (status, model or None for no content);
     ``upload`` the ``meta`` model of a multipart upload; ``path`` the type of
     a path parameter that is not a plain string; ``content`` a non-JSON
-    answer's media types (for a ``link``: what its content can be).
+    answer's media types (for a ``link``: what its content can be);
+    ``file_only`` a multipart body of one ``file`` part.
     """
     if answer is None or isinstance(answer, tuple):
         answers = {answer[0]: answer[1]} if answer else {}
@@ -171,6 +176,7 @@ def operation(
             auth=auth,
             link=link,
             content=content,
+            file_only=file_only,
         )
         setattr(handler, _ATTR, spec)
         return handler
@@ -239,13 +245,13 @@ def _operation(path: str, method: str, handler: Any, spec: Operation) -> dict[st
         parameters += _LINK_HEADERS
     if parameters:
         entry["parameters"] = parameters
-    if spec.body is not None or spec.upload is not None:
+    if spec.body is not None or spec.upload is not None or spec.file_only:
         entry["requestBody"] = _request_body(spec)
     refusals: dict[int, list[str]] = {}
     extra: list[Mapping[int, tuple[str, ...]]] = [spec.refusals]
     if spec.auth:
         extra.append(AUTHENTICATED)
-    if spec.body is not None or spec.upload is not None:
+    if spec.body is not None or spec.upload is not None or spec.file_only:
         extra.append(WITH_BODY)
     if spec.query is not None or spec.path:
         extra.append({400: ("invalid_input",)})
@@ -302,9 +308,18 @@ def _refusal(status: int, codes: list[str], *, head: bool) -> dict[str, Any]:
     return answer
 
 
+#: format "binary" beside 3.1's contentMediaType: what generators
+#: (openapi-python-client) read as a file.
+_FILE = {"type": "string", "format": "binary", "contentMediaType": "application/octet-stream"}
+
+
 def _request_body(spec: Operation) -> dict[str, Any]:
     content: dict[str, Any] = {}
     required = True
+    if spec.file_only:
+        content["multipart/form-data"] = {
+            "schema": {"type": "object", "required": ["file"], "properties": {"file": _FILE}}
+        }
     if spec.upload is not None:
         content["multipart/form-data"] = {
             "schema": {
@@ -312,13 +327,7 @@ def _request_body(spec: Operation) -> dict[str, Any]:
                 "required": ["meta", "file"],
                 "properties": {
                     "meta": _ref(spec.upload),
-                    # format "binary" beside 3.1's contentMediaType: what
-                    # generators (openapi-python-client) read as a file.
-                    "file": {
-                        "type": "string",
-                        "format": "binary",
-                        "contentMediaType": "application/octet-stream",
-                    },
+                    "file": _FILE,
                 },
             },
             "encoding": {"meta": {"contentType": "application/json"}},

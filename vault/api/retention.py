@@ -26,6 +26,7 @@ from vault.api.routes import route
 from vault.api.trail import note, record_now
 from vault.db.schema import holds
 from vault.directory.children import child_facts
+from vault.directory.sealing import Sealer
 from vault.errors import NotFound
 from vault.policy import FINANCIAL, KINDS, Action, ChildTarget, DirectoryTarget
 from vault.retention.job import Retention
@@ -72,13 +73,17 @@ async def place_hold(request: web.Request) -> web.Response:
     hold_id = new_id()
     note(request, hold=hold_id, category=body.category)
     await record_now(request)
+    app = request.app
+    reason = await Sealer(app[DB], app[KEYS], app[KEYRING]).seal_for_child(
+        child.id, f"hold:{hold_id}", body.reason
+    )
     async with request.app[DB].begin() as conn:
         await conn.execute(
             insert(holds).values(
                 id=hold_id,
                 child_id=child.id,
                 category=body.category,
-                reason=body.reason,
+                sealed_reason=reason,
                 created_at=now(request),
                 created_by=request[PRINCIPAL].id,
             )

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 #: The prefixes whose calls are all on the record (vault/api/audit.py).
-AUDITED = ("/v1/", "/l/", "/h/", "/x/", "/auth/")
+AUDITED = ("/v1/", "/l/", "/h/", "/x/", "/p/", "/auth/")
 
 #: (method, path pattern) -> audit action.
 ACTIONS: web.AppKey[dict[tuple[str, str], str]] = web.AppKey("audit_actions")

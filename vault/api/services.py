@@ -20,7 +20,8 @@ from vault.accounts.oidc import OidcClient
 from vault.accounts.passwords import Passwords
 from vault.accounts.signin import Accounts
 from vault.api.metrics import METRICS
-from vault.api.resources import CLOCK, DB, KEYRING, SETTINGS
+from vault.api.resources import CLOCK, DB, KEYRING, KEYS, SETTINGS
+from vault.directory.sealing import Sealer
 from vault.keys.provider import MAIL_KEY, TOTP_KEY, KeyringError
 from vault.mail.sender import MailSender
 
@@ -41,7 +42,7 @@ async def accounts(app: web.Application) -> AsyncIterator[None]:
             f"The key store has no master key {', '.join(missing)}; run 'kluis init' once."
         )
     passwords = app[PASSWORDS] = Passwords()
-    app[ACCOUNTS] = Accounts(app[DB], app[KEYRING], passwords, settings)
+    app[ACCOUNTS] = Accounts(app[DB], Sealer(app[DB], app[KEYS], app[KEYRING]), passwords, settings)
     if settings.oidc.issuer:
         app[OIDC] = OidcClient(settings, app[DB])
     try:

@@ -3,9 +3,10 @@
 The audit middleware (:mod:`vault.api.audit`) starts a :class:`Trail` for
 every audited call; handlers name what they touch (:func:`note`), who the
 caller turned out to be (:func:`attribute`), spell out several events
-(:func:`add`), or commit the record before a change or a stream
-(:func:`record_now`). :func:`caller` is where every part of the service
-takes the client's address from (the trusted-proxy rules are
+(:func:`add`), commit the record before a change or a stream
+(:func:`record_now`), or with the change (:func:`for_transaction`).
+:func:`caller` is where every part of the service takes the client's
+address from (the trusted-proxy rules are
 :mod:`vault.api.proxies`). Under ``kluis serve --workers N`` each event
 carries the serving process's id in its detail (``worker``), which says
 which process answered and nothing about anyone.
@@ -111,6 +112,15 @@ async def record_now(request: web.Request) -> None:
     trail = request[TRAIL]
     await request.app[AUDIT].record(*trail.pending("ok"))
     trail.written = True
+
+
+def for_transaction(request: web.Request) -> list[Event]:
+    """The call's event(s), for the caller to append in the transaction of its
+    change (the record and the change commit together); the trail counts as
+    written, and a refusal after it is still recorded as one."""
+    trail = request[TRAIL]
+    trail.written = True
+    return trail.pending("ok")
 
 
 def caller(request: web.Request) -> Actor:

@@ -10,32 +10,29 @@ from typing import Any
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from vault.db.schema import audit_events, audit_subjects, people
+from vault.db.schema import audit_events, audit_subjects
 
 
 @dataclasses.dataclass(frozen=True)
 class Access:
     seq: int
     at: datetime
-    actor: str
+    #: The person's id (their name is sealed: the caller opens it), or None
+    #: for the vault's own jobs and operators.
+    actor_id: str | None
     role: str
     action: str
     item_id: str | None
     outcome: str
-
-
-def first_name(name: str | None) -> str:
-    return (name or "").strip().split(" ", 1)[0]
+    #: The id of the privacy officer's stated reason (vault/rights/reasons.py).
+    reason_id: str | None = None
 
 
 async def access_log(
     engine: AsyncEngine, child_id: str, *, limit: int, before: int | None = None
 ) -> list[Access]:
-    """The events that touched the child, newest first.
-
-    Who is told as role and first name (staff), never the full name, ids or
-    addresses; the vault's own jobs show as ``system``.
-    """
+    """The events that touched the child, newest first (who by id: the API
+    shows role and first name, never the full name, ids or addresses)."""
     where = [audit_subjects.c.child_id == child_id]
     if before is not None:
         where.append(audit_subjects.c.seq < before)
@@ -48,13 +45,10 @@ async def access_log(
             audit_events.c.item,
             audit_events.c.outcome,
             audit_events.c.children,
-            people.c.name,
+            audit_events.c.actor,
+            audit_events.c.detail,
         )
-        .select_from(
-            audit_subjects.join(audit_events, audit_events.c.seq == audit_subjects.c.seq).outerjoin(
-                people, people.c.id == audit_events.c.actor
-            )
-        )
+        .select_from(audit_subjects.join(audit_events, audit_events.c.seq == audit_subjects.c.seq))
         .where(and_(*where))
         .order_by(audit_subjects.c.seq.desc())
         .limit(limit)
@@ -65,16 +59,24 @@ async def access_log(
         Access(
             seq=int(row.seq),
             at=row.at,
-            actor=first_name(row.name) if row.name else "system",
+            actor_id=row.actor,
             role=row.role or "system",
             action=row.action,
             item_id=row.item,
             outcome=row.outcome,
+            reason_id=_reason_id(row.detail),
         )
         for row in rows
         # The index only finds events; the event's own list (under the hash) decides.
         if child_id in json.loads(row.children)
     ]
+
+
+def _reason_id(detail: str) -> str | None:
+    if '"reason_id"' not in detail:  # most events: no parse
+        return None
+    value = json.loads(detail).get("reason_id")
+    return value if isinstance(value, str) else None
 
 
 @dataclasses.dataclass

@@ -51,3 +51,29 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
 
 async def is_current(engine: AsyncEngine) -> bool:
     return await current_revision(engine) == head_revision()
+
+
+#: A revision whose module sets this to True needs ``kluis init``'s sealing
+#: step (vault/directory/sealing.py) to have run just before it: it drops
+#: clear columns whose values need the key provider to be sealed.
+SEALS_FIRST = "SEALS_FIRST"
+
+
+async def stop_before_sealing(engine: AsyncEngine) -> str | None:
+    """The revision to migrate to before the sealing step, or None when the
+    database is past (or at) the revision that needs it.
+
+    Found by its marker, not its id, so re-chaining the revisions keeps it.
+    """
+    script = ScriptDirectory.from_config(_config())
+    gates = [rev for rev in script.walk_revisions() if getattr(rev.module, SEALS_FIRST, False)]
+    if not gates:
+        return None
+    gate = gates[0]
+    current = await current_revision(engine)
+    past = {rev.revision for rev in script.iterate_revisions("heads", gate.revision)}
+    if current in past:
+        return None
+    before = gate.down_revision
+    assert isinstance(before, str), "the sealing gate follows one revision"
+    return before

@@ -73,17 +73,28 @@ installation = Table(
     Column("value", Text, nullable=False),
 )
 
+#: A person. Their own data (name, e-mail) is sealed in ``profile`` under a
+#: key of their own (vault/directory/people.py), the block's reason in
+#: ``sealed_block_reason`` under the same key; ``email_hash`` is a keyed hash
+#: (HMAC under the key provider's ``email`` MAC key) to find someone by
+#: address. ``forgotten_at``: their own data was destroyed (the account
+#: lifecycle, vault/retention/accounts.py); ``unlinked_at``: since when
+#: nothing links them to a living record, as the retention job last saw.
 people = Table(
     "people",
     metadata,
     Column("id", String(32), primary_key=True),
-    Column("name", Text, nullable=False),
-    Column("email", Text, nullable=True),
     Column("role", String(32), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("blocked_at", UTCDateTime(), nullable=True),
-    Column("block_reason", Text, nullable=True),
+    Column("profile", LargeBinary, nullable=True),
+    Column("email_hash", LargeBinary(32), nullable=True),
+    Column("sealed_block_reason", LargeBinary, nullable=True),
+    Column("unlinked_at", UTCDateTime(), nullable=True),
+    Column("forgotten_at", UTCDateTime(), nullable=True),
 )
+
+Index("ix_people_email_hash", people.c.email_hash)
 
 #: Bearer tokens: only a SHA-256 of the token is kept, never the token.
 #: ``kind`` is ``api`` (issued by an admin or the command line) or
@@ -243,12 +254,14 @@ item_keys = Table(
 Index("ix_item_keys_child_key_id", item_keys.c.child_key_id)
 
 
+#: Location and group names are sealed under the key provider's
+#: ``directory`` master key (vault/directory/places.py).
 locations = Table(
     "locations",
     metadata,
     Column("id", String(32), primary_key=True),
-    Column("name", Text, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    Column("sealed_name", LargeBinary, nullable=True),
 )
 
 location_managers = Table(
@@ -265,8 +278,8 @@ care_groups = Table(
     metadata,
     Column("id", String(32), primary_key=True),
     Column("location_id", String(32), ForeignKey("locations.id"), nullable=False),
-    Column("name", Text, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    Column("sealed_name", LargeBinary, nullable=True),
 )
 
 group_staff = Table(
@@ -339,7 +352,9 @@ Index("ix_auth_failures_account_at", auth_failures.c.account, auth_failures.c.at
 
 #: A stored record. Clear: what the policy and retention need. Everything
 #: about its content (title, file name, dimensions, diary text) is in ``meta``,
-#: sealed under the item's own key.
+#: sealed under the item's own key. ``version`` counts its contents (1 at
+#: upload; a replaced file or an edited diary text is the next), ``updated_at``
+#: the last rectification.
 items = Table(
     "items",
     metadata,
@@ -351,14 +366,19 @@ items = Table(
     Column("size", BigInteger, nullable=False),
     Column("meta", LargeBinary, nullable=False),
     Column("destroyed_at", UTCDateTime(), nullable=True),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("updated_at", UTCDateTime(), nullable=True),
 )
 
 #: The children an item belongs to (a group photo: each child shown).
+#: ``tagged``: added as a tagged child (upload's ``tagged_children``), not the
+#: child the record was posted for; a rectification changes only the tagged.
 item_children = Table(
     "item_children",
     metadata,
     Column("item_id", String(32), ForeignKey("items.id"), nullable=False),
     Column("child_id", String(32), ForeignKey("children.id"), nullable=False),
+    Column("tagged", Boolean, nullable=False, server_default=false()),
     PrimaryKeyConstraint("item_id", "child_id", name="pk_item_children"),
 )
 
@@ -429,21 +449,86 @@ Index("ix_jobs_state", jobs.c.state, jobs.c.priority, jobs.c.run_after)
 Index("ix_jobs_item_id", jobs.c.item_id)
 
 
-#: Legal holds: nothing of the child (or of one category) is destroyed while one is open.
+#: Legal holds: nothing of the child (or of one category) is destroyed while
+#: one is open. The reason is sealed under the child's profile key.
 holds = Table(
     "holds",
     metadata,
     Column("id", String(32), primary_key=True),
     Column("child_id", String(32), ForeignKey("children.id"), nullable=False),
     Column("category", String(32), nullable=True),
-    Column("reason", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("created_by", String(32), ForeignKey("people.id"), nullable=False),
+    Column("lifted_at", UTCDateTime(), nullable=True),
+    Column("lifted_by", String(32), ForeignKey("people.id"), nullable=True),
+    Column("sealed_reason", LargeBinary, nullable=True),
+)
+
+Index("ix_holds_child_id", holds.c.child_id)
+
+#: Restrictions of processing (GDPR art. 18), at most one standing per child;
+#: the reason sealed under the child's profile key. A policy fact.
+restrictions = Table(
+    "restrictions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("child_id", String(32), ForeignKey("children.id"), nullable=False),
+    Column("sealed_reason", LargeBinary, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("created_by", String(32), ForeignKey("people.id"), nullable=False),
     Column("lifted_at", UTCDateTime(), nullable=True),
     Column("lifted_by", String(32), ForeignKey("people.id"), nullable=True),
 )
 
-Index("ix_holds_child_id", holds.c.child_id)
+Index("ix_restrictions_child_id", restrictions.c.child_id)
+
+#: The register of requests of the people concerned (access, rectification,
+#: erasure, restriction, objection, portability), answered within four
+#: weeks. The notes are sealed (vault/rights/register.py says under what).
+requests = Table(
+    "requests",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("type", String(32), nullable=False),
+    Column("child_id", String(32), ForeignKey("children.id"), nullable=True),
+    Column("filed_by", String(32), ForeignKey("people.id"), nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("due_at", UTCDateTime(), nullable=False),
+    Column("sealed_note", LargeBinary, nullable=True),
+    Column("answered_at", UTCDateTime(), nullable=True),
+    Column("answered_by", String(32), ForeignKey("people.id"), nullable=True),
+    Column("outcome", String(16), nullable=True),
+    Column("sealed_answer", LargeBinary, nullable=True),
+)
+
+Index("ix_requests_due_at", requests.c.due_at)
+
+#: The reasons the privacy officer gave for reaching a child's records, each
+#: sealed under that child's profile key; the audit event names the id.
+access_reasons = Table(
+    "access_reasons",
+    metadata,
+    Column("id", String(32), nullable=False),
+    Column("child_id", String(32), nullable=False),
+    Column("sealed", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("id", "child_id", name="pk_access_reasons"),
+)
+
+#: Publication links handed out (a photo's preview on a website, social
+#: media or in a newsletter): which, where to, by whom, until when.
+publications = Table(
+    "publications",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("item_id", String(32), ForeignKey("items.id"), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("issued_by", String(32), ForeignKey("people.id"), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+)
+
+Index("ix_publications_item_id", publications.c.item_id)
 
 #: Proof of each destruction, kept after the data is gone: what, how much,
 #: which key, under which epoch, when, by which run (or erasure request).
@@ -579,8 +664,9 @@ exports = Table(
 )
 
 #: Tables holding the facts the policy decides a link on (people and their
-#: relations, children, consents, items, keys). Any write to one of them
-#: moves ``facts_version`` (database triggers, migration 0009), so an
+#: relations, children, consents, restrictions, items, keys). Any write to one
+#: of them moves ``facts_version`` (database triggers, migrations 0009 and
+#: 0014), so an
 #: answer computed from these facts can be kept while the number stands.
 FACT_TABLES = (
     "people",
@@ -595,6 +681,7 @@ FACT_TABLES = (
     "item_blobs",
     "item_keys",
     "child_keys",
+    "restrictions",
 )
 
 #: One row (id 1): a number the triggers raise with every change to a fact

@@ -11,13 +11,13 @@ import json
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 
-from sqlalchemy import and_, bindparam, insert, select, update
+from sqlalchemy import and_, bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vault.db.reads import Reader
-from vault.db.schema import care_groups, children, consents, guardians, people
+from vault.db.schema import care_groups, children, consents, guardians, people, restrictions
 from vault.directory.people import require_role
 from vault.directory.places import require_group
 from vault.errors import Conflict, InvalidInput, NotFound
@@ -45,22 +45,52 @@ async def create_child(
     await require_group(engine, group_id)
     child_id = new_id()
     sealed = await keys.seal_value(
-        child_id,
-        PROFILE,
-        _profile_label(child_id),
-        json.dumps(
-            {
-                "first_name": profile.first_name,
-                "last_name": profile.last_name,
-                "birth_date": profile.birth_date.isoformat(),
-            }
-        ).encode("utf-8"),
+        child_id, PROFILE, _profile_label(child_id), _sealed_profile(profile)
     )
     async with engine.begin() as conn:
         await conn.execute(
             insert(children).values(id=child_id, group_id=group_id, profile=sealed, created_at=now)
         )
     return child_id
+
+
+def _sealed_profile(profile: Profile) -> bytes:
+    return json.dumps(
+        {
+            "first_name": profile.first_name,
+            "last_name": profile.last_name,
+            "birth_date": profile.birth_date.isoformat(),
+        }
+    ).encode("utf-8")
+
+
+async def rectify_child(
+    engine: AsyncEngine,
+    keys: KeyService,
+    child_id: str,
+    profile: Profile,
+    group_id: str | None,
+) -> str:
+    """Store a corrected profile (sealed again: the old one is overwritten) and,
+    when ``group_id`` is given, move the child to that group at once (the
+    group is a policy fact: its old staff stop seeing the child's records).
+    Returns the child's group."""
+    if group_id is not None:
+        await require_group(engine, group_id)
+    sealed = await keys.seal_value(
+        child_id, PROFILE, _profile_label(child_id), _sealed_profile(profile)
+    )
+    values: dict[str, object] = {"profile": sealed}
+    if group_id is not None:
+        values["group_id"] = group_id
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            update(children).where(children.c.id == child_id).values(**values)
+        )
+        group = await conn.scalar(select(children.c.group_id).where(children.c.id == child_id))
+    if result.rowcount == 0 or group is None:
+        raise NotFound()
+    return str(group)
 
 
 async def read_profile(engine: AsyncEngine, keys: KeyService, child_id: str) -> Profile:
@@ -135,6 +165,81 @@ async def add_guardian(
             ) from None
 
 
+_NO_CONTRACT_PARENT = (
+    "This would leave the child without a contract parent while its records are visible "
+    "to guardians; add the new contract parent first."
+)
+
+
+async def change_guardian(
+    engine: AsyncEngine,
+    child_id: str,
+    person_id: str,
+    *,
+    relation: str | None,
+    household: str | None,
+    visible: bool,
+) -> None:
+    """Change a guardian's relation or household (``None``: unchanged).
+
+    ``visible``: the records are visible to guardians now; then the last
+    contract parent cannot stop being one (``Conflict``).
+    """
+    await _guardianship(engine, child_id, person_id, relation, household, visible, remove=False)
+
+
+async def remove_guardian(
+    engine: AsyncEngine, child_id: str, person_id: str, *, visible: bool
+) -> None:
+    """Remove a guardian; not the last contract parent while ``visible``."""
+    await _guardianship(engine, child_id, person_id, None, None, visible, remove=True)
+
+
+async def _guardianship(
+    engine: AsyncEngine,
+    child_id: str,
+    person_id: str,
+    relation: str | None,
+    household: str | None,
+    visible: bool,
+    *,
+    remove: bool,
+) -> None:
+    await require_child(engine, child_id)
+    async with engine.begin() as conn:
+        # The child's guardians, locked (PostgreSQL): two removals at once
+        # cannot both leave the other contract parent as the last one.
+        rows = (
+            await conn.execute(
+                select(guardians.c.person_id, guardians.c.relation, guardians.c.household)
+                .where(guardians.c.child_id == child_id)
+                .with_for_update()
+            )
+        ).all()
+        current = next((row for row in rows if row.person_id == person_id), None)
+        if current is None:
+            raise NotFound("This person is not a guardian of the child.")
+        new_relation = relation or current.relation
+        new_household = household or current.household
+        if not remove and new_relation == "contract_parent" and new_household != "shared":
+            raise InvalidInput("A contract parent is the household the contract is with: 'shared'.")
+        left = [
+            row for row in rows if row.relation == "contract_parent" and row.person_id != person_id
+        ]
+        stays = not remove and new_relation == "contract_parent"
+        if visible and current.relation == "contract_parent" and not left and not stays:
+            raise Conflict(_NO_CONTRACT_PARENT)
+        where = (guardians.c.child_id == child_id, guardians.c.person_id == person_id)
+        if remove:
+            await conn.execute(delete(guardians).where(*where))
+        else:
+            await conn.execute(
+                update(guardians)
+                .where(*where)
+                .values(relation=new_relation, household=new_household)
+            )
+
+
 async def set_mentor(engine: AsyncEngine, child_id: str, person_id: str) -> None:
     await require_role(engine, person_id, "staff", "mentor")
     async with engine.begin() as conn:
@@ -163,6 +268,11 @@ _CONTRACT_PARENT_ACTIVE = (
     )
     .exists()
 )
+_RESTRICTED = (
+    select(restrictions.c.id)
+    .where(restrictions.c.child_id == children.c.id, restrictions.c.lifted_at.is_(None))
+    .exists()
+)
 #: Built once (see vault.directory.people): policy facts are read on every request.
 _CHILD = (
     select(
@@ -172,6 +282,7 @@ _CHILD = (
         children.c.placement_start,
         children.c.placement_end,
         _CONTRACT_PARENT_ACTIVE.label("contract_parent_active"),
+        _RESTRICTED.label("restricted"),
     )
     .join(care_groups, care_groups.c.id == children.c.group_id)
     .where(children.c.id == bindparam("child_id"))
@@ -197,6 +308,7 @@ def child_facts_of(conn: Connection, child_id: str) -> Child | None:
         placement_end=row.placement_end,
         consents=tuple(ConsentEvent(e.type, e.granted, e.changed_at) for e in events),
         contract_parent_active=bool(row.contract_parent_active),
+        restricted=bool(row.restricted),
     )
 
 

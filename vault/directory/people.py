@@ -1,5 +1,10 @@
 """People, their tokens and blocks; authentication; the policy's principal.
 
+A person's name and e-mail address are sealed under their own key, their
+address also kept as a keyed hash (vault/directory/sealing.py): the database
+holds neither in clear. :func:`find_person_by_email` is the one way to find
+a person by address; :func:`read_person` opens what is sealed.
+
 Every token expires: an admin's or the command line's after
 ``auth.token_ttl_days``, a session after its role's hours
 (:mod:`vault.accounts.sessions`). Its last use is kept to the minute, so a
@@ -9,6 +14,7 @@ busy client costs one write a minute, not one a call.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import String, bindparam, func, insert, literal, select, union_all, update
@@ -26,7 +32,9 @@ from vault.db.schema import (
     people,
     tokens,
 )
+from vault.directory.sealing import PersonData, Sealer, email_hash
 from vault.errors import InvalidInput, NotFound
+from vault.keys.provider import KeyProvider
 from vault.policy import GuardianLink, Principal
 from vault.tokens import NewToken, new_id, new_token, secret_matches
 
@@ -47,32 +55,151 @@ class TokenInfo:
     second_factor: bool
 
 
+@dataclasses.dataclass(frozen=True)
+class NewPerson:
+    """A person about to be stored: their id, sealed data and first token."""
+
+    id: str
+    role: str
+    profile: bytes
+    email_hash: bytes | None
+    token: NewToken
+
+
+async def prepare_person(sealer: Sealer, name: str, email: str | None, role: str) -> NewPerson:
+    """Seal a new person's data (before any transaction: sealing may write the
+    person's key row on a connection of its own)."""
+    person_id = new_id()
+    profile = await sealer.seal_person(person_id, PersonData(name, email))
+    hashed = email_hash(sealer.provider, email) if email else None
+    return NewPerson(person_id, role, profile, hashed, new_token())
+
+
+async def store_person(
+    conn: AsyncConnection,
+    person: NewPerson,
+    now: datetime,
+    token_ttl: timedelta = DEFAULT_TOKEN_TTL,
+) -> str:
+    """Insert a prepared person and their first token on ``conn``; the token."""
+    await conn.execute(
+        insert(people).values(
+            id=person.id,
+            role=person.role,
+            created_at=now,
+            profile=person.profile,
+            email_hash=person.email_hash,
+        )
+    )
+    await store_token(conn, person.id, person.token, now, now + token_ttl)
+    return person.token.token
+
+
 async def create_person(
     engine: AsyncEngine,
+    sealer: Sealer,
     name: str,
     email: str | None,
     role: str,
     now: datetime,
     *,
-    conn: AsyncConnection | None = None,
     token_ttl: timedelta = DEFAULT_TOKEN_TTL,
 ) -> tuple[str, str]:
-    """Create a person with a first token; returns (person id, token).
+    """Create a person with a first token; returns (person id, token)."""
+    person = await prepare_person(sealer, name, email, role)
+    async with engine.begin() as conn:
+        token = await store_person(conn, person, now, token_ttl)
+    return person.id, token
 
-    On ``conn`` when given, so the caller commits it with rows of its own.
+
+async def find_person_by_email(
+    engine: AsyncEngine, provider: KeyProvider, email: str
+) -> str | None:
+    """The id of the one person whose address this is, by its keyed hash.
+
+    None when no one has it, or more than one person does (an address that is
+    not one person's signs no one in), and for people whose data is destroyed.
+    Every look-up of a person by e-mail goes through here or
+    :func:`people_with_email`.
     """
-    person_id = new_id()
-    token = new_token()
-    if conn is None:
-        async with engine.begin() as own:
-            return await create_person(
-                engine, name, email, role, now, conn=own, token_ttl=token_ttl
-            )
-    await conn.execute(
-        insert(people).values(id=person_id, name=name, email=email, role=role, created_at=now)
+    async with engine.connect() as conn:
+        ids = await people_with_email(conn, provider, email, limit=2)
+    return ids[0] if len(ids) == 1 else None
+
+
+async def people_with_email(
+    conn: AsyncConnection, provider: KeyProvider, email: str, *, limit: int | None = None
+) -> list[str]:
+    """The ids of the people (not destroyed) whose address this is, by its
+    keyed hash, in id order (single sign-on chooses among them by policy)."""
+    query = (
+        select(people.c.id)
+        .where(
+            people.c.email_hash == email_hash(provider, email),
+            people.c.forgotten_at.is_(None),
+        )
+        .order_by(people.c.id)
     )
-    await store_token(conn, person_id, token, now, now + token_ttl)
-    return person_id, token.token
+    if limit is not None:
+        query = query.limit(limit)
+    return [str(found) for found in (await conn.scalars(query)).all()]
+
+
+async def email_of(engine: AsyncEngine, sealer: Sealer, person_id: str) -> str | None:
+    """The person's address, opened; None without one or once destroyed.
+    NotFound when there is no such person."""
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(people.c.profile).where(people.c.id == person_id))).first()
+    if row is None:
+        raise NotFound("There is no person with this id.")
+    data = await sealer.open_person(person_id, row.profile)
+    return data.email if data is not None else None
+
+
+@dataclasses.dataclass(frozen=True)
+class PersonView:
+    id: str
+    role: str
+    created_at: datetime
+    blocked: bool
+    #: None once their own data is destroyed.
+    name: str | None
+    email: str | None
+    forgotten_at: datetime | None
+
+
+async def read_person(engine: AsyncEngine, sealer: Sealer, person_id: str) -> PersonView:
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(people).where(people.c.id == person_id))).first()
+    if row is None:
+        raise NotFound("There is no person with this id.")
+    data = await sealer.open_person(person_id, row.profile)
+    return PersonView(
+        id=row.id,
+        role=row.role,
+        created_at=row.created_at,
+        blocked=row.blocked_at is not None,
+        name=data.name if data else None,
+        email=data.email if data else None,
+        forgotten_at=row.forgotten_at,
+    )
+
+
+async def names_of(engine: AsyncEngine, sealer: Sealer, ids: Iterable[str]) -> dict[str, str]:
+    """The names of the people with these ids, opened; those destroyed are left out."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(select(people.c.id, people.c.profile).where(people.c.id.in_(wanted)))
+        ).all()
+    out = {}
+    for row in rows:
+        data = await sealer.open_person(row.id, row.profile)
+        if data is not None:
+            out[row.id] = data.name
+    return out
 
 
 async def store_token(
@@ -130,19 +257,22 @@ async def require_role(engine: AsyncEngine, person_id: str, role: str, what: str
         raise InvalidInput(f"The person to make {what} must have the role '{role}'.")
 
 
-async def set_block(engine: AsyncEngine, person_id: str, reason: str | None, now: datetime) -> None:
-    """Block (with a reason) or unblock (reason None) a person.
+async def set_block(
+    engine: AsyncEngine, sealer: Sealer, person_id: str, reason: str | None, now: datetime
+) -> None:
+    """Block (with a reason, sealed under the person's key) or unblock (None).
 
     A block ends the person's sessions for good (an unblocked person signs
     in again); tokens an admin issued answer ``blocked`` until the block is
     lifted, as before sessions existed.
     """
     await person_role(engine, person_id)
+    sealed = await sealer.seal_block_reason(person_id, reason) if reason is not None else None
     async with engine.begin() as conn:
         await conn.execute(
             update(people)
             .where(people.c.id == person_id)
-            .values(blocked_at=now if reason is not None else None, block_reason=reason)
+            .values(blocked_at=now if reason is not None else None, sealed_block_reason=sealed)
         )
         if reason is not None:
             await end_sessions(conn, person_id, now)
@@ -303,22 +433,21 @@ def window_start(now: datetime, seconds: int) -> datetime:
     return now - timedelta(seconds=seconds)
 
 
-async def ensure_admin(engine: AsyncEngine, now: datetime) -> str | None:
+async def ensure_admin(engine: AsyncEngine, sealer: Sealer, now: datetime) -> str | None:
     """Create the installation's admin account and return its first token, or
     None if it exists (``kluis init``, which holds the installation lock)."""
-    async with engine.begin() as conn:
-        existing = await conn.scalar(
-            select(installation.c.value).where(installation.c.key == "admin_person_id")
-        )
-        if existing is not None:
+    admin = select(installation.c.value).where(installation.c.key == "admin_person_id")
+    async with engine.connect() as conn:
+        if await conn.scalar(admin) is not None:
             return None
-        person_id, token = await create_person(
-            engine, "Administrator", None, "admin", now, conn=conn
-        )
+    # Sealed before the transaction: sealing writes the person's key row.
+    person = await prepare_person(sealer, "Administrator", None, "admin")
+    async with engine.begin() as conn:
+        token = await store_person(conn, person, now)
         await conn.execute(
             insert(installation).values(
                 [
-                    {"key": "admin_person_id", "value": person_id},
+                    {"key": "admin_person_id", "value": person.id},
                     {"key": "installation_id", "value": new_id()},
                     {"key": "initialised_at", "value": now.isoformat()},
                 ]

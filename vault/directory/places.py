@@ -1,24 +1,33 @@
-"""Locations and their care groups, with their managers and staff."""
+"""Locations and their care groups, with their managers and staff.
+
+Names are sealed under the key provider's ``directory`` master key
+(vault/directory/sealing.py): no one's in particular, and no one's to read
+in a backup.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.expression import Executable
 
 from vault.db.schema import care_groups, group_staff, location_managers, locations
 from vault.directory.people import require_role
+from vault.directory.sealing import Sealer
 from vault.errors import NotFound
 from vault.tokens import new_id
 
 
-async def create_location(engine: AsyncEngine, name: str, now: datetime) -> str:
+async def create_location(engine: AsyncEngine, sealer: Sealer, name: str, now: datetime) -> str:
     location_id = new_id()
+    sealed = await sealer.seal_place("locations", location_id, name)
     async with engine.begin() as conn:
-        await conn.execute(insert(locations).values(id=location_id, name=name, created_at=now))
+        await conn.execute(
+            insert(locations).values(id=location_id, sealed_name=sealed, created_at=now)
+        )
     return location_id
 
 
@@ -37,13 +46,16 @@ async def add_manager(engine: AsyncEngine, location_id: str, person_id: str) -> 
     )
 
 
-async def create_group(engine: AsyncEngine, location_id: str, name: str, now: datetime) -> str:
+async def create_group(
+    engine: AsyncEngine, sealer: Sealer, location_id: str, name: str, now: datetime
+) -> str:
     await _exists(engine, locations, location_id, "location")
     group_id = new_id()
+    sealed = await sealer.seal_place("care_groups", group_id, name)
     async with engine.begin() as conn:
         await conn.execute(
             insert(care_groups).values(
-                id=group_id, location_id=location_id, name=name, created_at=now
+                id=group_id, location_id=location_id, sealed_name=sealed, created_at=now
             )
         )
     return group_id
@@ -57,6 +69,20 @@ async def add_staff(engine: AsyncEngine, group_id: str, person_id: str) -> None:
     await require_group(engine, group_id)
     await require_role(engine, person_id, "staff", "group staff")
     await _insert_once(engine, insert(group_staff).values(group_id=group_id, person_id=person_id))
+
+
+async def remove_staff(engine: AsyncEngine, group_id: str, person_id: str) -> None:
+    """Take a staff member off a group: they stop seeing its children at once
+    (the membership is a policy fact)."""
+    await require_group(engine, group_id)
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            delete(group_staff).where(
+                group_staff.c.group_id == group_id, group_staff.c.person_id == person_id
+            )
+        )
+    if result.rowcount == 0:
+        raise NotFound("This person is not on the staff of this group.")
 
 
 async def _insert_once(engine: AsyncEngine, statement: Executable) -> None:

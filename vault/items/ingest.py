@@ -128,11 +128,11 @@ class _Counted:
             yield chunk
 
 
-async def _one(data: bytes) -> AsyncIterator[bytes]:
+async def one(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
-class _Writer:
+class Writer:
     """Stores an item's variants, and removes them all if the item fails."""
 
     def __init__(self, ctx: Context, key: ItemKey, item_id: str, now: datetime) -> None:
@@ -178,34 +178,16 @@ async def ingest_file(
     ``before_commit`` runs once every blob is stored and before the item's
     rows are: if it raises, the blobs are removed and nothing is visible.
     """
-    head, stream = await peek(source)
-    if not head:
-        raise InvalidInput("The file is empty; nothing was stored.")
-    media = accepted(kind, head)
-    limit = size_cap(ctx.settings, media)
+    media, stream = await sniff(kind, source)
     item_id = new_id()
     prepared = await ctx.keys.prepare_item_key(item_id, [(child, kind) for child in owners])
-    writer = _Writer(ctx, prepared.key, item_id, now)
-    jobs: list[NewJob] = []
+    writer = Writer(ctx, prepared.key, item_id, now)
     try:
-        if media.family == "image":
-            image = await _sanitised(ctx, media, capped(stream, limit))
-            original = await writer.put("original", image.original.mime, _one(image.original.data))
-            await writer.put("preview", image.preview.mime, _one(image.preview.data))
-            await writer.put("thumb", image.thumb.mime, _one(image.thumb.data))
-            meta = {**meta, "width": image.width, "height": image.height}
-        elif media.family == "video":
-            scrubbed = Scrubbed(media, capped(stream, limit))
-            original = await writer.put("original", media.mime, scrubbed)
-            # Posters for every video, and a web rendition for one some browser cannot play:
-            # made after the commit by a job worker (vault/items/variants.py).
-            jobs = variants.new_jobs(playable.plan(scrubbed.facts))
-        else:
-            original = await writer.put("original", media.mime, capped(stream, limit))
+        original, extra, jobs = await write_file(ctx, writer, media, stream)
         if before_commit is not None:
             await before_commit()
         # The original's CRC-32, sealed with the rest, so exports know it up front.
-        meta = {**meta, "crc32": writer.crcs["original"]}
+        meta = {**meta, **extra, "crc32": writer.crcs["original"]}
         record = ItemRecord(
             id=item_id,
             kind=kind,
@@ -222,6 +204,36 @@ async def ingest_file(
         await writer.discard()
         raise
     return record
+
+
+async def sniff(kind: str, source: AsyncIterable[bytes]) -> tuple[MediaType, AsyncIterator[bytes]]:
+    """The type the first bytes say (refused if not accepted for ``kind``), and the stream."""
+    head, stream = await peek(source)
+    if not head:
+        raise InvalidInput("The file is empty; nothing was stored.")
+    return accepted(kind, head), stream
+
+
+async def write_file(
+    ctx: Context, writer: Writer, media: MediaType, stream: AsyncIterable[bytes]
+) -> tuple[StoredBlob, dict[str, Any], list[NewJob]]:
+    """Store a file's variants (sanitised, encrypted, capped); its original,
+    what the metadata learns of it (an image's size), and the jobs that make
+    the rest after the commit (a video's posters and web rendition)."""
+    limit = size_cap(ctx.settings, media)
+    if media.family == "image":
+        image = await _sanitised(ctx, media, capped(stream, limit))
+        original = await writer.put("original", image.original.mime, one(image.original.data))
+        await writer.put("preview", image.preview.mime, one(image.preview.data))
+        await writer.put("thumb", image.thumb.mime, one(image.thumb.data))
+        return original, {"width": image.width, "height": image.height}, []
+    if media.family == "video":
+        scrubbed = Scrubbed(media, capped(stream, limit))
+        original = await writer.put("original", media.mime, scrubbed)
+        # Posters for every video, and a web rendition for one some browser cannot play:
+        # made after the commit by a job worker (vault/items/variants.py).
+        return original, {}, variants.new_jobs(playable.plan(scrubbed.facts))
+    return await writer.put("original", media.mime, capped(stream, limit)), {}, []
 
 
 async def _sanitised(
@@ -255,9 +267,9 @@ async def ingest_text(
     item_id = new_id()
     prepared = await ctx.keys.prepare_item_key(item_id, [(child, kind) for child in owners])
     text = str(meta.get("text", "")).encode("utf-8")
-    writer = _Writer(ctx, prepared.key, item_id, now)
+    writer = Writer(ctx, prepared.key, item_id, now)
     try:
-        original = await writer.put("original", TEXT_PLAIN, _one(text))
+        original = await writer.put("original", TEXT_PLAIN, one(text))
         record = ItemRecord(
             id=item_id,
             kind=kind,

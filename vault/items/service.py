@@ -54,6 +54,9 @@ class ItemRecord:
     destroyed_at: datetime | None = None
     #: Variants a job is still making (vault/jobs/); filled where an answer shows them.
     processing: tuple[str, ...] = ()
+    #: 1 at upload; each replaced content (a new file, a diary's new text) is the next.
+    version: int = 1
+    updated_at: datetime | None = None
 
     def policy_item(self) -> Item:
         return Item(
@@ -103,7 +106,10 @@ async def save(
             )
             await conn.execute(
                 insert(item_children),
-                [{"item_id": record.id, "child_id": child} for child in record.children],
+                [
+                    {"item_id": record.id, "child_id": child, "tagged": i > 0}
+                    for i, child in enumerate(record.children)
+                ],
             )
             if blobs:
                 await conn.execute(
@@ -181,6 +187,8 @@ def _record(
         uploaded_by=row.uploaded_by,
         destroyed_at=row.destroyed_at,
         processing=processing,
+        version=row.version,
+        updated_at=row.updated_at,
     )
 
 

@@ -42,6 +42,11 @@ NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 AUDIT_MAC = "audit"
 #: The master key that seals the link-signing secrets kept in the database.
 SIGNING_KEY = "signing"
+#: The master key that seals directory text that is no one person's or
+#: child's: location and group names (vault/directory/sealing.py).
+DIRECTORY_KEY = "directory"
+#: The MAC key of the keyed hash people are found by e-mail address with.
+EMAIL_MAC = "email"
 #: The master key that seals people's TOTP secrets (vault/accounts/totp.py).
 TOTP_KEY = "totp"
 #: The master key that seals mail waiting in the outbox (vault/mail/outbox.py).

@@ -418,7 +418,13 @@ class KeyService:
         """
         if not owners:
             raise ValueError("an item belongs to at least one child")
-        key = new_item_key()
+        return await self.wrap_item_key_for(item_id, new_item_key(), owners)
+
+    async def wrap_item_key_for(
+        self, item_id: str, key: ItemKey, owners: Sequence[tuple[str, str]]
+    ) -> PreparedItemKey:
+        """``key`` wrapped under the child key of each owner (a child tagged in
+        a record later); nothing written, as :meth:`prepare_item_key`."""
         rows = []
         for child_id, category in dict.fromkeys(owners):
             dek_row = await self._ensure_row(child_id, category)

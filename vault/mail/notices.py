@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.db.schema import guardians, people
+from vault.directory.sealing import Sealer
 from vault.keys.provider import KeyProvider
 from vault.mail import messages, outbox
 
@@ -44,7 +45,7 @@ async def new_sign_in(
 
 async def contract_end(
     conn: AsyncConnection,
-    provider: KeyProvider,
+    sealer: Sealer,
     child_id: str,
     end: date,
     visible_until: date,
@@ -52,20 +53,30 @@ async def contract_end(
     now: datetime,
 ) -> int:
     """Tell every guardian of the child (with an address, not blocked) until
-    when the records stay visible; how many were told."""
-    addresses = (
-        await conn.scalars(
-            select(people.c.email)
+    when the records stay visible; how many were told.
+
+    Addresses are sealed under each guardian's key (vault/directory/sealing.py):
+    those with one have an ``email_hash``; opening them only reads key rows.
+    """
+    rows = (
+        await conn.execute(
+            select(people.c.id, people.c.profile)
             .join(guardians, guardians.c.person_id == people.c.id)
             .where(
                 guardians.c.child_id == child_id,
-                people.c.email.is_not(None),
+                people.c.email_hash.is_not(None),
+                people.c.forgotten_at.is_(None),
                 people.c.blocked_at.is_(None),
             )
             .order_by(people.c.id)
         )
     ).all()
-    for address in addresses:
-        message = messages.contract_end(str(address), end, visible_until, app_url)
-        await outbox.put(conn, await outbox.seal(provider, "contract_end", message), now)
-    return len(addresses)
+    told = 0
+    for row in rows:
+        data = await sealer.open_person(row.id, row.profile)
+        if data is None or not data.email:
+            continue
+        message = messages.contract_end(data.email, end, visible_until, app_url)
+        await outbox.put(conn, await outbox.seal(sealer.provider, "contract_end", message), now)
+        told += 1
+    return told

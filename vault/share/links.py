@@ -35,8 +35,8 @@ from itsdangerous.encoding import want_bytes
 
 from vault.errors import KluisError
 
-PURPOSES = ("media", "handover", "export")
-PATHS = {"media": "/l/", "handover": "/h/", "export": "/x/"}
+PURPOSES = ("media", "handover", "export", "publication")
+PATHS = {"media": "/l/", "handover": "/h/", "export": "/x/", "publication": "/p/"}
 #: Clock skew tolerated between instances for the time of issue.
 ISSUE_SKEW_SECONDS = 60
 

@@ -27,6 +27,8 @@ class AccessEvent(Answer):
     action: str
     outcome: str
     item_id: str | None = None
+    #: The privacy officer's stated reason for this access.
+    reason: str | None = None
 
 
 class AccessLog(Answer):

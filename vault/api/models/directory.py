@@ -79,3 +79,27 @@ class ChildView(Answer):
     birth_date: date
     group_id: Id
     placement: ChildPlacement
+
+
+class ChildChanges(Body):
+    """A child's corrections: any of the fields; an absent one stays as it is."""
+
+    first_name: Name | None = None
+    last_name: Name | None = None
+    birth_date: date | None = None
+    group_id: Id | None = None
+
+
+class ChildRectified(Answer):
+    id: Id
+    first_name: str
+    last_name: str
+    birth_date: date
+    group_id: Id
+
+
+class GuardianChanges(Body):
+    """Any of the fields; an absent one stays as it is."""
+
+    relation: Literal["contract_parent", "co_parent"] | None = None
+    household: Literal["shared", "separate"] | None = None

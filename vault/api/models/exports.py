@@ -7,13 +7,15 @@ from typing import Annotated
 
 import msgspec
 
-from vault.api.models.types import Answer, Body, Kind
+from vault.api.models.types import AccessReason, Answer, Body, Kind
 
 
 class ExportRequest(Body):
     """Every field optional; an empty body exports everything the caller may see."""
 
     kinds: Annotated[list[Kind], msgspec.Meta(min_length=1)] | None = None
+    #: The privacy officer's reason (required of them).
+    reason: AccessReason | None = None
 
 
 class ExportLink(Answer):

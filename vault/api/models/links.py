@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from vault.api.models.common import ErrorDetail
 from vault.api.models.types import (
+    AccessReason,
     Answer,
     Body,
     Disposition,
@@ -29,6 +30,8 @@ class LinkRequest(Body):
     variant: Variant = "original"
     ttl_seconds: TtlSeconds | None = None
     disposition: Disposition = "inline"
+    #: The privacy officer's reason (required of them).
+    reason: AccessReason | None = None
 
 
 class BatchEntry(Body):
@@ -39,6 +42,8 @@ class BatchEntry(Body):
 class BatchRequest(Body):
     items: Annotated[list[BatchEntry], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
     ttl_seconds: TtlSeconds | None = None
+    #: The privacy officer's reason (required of them), for every link of the batch.
+    reason: AccessReason | None = None
 
 
 class IssuedLink(Answer):
@@ -69,3 +74,11 @@ class HandoverRequest(Body):
     recipient: Reason
     ttl_seconds: TtlSeconds | None = None
     max_downloads: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
+
+
+class PublicationRequest(Body):
+    """A photo's preview published on a channel; the link lives 7 days unless
+    ``ttl_seconds`` says otherwise (at most 30 days)."""
+
+    channel: Literal["website", "social_media", "newsletter"]
+    ttl_seconds: TtlSeconds | None = None

@@ -48,9 +48,26 @@ class Item(Answer):
     size: int
     content_type: str
     created_at: Timestamp
+    #: 1 at upload; each replaced content (a new file, a diary entry's new text) is the next.
+    version: int
+    updated_at: Timestamp | None
+
     #: Variants a job is still making (a video's posters, its ``web`` rendition);
     #: left out when there are none. A link to one answers 409 until it is ready.
     processing: list[Variant] = msgspec.field(default_factory=list)
+
+
+class ItemChanges(Body):
+    """A record's corrections: any of the fields; an absent one stays as it is.
+
+    ``title`` and ``taken_at`` and ``tagged_children`` (the new set) are a
+    file's; ``text`` is a diary entry's. An empty (or null) ``title`` removes it.
+    """
+
+    title: Title | msgspec.UnsetType | None = msgspec.UNSET
+    taken_at: DateOrTimestamp | None = None
+    text: DiaryText | None = None
+    tagged_children: Ids | None = None
 
 
 class ItemDetails(Item):

@@ -98,6 +98,17 @@ Name = Annotated[str, _text(MAX_TEXT, "A name; leading and trailing spaces are d
 Reason = Annotated[str, _text(MAX_TEXT, "Why; free text, never a citizen service number.")]
 Title = Annotated[str, _text(MAX_TEXT, "A caption; empty means none.", empty=True)]
 DiaryText = Annotated[str, _text(MAX_DIARY_TEXT, "The diary entry's text.")]
+#: The privacy officer's reason for an access (shown in the child's access log).
+AccessReason = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=3,
+        max_length=500,
+        description="Why the privacy officer needs this (3 to 500 characters); shown in the "
+        "child's access log; never a citizen service number.",
+        extra={"text": "free"},
+    ),
+]
 Email = Annotated[
     str,
     msgspec.Meta(

@@ -8,7 +8,7 @@ of key store that depends (vault/retention/certificates.py). Existing
 certificates keep null there; the answer computes it from their epoch.
 
 Revision ID: 0015
-Revises: 0011
+Revises: 0014a
 Create Date: 2026-12-02
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0015"
-down_revision: str | None = "0012"
+down_revision: str | None = "0014a"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
