@@ -54,7 +54,9 @@ class Message:
     html: str = dataclasses.field(repr=False)
 
 
-def _nl(day: date) -> str:
+def dutch_date(day: date) -> str:
+    """``day`` in words, as a Dutch reader writes it: "3 maart 2027"
+    (also the offline diary's headings, vault/share/export.py)."""
     return f"{day.day} {_NL_MONTHS[day.month - 1]} {day.year}"
 
 
@@ -98,7 +100,7 @@ def invitation(to: str, link: str, expires_at: datetime) -> Message:
             "U bent uitgenodigd voor Kluis, waar uw kinderopvang de gegevens van uw kind "
             "veilig bewaart.",
             "Kies uw wachtwoord via deze link (één keer te gebruiken, geldig tot "
-            f"{_nl(day)} {_time(expires_at)}):",
+            f"{dutch_date(day)} {_time(expires_at)}):",
             "{link}",
             "Verwachtte u deze uitnodiging niet? Dan kunt u dit bericht negeren.",
         ],
@@ -121,7 +123,7 @@ def new_sign_in(to: str, at: datetime, ip: str | None, agent: str | None, app_ur
         to,
         "Nieuwe aanmelding bij Kluis / New sign-in to Kluis",
         [
-            f"Op {_nl(at.date())} om {_time(at)} is er op uw account aangemeld vanaf een "
+            f"Op {dutch_date(at.date())} om {_time(at)} is er op uw account aangemeld vanaf een "
             f"apparaat dat we nog niet kenden: {device} (adres {where}).",
             "Was u dit niet? Meld u dan aan, beëindig de sessie onder 'Sessies' en kies een "
             "nieuw wachtwoord:",
@@ -143,8 +145,8 @@ def contract_end(to: str, end: date, visible_until: date, app_url: str) -> Messa
         to,
         "De opvang eindigt: download de gegevens / Childcare ends: download the records",
         [
-            f"Het opvangcontract voor uw kind eindigt op {_nl(end)}. De gegevens blijven "
-            f"zichtbaar tot en met {_nl(visible_until)}; download ze vóór die datum (het "
+            f"Het opvangcontract voor uw kind eindigt op {dutch_date(end)}. De gegevens blijven "
+            f"zichtbaar tot en met {dutch_date(visible_until)}; download ze vóór die datum (het "
             "dagboek, de foto's en de andere stukken) in de app:",
             "{link}",
             "Daarna worden ze gearchiveerd en later vernietigd, zoals het privacybeleid zegt.",

@@ -27,6 +27,7 @@ from urllib.parse import quote
 from vault.crypto.handles import ItemKey
 from vault.crypto.stream import decrypt_range
 from vault.items.service import ItemRecord, LoadedItem, open_meta
+from vault.mail.messages import dutch_date
 from vault.share.filenames import safe_file_name
 from vault.share.zipstream import Entry, Part, layout, produce
 from vault.storage import BlobStore
@@ -268,28 +269,12 @@ def _href(path: str) -> str:
     return quote(path, safe="/")
 
 
-_MONTHS = [
-    "januari",
-    "februari",
-    "maart",
-    "april",
-    "mei",
-    "juni",
-    "juli",
-    "augustus",
-    "september",
-    "oktober",
-    "november",
-    "december",
-]
-
-
 def _long_date(day: str) -> str:
     try:
         d = date.fromisoformat(day)
     except ValueError:
         return day or "zonder datum"
-    return f"{d.day} {_MONTHS[d.month - 1]} {d.year}"
+    return dutch_date(d)
 
 
 def body(
