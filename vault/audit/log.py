@@ -28,7 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import fcntl
 import logging
+import os
 from collections.abc import Callable
 from datetime import datetime
 
@@ -38,7 +41,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vault.audit.events import Event, chain, draft_of, head_message
-from vault.db.engine import sqlite_twin, unreachable
+from vault.db.engine import sqlite_file, sqlite_twin, unreachable
 from vault.db.schema import (
     audit_checkpoints,
     audit_events,
@@ -89,6 +92,8 @@ class AuditLog:
             if self._sync is not None
             else None
         )
+        database = sqlite_file(engine) if self._sync is not None else None
+        self._queue = _WriterQueue(database + "-audit.lock") if database else None
 
     async def record(self, *events: Event) -> None:
         """Write ``events`` to the chain; return once committed, else raise."""
@@ -135,7 +140,7 @@ class AuditLog:
     def _commit(self, events: list[Event], now: datetime) -> None:
         """One group commit on the writer thread's own connection."""
         assert self._sync is not None
-        with self._sync.begin() as conn:
+        with self._queue or contextlib.nullcontext(), self._sync.begin() as conn:
             append(conn, events, self._sign, now, self._every)
 
     async def append_in(self, conn: AsyncConnection, *events: Event) -> None:
@@ -156,6 +161,42 @@ class AuditLog:
             self._thread.shutdown(wait=True)
         if self._sync is not None:
             self._sync.dispose()
+        if self._queue is not None:
+            self._queue.close()
+
+
+class _WriterQueue:
+    """Service writers of the audit log on one SQLite file, in turn.
+
+    Each process's writer thread takes this file lock around its group
+    commit. Without it, a writer that finds another process's commit under
+    way waits in SQLite's busy handler, which sleeps 1, 2, 5, 10 ms... and
+    retries: the lock is mostly free while it sleeps, the other process's
+    next batch takes it again, and the waiter's requests (each holding its
+    first byte until its event is committed) stall. Two ``--workers``
+    served no more than one. A waiter on a file lock is woken the moment it
+    is released. (A command's writes, and other writes of the service, still
+    take SQLite's lock the usual way; the lock file only orders the
+    services' audit commits among themselves.)
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        if self._fd is None:
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *_exc: object) -> None:
+        assert self._fd is not None
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 #: Built once: a statement object memoises its cache key, and the writer
