@@ -6,19 +6,23 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import json
 import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from tests.files import PDF, jpeg_with_secrets
 from tests.helpers.api import Api, configured, start
 from tests.helpers.chromium import render
 from tests.helpers.items import consent, upload
 from tests.helpers.world import World, world
+from vault.api.resources import DB
 from vault.config import Processor
+from vault.db.schema import audit_events
 
 REASON = "Inzageverzoek van de moeder van 1 december, art. 15"
 PROCESSORS = (
@@ -225,6 +229,21 @@ async def test_a_persons_own_report(api: Api) -> None:
     assert len(mine["tokens"]) == 1
     assert mine["tokens"][0]["id"] not in {t["id"] for t in report["tokens"]}
     assert second["token"] != fresh["token"]
+    # Each view is on the record, with its format.
+    await api.ok("GET", "/v1/me/report?format=html", token=w.staff)
+    async with api.client.app[DB].connect() as conn:
+        rows = (
+            await conn.execute(
+                select(audit_events.c.actor, audit_events.c.detail)
+                .where(audit_events.c.action == "reports.me", audit_events.c.outcome == "ok")
+                .order_by(audit_events.c.seq)
+            )
+        ).all()
+    assert [(r.actor, json.loads(r.detail)["format"]) for r in rows] == [
+        (w.parent_id, "json"),
+        (w.parent_id, "json"),
+        (w.staff_id, "html"),
+    ]
     # Staff: their mentee; every role has one.
     staff = await api.ok("GET", "/v1/me/report", token=w.staff)
     assert staff["children"] == [w.child]

@@ -186,7 +186,9 @@ def child_page(report: ChildReport) -> str:
                     _both("gegeven", "granted")
                     if ch.granted
                     else _both("ingetrokken", "withdrawn"),
-                    _e(report.changed_by.get(ch.by, ch.by)),
+                    _e(report.changed_by[ch.by])
+                    if ch.by in report.changed_by
+                    else _both("een andere ouder", "another guardian"),
                 ]
                 for ch in report.history
             ],
