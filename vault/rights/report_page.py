@@ -23,6 +23,7 @@ body { font-family: "DejaVu Sans", Arial, sans-serif; margin: 2em; color: #111; 
 h1 { font-size: 1.5em; margin-bottom: 0.2em; }
 h2 { font-size: 1.15em; margin-top: 1.6em; border-bottom: 1px solid #999; }
 .en { color: #555; font-style: italic; font-weight: normal; }
+.iso { white-space: nowrap; }
 table { border-collapse: collapse; width: 100%; margin-top: 0.5em; font-size: 0.85em; }
 th, td { border: 1px solid #bbb; padding: 0.3em 0.5em; text-align: left; vertical-align: top; }
 th { background: #eee; }
@@ -76,7 +77,7 @@ def _pair(pair: tuple[str, str]) -> str:
 def _day(value: date | None) -> str:
     if value is None:
         return _both("nog niet bekend", "not yet known")
-    return f'{_e(dutch_date(value))} <span class="en">{_e(value.isoformat())}</span>'
+    return f'{_e(dutch_date(value))} <span class="en iso">{_e(value.isoformat())}</span>'
 
 
 def _moment(value: datetime | None) -> str:
@@ -84,7 +85,7 @@ def _moment(value: datetime | None) -> str:
         return "\u2014"
     return (
         f"{_e(dutch_date(value.date()))} {_e(value.strftime('%H:%M'))} UTC "
-        f'<span class="en">{_e(value.strftime("%Y-%m-%d %H:%M"))} UTC</span>'
+        f'<span class="en iso">{_e(value.strftime("%Y-%m-%d %H:%M"))} UTC</span>'
     )
 
 
