@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 
 import pytest
@@ -265,3 +266,34 @@ def test_sign_in_and_mail_settings_from_toml_and_environment(tmp_path: Path) -> 
 def test_bad_sign_in_and_mail_settings_are_named(env: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
         load_settings(env)
+
+
+def test_the_processor_register(tmp_path: Path) -> None:
+    assert Settings().processors == ()
+    example = load_settings({"KLUIS_CONFIG": str(ROOT / "config" / "kluis.example.toml")})
+    assert len(example.processors) >= 3
+    assert all(p.name and p.purpose and p.location for p in example.processors)
+    config = tmp_path / "k.toml"
+    config.write_text(
+        '[[processors]]\nname = "Hosting"\npurpose = "Servers"\nlocation = "NL"\n'
+        '[[processors]]\nname = "Boekhouder"\npurpose = "Facturen"\nlocation = "NL"\n'
+        'categories = ["invoice", "contract"]\n'
+    )
+    settings = load_settings({"KLUIS_CONFIG": str(config)})
+    assert [(p.name, p.categories) for p in settings.processors] == [
+        ("Hosting", ()),
+        ("Boekhouder", ("invoice", "contract")),
+    ]
+    assert settings.redacted()["processors"][1]["name"] == "Boekhouder"
+    for text, says in [
+        ('[[processors]]\nname = "X"\npurpose = "Y"\ncategories = ["fotos"]\n', "fotos"),
+        ('[[processors]]\nname = "X"\n', "processors[0] needs a name and a purpose"),
+        ('[[processors]]\nname = "X"\npurpose = "Y"\nlocaton = "NL"\n', "processors[0].locaton"),
+        ('[[processors]]\nname = "X"\npurpose = "Y"\n' * 2, "a second time"),
+        ('processors = ["Hosting"]\n', "[[processors]]"),
+    ]:
+        config.write_text(text)
+        with pytest.raises(ConfigError, match=re.escape(says)):
+            load_settings({"KLUIS_CONFIG": str(config)})
+    with pytest.raises(ConfigError, match="cannot come from the environment"):
+        load_settings({"KLUIS_PROCESSORS": "Hosting"})

@@ -7,6 +7,7 @@ kinds each reader reads and adds, and what each phase allows.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from datetime import UTC, date, datetime, timedelta
 
@@ -520,3 +521,44 @@ def test_handovers_by_mentor_or_manager_with_consent() -> None:
         decide(principal("mentor", "other_location"), Action.USE_HANDOVER, observation, NOW).code
         == "not_found"
     )
+
+
+GUARDIANS = {"contract_parent", "co_parent_shared", "co_parent_separate"}
+
+
+@pytest.mark.parametrize("variant", ROLE_VARIANTS)
+def test_who_sees_a_childs_report_and_how_far(variant: str) -> None:
+    """Guardians in every phase, each the kinds they read (a separate household
+    neither the contract's kinds nor the other guardians); the privacy officer
+    only with a reason; everyone else related is refused."""
+    for anchor, phase_name in itertools.product(ANCHORS, PHASES):
+        who, target = principal(variant, anchor), ChildTarget(child("granted", phase_name))
+        plain = outcome(decide(who, Action.VIEW_REPORT, target, NOW))
+        reasoned = outcome(decide(who, Action.VIEW_REPORT, target, NOW, reason=True))
+        if anchor not in RELATED[variant]:
+            expected = ("not_found", "not_found")
+        elif variant in GUARDIANS:
+            expected = ("allow", "allow")
+        elif variant == "privacy_officer":
+            expected = ("invalid_input", "allow+record")
+        else:
+            expected = ("forbidden", "forbidden")
+        assert (plain, reasoned) == expected, (anchor, phase_name)
+        if reasoned.startswith("allow"):
+            view = policy.report_view(who, target.child)
+            assert view.kinds == set(READS[variant].split())
+            assert view.guardians is (variant != "co_parent_separate")
+
+
+@pytest.mark.parametrize("variant", ROLE_VARIANTS)
+def test_everyone_sees_their_own_report_unless_blocked(variant: str) -> None:
+    who = principal(variant, "own")
+    own = decide(who, Action.VIEW_OWN_REPORT, policy.DirectoryTarget(), NOW)
+    assert outcome(own) == "allow"
+    blocked = decide(
+        dataclasses.replace(who, blocked=True),
+        Action.VIEW_OWN_REPORT,
+        policy.DirectoryTarget(),
+        NOW,
+    )
+    assert outcome(blocked) == "blocked"

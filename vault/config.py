@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from vault.errors import ConfigError
-from vault.policy import ROLES
+from vault.policy import KINDS, ROLES
 
 ENV_PREFIX = "KLUIS_"
 ENV_CONFIG_FILE = "KLUIS_CONFIG"
@@ -333,6 +333,21 @@ class VideoSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class Processor:
+    """One processor (verwerker) of the register: an organisation that handles
+    the records on the organisation's behalf (hosting, the app's supplier, the
+    financial administration). A child's report names them per category as
+    its recipients. In the file: one ``[[processors]]`` table each."""
+
+    name: str = ""
+    purpose: str = ""
+    #: Where it processes ("Netherlands (EU)"): the report says it.
+    location: str = ""
+    #: The kinds of records it handles; empty: every kind (hosting, backups).
+    categories: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("data")
     server: ServerSettings = dataclasses.field(default_factory=ServerSettings)
@@ -349,6 +364,8 @@ class Settings:
     oidc: OidcSettings = dataclasses.field(default_factory=OidcSettings)
     jobs: JobSettings = dataclasses.field(default_factory=JobSettings)
     video: VideoSettings = dataclasses.field(default_factory=VideoSettings)
+    #: The processor register (``[[processors]]``); none by default.
+    processors: tuple[Processor, ...] = ()
 
     @property
     def database_url(self) -> str:
@@ -374,6 +391,7 @@ class Settings:
                 values[f.name] = repr(value) if isinstance(value, Secret) else value
             out[section] = values
         out["database"]["url"] = _hide_password(self.database.url)
+        out["processors"] = [dataclasses.asdict(p) for p in self.processors]
         return out
 
 
@@ -495,9 +513,29 @@ def _build(cls: type[Any], raw: Any, where: str) -> Any:
         hint = hints[name]
         if dataclasses.is_dataclass(hint):
             values[name] = _build(typing.cast(type[Any], hint), value, key)
+        elif _table_list(hint) is not None:
+            values[name] = _build_tables(typing.cast(type[Any], _table_list(hint)), value, key)
         else:
             values[name] = _coerce(hint, value, key)
     return cls(**values)
+
+
+def _table_list(hint: Any) -> Any:
+    """The dataclass of a ``tuple[SomeTable, ...]`` setting (an array of tables), or None."""
+    if typing.get_origin(hint) is tuple:
+        item = typing.get_args(hint)[0]
+        if dataclasses.is_dataclass(item):
+            return item
+    return None
+
+
+def _build_tables(cls: type[Any], raw: Any, key: str) -> tuple[Any, ...]:
+    if not isinstance(raw, list) or not all(isinstance(entry, dict) for entry in raw):
+        raise ConfigError(
+            f"Setting {key} is a list of tables: write each as [[{key}]] in the config file "
+            "(it cannot come from the environment)."
+        )
+    return tuple(_build(cls, entry, f"{key}[{n}]") for n, entry in enumerate(raw))
 
 
 def _coerce(hint: Any, value: Any, key: str) -> Any:
@@ -648,7 +686,25 @@ def validate(settings: Settings) -> None:
                 "oidc.issuer is set but links.public_url is empty; single sign-on returns to "
                 "{public_url}/auth/oidc/callback and {public_url}/app/, so set it."
             )
+    _validate_processors(settings.processors)
     _validate_database_url(settings.database_url)
+
+
+def _validate_processors(processors: tuple[Processor, ...]) -> None:
+    seen: set[str] = set()
+    for n, processor in enumerate(processors):
+        where = f"processors[{n}]"
+        if not processor.name.strip() or not processor.purpose.strip():
+            raise ConfigError(f"Setting {where} needs a name and a purpose.")
+        if processor.name in seen:
+            raise ConfigError(f"Setting {where} names {processor.name!r} a second time.")
+        seen.add(processor.name)
+        unknown = sorted(set(processor.categories) - set(KINDS))
+        if unknown:
+            raise ConfigError(
+                f"Setting {where}.categories names unknown kind(s) {', '.join(unknown)}; "
+                f"kinds are {', '.join(KINDS)} (or leave it empty for every kind)."
+            )
 
 
 def _validate_database_url(url: str) -> None:

@@ -40,6 +40,11 @@ The rules, from shared/DOMAIN.md (our readings marked "choice"):
   the privacy officer always; holds and hand-run jobs are the privacy
   officer's; erasure is asked by a guardian (at any time) or the privacy
   officer.
+* **Reports** (GDPR art. 15): a child's report is for its guardians in
+  every phase, each seeing the categories they read (a co-parent in a
+  separate household neither the contract's kinds nor the other guardians),
+  and the privacy officer with a reason; a person's own report for anyone
+  with a token.
 * **Audit**: a child's access log is for its guardians (in every phase: the
   right of access outlives the window) and the privacy officer; checking the
   chain is the privacy officer's.
@@ -164,6 +169,8 @@ class Action(enum.StrEnum):
     ISSUE_LINK = "link.issue"
     RECTIFY_ITEM = "item.rectify"
     VIEW_REPORT = "report.view"
+    #: The caller's own report (``GET /v1/me/report``): anyone with a token.
+    VIEW_OWN_REPORT = "report.view_own"
     MANAGE_RESTRICTION = "restriction.manage"
     ISSUE_PUBLICATION = "publication.issue"
     #: A public link being opened; asked with the issuer as principal.
@@ -405,6 +412,24 @@ def _reader(principal: Principal, child: Child) -> str | None:
     return None
 
 
+@dataclasses.dataclass(frozen=True)
+class ReportView:
+    """How far a child's report reaches for a caller ``VIEW_REPORT`` allowed."""
+
+    #: The kinds whose categories the report names (what the caller reads).
+    kinds: frozenset[str]
+    #: Whether it names the child's other guardians: not to a co-parent in a
+    #: separate household, who sees nothing of the contract parent's data.
+    guardians: bool
+
+
+def report_view(principal: Principal, child: Child) -> ReportView:
+    """What of the child's report the principal sees (the reader's kinds)."""
+    reader = _reader(principal, child)
+    kinds = READABLE.get(reader, frozenset()) if reader is not None else frozenset()
+    return ReportView(kinds, reader in ("guardian", "privacy_officer"))
+
+
 def _follows_contract_parent(principal: Principal, child: Child) -> Decision | None:
     link = principal.guardian_of.get(child.id)
     if (
@@ -540,7 +565,7 @@ def _use_credential(principal: Principal, credential: Credential, rules: Rules) 
 
 
 #: What anyone does with their own account (asked with ``DirectoryTarget``).
-_OWN_ACCOUNT = frozenset({Action.MANAGE_OWN_ACCOUNT, Action.DISABLE_TOTP})
+_OWN_ACCOUNT = frozenset({Action.MANAGE_OWN_ACCOUNT, Action.DISABLE_TOTP, Action.VIEW_OWN_REPORT})
 
 
 def _own_account(principal: Principal, action: Action, rules: Rules) -> Decision:

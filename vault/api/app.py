@@ -20,6 +20,7 @@ from vault.api import (
     publications,
     rectification,
     register,
+    reports,
     resources,
     retention,
     rights,
@@ -93,6 +94,7 @@ def create_app(settings: Settings, *, worker: int | None = None, jobs: int = 0) 
     retention.setup(app)
     rights.setup(app)
     register.setup(app)
+    reports.setup(app)
     audit.setup(app)
     exports.setup(app)
     accounts.setup(app)

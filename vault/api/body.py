@@ -106,13 +106,21 @@ def decode(raw: bytes, model: type[M], what: str = "The body") -> M:
 
 
 def read_query(request: web.Request, model: type[M]) -> M:
-    """The query parameters as ``model``; an empty value counts as absent."""
+    """The query parameters as ``model``; an empty value counts as absent.
+    Free text (the privacy officer's ``reason``) passes the body's checks:
+    no control character, trimmed, no BSN."""
     query = request.query
     values = {key: query.getone(key) for key in query if query.getone(key) != ""}
     try:
-        return msgspec.convert(values, model, strict=False)
+        obj = msgspec.convert(values, model, strict=False)
     except msgspec.ValidationError as exc:
         raise InvalidInput(explain(str(exc), model, "The query")) from None
+    for name, _ in text_fields(model):
+        value = getattr(obj, name)
+        if isinstance(value, str) and (problem := bad_text(value)) is not None:
+            raise InvalidInput(f"The query parameter '{name}' holds {problem}.")
+    _free_text(obj)
+    return obj
 
 
 def answer(value: msgspec.Struct, status: int = 200) -> web.Response:

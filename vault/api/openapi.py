@@ -268,10 +268,11 @@ def _operation(path: str, method: str, handler: Any, spec: Operation) -> dict[st
         answer: dict[str, Any] = {"description": _DESCRIPTIONS.get(status, "OK.")}
         if status in _ANSWER_HEADERS:
             answer["headers"] = dict(_ANSWER_HEADERS[status])
-        if spec.content is not None:
-            answer["content"] = dict(spec.content)
-        elif model is not None:
+        if model is not None:
             answer["content"] = _json(_ref(model))
+        if spec.content is not None:
+            # Beside the model's JSON (a report's printable page), or instead of it.
+            answer["content"] = {**answer.get("content", {}), **spec.content}
         responses[str(status)] = answer
     for status in sorted(refusals):
         responses[str(status)] = _refusal(status, refusals[status], head=method == "head")

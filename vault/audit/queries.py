@@ -144,3 +144,48 @@ async def touched(
                 if row.item:
                     answer.items[row.item] = answer.items.get(row.item, 0) + 1
     return answer
+
+
+@dataclasses.dataclass
+class Summary:
+    """How many events, since when, and by which role (a report's ``access``)."""
+
+    events: int = 0
+    since: datetime | None = None
+    by_role: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def add(self, at: datetime, role: str | None) -> None:
+        self.events += 1
+        self.since = at if self.since is None else min(self.since, at)
+        name = role or "system"
+        self.by_role[name] = self.by_role.get(name, 0) + 1
+
+
+async def child_summary(engine: AsyncEngine, child_id: str) -> Summary:
+    """Every event that touched the child (refusals too), counted by role."""
+    query = (
+        select(audit_events.c.at, audit_events.c.role, audit_events.c.children)
+        .select_from(audit_subjects.join(audit_events, audit_events.c.seq == audit_subjects.c.seq))
+        .where(audit_subjects.c.child_id == child_id)
+    )
+    answer = Summary()
+    async with engine.connect() as conn:
+        stream = await conn.stream(query)
+        async for rows in stream.partitions(5000):
+            for row in rows:
+                # The index only finds events; the event's own list decides.
+                if child_id in json.loads(row.children):
+                    answer.add(row.at, row.role)
+    return answer
+
+
+async def person_summary(engine: AsyncEngine, person_id: str) -> Summary:
+    """Every event of the person's own calls (a person's report)."""
+    query = select(audit_events.c.at, audit_events.c.role).where(audit_events.c.actor == person_id)
+    answer = Summary()
+    async with engine.connect() as conn:
+        stream = await conn.stream(query)
+        async for rows in stream.partitions(5000):
+            for row in rows:
+                answer.add(row.at, row.role)
+    return answer
