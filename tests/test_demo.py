@@ -25,17 +25,20 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.helpers.keystores import SoftHsm, softhsm_store
 from tests.helpers.processes import Client, Server, kluis, kluis_env
 from tests.media.tools import exiftool, need
+from tests.servers import MinioServer, PostgresServer
 from vault.config import load_settings
 from vault.db.schema import children, guardians
 from vault.demo import pictures, sample
-from vault.demo.fill import new_password
+from vault.demo.organisation import new_password
 from vault.directory.bsn import contains_bsn
 from vault.directory.children import read_profile
 from vault.wiring import open_vault
 
 _ACCOUNT = re.compile(r"^(\w+)\s+(\S+@\S+)\s+(\S+)\s{2}(.+)$")
+SCALE_CONFIG = Path(__file__).resolve().parent.parent / "config" / "kluis.scale.toml"
 CHILD_NAMES = {kid.first_name for kid in sample.KIDS} | {kid.last_name for kid in sample.KIDS}
 
 
@@ -232,6 +235,50 @@ async def test_demo_on_a_fresh_vault_then_its_people_sign_in(tmp_path: Path) -> 
     assert state_of(data) == before, "a refused demo changed the vault"
     status, out, err = await kluis(env, "audit", "verify")
     assert status == 0, out + err
+
+
+@pytest.mark.minio
+@pytest.mark.postgres
+@pytest.mark.softhsm
+@pytest.mark.slow
+async def test_demo_on_minio_postgres_and_an_hsm(
+    tmp_path: Path, minio_server: MinioServer, postgres_server: PostgresServer, softhsm: SoftHsm
+) -> None:
+    """The configuration given is the one filled: the scale setup, its
+    installation lock an advisory lock on PostgreSQL."""
+    env = kluis_env(
+        **softhsm_store(softhsm).env,
+        KLUIS_CONFIG=str(SCALE_CONFIG),
+        KLUIS_DATA_DIR=str(tmp_path / "data"),
+        KLUIS_SERVER_HOST="127.0.0.1",
+        KLUIS_DATABASE_URL=postgres_server.create_database(),
+        KLUIS_STORAGE_S3_ENDPOINT=minio_server.endpoint,
+        KLUIS_STORAGE_S3_BUCKET="kluis-demo-test",
+        KLUIS_STORAGE_S3_ACCESS_KEY=minio_server.access_key,
+        KLUIS_STORAGE_S3_SECRET_KEY=minio_server.secret_key,
+    )
+    status, _, err = await kluis(env, "init")
+    assert status == 0, err
+    status, out, err = await kluis(env, "demo")
+    assert status == 0, err
+    printed = accounts_in(out)
+    lotte, _ = (await children_by_name(env))["Lotte"]
+    server = await Server(env, tmp_path / "serve.log").start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            eva = await sign_in(session, server, printed[email_of("eva")])
+            photos = [item for item in await timeline(eva, lotte) if item["kind"] == "photo"]
+            assert len(photos) == 2
+            link = await eva.ok("POST", f"/v1/items/{photos[0]['id']}/links", {"variant": "thumb"})
+            status, thumb = await eva.fetch(link["url"], server.base)
+            assert status == 200
+            assert thumb[:3] == b"\xff\xd8\xff"
+    finally:
+        await server.stop()
+    assert server.server_errors() == []
+    status, _, err = await kluis(env, "demo")
+    assert status == 1
+    assert "already holds records" in err
 
 
 @pytest.mark.localdisk

@@ -28,11 +28,12 @@ async def demo(settings: Settings) -> int:
 
 def summary(filled: Filled, seconds: float) -> list[str]:
     groups = " and ".join(GROUPS.values())
+    added = filled.added
     lines = [
         f"The vault now holds a sample organisation ({seconds:.1f} s): {LOCATION} with the "
-        f"groups {groups}, {len(KIDS)} children, {filled.photos} photos, {filled.videos} "
-        f"video, {filled.diaries} diary entries and {filled.documents} documents (an "
-        "observation and an invoice).",
+        f"groups {groups}, {len(KIDS)} children, {added.get('photo', 0)} photos, "
+        f"{added.get('video', 0)} video, {added.get('diary', 0)} diary entries, "
+        f"{added.get('observation', 0)} observation and {added.get('invoice', 0)} invoice.",
     ]
     if filled.no_video:
         lines.append(f"No video: {filled.no_video}.")

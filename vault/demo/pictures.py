@@ -10,7 +10,7 @@ the original a parent downloads has none of it.
 The video is a few seconds of two children and a soap bubble rising, drawn
 frame by frame and encoded by ffmpeg (H.264 in MP4, with a location and a
 camera model in its metadata, as a phone's has). Without ffmpeg on the PATH
-there is no video (:func:`video` answers None).
+there is no video (:func:`video` raises :class:`NoVideo` saying why).
 
 May touch: a temporary directory of its own (the video), ffmpeg as a child
 process.
@@ -298,8 +298,8 @@ def photo(looks: Sequence[Look], kind: str, moment: datetime, artist: str) -> by
 # -- the video -----------------------------------------------------------------
 
 
-def has_ffmpeg() -> bool:
-    return shutil.which("ffmpeg") is not None
+class NoVideo(Exception):
+    """Why the demo has no video (no ffmpeg on the PATH, or ffmpeg failed)."""
 
 
 def _frames(looks: Sequence[Look]) -> Iterator[pyvips.Image]:
@@ -329,14 +329,14 @@ def _frames(looks: Sequence[Look]) -> Iterator[pyvips.Image]:
         yield image.draw_circle([200, 225, 255], x, y, radius - 1, fill=False)
 
 
-def video(looks: Sequence[Look], moment: datetime, timeout: float = 60) -> bytes | None:
-    """A short MP4 of the children blowing a bubble, or None without ffmpeg.
+def video(looks: Sequence[Look], moment: datetime, timeout: float = 60) -> bytes:
+    """A short MP4 of the children blowing a bubble; :class:`NoVideo` without ffmpeg.
 
     The metadata a phone writes (location, make, model, creation time) is put
     in, for the vault to take out."""
     program = shutil.which("ffmpeg")
     if program is None:
-        return None
+        raise NoVideo("ffmpeg is not on the PATH")
     width, height = VIDEO_SIZE
     lat = LATITUDE[0] + LATITUDE[1] / 60 + LATITUDE[2] / 360_000
     lon = LONGITUDE[0] + LONGITUDE[1] / 60 + LONGITUDE[2] / 360_000
@@ -368,10 +368,15 @@ def video(looks: Sequence[Look], moment: datetime, timeout: float = 60) -> bytes
                     proc.stdin.write(frame.write_to_memory())
                 proc.stdin.close()
                 proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                raise NoVideo(f"ffmpeg took more than {timeout:g} s") from None
+            except BrokenPipeError:
+                proc.wait(timeout)
             except BaseException:
                 proc.kill()
                 raise
             if proc.returncode != 0:
                 reason = proc.stderr.read().decode(errors="replace").strip()[-300:]
-                raise RuntimeError(f"ffmpeg could not make the demo video: {reason}")
+                raise NoVideo(f"ffmpeg failed ({reason or proc.returncode})")
         return target.read_bytes()
