@@ -284,15 +284,23 @@ async def test_demo_on_minio_postgres_and_an_hsm(
 @pytest.mark.localdisk
 @pytest.mark.sqlite
 @pytest.mark.slow
-async def test_without_ffmpeg_the_demo_says_so_and_has_no_video(tmp_path: Path) -> None:
+async def test_two_at_once_without_ffmpeg_one_fills_and_says_there_is_no_video(
+    tmp_path: Path,
+) -> None:
+    """Two ``kluis demo`` side by side: the installation lock lets one fill the
+    vault and the other find it filled. Without ffmpeg there is no video, and
+    one line says why."""
     empty = tmp_path / "bin"
     empty.mkdir()
     env = kluis_env(KLUIS_DATA_DIR=str(tmp_path / "data"), PATH=str(empty))
     status, _, err = await kluis(env, "init")
     assert status == 0, err
-    status, out, err = await kluis(env, "demo")
-    assert status == 0, err
-    (line,) = [line for line in out.splitlines() if "video" in line.lower() and "No" in line]
+    runs = await asyncio.gather(kluis(env, "demo"), kluis(env, "demo"))
+    assert sorted(status for status, _, _ in runs) == [0, 1]
+    (out,) = [out for status, out, _ in runs if status == 0]
+    (refusal,) = [err for status, _, err in runs if status == 1]
+    assert "already holds records" in refusal
+    (line,) = [line for line in out.splitlines() if line.startswith("No video")]
     assert "ffmpeg" in line
     assert "0 video" in out
     assert len(accounts_in(out)) == len(sample.PEOPLE)

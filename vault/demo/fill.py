@@ -103,7 +103,7 @@ async def fill(vault: Vault, say: Callable[[str], None] = lambda _: None) -> Fil
         async with vault.engine.connect() as conn:
             found = await holdings(conn)
         if found:
-            held = ", ".join(f"{n} {what}" for what, n in found.items())
+            held = ", ".join(f"{what}: {n}" for what, n in found.items())
             raise NotEmpty(
                 f"This vault already holds records ({held}); 'kluis demo' fills only an "
                 "empty vault, right after 'kluis init' (in a new data directory). Nothing "
