@@ -30,6 +30,7 @@ from vault.audit.verify import verify
 from vault.config import Settings, load_settings
 from vault.db import create_engine, is_current
 from vault.db.schema import children
+from vault.demo.command import demo
 from vault.directory.people import issue_token
 from vault.errors import ConfigError, KluisError
 from vault.installation import initialise
@@ -67,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
         "--token-file",
         type=Path,
         help="write the new admin token to this file (mode 0600) instead of printing it",
+    )
+    sub.add_parser(
+        "demo",
+        help="fill an empty vault (right after 'kluis init') with a sample organisation to "
+        "try; prints where to sign in and the accounts, their passwords once",
     )
     serve = sub.add_parser("serve", help="serve the HTTP API")
     serve.add_argument("--host", help="address to listen on (default from config: 127.0.0.1)")
@@ -220,6 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_storage_settings(settings)
         if args.command == "init":
             return asyncio.run(init(settings, args.token_file))
+        if args.command == "demo":
+            return asyncio.run(demo(settings))
         if args.command == "backup":
             return asyncio.run(backup_command(settings, args.dest))
         if args.command == "restore":
