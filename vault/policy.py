@@ -430,6 +430,23 @@ def report_view(principal: Principal, child: Child) -> ReportView:
     return ReportView(kinds, reader in ("guardian", "privacy_officer"))
 
 
+def shows_name(
+    principal: Principal, child: Child, actor_id: str, actor_role: str, guardians: frozenset[str]
+) -> bool:
+    """Whether a reader of the child's access log sees who acted by name.
+
+    The privacy officer sees every name. Others see the people who work for
+    the organisation, themselves, and the child's other guardians as far as
+    the report shows them (not to a co-parent in a separate household); a
+    parent of another family who tried to reach this child stays unnamed.
+    """
+    if principal.role == "privacy_officer" or actor_id == principal.id:
+        return True
+    if actor_role != "guardian":
+        return True
+    return report_view(principal, child).guardians and actor_id in guardians
+
+
 def _follows_contract_parent(principal: Principal, child: Child) -> Decision | None:
     link = principal.guardian_of.get(child.id)
     if (

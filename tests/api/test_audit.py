@@ -69,7 +69,20 @@ async def test_parents_see_who_looked_at_their_childs_records(api: Api) -> None:
     assert ("Anna", "staff", "items.create", item["id"], "ok") in seen
     assert ("Anna", "staff", "link.issue", item["id"], "ok") in seen
     assert ("Anna", "staff", "link.use", item["id"], "ok") in seen
-    assert ("stranger_parent", "guardian", "items.read", item["id"], "not_found") in seen
+    # Another family's parent is not named to this family; the privacy officer sees who.
+    assert ("\u2014", "guardian", "items.read", item["id"], "not_found") in seen
+    _, officers = await api.call("GET", f"/v1/children/{w.child}/access-log?limit=500", w.officer)
+    assert ("stranger_parent", "items.read") in {
+        (e["actor"], e["action"]) for e in officers["events"]
+    }
+    # A co-parent in a separate household sees the contract parent as the report does: unnamed.
+    _, separate = await api.call(
+        "GET", f"/v1/children/{w.child}/access-log?limit=500", w.co_separate
+    )
+    parents = [e["actor"] for e in separate["events"] if e["role"] == "guardian"]
+    assert "parent" in [e["actor"] for e in log["events"]]
+    assert parents
+    assert "parent" not in parents
     # Newest first, role and first name only: no surname, no ids, no addresses.
     assert log["events"][0]["action"] == "items.read"
     assert "Vries" not in json.dumps(log)

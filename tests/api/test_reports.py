@@ -296,6 +296,37 @@ async def test_the_page_escapes_every_value(api: Api) -> None:
     assert "Hostingpartner B.V." in child_page
 
 
+async def test_the_page_says_what_happened_in_words(
+    db_url: str, tmp_path: Path, request: Any, aiohttp_client: Any
+) -> None:
+    """A "no" that was never a "yes" is not a withdrawal; dates ahead are plans;
+    roles in Dutch; no processors listed is said as such, not as "none"."""
+    api = await start(configured(request, tmp_path / "data", db_url), aiohttp_client)
+    w = await world(api)
+    path = f"/v1/children/{w.child}/consents"
+    await api.ok("PUT", f"{path}/school_handover", {"granted": False}, w.parent)
+    await api.ok("PUT", f"{path}/photo", {"granted": True}, w.parent)
+    await api.ok("PUT", f"{path}/photo", {"granted": False}, w.parent)
+    response = await api.client.get(
+        _report(w.child, format="html"), headers={"Authorization": f"Bearer {w.parent}"}
+    )
+    page = await response.text()
+    rows = re.findall(r"<tr>(.*?)</tr>", page, re.S)
+    handover = [r for r in rows if "Overdracht naar school" in r and "UTC" in r]
+    photo = [r for r in rows if "Foto&#x27;s en video&#x27;s" in r and "UTC" in r]
+    assert len(handover) == 1
+    assert "niet gegeven" in handover[0]
+    assert "ingetrokken" not in handover[0]
+    assert ["gegeven" in photo[0], "ingetrokken" in photo[1]] == [True, True]
+    assert "Wordt vernietigd op" in page
+    assert "ouder of verzorger" in page  # who looked: the parent, in Dutch
+    assert "geen verwerkers opgegeven" in page
+    # A reason too short says how long it must be.
+    got, body = await api.call("GET", _report(w.child, reason="ab"), w.officer)
+    assert (got, body["error"]["code"]) == (400, "invalid_input")
+    assert "at least 3 characters" in body["error"]["message"]
+
+
 async def test_the_printable_report_in_a_browser(api: Api, tmp_path: Path, chromium: str) -> None:
     w = await world(api)
     await _records(api, w)

@@ -28,8 +28,9 @@ import logging
 import msgspec
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from sqlalchemy import select
 
-from vault.api.access import check, load_child
+from vault.api.access import PRINCIPAL, check, load_child
 from vault.api.body import answer, read_query
 from vault.api.errors import HTTP_CODES
 from vault.api.models.audit import AccessEvent, AccessLog, AccessQuery, Verification
@@ -40,11 +41,12 @@ from vault.api.trail import Trail, record_now, start_trail
 from vault.audit import CURRENT
 from vault.audit.queries import access_log
 from vault.audit.verify import verify
+from vault.db.schema import guardians
 from vault.directory.people import names_of
 from vault.directory.sealing import Sealer, first_name
 from vault.errors import KluisError
 from vault.keys.provider import audit_check
-from vault.policy import Action, ChildTarget, DirectoryTarget
+from vault.policy import Action, ChildTarget, DirectoryTarget, shows_name
 from vault.rights import reasons
 from vault.share.delivery import ENDED, Ending
 
@@ -121,6 +123,18 @@ async def child_access_log(request: web.Request) -> web.Response:
     stated = await reasons.opened(
         app[DB], sealer, facts.id, (e.reason_id for e in entries if e.reason_id)
     )
+    async with app[DB].connect() as conn:
+        own = frozenset(
+            (
+                await conn.execute(
+                    select(guardians.c.person_id).where(guardians.c.child_id == facts.id)
+                )
+            ).scalars()
+        )
+    reader = request[PRINCIPAL]
+    for entry in entries:
+        if entry.actor_id and not shows_name(reader, facts, entry.actor_id, entry.role, own):
+            names.pop(entry.actor_id, None)  # shown as a dash, with its role
     events = [
         AccessEvent(
             at=entry.at,
@@ -139,7 +153,8 @@ async def child_access_log(request: web.Request) -> web.Response:
 
 def _who(person: str | None, names: dict[str, str]) -> str:
     """A person's first name; the vault's own jobs as ``system``; someone whose
-    own data is destroyed (or never was a person) as a dash."""
+    own data is destroyed (or never was a person), or whom the reader may not
+    see named (:func:`vault.policy.shows_name`), as a dash."""
     if person is None:
         return "system"
     return first_name(names[person]) if person in names else "\u2014"

@@ -261,11 +261,11 @@ def explain(message: str, model: type[msgspec.Struct], what: str) -> str:
     if length := _LENGTH.match(text):
         n, longest = length.group("n"), length.group("op") == "<="
         if length.group("t") == "str":
-            return (
-                f"{subject} is longer than {n} characters."
-                if longest
-                else (f"{subject} must not be empty.")
-            )
+            if longest:
+                return f"{subject} is longer than {n} characters."
+            if n == "1":
+                return f"{subject} must not be empty."
+            return f"{subject} must be at least {n} characters long."
         return f"{subject} must list at {'most' if longest else 'least'} {n} entries."
     if bound := _BOUND.match(text):
         word = "at most" if bound.group("op") == "<=" else "at least"

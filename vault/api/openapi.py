@@ -23,6 +23,7 @@ import msgspec
 from aiohttp import web
 
 import vault
+from vault.api.body import text_fields
 from vault.api.models.common import ErrorBody
 from vault.api.models.types import REFERENCED
 
@@ -255,6 +256,8 @@ def _operation(path: str, method: str, handler: Any, spec: Operation) -> dict[st
         extra.append(WITH_BODY)
     if spec.query is not None or spec.path:
         extra.append({400: ("invalid_input",)})
+    if spec.query is not None and text_fields(spec.query):
+        extra.append({422: ("bsn_not_stored",)})  # free text in the query is scanned too
     if spec.link:
         extra.append(LINK)
     for mapping in extra:

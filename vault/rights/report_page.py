@@ -59,6 +59,15 @@ _RELATIONS = {
     "contract_parent": ("contractouder", "contract parent"),
     "co_parent": ("andere ouder", "co-parent"),
 }
+_ROLES = {
+    "guardian": ("ouder of verzorger", "guardian"),
+    "staff": ("pedagogisch medewerker", "staff"),
+    "location_manager": ("locatiemanager", "location manager"),
+    "admin": ("administratie", "administration"),
+    "privacy_officer": ("functionaris gegevensbescherming", "privacy officer"),
+    "system": ("het systeem zelf", "the system itself"),
+    "school": ("school (overdracht)", "school (handover)"),
+}
 _HOUSEHOLDS = {"shared": ("zelfde huishouden", "same household"), "separate": ("apart", "separate")}
 
 
@@ -110,10 +119,14 @@ def _page(title: tuple[str, str], sections: list[str]) -> str:
     )
 
 
-def _access(summary: Summary) -> str:
-    rows = [[_e(role), _e(n)] for role, n in sorted(summary.by_role.items())]
+def _role(role: str) -> str:
+    return _pair(_ROLES.get(role, (role, role)))
+
+
+def _access(summary: Summary, heading: tuple[str, str] = ("Wie keek er", "Who looked")) -> str:
+    rows = [[_role(role), _e(n)] for role, n in sorted(summary.by_role.items())]
     return (
-        f"<h2>{_both('Wie keek er', 'Who looked')}</h2>"
+        f"<h2>{_pair(heading)}</h2>"
         f'<p class="meta">{_both("Gebeurtenissen in het auditlogboek", "Audit log events")}: '
         f"{_e(summary.events)}; {_both('sinds', 'since')} {_moment(summary.since)}</p>"
         + _table([("Rol", "Role"), ("Aantal", "Events")], rows)
@@ -149,7 +162,7 @@ def child_page(report: ChildReport) -> str:
             ("Ontvangers (verwerkers)", "Recipients (processors)"),
             ("Zichtbaar tot en met", "Visible until"),
             ("Gearchiveerd vanaf", "Archived from"),
-            ("Vernietigd op", "Destroyed on"),
+            ("Wordt vernietigd op", "To be destroyed on"),
             ("Wettelijke bewaarplicht", "Statutory"),
         ],
         [
@@ -184,20 +197,30 @@ def child_page(report: ChildReport) -> str:
                 [
                     _moment(ch.changed_at),
                     _pair(_CONSENTS.get(ch.type, (ch.type, ch.type))),
-                    _both("gegeven", "granted")
-                    if ch.granted
-                    else _both("ingetrokken", "withdrawn"),
+                    _pair(change),
                     _e(report.changed_by[ch.by])
                     if ch.by in report.changed_by
                     else _both("een andere ouder", "another guardian"),
                 ]
-                for ch in report.history
+                for ch, change in zip(report.history, _changes(report), strict=True)
             ],
         )
     )
-    processors = f"<h2>{_both('Verwerkers', 'Processors')}</h2>" + _table(
-        [("Naam", "Name"), ("Doel", "Purpose"), ("Locatie", "Location")],
-        [[_e(p.name), _e(p.purpose), _e(p.location)] for p in report.processors],
+    processors = f"<h2>{_both('Verwerkers', 'Processors')}</h2>" + (
+        _table(
+            [("Naam", "Name"), ("Doel", "Purpose"), ("Locatie", "Location")],
+            [[_e(p.name), _e(p.purpose), _e(p.location)] for p in report.processors],
+        )
+        if report.processors
+        # Not "none": an organisation that listed none has not said who they are.
+        else '<p class="meta">'
+        + _both(
+            "De organisatie heeft (nog) geen verwerkers opgegeven; vraag de "
+            "functionaris gegevensbescherming wie uw gegevens voor haar verwerkt.",
+            "The organisation has not listed its processors (yet); ask the privacy officer "
+            "who processes your data on its behalf.",
+        )
+        + "</p>"
     )
     return _page(
         ("Overzicht van gegevens", "Report of the records"),
@@ -211,7 +234,7 @@ def person_page(report: PersonReport) -> str:
         f"<h1>{_both('Uw gegevens', 'Your data')}</h1>"
         f'<p class="meta">{_both("Naam", "Name")}: {_e(report.name or chr(0x2014))}<br>'
         f"{_both('E-mail', 'E-mail')}: {_e(report.email or chr(0x2014))}<br>"
-        f"{_both('Rol', 'Role')}: {_e(report.role)}<br>"
+        f"{_both('Rol', 'Role')}: {_role(report.role)}<br>"
         f"{_both('Opgesteld', 'Generated')}: {_moment(report.generated_at)}<br>"
         f"{_both('Kenmerk', 'Reference')}: {_e(report.id)}</p>"
     )
@@ -232,4 +255,20 @@ def person_page(report: PersonReport) -> str:
             ],
         )
     )
-    return _page(("Uw gegevens", "Your data"), [intro, children, tokens, _access(report.access)])
+    own = _access(report.access, ("Wat u in de kluis deed", "What you did in the vault"))
+    return _page(("Uw gegevens", "Your data"), [intro, children, tokens, own])
+
+
+def _changes(report: ChildReport) -> list[tuple[str, str]]:
+    """Each change in words: a first "no" was never given, so it is not a withdrawal."""
+    given: dict[str, bool] = {}
+    out = []
+    for ch in report.history:
+        if ch.granted:
+            out.append(("gegeven", "granted"))
+        elif given.get(ch.type):
+            out.append(("ingetrokken", "withdrawn"))
+        else:
+            out.append(("niet gegeven", "not given"))
+        given[ch.type] = ch.granted
+    return out
