@@ -58,7 +58,8 @@ async function timeline(child) {
   const list = h('ul', { class: 'timeline', id: 'timeline', 'aria-label': t('timeline') });
   const more = h('button', { type: 'button', class: 'secondary', hidden: true }, t('more'));
   const end = h('p', { class: 'muted', hidden: true }, t('endOfTimeline'));
-  show(h('h1', {}, `${child.first_name} · ${t('timeline')}`), childNav(child, ''), list, h('div', { class: 'actions' }, more), end);
+  const empty = h('p', { id: 'timeline-empty', hidden: true }, t('nothingYet'));
+  show(h('h1', {}, `${child.first_name} · ${t('timeline')}`), childNav(child, ''), list, empty, h('div', { class: 'actions' }, more), end);
   const notice = await banner(child);
   if (notice) list.before(notice);
   let cursor = null;
@@ -91,8 +92,8 @@ async function timeline(child) {
     more.hidden = !cursor;
     more.disabled = false;
     end.hidden = Boolean(cursor) || list.children.length === 0;
-    if (!list.children.length) list.replaceWith(h('p', {}, t('nothingYet')));
-    announce(`${list.children.length}`);
+    empty.hidden = list.children.length > 0;
+    list.dataset.pages = String(Number(list.dataset.pages || 0) + 1);
   };
   more.addEventListener('click', load);
   await load();

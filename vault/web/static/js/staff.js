@@ -48,7 +48,8 @@ function uploadForm(me, consent) {
     chosen = [...picker.files].map((file, index) => {
       const boxes = me.children.map((child) => {
         const box = h('input', { type: 'checkbox', value: child.id, dataset: { child: child.id } });
-        return [box, h('label', {}, box, `${child.first_name}${consent.get(child.id) ? '' : ' ⚠'}`)];
+        const warning = consent.get(child.id) ? null : h('span', { class: 'no-consent' }, h('span', { 'aria-hidden': 'true' }, ' ⚠'), h('span', { class: 'visually-hidden' }, ` (${t('noPhotoConsent')})`));
+        return [box, h('label', {}, box, child.first_name, warning)];
       });
       const bar = h('progress', { max: '1', value: '0', 'aria-label': file.name });
       const state = h('span', { class: 'state', role: 'status' });
@@ -82,7 +83,10 @@ function uploadForm(me, consent) {
         row.state.className = 'state badge yes';
         row.li.dataset.outcome = 'stored';
       } catch (e) {
-        row.state.textContent = errorText(e.code, e.message);
+        const lacking = me.children.filter((c) => tagged.includes(c.id) && !consent.get(c.id)).map((c) => c.first_name);
+        row.state.textContent = e.code === 'consent_missing' && lacking.length
+          ? t('consentMissingFor', { names: lacking.join(', ') })
+          : errorText(e.code, e.message);
         row.state.className = 'state notice bad';
         row.li.dataset.outcome = e.code;
       }
