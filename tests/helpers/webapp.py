@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tests.files import phone_video, picture
 from tests.helpers.processes import Client
 from tests.helpers.smtp import SmtpServer
+from vault.accounts.totp import code_at, step_of
 
 PASSWORD = "correct horse battery staple"
 #: Screenshots of each main screen (gitignored ``artifacts/``, as tests/api/test_exports.py).
@@ -35,6 +37,8 @@ class Family:
     child: str
     first_name: str
     token: str
+    #: The one-time code secret, once they set up a second factor.
+    totp: str | None = None
 
 
 @dataclasses.dataclass
@@ -59,6 +63,23 @@ async def _invited_password(admin: Client, smtp: SmtpServer, person: str, seen: 
     found = re.search(r"/invite/(ki_[A-Za-z0-9_.-]+)", text.get_content())
     assert found, text.get_content()
     await admin.ok("POST", f"/v1/invitations/{found[1]}/accept", {"password": PASSWORD})
+
+
+async def _second_factor(admin: Client, email: str) -> str:
+    """Sign in with the password and set up one-time codes: the secret."""
+    session = await admin.ok("POST", "/v1/sessions", {"email": email, "password": PASSWORD})
+    own = admin.as_(session["token"])
+    secret = str((await own.ok("POST", "/v1/me/totp"))["secret"])
+    # The step before this one: the browser's sign-in later uses a later step
+    # (a used step is never accepted again).
+    code = code_at(secret, step_of(datetime.now(UTC)) - 1)
+    await own.ok("POST", "/v1/me/totp/confirm", {"code": code})
+    await own.ok("DELETE", "/v1/sessions/current")
+    return secret
+
+
+def current_code(secret: str) -> str:
+    return code_at(secret, step_of(datetime.now(UTC)))
 
 
 async def make_world(admin: Client, smtp: SmtpServer, folder: Path) -> World:
@@ -109,6 +130,7 @@ async def make_world(admin: Client, smtp: SmtpServer, folder: Path) -> World:
         families.append(Family(email, parent["id"], child_id, first, parent["token"]))
     anna, bram = families
     await _invited_password(admin, smtp, anna.person, 0)
+    anna.totp = await _second_factor(admin, anna.email)
     cas = await child("Cas", None)
 
     crew = admin.as_(staff["token"])

@@ -18,7 +18,14 @@ import pytest
 from playwright.async_api import Browser, FilePayload, Page, ViewportSize, expect
 
 from tests.helpers.processes import Server
-from tests.helpers.webapp import ARTIFACTS, PASSWORD, World, photo, serious_violations
+from tests.helpers.webapp import (
+    ARTIFACTS,
+    PASSWORD,
+    World,
+    current_code,
+    photo,
+    serious_violations,
+)
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.sqlite, pytest.mark.localdisk]
 
@@ -107,7 +114,14 @@ async def test_a_parent_signs_in_pages_the_timeline_opens_a_photo_and_plays_a_vi
         await expect(page.get_by_role("alert")).to_contain_text("klopt niet")
         await page.get_by_label("Wachtwoord").fill(PASSWORD)
         await page.get_by_role("button", name="Aanmelden").click()
+        await expect(page.get_by_role("alert")).to_contain_text("code uit uw authenticator")
+        assert w.anna.totp is not None
+        code = page.get_by_label("Code uit uw app (6 cijfers)")
+        await expect(code).to_be_focused()
+        await code.fill(current_code(w.anna.totp))
+        await code.press("Enter")  # the keyboard alone signs in
         await expect(page.get_by_role("heading", name="Mijn kinderen")).to_be_visible()
+        assert "token" not in page.url
         await expect(page.locator("main")).to_contain_text("Rupsjes")
         await shot(page, "children")
 
