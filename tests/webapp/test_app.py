@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, FilePayload, Page, ViewportSize, expect
 
+from tests.files import PDF
 from tests.helpers.processes import Server
 from tests.helpers.webapp import (
     ARTIFACTS,
@@ -269,10 +270,30 @@ async def test_staff_see_consent_at_a_glance_and_one_of_three_uploads_is_refused
         after = await w.staff.ok("GET", f"/v1/children/{w.bram.child}/items?kind=photo&limit=200")
         assert len(after["items"]) == len(before["items"]) + 2
 
+        # A diary entry with one of the photos just uploaded.
+        first = await rows.nth(0).get_attribute("data-item")
         await page.get_by_label("Kind", exact=True).select_option(label="Bram")
         await page.get_by_label("Tekst").fill("Bram heeft geschilderd.")
+        await page.locator(f'#diary-photos input[data-photo="{first}"]').check()
         await page.get_by_role("button", name="Versturen").click()
         await expect(page.locator("#diary-form")).to_contain_text("opgeslagen")
+        diary = await w.staff.ok("GET", f"/v1/children/{w.bram.child}/items?kind=diary")
+        entry = await w.staff.ok("GET", f"/v1/items/{diary['items'][0]['id']}")
+        assert entry["photo_ids"] == [first]
+
+        # An observation (a PDF) for the mentor's file.
+        await page.get_by_label("Soort").select_option(label="Observatie (mentor)")
+        await page.get_by_label("Kies foto's of een video").set_input_files(
+            [FilePayload(name="observatie.pdf", mimeType="application/pdf", buffer=PDF)]
+        )
+        await expect(rows).to_have_count(1)
+        await rows.nth(0).locator(f'input[data-child="{w.bram.child}"]').check()
+        await page.get_by_role("button", name="Uploaden").click()
+        await expect(rows.nth(0)).to_have_attribute("data-outcome", "stored")
+        kept = await w.staff.ok("GET", f"/v1/children/{w.bram.child}/items?kind=observation")
+        assert [item["id"] for item in kept["items"]] == [
+            await rows.nth(0).get_attribute("data-item")
+        ]
 
 
 async def test_an_export_downloads_as_a_valid_zip_with_the_window_banner_and_sign_out_ends_it(

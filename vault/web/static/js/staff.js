@@ -34,12 +34,18 @@ export async function screen(me) {
           h('th', { scope: 'row' }, `${child.first_name} ${child.last_name}`),
           h('td', {}, h('span', { class: yes ? 'badge yes' : 'badge no' }, yes ? t('yes') : t('no'))));
       })))));
+  const diary = diaryForm(me);
   show(h('h1', {}, t('staffTitle')), ...(sections.length ? sections : [h('p', {}, t('noChildren'))]),
-    uploadForm(me, consent), diaryForm(me));
+    uploadForm(me, consent, diary.addPhoto), diary.form);
 }
 
-function uploadForm(me, consent) {
+function uploadForm(me, consent, onPhoto) {
+  const kindChoice = h('select', { id: 'upload-kind' },
+    h('option', { value: 'media' }, t('kindMedia')), h('option', { value: 'observation' }, t('kindObservation')));
   const picker = h('input', { type: 'file', multiple: true, accept: 'image/*,video/*', id: 'upload-files' });
+  kindChoice.addEventListener('change', () => {
+    picker.accept = kindChoice.value === 'observation' ? 'application/pdf,image/*' : 'image/*,video/*';
+  });
   const rows = h('ul', { class: 'uploads', id: 'upload-list' });
   const send = h('button', { type: 'submit', disabled: true }, t('uploadAll'));
   const problem = h('p', { class: 'notice bad', role: 'alert', hidden: true });
@@ -63,7 +69,7 @@ function uploadForm(me, consent) {
     send.disabled = chosen.length === 0;
   });
   const form = h('form', { class: 'card', id: 'upload-form' }, h('h2', {}, t('upload')),
-    field(t('chooseFiles'), picker), rows, problem, h('div', { class: 'actions' }, send));
+    field(t('uploadKind'), kindChoice), field(t('chooseFiles'), picker), rows, problem, h('div', { class: 'actions' }, send));
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     const missing = chosen.some((row) => !row.boxes.some((box) => box.checked));
@@ -74,10 +80,13 @@ function uploadForm(me, consent) {
     // One at a time: a tablet on the centre's Wi-Fi, and the server streams each.
     for (const row of chosen) {
       const tagged = row.boxes.filter((box) => box.checked).map((box) => box.value);
-      const kind = row.file.type.startsWith('video/') ? 'video' : 'photo';
+      // The server sniffs the bytes; the kind says what the record is (API.md "Records").
+      const kind = kindChoice.value === 'observation' ? 'observation' : row.file.type.startsWith('video/') ? 'video' : 'photo';
       row.li.dataset.outcome = 'sending';
       try {
-        await upload(tagged[0], { kind, tagged_children: tagged.slice(1) }, row.file, (part) => { row.bar.value = part; });
+        const stored = await upload(tagged[0], { kind, tagged_children: tagged.slice(1) }, row.file, (part) => { row.bar.value = part; });
+        row.li.dataset.item = stored.id;
+        if (kind === 'photo') onPhoto(stored, row.file.name);
         row.bar.value = 1;
         row.state.textContent = t('uploaded');
         row.state.className = 'state badge yes';
@@ -102,18 +111,29 @@ function diaryForm(me) {
   const day = h('input', { type: 'date', id: 'diary-date', value: new Date().toISOString().slice(0, 10), required: true });
   const text = h('textarea', { id: 'diary-text', required: true, maxlength: '5000' });
   const result = h('div', { role: 'status' });
+  // Photos uploaded on this screen can go with the entry (photo_ids).
+  const photos = h('fieldset', { class: 'tags', id: 'diary-photos', hidden: true }, h('legend', {}, t('diaryPhotos')));
   const form = h('form', { class: 'card', id: 'diary-form' }, h('h2', {}, t('diaryEntry')),
-    field(t('diaryChild'), which), field(t('diaryDate'), day), field(t('diaryText'), text),
+    field(t('diaryChild'), which), field(t('diaryDate'), day), field(t('diaryText'), text), photos,
     h('div', { class: 'actions' }, h('button', { type: 'submit' }, t('send'))), result);
+  const addPhoto = (item, name) => {
+    const box = h('input', { type: 'checkbox', value: item.id, dataset: { photo: item.id } });
+    photos.append(h('label', { dataset: { children: item.children.join(' ') } }, box, name));
+    photos.hidden = false;
+  };
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
+    const chosen = [...photos.querySelectorAll('input:checked')].map((box) => box.value);
+    const body = { kind: 'diary', date: day.value, text: text.value };
+    if (chosen.length) body.photo_ids = chosen;
     try {
-      await call('POST', `/v1/children/${which.value}/items`, { kind: 'diary', date: day.value, text: text.value });
+      await call('POST', `/v1/children/${which.value}/items`, body);
       text.value = '';
+      for (const box of photos.querySelectorAll('input:checked')) box.checked = false;
       result.replaceChildren(h('p', { class: 'notice good' }, t('diarySaved')));
     } catch (e) {
       result.replaceChildren(h('p', { class: 'notice bad', role: 'alert' }, errorText(e.code, e.message)));
     }
   });
-  return form;
+  return { form, addPhoto };
 }
