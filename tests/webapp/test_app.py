@@ -175,6 +175,8 @@ async def test_a_parent_signs_in_pages_the_timeline_opens_a_photo_and_plays_a_vi
         await accessible(page, axe_source, "video player")
         await video.evaluate("v => v.pause()")
         paused_at = await video.evaluate("v => v.currentTime")
+        # On a busy host the first link may already have been renewed by a seek.
+        issued = int(await video.get_attribute("data-links") or 0)
         await asyncio.sleep(4.5)
         stale = await video.evaluate(
             "async v => { const r = await fetch(v.src);"
@@ -182,7 +184,7 @@ async def test_a_parent_signs_in_pages_the_timeline_opens_a_photo_and_plays_a_vi
         )
         assert stale == [403, "link_expired"]
         await video.evaluate("v => { v.currentTime = 1.5; }")
-        await expect(video).to_have_attribute("data-links", "2")
+        await expect(video).to_have_attribute("data-links", str(issued + 1))
         await expect(video).to_have_attribute("data-renewing", "")
         assert abs(await video.evaluate("v => v.currentTime") - 1.5) < 0.2
         await video.evaluate("v => v.play()")
@@ -350,8 +352,16 @@ async def test_the_privacy_officer_sees_the_register_overdue_first_and_verifies_
     served: tuple[Server, World], browser: Browser, axe_source: str
 ) -> None:
     server, w = served
-    anna_api = w.admin.as_(w.anna.token)
-    await anna_api.ok("POST", "/v1/requests", {"type": "access", "child_id": w.anna.child})
+    async with opened(browser) as anna:
+        await with_token(anna, server, w.anna.token)
+        await anna.get_by_role("link", name="Verzoeken").click()
+        await anna.get_by_label("Soort verzoek").select_option(label="Inzage")
+        await anna.get_by_label("Toelichting (optioneel)").fill("Graag alles wat u van Anna heeft.")
+        await anna.get_by_role("button", name="Versturen").click()
+        await expect(anna.get_by_text("Uw verzoek is ontvangen")).to_be_visible()
+        await expect(anna.locator("#requests tbody tr")).to_have_count(1)
+        await shot(anna, "requests")
+        await accessible(anna, axe_source, "requests")
     async with opened(browser, TABLET) as page:
         await with_token(page, server, w.officer_token)
         await expect(page.get_by_role("heading", name="Privacyfunctionaris")).to_be_visible()

@@ -2,7 +2,7 @@
 // it), the audit chain's verification, destruction certificates per child.
 import { call } from './api.js';
 import { field, h, show } from './dom.js';
-import { date, errorText, moment, t } from './i18n.js';
+import { errorText, moment, t } from './i18n.js';
 import { requestTable } from './parent.js';
 
 export async function screen() {
@@ -38,5 +38,5 @@ export async function screen() {
     }
   });
   show(h('h1', {}, t('officerTitle')), h('section', { class: 'card' }, h('h2', {}, t('register')), requestTable(data.requests, null)),
-    h('section', { class: 'card' }, h('h2', {}, t('verify')), verify, verdict), form, h('p', { class: 'muted' }, date(new Date().toISOString())));
+    h('section', { class: 'card' }, h('h2', {}, t('verify')), verify, verdict), form);
 }

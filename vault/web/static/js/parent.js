@@ -1,6 +1,6 @@
 // A parent's screens: their children, the timeline, the viewer and player,
 // consents, the export, who saw the child, reports and requests.
-import { ApiError, call, downloadHtml, link, links } from './api.js';
+import { call, downloadHtml, link, links } from './api.js';
 import { announce, dialog, field, formatBytes, h, show } from './dom.js';
 import { date, errorText, moment, t } from './i18n.js';
 import { VideoPlayer } from './player.js';
@@ -269,4 +269,3 @@ export function requestTable(items, me) {
       h('td', {}, date(r.received_at)), h('td', {}, date(r.due_at))))));
 }
 
-export { ApiError };

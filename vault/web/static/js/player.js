@@ -16,8 +16,8 @@ export class VideoPlayer {
     this.renewing = null;
     this.issued = 0;
     this.lastTime = 0;
+    this.recoveries = 0;
     this.video = h('video', { controls: true, preload: 'metadata', playsinline: true, id: 'player', 'aria-label': item.title || 'video' });
-    if (item.variants.includes('preview')) this.poster = true;
     this.video.addEventListener('timeupdate', () => { if (!this.video.seeking) this.lastTime = this.video.currentTime; });
     this.video.addEventListener('seeking', () => this.beforeUse(this.video.currentTime));
     this.video.addEventListener('play', () => this.beforeUse(this.video.currentTime));
@@ -39,18 +39,14 @@ export class VideoPlayer {
   }
 
   beforeUse(at) {
-    if (this.expired() && !this.renewing) this.renew(at, !this.video.paused || this.wantsPlay());
-  }
-
-  wantsPlay() {
-    return this.video.dataset.wantsPlay === '1';
+    if (this.expired() && !this.renewing) this.renew(at, !this.video.paused);
   }
 
   recover() {
     // The element failed (an expired link answers 403): a fresh link, same moment.
     if (this.renewing) return;
     const code = this.video.error ? this.video.error.code : 0;
-    if (this.recoveries === undefined) this.recoveries = 0;
+    // A source that keeps failing with fresh links is broken, not expired.
     if (++this.recoveries > 3) {
       this.onProblem(`media error ${code}`);
       return;
