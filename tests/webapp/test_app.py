@@ -374,3 +374,20 @@ async def test_the_privacy_officer_sees_the_register_overdue_first_and_verifies_
         await expect(page.locator("#certificates")).to_contain_text("Geen verklaringen")
         await shot(page, "privacy-officer")
         await accessible(page, axe_source, "privacy officer")
+
+
+async def test_the_accessibility_check_finds_what_it_is_there_to_find(
+    browser: Browser, axe_source: str
+) -> None:
+    """The check above is not vacuous: a button without a name and a picture
+    without a text alternative are reported as critical."""
+    page = await browser.new_page()
+    try:
+        await page.set_content(
+            '<html lang="nl"><body><main><h1>x</h1><img src="data:,">'
+            "<button></button></main></body></html>"
+        )
+        found = {v["id"] for v in await serious_violations(page, axe_source)}
+    finally:
+        await page.close()
+    assert {"image-alt", "button-name"} <= found
