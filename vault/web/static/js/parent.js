@@ -3,6 +3,7 @@
 import { call, downloadHtml, link, links } from './api.js';
 import { announce, dialog, field, formatBytes, h, show } from './dom.js';
 import { date, errorText, moment, t } from './i18n.js';
+import { fetchWhole, save } from './download.js';
 import { VideoPlayer } from './player.js';
 
 const PAGE = 12;
@@ -204,9 +205,26 @@ async function exportScreen(child) {
     try {
       const made = await call('POST', `/v1/children/${child.id}/exports`, {});
       const size = formatBytes(made.size);
+      const name = `kluis-${child.first_name}.zip`;
+      const bar = h('progress', { max: '1', value: '0', id: 'export-progress', 'aria-label': t('downloadProgress') });
+      const state = h('p', { role: 'status', id: 'export-state' });
+      const fetchIt = h('button', { type: 'button', id: 'export-fetch' }, t('downloadExport', { size }));
+      fetchIt.addEventListener('click', async () => {
+        fetchIt.disabled = true;
+        try {
+          save(await fetchWhole(made.url, made.size, (part) => { bar.value = part; }), name);
+          state.textContent = t('downloaded');
+        } catch (e) {
+          state.textContent = errorText(e.code, e.message);
+        } finally {
+          fetchIt.disabled = false;
+        }
+      });
       result.replaceChildren(
         h('p', { class: 'notice good', role: 'status' }, t('exportReady', { size, until: moment(made.expires_at) })),
-        h('a', { class: 'button', href: made.url, download: `kluis-${child.first_name}.zip`, id: 'export-download', dataset: { size: String(made.size) } }, t('downloadExport', { size })));
+        h('div', { class: 'actions' }, fetchIt,
+          h('a', { class: 'button secondary', href: made.url, download: name, id: 'export-download', dataset: { size: String(made.size) } }, t('downloadDirect'))),
+        bar, state);
     } catch (e) {
       result.replaceChildren(h('p', { class: 'notice bad', role: 'alert' }, errorText(e.code, e.message)));
     } finally {
