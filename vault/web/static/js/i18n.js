@@ -16,7 +16,7 @@ const WORDS = {
     banner: 'Het contract van {name} eindigt op {end}. Tot en met {until} kunt u alles bekijken en een export maken; daarna wordt het gearchiveerd.',
     consentNames: { photo: "Foto's en video's", diary: 'Dagboek', external_publication: 'Publicatie buiten de opvang (website, nieuwsbrief)', school_handover: 'Overdracht aan de school' },
     given: 'Gegeven', notGiven: 'Niet gegeven', grant: 'Toestemming geven', withdraw: 'Intrekken',
-    history: 'Geschiedenis', by: 'door', changedAt: 'Gewijzigd op',
+    history: 'Geschiedenis', byYou: 'door u', changedAt: 'Gewijzigd op',
     withdrawTitle: 'Toestemming intrekken: wat er gebeurt',
     withdrawEffects: {
       photo: ["Er worden geen nieuwe foto's of video's van {name} meer opgeslagen; de leidsters zien dat vóór de camera erbij komt.",
@@ -78,7 +78,7 @@ const WORDS = {
     banner: "{name}'s contract ends on {end}. Until {until} inclusive you can see everything and make an export; after that it is archived.",
     consentNames: { photo: 'Photos and videos', diary: 'Diary', external_publication: 'Publication outside the centre (website, newsletter)', school_handover: 'Handover to the school' },
     given: 'Given', notGiven: 'Not given', grant: 'Give consent', withdraw: 'Withdraw',
-    history: 'History', by: 'by', changedAt: 'Changed at',
+    history: 'History', byYou: 'by you', changedAt: 'Changed at',
     withdrawTitle: 'Withdrawing consent: what happens',
     withdrawEffects: {
       photo: ['No new photos or videos of {name} are stored; staff see this before the camera comes out.',

@@ -19,7 +19,10 @@ function childNav(child, current) {
     entries.map(([tail, label]) => h('a', { class: tail === current ? 'button' : 'button secondary', href: base + tail, 'aria-current': tail === current ? 'page' : null }, label)));
 }
 
+let signedIn = null;
+
 export async function screen(me, parts) {
+  signedIn = me;
   if (parts[0] === 'requests') return requests(me);
   if (parts[0] !== 'child' || !parts[1]) return home(me);
   const child = childOf(me, parts[1]);
@@ -165,7 +168,8 @@ async function consents(child) {
   });
   const history = data.history.slice().reverse().map((event) => h('li', {},
     `${moment(event.changed_at)}: ${t(`consentNames.${event.type}`)} · ${event.granted ? t('given') : t('notGiven')}`,
-    event.by ? ` (${t('by')} ${event.by})` : ''));
+    // `by` is a person's id: said as "you" when it is the reader, else left out.
+    signedIn && event.by === signedIn.id ? ` (${t('byYou')})` : ''));
   show(h('h1', {}, `${child.first_name} · ${t('consents')}`), childNav(child, '/consents'),
     h('table', {}, h('tbody', {}, rows)),
     h('h2', {}, t('history')), history.length ? h('ul', { id: 'consent-history' }, history) : h('p', {}, '–'));
