@@ -15,6 +15,7 @@ from vault.api import (
     exports,
     items,
     links,
+    mine,
     oidc,
     ops,
     publications,
@@ -38,6 +39,7 @@ from vault.api.trail import WORKER
 from vault.config import Settings
 from vault.keys.service import utcnow
 from vault.media.images import configure_vips
+from vault.web import serve as web_app
 
 LINGERING_SECONDS = 1.0
 
@@ -99,4 +101,6 @@ def create_app(settings: Settings, *, worker: int | None = None, jobs: int = 0) 
     exports.setup(app)
     accounts.setup(app)
     oidc.setup(app)
+    mine.setup(app)
+    web_app.setup(app)
     return app

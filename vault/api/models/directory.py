@@ -103,3 +103,26 @@ class GuardianChanges(Body):
 
     relation: Literal["contract_parent", "co_parent"] | None = None
     household: Literal["shared", "separate"] | None = None
+
+
+class MyChild(Answer):
+    """A child the caller may see, as the web app lists it (name, group, placement)."""
+
+    id: Id
+    first_name: str
+    last_name: str
+    birth_date: date
+    group_id: Id
+    group_name: str
+    placement: ChildPlacement
+    #: The caller's relation to the child when they are one of its guardians.
+    relation: Literal["contract_parent", "co_parent"] | None
+
+
+class Me(Answer):
+    """Who the token belongs to, and the children they may see now."""
+
+    id: Id
+    name: str | None
+    role: Role
+    children: list[MyChild]

@@ -1,0 +1,423 @@
+"""The web app in a real browser (Debian's Chromium driven by Playwright)
+against one real ``kluis serve``: what a parent, a member of staff and the
+privacy officer see and do. Screenshots of each main screen go to
+``artifacts/webapp/``; axe-core checks each for serious accessibility faults."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import zipfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, FilePayload, Page, Route, ViewportSize, expect
+
+from tests.files import PDF
+from tests.helpers.processes import Server
+from tests.helpers.webapp import (
+    ARTIFACTS,
+    PASSWORD,
+    World,
+    current_code,
+    photo,
+    serious_violations,
+)
+
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.sqlite, pytest.mark.localdisk]
+
+PHONE: ViewportSize = {"width": 390, "height": 844}
+TABLET: ViewportSize = {"width": 1024, "height": 768}
+MONTHS = "januari februari maart april mei juni juli augustus september oktober november december"
+
+
+def dutch(day: date) -> str:
+    return f"{day.day} {MONTHS.split()[day.month - 1]} {day.year}"
+
+
+@asynccontextmanager
+async def opened(browser: Browser, viewport: ViewportSize = PHONE) -> AsyncIterator[Page]:
+    """A fresh context (its own sessionStorage): one person on one device.
+    Script errors and policy violations on the page fail the test."""
+    context = await browser.new_context(viewport=viewport, accept_downloads=True)
+    page = await context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on(
+        "console",
+        lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    try:
+        yield page
+        assert problems == []
+    finally:
+        await context.close()
+
+
+async def shot(page: Page, name: str) -> None:
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+async def accessible(page: Page, axe: str, where: str) -> None:
+    found = await serious_violations(page, axe)
+    assert found == [], f"{where}: {json.dumps(found, indent=1)}"
+
+
+async def with_token(page: Page, server: Server, token: str) -> None:
+    """Arrive as after single sign-on: /app/#token=…"""
+    await page.goto(f"{server.base}/app/#token={token}")
+    await expect(page.locator("h1")).not_to_have_text("Aanmelden")
+
+
+async def played_past(page: Page, moment: float) -> None:
+    """Wait for the player to have played past ``moment`` (a function, not a
+    string: the page's policy forbids evaluating strings, and rightly so)."""
+    await page.wait_for_function(
+        "at => { const v = document.getElementById('player');"
+        " return !v.seeking && v.currentTime > at; }",
+        arg=moment,
+    )
+
+
+async def tiles(page: Page) -> list[str]:
+    items: list[str] = await page.locator("#timeline li").evaluate_all(
+        "els => els.map(e => e.dataset.item)"
+    )
+    return items
+
+
+async def test_a_parent_signs_in_pages_the_timeline_opens_a_photo_and_plays_a_video_past_its_link(
+    served: tuple[Server, World], browser: Browser, axe_source: str
+) -> None:
+    server, w = served
+    async with opened(browser) as page:
+        answer = await page.goto(f"{server.base}/")
+        assert answer is not None
+        assert page.url == f"{server.base}/app/"
+        policy = answer.headers["content-security-policy"]
+        assert "default-src 'self'" in policy
+        assert "frame-ancestors 'none'" in policy
+        assert "unsafe-inline" not in policy
+        await expect(page.get_by_role("heading", name="Aanmelden")).to_be_visible()
+        await shot(page, "sign-in")
+        await accessible(page, axe_source, "sign-in")
+        await page.get_by_role("button", name="English").click()
+        await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        await page.get_by_role("button", name="Nederlands").click()
+
+        await page.get_by_label("E-mailadres").fill(w.anna.email)
+        await page.get_by_label("Wachtwoord").fill("not the password at all")
+        await page.get_by_role("button", name="Aanmelden").click()
+        await expect(page.get_by_role("alert")).to_contain_text("klopt niet")
+        await page.get_by_label("Wachtwoord").fill(PASSWORD)
+        await page.get_by_role("button", name="Aanmelden").click()
+        await expect(page.get_by_role("alert")).to_contain_text("code uit uw authenticator")
+        assert w.anna.totp is not None
+        code = page.get_by_label("Code uit uw app (6 cijfers)")
+        await expect(code).to_be_focused()
+        await code.fill(current_code(w.anna.totp))
+        await code.press("Enter")  # the keyboard alone signs in
+        await expect(page.get_by_role("heading", name="Mijn kinderen")).to_be_visible()
+        assert "token" not in page.url
+        await expect(page.locator("main")).to_contain_text("Rupsjes")
+        await shot(page, "children")
+
+        batches: list[str] = []
+        page.on("request", lambda r: batches.append(r.url) if r.url.endswith("/v1/links") else None)
+        await page.get_by_role("link", name="Anna Jansen").click()
+        await expect(page.locator("#timeline li")).to_have_count(12)
+        first = await tiles(page)
+        newest = await w.staff.ok("GET", f"/v1/children/{w.anna.child}/items?limit=12")
+        assert first == [item["id"] for item in newest["items"]]  # newest first
+        await expect(page.locator("#timeline .diary").first).to_contain_text("toren gebouwd")
+        thumbs = page.locator("#timeline img")
+        await expect(thumbs.first).to_have_js_property("complete", True)
+        assert await thumbs.first.evaluate("img => img.naturalWidth") > 0
+        assert len(batches) == 1  # one batch link call for the page's thumbnails
+        await shot(page, "timeline")
+        await accessible(page, axe_source, "timeline")
+        await page.get_by_role("button", name="Meer laden").click()
+        await expect(page.locator("#timeline li")).to_have_count(
+            13
+        )  # 10 photos, the group photo, the video, the diary
+        assert len(batches) == 2
+        assert (await tiles(page))[:12] == first
+
+        # A photo: the preview first, the original on request.
+        await page.locator(f'li[data-item="{w.group_photo}"] button').click()
+        viewer = page.locator("#viewer-image")
+        await expect(viewer).to_have_attribute("data-variant", "preview")
+        await expect(viewer).to_have_js_property("complete", True)
+        assert await viewer.evaluate("img => img.naturalWidth") > 0
+        await shot(page, "photo-viewer")
+        await accessible(page, axe_source, "photo viewer")
+        await page.get_by_role("button", name="Origineel tonen").click()
+        await expect(viewer).to_have_attribute("data-variant", "original")
+        await expect(viewer).to_have_js_property("complete", True)
+        assert await viewer.evaluate("img => img.naturalWidth") == 407
+        await page.get_by_role("button", name="Sluiten").click()
+
+        # The video, with links that live 3 s: it must outlive them.
+        await page.evaluate("localStorage.setItem('kluis.linkTtlSeconds', '3')")
+        await page.locator(f'li[data-item="{w.video}"] button').click()
+        video = page.locator("#player")
+        await expect(video).to_have_attribute("data-links", "1")
+        await video.evaluate("v => v.play()")
+        await played_past(page, 0.3)
+        for at in (2.0, 5.5, 4.0):
+            await video.evaluate(f"v => {{ v.currentTime = {at}; }}")
+            await played_past(page, at + 0.3)
+        await shot(page, "video")
+        await accessible(page, axe_source, "video player")
+        await video.evaluate("v => v.pause()")
+        paused_at = await video.evaluate("v => v.currentTime")
+        # On a busy host the first link may already have been renewed by a seek.
+        issued = int(await video.get_attribute("data-links") or 0)
+        await asyncio.sleep(4.5)
+        stale = await video.evaluate(
+            "async v => { const r = await fetch(v.src);"
+            " return [r.status, (await r.json()).error.code]; }"
+        )
+        assert stale == [403, "link_expired"]
+        await video.evaluate("v => { v.currentTime = 1.5; }")
+        await expect(video).to_have_attribute("data-links", str(issued + 1))
+        await expect(video).to_have_attribute("data-renewing", "")
+        assert abs(await video.evaluate("v => v.currentTime") - 1.5) < 0.2
+        await video.evaluate("v => v.play()")
+        await played_past(page, 1.9)
+        assert await video.evaluate("v => v.error") is None
+        await expect(page.locator("dialog [role=alert]")).to_be_hidden()
+        assert paused_at > 4.0
+
+
+async def test_withdrawal_is_explained_first_and_the_other_family_loses_the_group_photo(
+    served: tuple[Server, World], browser: Browser, axe_source: str
+) -> None:
+    server, w = served
+    async with opened(browser) as bram, opened(browser) as anna:
+        await with_token(bram, server, w.bram.token)
+        assert "token" not in bram.url  # taken out of the address bar
+        assert await bram.evaluate("sessionStorage.getItem('kluis.token')") == w.bram.token
+        await bram.goto(f"{server.base}/app/#/child/{w.bram.child}")
+        await expect(bram.locator(f'li[data-item="{w.group_photo}"] img')).to_have_count(1)
+
+        await with_token(anna, server, w.anna.token)
+        await anna.goto(f"{server.base}/app/#/child/{w.anna.child}/consents")
+        row = anna.locator('tr[data-consent="photo"]')
+        await expect(row).to_contain_text("Gegeven")
+        await row.get_by_role("button", name="Intrekken").click()
+        effects = anna.locator("#withdraw-effects")
+        await expect(effects).to_contain_text("niet meer te zien voor andere gezinnen")
+        await expect(effects).to_contain_text("Anna")
+        await shot(anna, "consent-withdrawal")
+        await accessible(anna, axe_source, "consent withdrawal")
+        current = await w.admin.as_(w.anna.token).ok("GET", f"/v1/children/{w.anna.child}/consents")
+        assert current["current"]["photo"] is True  # nothing changed before the confirmation
+        await anna.get_by_role("button", name="Ja, intrekken").click()
+        await expect(row).to_contain_text("Niet gegeven")
+        latest = anna.locator("#consent-history li").first
+        await expect(latest).to_contain_text("Foto's en video's · Niet gegeven (door u)")
+        await shot(anna, "consents")
+        await accessible(anna, axe_source, "consents")
+
+        await bram.reload()
+        await expect(bram.locator("#timeline")).to_have_attribute("data-pages", "1")
+        await expect(bram.locator("#timeline-empty")).to_be_visible()  # it was the only one
+        await expect(bram.locator(f'li[data-item="{w.group_photo}"]')).to_have_count(0)
+        # Anna's family still sees its own group photo.
+        await anna.goto(f"{server.base}/app/#/child/{w.anna.child}")
+        await expect(anna.locator(f'li[data-item="{w.group_photo}"]')).to_have_count(1)
+
+
+async def test_staff_see_consent_at_a_glance_and_one_of_three_uploads_is_refused_in_words(
+    served: tuple[Server, World], browser: Browser, axe_source: str
+) -> None:
+    server, w = served
+    async with opened(browser, TABLET) as page:
+        await with_token(page, server, w.staff_token)
+        await expect(page.get_by_role("heading", name="Mijn groepen")).to_be_visible()
+        await expect(page.locator(f'tr[data-child="{w.cas}"]')).to_have_attribute(
+            "data-photo", "no"
+        )
+        await expect(page.locator(f'tr[data-child="{w.bram.child}"]')).to_have_attribute(
+            "data-photo", "yes"
+        )
+        before = await w.staff.ok("GET", f"/v1/children/{w.bram.child}/items?kind=photo&limit=200")
+        await page.get_by_label("Kies foto's of een video").set_input_files(
+            [
+                FilePayload(name=f"tablet-{n}.jpg", mimeType="image/jpeg", buffer=photo(20 + n))
+                for n in range(3)
+            ]
+        )
+        rows = page.locator("#upload-list li")
+        await expect(rows).to_have_count(3)
+        for n in range(3):
+            await rows.nth(n).locator(f'input[data-child="{w.bram.child}"]').check()
+        await rows.nth(2).locator(f'input[data-child="{w.cas}"]').check()
+        await shot(page, "staff-upload-chosen")
+        await page.get_by_role("button", name="Uploaden").click()
+        await expect(rows.nth(2)).to_have_attribute("data-outcome", "consent_missing")
+        await expect(rows.nth(0)).to_have_attribute("data-outcome", "stored")
+        await expect(rows.nth(1)).to_have_attribute("data-outcome", "stored")
+        await expect(rows.nth(2).locator(".state")).to_have_text(
+            "Geweigerd: voor Cas is geen toestemming voor foto's gegeven."
+        )
+        await expect(rows.nth(0)).to_contain_text("Opgeslagen")
+        assert await rows.nth(0).locator("progress").evaluate("p => p.value") == 1
+        await shot(page, "staff")
+        await accessible(page, axe_source, "staff")
+        after = await w.staff.ok("GET", f"/v1/children/{w.bram.child}/items?kind=photo&limit=200")
+        assert len(after["items"]) == len(before["items"]) + 2
+
+        # A diary entry with one of the photos just uploaded.
+        first = await rows.nth(0).get_attribute("data-item")
+        await page.get_by_label("Kind", exact=True).select_option(label="Bram")
+        await page.get_by_label("Tekst").fill("Bram heeft geschilderd.")
+        await page.locator(f'#diary-photos input[data-photo="{first}"]').check()
+        await page.get_by_role("button", name="Versturen").click()
+        await expect(page.locator("#diary-form")).to_contain_text("opgeslagen")
+        diary = await w.staff.ok("GET", f"/v1/children/{w.bram.child}/items?kind=diary")
+        entry = await w.staff.ok("GET", f"/v1/items/{diary['items'][0]['id']}")
+        assert entry["photo_ids"] == [first]
+
+        # An observation (a PDF) for the mentor's file.
+        await page.get_by_label("Soort").select_option(label="Observatie (mentor)")
+        await page.get_by_label("Kies foto's of een video").set_input_files(
+            [FilePayload(name="observatie.pdf", mimeType="application/pdf", buffer=PDF)]
+        )
+        await expect(rows).to_have_count(1)
+        await rows.nth(0).locator(f'input[data-child="{w.bram.child}"]').check()
+        await page.get_by_role("button", name="Uploaden").click()
+        await expect(rows.nth(0)).to_have_attribute("data-outcome", "stored")
+        kept = await w.staff.ok("GET", f"/v1/children/{w.bram.child}/items?kind=observation")
+        assert [item["id"] for item in kept["items"]] == [
+            await rows.nth(0).get_attribute("data-item")
+        ]
+
+
+def assert_valid_export(saved: Path, size: int) -> None:
+    data = saved.read_bytes()
+    assert len(data) == size
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.testzip() is None
+        names = archive.namelist()
+    assert "index.html" in names
+    assert "diary.json" in names
+
+
+async def test_an_export_downloads_as_a_valid_zip_with_the_window_banner_and_sign_out_ends_it(
+    served: tuple[Server, World], browser: Browser, axe_source: str
+) -> None:
+    server, w = served
+    end = date(2027, 1, 29)
+    await w.admin.ok(
+        "PUT",
+        f"/v1/children/{w.bram.child}/placement",
+        {"start_date": "2024-01-01", "end_date": end.isoformat()},
+    )
+    bram_api = w.admin.as_(w.bram.token)
+    retention: Any = await bram_api.ok("GET", f"/v1/children/{w.bram.child}/retention")
+    until = date.fromisoformat(retention["categories"]["photo"]["visible_until"])
+    async with opened(browser) as page:
+        await with_token(page, server, w.bram.token)
+        await page.goto(f"{server.base}/app/#/child/{w.bram.child}/export")
+        banner = page.locator("#window-banner")
+        await expect(banner).to_contain_text(dutch(end))
+        await expect(banner).to_contain_text(dutch(until))
+        await page.get_by_role("button", name="Export maken").click()
+        link = page.locator("#export-download")
+        await expect(link).to_be_visible()
+        size = int(await link.get_attribute("data-size") or 0)
+        await expect(page.locator("#export-result")).to_contain_text("MB" if size > 2**20 else "kB")
+        # The first answer breaks off halfway: the app resumes from that byte.
+        asked: list[str | None] = []
+        resumed: list[int] = []
+
+        async def break_first(route: Route) -> None:
+            asked.append(route.request.headers.get("range"))
+            if len(asked) > 1:
+                rest = await route.fetch()
+                resumed.append(rest.status)
+                await route.fulfill(response=rest)
+                return
+            whole = await route.fetch()
+            body = await whole.body()
+            await route.fulfill(status=200, headers=whole.headers, body=body[: len(body) // 2])
+
+        await page.route("**/x/**", break_first)
+        async with page.expect_download() as waiting:
+            await page.get_by_role("button", name="Export downloaden").click()
+        assert_valid_export(await (await waiting.value).path(), size)
+        await expect(page.locator("#export-state")).to_have_text("De export is gedownload.")
+        assert await page.locator("#export-progress").evaluate("p => p.value") == 1
+        assert asked == [None, f"bytes={size // 2}-"]
+        assert resumed == [206]  # only the rest was sent again
+        await page.unroute("**/x/**")
+        await shot(page, "export")
+        await accessible(page, axe_source, "export")
+
+        # The plain link: the browser's own download.
+        async with page.expect_download() as waiting:
+            await link.click()
+        assert_valid_export(await (await waiting.value).path(), size)
+
+        await page.goto(f"{server.base}/app/#/child/{w.bram.child}/access")
+        await expect(page.locator("#access-log")).to_contain_text("export")
+        await shot(page, "access-log")
+        await accessible(page, axe_source, "access log")
+
+        await page.get_by_role("button", name="Afmelden").click()
+        await expect(page.get_by_role("heading", name="Aanmelden")).to_be_visible()
+        assert await page.evaluate("sessionStorage.length") == 0
+        status, _ = await bram_api.call("GET", "/v1/me")
+        assert status == 401  # the token stopped at once
+
+
+async def test_the_privacy_officer_sees_the_register_overdue_first_and_verifies_the_audit_log(
+    served: tuple[Server, World], browser: Browser, axe_source: str
+) -> None:
+    server, w = served
+    async with opened(browser) as anna:
+        await with_token(anna, server, w.anna.token)
+        await anna.get_by_role("link", name="Verzoeken").click()
+        await anna.get_by_label("Soort verzoek").select_option(label="Inzage")
+        await anna.get_by_label("Toelichting (optioneel)").fill("Graag alles wat u van Anna heeft.")
+        await anna.get_by_role("button", name="Versturen").click()
+        await expect(anna.get_by_text("Uw verzoek is ontvangen")).to_be_visible()
+        await expect(anna.locator("#requests tbody tr")).to_have_count(1)
+        await shot(anna, "requests")
+        await accessible(anna, axe_source, "requests")
+    async with opened(browser, TABLET) as page:
+        await with_token(page, server, w.officer_token)
+        await expect(page.get_by_role("heading", name="Privacyfunctionaris")).to_be_visible()
+        await expect(page.locator("#requests tbody tr")).to_have_count(1)
+        await expect(page.locator("#requests")).to_contain_text("Inzage")
+        await page.get_by_role("button", name="Auditlog controleren").click()
+        await expect(page.locator("#verify-result")).to_contain_text("intact")
+        await page.get_by_label("Kind-id").fill(w.anna.child)
+        await page.get_by_role("button", name="Tonen").click()
+        await expect(page.locator("#certificates")).to_contain_text("Geen verklaringen")
+        await shot(page, "privacy-officer")
+        await accessible(page, axe_source, "privacy officer")
+
+
+async def test_the_accessibility_check_finds_what_it_is_there_to_find(
+    browser: Browser, axe_source: str
+) -> None:
+    """The check above is not vacuous: a button without a name and a picture
+    without a text alternative are reported as critical."""
+    page = await browser.new_page()
+    try:
+        await page.set_content(
+            '<html lang="nl"><body><main><h1>x</h1><img src="data:,">'
+            "<button></button></main></body></html>"
+        )
+        found = {v["id"] for v in await serious_violations(page, axe_source)}
+    finally:
+        await page.close()
+    assert {"image-alt", "button-name"} <= found

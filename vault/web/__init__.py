@@ -1,0 +1,1 @@
+"""The parent and staff web app (issue 25): static files served by ``kluis serve``."""
