@@ -56,13 +56,18 @@ def _commit() -> str:
 
 async def run(quick: bool, retention_children: int | None) -> list[Row]:
     rows: list[Row] = []
+    began = time.perf_counter()
 
     def got(name: str, new: list[Row]) -> None:
         rows.extend(new)
-        print(f"bench: {name} done, load average {_load()}", file=sys.stderr, flush=True)
+        print(
+            f"bench: {name} done at {time.perf_counter() - began:.0f} s, load average {_load()}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     async with stage(quick) as served:
-        print(f"bench: vault set up, load average {_load()}", file=sys.stderr, flush=True)
+        got("vault set up", [])
         got("ingest", await ingest.rows(served))
         got("links", await links.rows(served))
         got("workers", await workers.rows(served))
