@@ -16,7 +16,8 @@ each round, so a host that changes speed weighs on both alike):
 
 It prints p50 and p99 of the link fetches in each, their ratio, the rates
 and server CPU per request. Goal (issue 18, item 7): p99 under mixed load
-within 3x of p99 under fetch-only load.
+within 3x of p99 under fetch-only load. :func:`rows` gives the
+``python -m bench`` table's row (on the table's shared vault).
 """
 
 from __future__ import annotations
@@ -29,79 +30,22 @@ import multiprocessing
 import os
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 
 from bench.ingest import multipart
-from bench.links import photo_jpeg
-from bench.workers import Served
+from bench.serving import Served, Stage, World, setup, vault_env
+from bench.table import Goal, Row
 
-KLUIS = [sys.executable, "-m", "vault"]
 PDF = (
     b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
     b"2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
 )
 DOCUMENT = 2 * 1024 * 1024
-
-
-class World:
-    """What the clients need: link paths, who uploads, where, who lists."""
-
-    def __init__(self, paths: list[str], staff: str, child: str) -> None:
-        self.paths, self.staff, self.child = paths, staff, child
-
-
-async def setup(base: str, admin: str, session: aiohttp.ClientSession) -> World:
-    auth = {"Authorization": f"Bearer {admin}"}
-
-    async def ok(method: str, path: str, body: object, token: str | None = None) -> Any:
-        headers = {"Authorization": f"Bearer {token}"} if token else auth
-        async with session.request(method, base + path, json=body, headers=headers) as r:
-            assert r.status in (200, 201, 204), (path, r.status, await r.text())
-            return await r.json() if r.status != 204 else {}
-
-    location = (await ok("POST", "/v1/locations", {"name": "Bench"}))["id"]
-    group = (await ok("POST", "/v1/groups", {"location_id": location, "name": "G"}))["id"]
-    staff = await ok("POST", "/v1/people", {"name": "S", "role": "staff"})
-    parent = await ok("POST", "/v1/people", {"name": "P", "role": "guardian"})
-    await ok("POST", f"/v1/groups/{group}/staff", {"person_id": staff["id"]})
-    child = (
-        await ok(
-            "POST",
-            "/v1/children",
-            {"first_name": "A", "last_name": "B", "birth_date": "2023-01-01", "group_id": group},
-        )
-    )["id"]
-    await ok(
-        "PUT", f"/v1/children/{child}/placement", {"start_date": "2024-01-01", "end_date": None}
-    )
-    await ok(
-        "POST",
-        f"/v1/children/{child}/guardians",
-        {"person_id": parent["id"], "relation": "contract_parent", "household": "shared"},
-    )
-    await ok("PUT", f"/v1/children/{child}/consents/photo", {"granted": True}, parent["token"])
-    image = photo_jpeg()
-    photos = []
-    for n in range(20):
-        async with session.post(
-            f"{base}/v1/children/{child}/items",
-            data=multipart({"kind": "photo"}, image, f"p{n}.jpg"),
-            headers={"Authorization": f"Bearer {staff['token']}"},
-        ) as r:
-            assert r.status == 201, await r.text()
-            photos.append((await r.json())["id"])
-    body = {"items": [{"item_id": i, "variant": "thumb"} for i in photos], "ttl_seconds": 7200}
-    links = await ok("POST", "/v1/links", body, parent["token"])
-    paths = [urlsplit(entry["url"]).path for entry in links["links"]]
-    return World(paths, staff["token"], child)
 
 
 def _clients(
@@ -164,51 +108,88 @@ def _quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
+Runs = dict[str, list[dict[str, Any]]]
+
+
+async def measure(
+    server: Served, world: World, seconds: float, rounds: int, clients: int, processes: int
+) -> tuple[Runs, dict[str, list[float]]]:
+    """Fetch-only and mixed slices in turns: each slice's latencies and counts,
+    and the server's CPU milliseconds per answered request."""
+    pool = multiprocessing.get_context("spawn").Pool(processes)
+    results: Runs = {"fetch-only": [], "mixed": []}
+    cpu: dict[str, list[float]] = {"fetch-only": [], "mixed": []}
+    try:
+        shared = {"paths": world.paths, "staff": world.staff, "child": world.child}
+        per = max(1, clients // processes)
+        for n in range(rounds):
+            kinds = ["fetch-only", "mixed"] if n % 2 == 0 else ["mixed", "fetch-only"]
+            for kind in kinds:
+                before = server.cpu()
+                jobs = [
+                    pool.apply_async(
+                        _clients,
+                        (server.base, shared, seconds, per, kind == "mixed", n * 10 + p),
+                    )
+                    for p in range(processes)
+                ]
+                parts = [await asyncio.to_thread(job.get) for job in jobs]
+                spent = server.cpu() - before
+                merged: dict[str, Any] = {
+                    "latencies": [x for part in parts for x in part["latencies"]],
+                    "counts": sum(
+                        (collections.Counter(part["counts"]) for part in parts),
+                        collections.Counter(),
+                    ),
+                }
+                results[kind].append(merged)
+                answered = sum(merged["counts"].values())
+                cpu[kind].append(spent * 1000 / max(1, answered))
+    finally:
+        pool.close()
+        pool.join()
+    return results, cpu
+
+
+async def rows(stage: Stage) -> list[Row]:
+    """The table's latency row (issue 18 item 7): p99 of link fetches under
+    mixed load against fetch-only, 200 clients in two load processes."""
+    seconds, rounds = (3, 2) if stage.quick else (10, 4)
+    server = await stage.kluis(1)
+    results, cpu = await measure(server, stage.world, seconds, rounds, 200, 2)
+    p99s = {
+        kind: [_quantile(r["latencies"], 0.99) * 1000 for r in runs]
+        for kind, runs in results.items()
+    }
+    ratios = [m / f for m, f in zip(p99s["mixed"], p99s["fetch-only"], strict=True)]
+    mixed, alone = statistics.median(p99s["mixed"]), statistics.median(p99s["fetch-only"])
+    return [
+        Row(
+            measure="link-fetch p99, 200 clients, mixed load against fetch-only",
+            unit="ms",
+            baseline_name="fetch-only p99",
+            baseline=alone,
+            kluis=mixed,
+            ratio=mixed / alone,
+            spread=(min(ratios), max(ratios)),
+            cpu_ms=(statistics.mean(cpu["fetch-only"]), statistics.mean(cpu["mixed"])),
+            goal=Goal("<=", 3.0, "<= 3x"),
+            note=f"aiohttp clients in 2 processes, {rounds} rounds of {seconds} s in turns; "
+            "CPU per answered request of any kind",
+        )
+    ]
+
+
 async def main(seconds: float, rounds: int, clients: int, processes: int) -> None:
     with tempfile.TemporaryDirectory(prefix="kluis-bench-fetch-") as tmp:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("KLUIS_")}
-        env["KLUIS_DATA_DIR"] = str(Path(tmp) / "data")
-        init = await asyncio.to_thread(
-            subprocess.run, [*KLUIS, "init"], env=env, capture_output=True, text=True
-        )
-        assert init.returncode == 0, init.stderr
-        admin = init.stdout.strip().splitlines()[-1]
+        env, admin = await vault_env(Path(tmp))
         server = Served(env, 1, Path(tmp) / "server.log")
-        pool = multiprocessing.get_context("spawn").Pool(processes)
-        results: dict[str, list[dict[str, Any]]] = {"fetch-only": [], "mixed": []}
-        cpu: dict[str, list[float]] = {"fetch-only": [], "mixed": []}
         try:
             async with aiohttp.ClientSession() as session:
                 await server.ready(session)
                 world = await setup(server.base, admin, session)
-            shared = {"paths": world.paths, "staff": world.staff, "child": world.child}
-            per = max(1, clients // processes)
-            for n in range(rounds):
-                kinds = ["fetch-only", "mixed"] if n % 2 == 0 else ["mixed", "fetch-only"]
-                for kind in kinds:
-                    before = server.cpu()
-                    jobs = [
-                        pool.apply_async(
-                            _clients,
-                            (server.base, shared, seconds, per, kind == "mixed", n * 10 + p),
-                        )
-                        for p in range(processes)
-                    ]
-                    parts = [await asyncio.to_thread(job.get) for job in jobs]
-                    spent = server.cpu() - before
-                    merged: dict[str, Any] = {
-                        "latencies": [x for part in parts for x in part["latencies"]],
-                        "counts": sum(
-                            (collections.Counter(part["counts"]) for part in parts),
-                            collections.Counter(),
-                        ),
-                    }
-                    results[kind].append(merged)
-                    answered = sum(merged["counts"].values())
-                    cpu[kind].append(spent * 1000 / max(1, answered))
+            results, cpu = await measure(server, world, seconds, rounds, clients, processes)
         finally:
-            pool.close()
-            pool.join()
             server.stop()
 
     print(

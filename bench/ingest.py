@@ -14,6 +14,9 @@ Over loopback HTTP, against a vault on the embedded defaults:
   original cost before);
 * MB/s for a video upload (1 GB by default), beside a plain aiohttp handler
   that streams the same multipart upload to a file on the same disk.
+
+:func:`rows` gives the ``python -m bench`` table's row: the same photo ratio,
+the uploads to ``kluis serve`` in a process of its own.
 """
 
 from __future__ import annotations
@@ -29,11 +32,13 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 import pyvips
 from aiohttp import web
 
+from bench.table import Goal, Row
 from vault.api import create_app
 from vault.api.resources import DB, KEYRING, KEYS
 from vault.cli import init
@@ -41,6 +46,9 @@ from vault.config import Settings
 from vault.directory import children, consent, people, places
 from vault.directory.sealing import Sealer
 from vault.media.images import configure_vips
+
+if TYPE_CHECKING:
+    from bench.serving import Stage
 
 MB = 1_000_000
 MIB = 1024 * 1024
@@ -221,3 +229,66 @@ if __name__ == "__main__":
     parser.add_argument("--video-mb", type=int, default=1000)
     args = parser.parse_args()
     asyncio.run(main(args.photos, args.video_mb))
+
+
+async def rows(stage: Stage) -> list[Row]:
+    """The table's ingest row: 12 MP JPEGs uploaded one after another to
+    ``kluis serve`` (a process of its own; the client here), against the bare
+    shrink-on-load thumbnail of the same file in this process (cache off,
+    the JPEG written: the fair baseline of issue 23), in turns of a few
+    photos each, the order reversed every round."""
+    per, rounds = (2, 2) if stage.quick else (5, 4)
+    jpeg = photo()
+    configure_vips()
+    assert pyvips.cache_get_max() == 0
+    server = await stage.kluis(1)
+    world = stage.world
+    url = f"{server.base}/v1/children/{world.child}/items"
+    auth = {"Authorization": f"Bearer {world.staff}"}
+
+    async def upload(name: str) -> None:
+        form = multipart({"kind": "photo"}, jpeg, name)
+        async with stage.session.post(url, data=form, headers=auth) as r:
+            assert r.status == 201, await r.text()
+
+    async def bare_side() -> tuple[float, float]:
+        started, cpu0 = time.perf_counter(), cpu()
+        for _ in range(per):
+            assert len(bare_thumbnail(jpeg)) > 1000
+        return time.perf_counter() - started, cpu() - cpu0
+
+    async def kluis_side() -> tuple[float, float]:
+        started, cpu0 = time.perf_counter(), server.cpu()
+        for i in range(per):
+            await upload(f"p{i}.jpg")
+        return time.perf_counter() - started, server.cpu() - cpu0
+
+    bare_thumbnail(jpeg)
+    await upload("warm.jpg")
+    sides = {"bare": bare_side, "kluis": kluis_side}
+    took: dict[str, list[tuple[float, float]]] = {"bare": [], "kluis": []}
+    for n in range(rounds):
+        for name in sides if n % 2 == 0 else reversed(list(sides)):
+            took[name].append(await sides[name]())
+    count = per * rounds
+    bare = count / sum(t for t, _ in took["bare"])
+    ingest = count / sum(t for t, _ in took["kluis"])
+    ratios = [b / k for (k, _), (b, _) in zip(took["kluis"], took["bare"], strict=True)]
+    return [
+        Row(
+            measure="12 MP JPEG ingest (clean original + 2 variants, encrypted, stored)",
+            unit="/s",
+            baseline_name="bare shrink-on-load thumbnail",
+            baseline=bare,
+            kluis=ingest,
+            ratio=ingest / bare,
+            spread=(min(ratios), max(ratios)),
+            cpu_ms=(
+                sum(c for _, c in took["bare"]) * 1000 / count,
+                sum(c for _, c in took["kluis"]) * 1000 / count,
+            ),
+            goal=Goal(">=", 0.5, ">= 0.5"),
+            note=f"{count} photos of {len(jpeg) / MB:.1f} MB one after another over HTTP, "
+            f"{rounds} rounds of {per} in turns",
+        )
+    ]

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from bench.ingest import multipart, populate, serve
-from bench.links import photo_jpeg
+from bench.serving import photo_jpeg
 from bench.transcode import make_clip
 from vault.api import create_app
 from vault.cli import init

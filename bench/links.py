@@ -22,6 +22,12 @@ keys, decrypt. Beside each rate, the server's CPU time per request: all
 threads of its process, and its audit writer process.
 Goals (issue 6): >= 60% of the plain rate for thumbnails, >= 80% for large
 originals, first byte independent of the offset.
+
+:func:`rows` gives the ``python -m bench`` table's rows (issue 23's goals:
+server CPU per thumbnail at most 1.5x the plain ``FileResponse``'s, 5 MB
+originals at least 80% of its rate), measured differently: ``kluis serve``
+and the plain server each a process of their own, wrk as the load
+(bench/serving.py). Figures: the table in docs/operations.md.
 """
 
 from __future__ import annotations
@@ -40,20 +46,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
-import pyvips
 from aiohttp import web
 
 from bench.ingest import multipart, populate, serve, vault_app, video_source
+from bench.serving import Stage, photo_jpeg, spread, turns
+from bench.table import Goal, Row
 
 MB = 1_000_000
-
-
-def photo_jpeg() -> bytes:
-    """A 1600×1200 photo whose stored thumb variant is about 30 KB."""
-    noise = pyvips.Image.gaussnoise(1600, 1200, sigma=80, mean=128).cast("uchar")
-    image = noise.bandjoin([noise, noise]).copy(interpretation="srgb")
-    data: bytes = image.jpegsave_buffer(Q=85)
-    return data
 
 
 async def hammer(
@@ -288,3 +287,51 @@ if __name__ == "__main__":
     parser.add_argument("--same-process", action="store_true")
     args = parser.parse_args()
     asyncio.run(main(args.seconds, args.rounds, args.clients, args.video_mb, args.same_process))
+
+
+async def rows(stage: Stage) -> list[Row]:
+    """The table's link rows: kluis serve (1 worker) against the plain
+    ``FileResponse`` process for the same bytes, wrk as the load."""
+    seconds, rounds = (1, 2) if stage.quick else (3, 6)
+    kluis, plain = await stage.kluis(1), stage.plain()
+    thumbs = await turns(
+        {"plain": (plain, ["/thumb.jpg"]), "links": (kluis, stage.world.paths)},
+        seconds,
+        rounds,
+        connections=8,
+    )
+    large = await turns(
+        {"plain": (plain, ["/large.bin"]), "links": (kluis, stage.documents)},
+        seconds,
+        rounds,
+        connections=8,
+    )
+    size = (stage.www / "thumb.jpg").stat().st_size
+    sides = f"wrk 8 connections, {rounds} rounds of {seconds:g} s in turns"
+    return [
+        Row(
+            measure="thumbnail link answer, server CPU per request",
+            unit="ms",
+            baseline_name="plain FileResponse",
+            baseline=thumbs["plain"].cpu_ms,
+            kluis=thumbs["links"].cpu_ms,
+            ratio=thumbs["links"].cpu_ms / thumbs["plain"].cpu_ms,
+            spread=spread(thumbs["links"], thumbs["plain"], cost=True),
+            cpu_ms=(thumbs["plain"].cpu_ms, thumbs["links"].cpu_ms),
+            goal=Goal("<=", 1.5, "<= 1.5x"),
+            note=f"{size / 1000:.0f} KB; {thumbs['plain'].rate:,.0f}/s plain, "
+            f"{thumbs['links'].rate:,.0f}/s links; {sides}",
+        ),
+        Row(
+            measure="5 MB original through a link, rate",
+            unit="/s",
+            baseline_name="plain FileResponse",
+            baseline=large["plain"].rate,
+            kluis=large["links"].rate,
+            ratio=large["links"].rate / large["plain"].rate,
+            spread=spread(large["links"], large["plain"]),
+            cpu_ms=(large["plain"].cpu_ms, large["links"].cpu_ms),
+            goal=Goal(">=", 0.8, ">= 0.8"),
+            note=sides,
+        ),
+    ]

@@ -18,6 +18,11 @@ Goal (issue 21): W=2 at least 1.7 times the rate of one worker. The load
 generator needs CPU too: on a 2-core host the clients and the servers share
 the same two cores, which caps what a second worker can add (see the CPU
 figures it prints).
+
+:func:`rows` gives the ``python -m bench`` table's rows: the same ratio with
+wrk as the load, and 5 MB originals from ``--workers 2`` against nginx with 2
+workers (issue 23, goal at least 80%). Figures: the table in
+docs/operations.md.
 """
 
 from __future__ import annotations
@@ -28,125 +33,15 @@ import json
 import multiprocessing
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import aiohttp
 import psutil
 
-from bench.ingest import multipart
-from bench.links import _load, _warm, photo_jpeg
-
-KLUIS = [sys.executable, "-m", "vault"]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Served:
-    """A ``kluis serve --workers N`` process on a free port."""
-
-    def __init__(self, env: dict[str, str], workers: int, log: Path) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.workers = workers
-        with log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [*KLUIS, "serve", "--port", str(self.port), "--workers", str(workers)],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                # Each server in a scheduling group of its own (Linux's
-                # autogroup is per session), as it would be when started
-                # by a service manager, not beside this bench's clients.
-                start_new_session=True,
-            )
-
-    async def ready(self, session: aiohttp.ClientSession) -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"kluis serve --workers {self.workers} exited")
-            try:
-                async with session.get(f"{self.base}/readyz") as answer:
-                    if answer.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-        raise SystemExit("a server did not get ready")
-
-    def cpu(self) -> float:
-        """CPU seconds of the server's whole process tree so far."""
-        root = psutil.Process(self.proc.pid)
-        total = 0.0
-        for proc in [root, *root.children(recursive=True)]:
-            try:
-                times = proc.cpu_times()
-            except psutil.Error:
-                continue
-            total += times.user + times.system + times.children_user + times.children_system
-        return total
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(90)
-
-
-async def setup(base: str, admin: str, session: aiohttp.ClientSession) -> list[str]:
-    """An organisation with one child and 20 photos; thumbnail link paths."""
-    auth = {"Authorization": f"Bearer {admin}"}
-
-    async def ok(method: str, path: str, body: object, token: str | None = None) -> dict:  # type: ignore[type-arg]
-        headers = {"Authorization": f"Bearer {token}"} if token else auth
-        async with session.request(method, base + path, json=body, headers=headers) as r:
-            assert r.status in (200, 201, 204), (path, r.status, await r.text())
-            return await r.json() if r.status != 204 else {}
-
-    location = (await ok("POST", "/v1/locations", {"name": "Bench"}))["id"]
-    group = (await ok("POST", "/v1/groups", {"location_id": location, "name": "G"}))["id"]
-    staff = await ok("POST", "/v1/people", {"name": "S", "role": "staff"})
-    parent = await ok("POST", "/v1/people", {"name": "P", "role": "guardian"})
-    await ok("POST", f"/v1/groups/{group}/staff", {"person_id": staff["id"]})
-    child = (
-        await ok(
-            "POST",
-            "/v1/children",
-            {"first_name": "A", "last_name": "B", "birth_date": "2023-01-01", "group_id": group},
-        )
-    )["id"]
-    await ok(
-        "PUT", f"/v1/children/{child}/placement", {"start_date": "2024-01-01", "end_date": None}
-    )
-    await ok(
-        "POST",
-        f"/v1/children/{child}/guardians",
-        {"person_id": parent["id"], "relation": "contract_parent", "household": "shared"},
-    )
-    await ok("PUT", f"/v1/children/{child}/consents/photo", {"granted": True}, parent["token"])
-    image = photo_jpeg()
-    photos = []
-    for n in range(20):
-        form = multipart({"kind": "photo"}, image, f"p{n}.jpg")
-        async with session.post(
-            f"{base}/v1/children/{child}/items",
-            data=form,
-            headers={"Authorization": f"Bearer {staff['token']}"},
-        ) as r:
-            assert r.status == 201, await r.text()
-            photos.append((await r.json())["id"])
-    body = {"items": [{"item_id": i, "variant": "thumb"} for i in photos], "ttl_seconds": 3600}
-    links = await ok("POST", "/v1/links", body, parent["token"])
-    return [urlsplit(entry["url"]).path for entry in links["links"]]
+from bench.links import _load, _warm
+from bench.serving import Served, Stage, setup, spread, turns, vault_env
+from bench.table import Goal, Row
 
 
 def _load_cpu(servers: list[Served]) -> float:
@@ -170,13 +65,7 @@ def _results(jobs: list) -> list[float]:  # type: ignore[type-arg]
 
 async def main(seconds: float, rounds: int, clients: int, processes: int, workers: int) -> None:
     with tempfile.TemporaryDirectory(prefix="kluis-bench-workers-") as tmp:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("KLUIS_")}
-        env["KLUIS_DATA_DIR"] = str(Path(tmp) / "data")
-        init = await asyncio.to_thread(
-            subprocess.run, [*KLUIS, "init"], env=env, capture_output=True, text=True
-        )
-        assert init.returncode == 0, init.stderr
-        admin = init.stdout.strip().splitlines()[-1]
+        env, admin = await vault_env(Path(tmp))
         servers = {1: Served(env, 1, Path(tmp) / "one.log")}
         servers[workers] = Served(env, workers, Path(tmp) / "many.log")
         pool = multiprocessing.get_context("spawn").Pool(processes)
@@ -184,7 +73,7 @@ async def main(seconds: float, rounds: int, clients: int, processes: int, worker
             async with aiohttp.ClientSession() as session:
                 for server in servers.values():
                     await server.ready(session)
-                paths = await setup(servers[1].base, admin, session)
+                paths = (await setup(servers[1].base, admin, session)).paths
                 async with session.get(servers[1].base + paths[0]) as r:
                     size = len(await r.read())
             rates: dict[int, list[float]] = {n: [] for n in servers}
@@ -247,3 +136,51 @@ if __name__ == "__main__":
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     asyncio.run(main(args.seconds, args.rounds, args.clients, args.load_processes, args.workers))
+
+
+async def rows(stage: Stage) -> list[Row]:
+    """The table's worker rows: thumbnails through links with 2 workers
+    against 1 (issue 21), and 5 MB originals with 2 workers against nginx
+    with 2 workers serving the same bytes as a plain file; wrk as the load."""
+    seconds, rounds = (1, 2) if stage.quick else (3, 6)
+    one, two = await stage.kluis(1), await stage.kluis(2)
+    thumbs = await turns(
+        {"one": (one, stage.world.paths), "two": (two, stage.world.paths)},
+        seconds,
+        rounds,
+        connections=16,
+    )
+    nginx = stage.nginx(2)
+    large = await turns(
+        {"nginx": (nginx, ["/large.bin"]), "two": (two, stage.documents)},
+        seconds,
+        rounds,
+        connections=8,
+    )
+    sides = f"{rounds} rounds of {seconds:g} s in turns"
+    return [
+        Row(
+            measure="thumbnails through links, --workers 2 against --workers 1",
+            unit="/s",
+            baseline_name="--workers 1",
+            baseline=thumbs["one"].rate,
+            kluis=thumbs["two"].rate,
+            ratio=thumbs["two"].rate / thumbs["one"].rate,
+            spread=spread(thumbs["two"], thumbs["one"]),
+            cpu_ms=(thumbs["one"].cpu_ms, thumbs["two"].cpu_ms),
+            goal=Goal(">=", 1.7, ">= 1.7x"),
+            note=f"wrk 16 connections, {sides}",
+        ),
+        Row(
+            measure="5 MB original through a link, --workers 2, rate",
+            unit="/s",
+            baseline_name="nginx, 2 workers",
+            baseline=large["nginx"].rate,
+            kluis=large["two"].rate,
+            ratio=large["two"].rate / large["nginx"].rate,
+            spread=spread(large["two"], large["nginx"]),
+            cpu_ms=(large["nginx"].cpu_ms, large["two"].cpu_ms),
+            goal=Goal(">=", 0.8, ">= 0.8"),
+            note=f"wrk 8 connections, {sides}",
+        ),
+    ]
