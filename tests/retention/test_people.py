@@ -146,6 +146,8 @@ async def test_staff_off_their_last_group_are_forgotten_a_term_later(api: Api) -
     # A forgotten person cannot be linked again: they are no one now.
     status, body = await api.call("POST", group, api.admin, {"person_id": leaver})
     assert (status, body["error"]["code"]) == (409, "conflict")
+    status, body = await api.call("POST", f"/v1/people/{leaver}/tokens", api.admin)
+    assert (status, body["error"]["code"]) == (409, "conflict")
 
     # Who is still linked, or never subject to the term, is untouched.
     for kept in (w.staff_id, w.parent_id):

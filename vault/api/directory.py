@@ -42,7 +42,8 @@ from vault.policy import Action, DirectoryTarget
 #: The admin's calls refuse other roles; those on an {id} also know not_found.
 _ADMIN = {403: ("forbidden",)}
 _ADMIN_ON = {403: ("forbidden",), 404: ("not_found",)}
-#: Linking a person whose own data was destroyed (vault/directory/links.py) is a conflict.
+#: Linking a person whose own data was destroyed (vault/directory/links.py),
+#: or giving them a token, is a conflict.
 _LINKING = {**_ADMIN_ON, 409: ("conflict",)}
 
 
@@ -100,7 +101,7 @@ async def create_person(request: web.Request) -> web.Response:
     "Issue another token for a person (shown once).",
     tags=["directory"],
     answer=(201, TokenIssued),
-    refusals=_ADMIN_ON,
+    refusals=_LINKING,
 )
 async def issue_token(request: web.Request) -> web.Response:
     admin_only(request)
