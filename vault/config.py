@@ -222,6 +222,10 @@ class RetentionSettings:
     contract_months: int = 84
     #: Days after the term before keys are destroyed; a hold still stops it.
     grace_days: int = 7
+    #: Days a person's own data (name, e-mail) is kept after nothing links
+    #: them to a living record any more (vault/directory/links.py); then the
+    #: retention run destroys it. Two years: the seeds' term for staff data.
+    person_term_days: int = 730
 
     def term_months(self, category: str) -> int:
         months: int = getattr(self, f"{category}_months")

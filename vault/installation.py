@@ -27,7 +27,7 @@ from datetime import datetime
 from vault.audit.log import AuditLog
 from vault.config import Settings
 from vault.db import create_engine, is_current, locks, upgrade
-from vault.db.migrate import stop_before_sealing
+from vault.db.migrate import drops_clear_text, stop_before_sealing
 from vault.directory.people import ensure_admin
 from vault.directory.sealing import Sealer, compact, seal_existing
 from vault.keys import epochs, open_provider, signing
@@ -66,6 +66,7 @@ async def initialise(settings: Settings, now: datetime) -> Initialised:
                 store = await open_store(settings)
                 await store.close()
                 migrated = not await is_current(engine)
+                scrub = await drops_clear_text(engine)
                 before = await stop_before_sealing(engine)
                 if before is not None:
                     await upgrade(engine, before)
@@ -97,8 +98,8 @@ async def initialise(settings: Settings, now: datetime) -> Initialised:
                     )
                 if not await is_current(engine):
                     await upgrade(engine)
-                if before is not None and migrated:
-                    # The clear columns were dropped in this run: no byte of them stays.
+                if scrub:
+                    # Clear columns were dropped in this run: no byte of them stays.
                     await compact(engine)
                 if migrated:
                     created.append("database schema (migrations applied)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import aiohttp
 import pytest
@@ -285,21 +286,45 @@ async def test_a_blocked_person_cannot_sign_in_and_their_sessions_end(api: Api) 
 @pytest.mark.settings(auth={"token_ttl_days": 365})
 async def test_bearer_tokens_expire_and_record_their_last_use(api: Api) -> None:
     person_id, token = await api.person("staff")
-    api.clock.now += timedelta(minutes=5)
-    assert (await api.call("GET", "/v1/me/sessions", token))[0] == 200
-    async with api.client.app[DB].connect() as conn:
-        row = (
-            await conn.execute(
-                select(tokens.c.last_used_at, tokens.c.expires_at, tokens.c.kind).where(
-                    tokens.c.person_id == person_id
-                )
+    made = api.clock.now
+
+    async def row() -> Any:
+        async with api.client.app[DB].connect() as conn:
+            query = select(tokens.c.last_used_at, tokens.c.expires_at, tokens.c.kind).where(
+                tokens.c.person_id == person_id
             )
-        ).one()
-    assert row.kind == "api"
-    assert row.last_used_at == api.clock.now
-    assert row.expires_at == api.clock.now - timedelta(minutes=5) + timedelta(days=365)
-    api.clock.now += timedelta(days=365)
+            return (await conn.execute(query)).one()
+
+    assert (await row()).last_used_at is None
+    api.clock.now += timedelta(minutes=5)
+    used = api.clock.now
+    assert (await api.call("GET", "/v1/me/sessions", token))[0] == 200
+    found = await row()
+    assert found.kind == "api"
+    assert found.last_used_at == used
+    assert found.expires_at == made + timedelta(days=365)
+    # To the minute: a use within the minute writes nothing, a later one does.
+    api.clock.now += timedelta(seconds=59)
+    assert (await api.call("GET", "/v1/me/sessions", token))[0] == 200
+    assert (await row()).last_used_at == used
+    api.clock.now += timedelta(seconds=1)
+    assert (await api.call("GET", "/v1/me/sessions", token))[0] == 200
+    assert (await row()).last_used_at == api.clock.now
+    # Valid up to its last second, refused from its expiry on, and its use is not noted.
+    api.clock.now = made + timedelta(days=365) - timedelta(seconds=1)
+    assert (await api.call("GET", "/v1/me/sessions", token))[0] == 200
+    last = api.clock.now
+    api.clock.now = made + timedelta(days=365)
     status, body = await api.call("GET", "/v1/me/sessions", token)
+    assert (status, body["error"]["code"]) == (401, "unauthenticated")
+    assert (await row()).last_used_at == last
+    # A token an admin issues (the admin's own living a year too) expires a term after
+    # it was issued, the same way.
+    api.clock.now = made + timedelta(days=100)
+    issued = (await api.ok("POST", f"/v1/people/{person_id}/tokens"))["token"]
+    assert (await api.call("GET", "/v1/me/sessions", issued))[0] == 200
+    api.clock.now = made + timedelta(days=465)
+    status, body = await api.call("GET", "/v1/me/sessions", issued)
     assert (status, body["error"]["code"]) == (401, "unauthenticated")
 
 

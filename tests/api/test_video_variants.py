@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pyvips
 from sqlalchemy import select
 
@@ -254,3 +255,70 @@ def _probe(path: Path) -> list[dict[str, Any]]:
     ).stdout
     streams: list[dict[str, Any]] = json.loads(out)["streams"]
     return streams
+
+
+async def _replace(api: Api, token: str, item_id: str, data: bytes, name: str) -> dict[str, Any]:
+    form = aiohttp.FormData()
+    form.add_field("file", data, filename=name, content_type="application/octet-stream")
+    status, body = await api.call("PUT", f"/v1/items/{item_id}/file", token, data=form)
+    assert status == 200, body
+    return dict(body)
+
+
+async def test_a_replaced_video_gets_its_variants_made_anew(api: Api, tmp_path: Path) -> None:
+    w = await world(api)
+    await consent(api, w)
+    first = phone_video(tmp_path, "mp4")
+    status, item = await upload(api, w.staff, w.child, {"kind": "video"}, first.read_bytes())
+    assert status == 201, item
+    assert await drain(api) == 1
+    old_thumb = await served(api, w, item["id"], "thumb")
+
+    # Replaced by a clip some browsers cannot play: posters and a web rendition to make.
+    replaced = await _replace(api, w.staff, item["id"], hevc_video(tmp_path).read_bytes(), "b.MOV")
+    assert replaced["version"] == 2
+    assert replaced["variants"] == ["original"]
+    assert replaced["processing"] == ["preview", "thumb", "web"]
+    status, body = await api.call(
+        "POST", f"/v1/items/{item['id']}/links", w.parent, {"variant": "thumb"}
+    )
+    assert status == 409, body
+
+    assert await drain(api) == 2
+    meta = await api.ok("GET", f"/v1/items/{item['id']}", token=w.parent)
+    assert meta["variants"] == ["original", "preview", "thumb", "web"]
+    assert "processing" not in meta
+    thumb = await served(api, w, item["id"], "thumb")
+    assert pyvips.Image.new_from_buffer(thumb, "").get("vips-loader") == "jpegload_buffer"
+    assert thumb != old_thumb
+    out = tmp_path / "replaced-web.mp4"
+    out.write_bytes(await served(api, w, item["id"], "web"))
+    assert abs(float(_probe(out)[0]["duration"]) - 2.0) < 0.1  # the new clip's, not the old
+    assert [row.state for row in await jobs_of(api, item["id"])] == ["done", "done", "done"]
+
+
+async def test_a_video_replaced_before_its_posters_were_made_gets_the_new_ones_only(
+    api: Api, tmp_path: Path
+) -> None:
+    w = await world(api)
+    await consent(api, w)
+    first = phone_video(tmp_path, "webm")
+    status, item = await upload(api, w.staff, w.child, {"kind": "video"}, first.read_bytes())
+    assert status == 201, item
+    second = phone_video(tmp_path, "mp4", seconds=2)
+    replaced = await _replace(api, w.staff, item["id"], second.read_bytes(), "b.mp4")
+    assert replaced["processing"] == ["preview", "thumb"]
+    # The first version's jobs (posters and a web rendition of the WebM) never run.
+    assert await drain(api) == 1
+    states = sorted(
+        (row.kind, row.state, row.error or "") for row in await jobs_of(api, item["id"])
+    )
+    assert [(kind, state) for kind, state, _ in states] == [
+        ("video.posters", "cancelled"),
+        ("video.posters", "done"),
+        ("video.web", "cancelled"),
+    ]
+    assert "replaced" in states[0][2]
+    meta = await api.ok("GET", f"/v1/items/{item['id']}", token=w.parent)
+    assert meta["variants"] == ["original", "preview", "thumb"]
+    assert len(await served(api, w, item["id"], "preview")) > 0

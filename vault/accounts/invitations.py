@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from vault.accounts import store
 from vault.db.schema import invitations, people
 from vault.directory.people import email_of
-from vault.directory.sealing import Sealer
+from vault.directory.sealing import Sealer, email_hash
 from vault.errors import Conflict, InvalidInput, KluisError
 from vault.mail import notices
 from vault.tokens import INVITATION_PREFIX, new_token, parse_token, secret_matches
@@ -70,7 +70,7 @@ async def invite(
     invitation_id = token.id
     expires_at = now + VALID_FOR
     async with engine.begin() as conn:
-        if await store.address_taken(conn, address, person_id):
+        if await store.address_taken(conn, email_hash(sealer.provider, address), person_id):
             raise Conflict(
                 "Another account signs in with this e-mail address; give this person another one."
             )

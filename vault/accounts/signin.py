@@ -26,7 +26,7 @@ from vault.accounts.passwords import Passwords, check_new_password
 from vault.config import Settings
 from vault.db.schema import oidc_identities
 from vault.directory.people import email_of, end_sessions, people_with_email
-from vault.directory.sealing import Sealer
+from vault.directory.sealing import Sealer, email_hash, normalised_email
 from vault.errors import Conflict, InvalidInput, KluisError, TotpRequired, Unauthenticated
 from vault.keys.provider import KeyProvider
 from vault.mail import notices
@@ -86,9 +86,9 @@ class Accounts:
     ) -> SignedIn:
         auth = self.settings.auth
         ip = caller.ip or "unknown"
-        key = throttle.account_key(email)
+        key = throttle.account_key(self.provider, email)
         await throttle.check(self.engine, auth, ip, key, now)
-        account = await store.by_email(self.engine, email)
+        account = await store.by_email(self.engine, self.provider, email)
         matched = await self.passwords.verify(
             account.password_hash if account is not None else None, password
         )
@@ -111,8 +111,16 @@ class Accounts:
             fresh = await self.passwords.hash(password)
             await store.rehash(self.engine, account.person_id, account.password_hash, fresh)
         async with self.engine.begin() as conn:
+            # The address typed, which is the account's (its hash matched).
             session = await self._open(
-                conn, principal, account.email, "password", second_factor, caller, now, app_url
+                conn,
+                principal,
+                normalised_email(email),
+                "password",
+                second_factor,
+                caller,
+                now,
+                app_url,
             )
         return SignedIn(principal, session)
 
@@ -169,11 +177,12 @@ class Accounts:
         hooks.check(principal, Action.SIGN_IN, SignIn("invitation"))
         text = check_new_password(password, email=invitee.email)
         hashed = await self.passwords.hash(text)
+        address = email_hash(self.provider, invitee.email)
         async with self.engine.begin() as conn:
             await invitations.consume(conn, invitee, now)
-            if await store.address_taken(conn, invitee.email, invitee.person_id):
+            if await store.address_taken(conn, address, invitee.person_id):
                 raise Conflict("Another account signs in with this e-mail address; ask the admin.")
-            await store.set_password(conn, invitee.person_id, invitee.email, hashed, now)
+            await store.set_password(conn, invitee.person_id, address, hashed, now)
             await store.reset_totp(conn, invitee.person_id)
             await end_sessions(conn, invitee.person_id, now)
             session = await self._open(
@@ -199,16 +208,17 @@ class Accounts:
         now: datetime,
     ) -> None:
         account = await self._own(person_id)
-        key = throttle.account_key(account.email)
+        key = account.throttle_key
         ip = caller.ip or "unknown"
         await throttle.check(self.engine, self.settings.auth, ip, key, now)
         if not await self.passwords.verify(account.password_hash, current):
             await throttle.failed(self.engine, ip, caller.agent, key, now)
             raise InvalidInput("The field 'current' is not your current password.")
-        text = check_new_password(new, email=account.email, field="new")
+        address = await email_of(self.engine, self.sealer, person_id)
+        text = check_new_password(new, email=address, field="new")
         hashed = await self.passwords.hash(text)
         async with self.engine.begin() as conn:
-            await store.set_password(conn, person_id, account.email, hashed, now)
+            await store.set_password(conn, person_id, None, hashed, now)
             await end_sessions(conn, person_id, now, keep=token_id)
 
     async def start_totp(self, person_id: str) -> TotpSetup:
@@ -219,7 +229,9 @@ class Accounts:
         await store.set_pending_totp(
             self.engine, person_id, await totp.seal(self.provider, person_id, secret)
         )
-        return TotpSetup(secret, totp.provisioning_uri(secret, account.email))
+        # The app shows the address beside the code; opened from the directory.
+        address = await email_of(self.engine, self.sealer, person_id) or person_id
+        return TotpSetup(secret, totp.provisioning_uri(secret, address))
 
     async def confirm_totp(
         self, person_id: str, code: str, token_id: str, caller: Caller, now: datetime
@@ -254,7 +266,7 @@ class Accounts:
         """A code for one's own account: throttled like a sign-in, wrong is 400.
         With ``used`` (codes switched on) its step is marked used; its step."""
         assert sealed is not None
-        key = throttle.account_key(account.email)
+        key = account.throttle_key
         ip = caller.ip or "unknown"
         await throttle.check(self.engine, self.settings.auth, ip, key, now)
         secret = await totp.open_sealed(self.provider, account.person_id, sealed)

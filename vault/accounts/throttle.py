@@ -7,24 +7,27 @@ it, from wherever). Once either has reached the limit, the next attempt is
 refused with 429 ``rate_limited`` before the password is even checked, so a
 right guess looks like a wrong one. Addresses nobody has are counted like
 any other, so the limiter does not tell who has an account. The address
-tried is kept only as a SHA-256, never in clear.
+tried is kept only as the directory's keyed hash (HMAC under the key
+provider's ``email`` MAC key, vault/directory/sealing.py), never in clear
+and not as a plain digest one could test guessed addresses against.
 """
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from vault.accounts.store import normalise_email
 from vault.config import AuthSettings
 from vault.directory.people import account_failures_since, failures_since, record_failure
+from vault.directory.sealing import email_hash
 from vault.errors import RateLimited
+from vault.keys.provider import KeyProvider
 
 
-def account_key(address: str) -> str:
-    return hashlib.sha256(normalise_email(address).encode("utf-8")).hexdigest()
+def account_key(provider: KeyProvider, address: str) -> str:
+    """What failed sign-ins with this address are counted under (hex, 64 characters)."""
+    return email_hash(provider, address).hex()
 
 
 async def check(

@@ -34,7 +34,7 @@ from vault.api.models.accounts import (
 )
 from vault.api.openapi import operation
 from vault.api.proxies import public_origin
-from vault.api.resources import DB, READER
+from vault.api.resources import DB, KEYRING, READER
 from vault.api.routes import route
 from vault.api.services import ACCOUNTS
 from vault.api.trail import attribute, caller, note, record_now
@@ -180,7 +180,7 @@ async def invite_page(request: web.Request) -> web.Response:
 @public
 async def sign_in(request: web.Request) -> web.Response:
     body = await read_body(request, Credentials)
-    note(request, account=throttle.account_key(body.email))
+    note(request, account=throttle.account_key(request.app[KEYRING], body.email))
     signed = await request.app[ACCOUNTS].sign_in(
         body.email,
         body.password,

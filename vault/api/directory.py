@@ -42,6 +42,9 @@ from vault.policy import Action, DirectoryTarget
 #: The admin's calls refuse other roles; those on an {id} also know not_found.
 _ADMIN = {403: ("forbidden",)}
 _ADMIN_ON = {403: ("forbidden",), 404: ("not_found",)}
+#: Linking a person whose own data was destroyed (vault/directory/links.py),
+#: or giving them a token, is a conflict.
+_LINKING = {**_ADMIN_ON, 409: ("conflict",)}
 
 
 def admin_only(request: web.Request) -> None:
@@ -98,7 +101,7 @@ async def create_person(request: web.Request) -> web.Response:
     "Issue another token for a person (shown once).",
     tags=["directory"],
     answer=(201, TokenIssued),
-    refusals=_ADMIN_ON,
+    refusals=_LINKING,
 )
 async def issue_token(request: web.Request) -> web.Response:
     admin_only(request)
@@ -171,13 +174,15 @@ async def create_location(request: web.Request) -> web.Response:
     tags=["directory"],
     body=PersonRef,
     answer=(204, None),
-    refusals=_ADMIN_ON,
+    refusals=_LINKING,
 )
 async def add_manager(request: web.Request) -> web.Response:
     admin_only(request)
     body = await read_body(request, PersonRef)
     await changing(request, person=body.person_id)
-    await places.add_manager(request.app[DB], request.match_info["id"], body.person_id)
+    await places.add_manager(
+        request.app[DB], request.match_info["id"], body.person_id, now(request)
+    )
     return no_content()
 
 
@@ -203,13 +208,13 @@ async def create_group(request: web.Request) -> web.Response:
     tags=["directory"],
     body=PersonRef,
     answer=(204, None),
-    refusals=_ADMIN_ON,
+    refusals=_LINKING,
 )
 async def add_staff(request: web.Request) -> web.Response:
     admin_only(request)
     body = await read_body(request, PersonRef)
     await changing(request, person=body.person_id)
-    await places.add_staff(request.app[DB], request.match_info["id"], body.person_id)
+    await places.add_staff(request.app[DB], request.match_info["id"], body.person_id, now(request))
     return no_content()
 
 
@@ -292,13 +297,15 @@ async def add_guardian(request: web.Request) -> web.Response:
     tags=["directory"],
     body=PersonRef,
     answer=(204, None),
-    refusals=_ADMIN_ON,
+    refusals=_LINKING,
 )
 async def set_mentor(request: web.Request) -> web.Response:
     admin_only(request)
     body = await read_body(request, PersonRef)
     await changing(request, child=True, person=body.person_id)
-    await children.set_mentor(request.app[DB], request.match_info["id"], body.person_id)
+    await children.set_mentor(
+        request.app[DB], request.match_info["id"], body.person_id, now(request)
+    )
     return no_content()
 
 

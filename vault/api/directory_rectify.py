@@ -120,7 +120,7 @@ async def remove_guardian(request: web.Request) -> web.Response:
     await changing(request, child=True, person=person)
     visible = await _visible_to_guardians(request)
     await children.remove_guardian(
-        request.app[DB], request.match_info["id"], person, visible=visible
+        request.app[DB], request.match_info["id"], person, visible=visible, now=now(request)
     )
     return no_content()
 
@@ -135,7 +135,7 @@ async def remove_staff(request: web.Request) -> web.Response:
     admin_only(request)
     person = request.match_info["person_id"]
     note(request, target=request.match_info["id"], person=person)
-    await places.remove_staff(request.app[DB], request.match_info["id"], person)
+    await places.remove_staff(request.app[DB], request.match_info["id"], person, now(request))
     return no_content()
 
 

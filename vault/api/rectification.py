@@ -28,6 +28,7 @@ from vault.api.items import (
     taken_at_of,
     too_large,
 )
+from vault.api.jobs import wake
 from vault.api.models.records import ItemChanges, ItemDetails
 from vault.api.openapi import operation
 from vault.api.resources import READER, SETTINGS
@@ -161,7 +162,7 @@ async def replace(request: web.Request) -> web.Response:
             if await next_part(reader, timeout) is not None:
                 raise InvalidInput("Send exactly one part, 'file'; nothing was changed.")
 
-        await rectify.replace_file(
+        replaced = await rectify.replace_file(
             item_context(request),
             loaded,
             part_chunks(part, timeout),
@@ -170,6 +171,8 @@ async def replace(request: web.Request) -> web.Response:
             now(request),
             before_commit=nothing_after,
         )
+    if replaced.processing:
+        wake(request.app)
     return await _answer(request, record.id)
 
 

@@ -77,3 +77,26 @@ async def stop_before_sealing(engine: AsyncEngine) -> str | None:
     before = gate.down_revision
     assert isinstance(before, str), "the sealing gate follows one revision"
     return before
+
+
+#: A revision whose module sets this to True drops a column that held clear
+#: text: ``kluis init`` compacts the database after applying it
+#: (:func:`vault.directory.sealing.compact`), so no byte of it stays.
+DROPS_CLEAR_TEXT = "DROPS_CLEAR_TEXT"
+
+
+async def drops_clear_text(engine: AsyncEngine) -> bool:
+    """Whether a revision still to apply drops clear text (its marker, or
+    :data:`SEALS_FIRST`, whose revision drops the sealed columns' clear twins)."""
+    script = ScriptDirectory.from_config(_config())
+    current = await current_revision(engine)
+    applied = (
+        set()
+        if current is None
+        else {rev.revision for rev in script.iterate_revisions(current, "base")}
+    )
+    return any(
+        getattr(rev.module, DROPS_CLEAR_TEXT, False) or getattr(rev.module, SEALS_FIRST, False)
+        for rev in script.walk_revisions()
+        if rev.revision not in applied
+    )

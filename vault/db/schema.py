@@ -78,7 +78,7 @@ installation = Table(
 #: ``sealed_block_reason`` under the same key; ``email_hash`` is a keyed hash
 #: (HMAC under the key provider's ``email`` MAC key) to find someone by
 #: address. ``forgotten_at``: their own data was destroyed (the account
-#: lifecycle, vault/retention/accounts.py); ``unlinked_at``: since when
+#: lifecycle, vault/retention/people.py); ``unlinked_at``: since when
 #: nothing links them to a living record, as the retention job last saw.
 people = Table(
     "people",
@@ -127,13 +127,15 @@ tokens = Table(
 Index("ix_tokens_person_id", tokens.c.person_id)
 
 #: A person's password (an Argon2id hash, never the password) and one-time
-#: code secret (sealed under the provider's ``totp`` master key). ``email``
-#: is the sign-in address, lower case, one account per address.
+#: code secret (sealed under the provider's ``totp`` master key).
+#: ``email_hash`` is the sign-in address as the directory's keyed hash
+#: (``people.email_hash``, vault/directory/sealing.py), never the address:
+#: one account per address (migration 0017a).
 accounts = Table(
     "accounts",
     metadata,
     Column("person_id", String(32), ForeignKey("people.id"), primary_key=True),
-    Column("email", String(320), nullable=False, unique=True),
+    Column("email_hash", LargeBinary(32), nullable=True, unique=True),
     Column("password_hash", Text, nullable=False),
     Column("password_changed_at", UTCDateTime(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import and_, bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vault.db.reads import Reader
 from vault.db.schema import care_groups, children, consents, guardians, people, restrictions
+from vault.directory.links import note_links
 from vault.directory.people import require_role
 from vault.directory.places import require_group
 from vault.errors import Conflict, InvalidInput, NotFound
@@ -150,6 +151,7 @@ async def add_guardian(
                     created_at=now,
                 )
             )
+            await note_links(conn, now, [person_id], adding=True)
     except IntegrityError:
         async with engine.connect() as conn:
             existing = (
@@ -189,10 +191,18 @@ async def change_guardian(
 
 
 async def remove_guardian(
-    engine: AsyncEngine, child_id: str, person_id: str, *, visible: bool
+    engine: AsyncEngine,
+    child_id: str,
+    person_id: str,
+    *,
+    visible: bool,
+    now: datetime | None = None,
 ) -> None:
-    """Remove a guardian; not the last contract parent while ``visible``."""
-    await _guardianship(engine, child_id, person_id, None, None, visible, remove=True)
+    """Remove a guardian; not the last contract parent while ``visible``.
+    Their last link gone, ``unlinked_at`` is ``now`` (vault/directory/links.py)."""
+    await _guardianship(
+        engine, child_id, person_id, None, None, visible, remove=True, now=now or datetime.now(UTC)
+    )
 
 
 async def _guardianship(
@@ -204,6 +214,7 @@ async def _guardianship(
     visible: bool,
     *,
     remove: bool,
+    now: datetime | None = None,
 ) -> None:
     await require_child(engine, child_id)
     async with engine.begin() as conn:
@@ -232,6 +243,7 @@ async def _guardianship(
         where = (guardians.c.child_id == child_id, guardians.c.person_id == person_id)
         if remove:
             await conn.execute(delete(guardians).where(*where))
+            await note_links(conn, now or datetime.now(UTC), [person_id])
         else:
             await conn.execute(
                 update(guardians)
@@ -240,14 +252,21 @@ async def _guardianship(
             )
 
 
-async def set_mentor(engine: AsyncEngine, child_id: str, person_id: str) -> None:
+async def set_mentor(
+    engine: AsyncEngine, child_id: str, person_id: str, now: datetime | None = None
+) -> None:
     await require_role(engine, person_id, "staff", "mentor")
+    moment = now or datetime.now(UTC)
     async with engine.begin() as conn:
+        before = await conn.scalar(select(children.c.mentor_id).where(children.c.id == child_id))
         result = await conn.execute(
             update(children).where(children.c.id == child_id).values(mentor_id=person_id)
         )
-    if result.rowcount == 0:
-        raise NotFound()
+        if result.rowcount == 0:
+            raise NotFound()
+        await note_links(conn, moment, [person_id], adding=True)
+        if before is not None and before != person_id:
+            await note_links(conn, moment, [before])
 
 
 async def require_child(engine: AsyncEngine, child_id: str) -> None:

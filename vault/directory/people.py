@@ -33,7 +33,7 @@ from vault.db.schema import (
     tokens,
 )
 from vault.directory.sealing import PersonData, Sealer, email_hash
-from vault.errors import InvalidInput, NotFound
+from vault.errors import Conflict, InvalidInput, NotFound
 from vault.keys.provider import KeyProvider
 from vault.policy import GuardianLink, Principal
 from vault.tokens import NewToken, new_id, new_token, secret_matches
@@ -226,7 +226,16 @@ async def store_token(
 async def issue_token(
     engine: AsyncEngine, person_id: str, now: datetime, token_ttl: timedelta = DEFAULT_TOKEN_TTL
 ) -> str:
-    await person_role(engine, person_id)  # NotFound if absent
+    """A new token; ``Conflict`` for a person whose own data was destroyed
+    (vault/retention/people.py): they are no one to act as."""
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(select(people.c.forgotten_at).where(people.c.id == person_id))
+        ).first()
+    if row is None:
+        raise NotFound("There is no person with this id.")
+    if row.forgotten_at is not None:
+        raise Conflict("This person's own data was destroyed; add them anew to give them a token.")
     token = new_token()
     async with engine.begin() as conn:
         await store_token(conn, person_id, token, now, now + token_ttl)

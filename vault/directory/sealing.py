@@ -5,7 +5,7 @@ A backup reader must not read who is who. So (issue 18 item 4):
 * a **person's own data** (name, e-mail address) is sealed under a key of
   their own: a child-key row of category ``person`` (child id = the person's
   id), kept and rotated in the epochs like a child's keys, so destroying it
-  (the account lifecycle, vault/retention/accounts.py) reaches backups once
+  (the account lifecycle, vault/retention/people.py) reaches backups once
   the backup window has passed; the block reason is sealed under it too;
 * an **e-mail address** is also kept as a keyed hash (HMAC-SHA256 under the
   key provider's ``email`` MAC key, of the trimmed, lower-cased address), the
@@ -222,12 +222,12 @@ async def seal_existing(sealer: Sealer) -> Sealed:
     return done
 
 
-#: The tables whose clear columns migration 0014a drops.
-SEALED_TABLES = ("people", "locations", "care_groups", "holds")
+#: The tables whose clear columns migrations 0014a and 0017a drop.
+SEALED_TABLES = ("people", "locations", "care_groups", "holds", "accounts")
 
 
 async def compact(engine: AsyncEngine) -> None:
-    """Rewrite the tables whose clear text was dropped, after 0014a.
+    """Rewrite the tables whose clear text was dropped, after 0014a or 0017a.
 
     Dropping a column does not erase its bytes: SQLite leaves them in free
     pages (and its write-ahead log), PostgreSQL in the rows themselves (a

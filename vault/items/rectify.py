@@ -8,10 +8,14 @@ its tagged children changed, with nothing of the previous version kept readable.
   swaps the item's rows (blobs, key wrappings, sealed metadata, the sealed
   recipients of its handovers, ``version`` + 1), and only then are the old
   blobs deleted (any a storage outage leaves are orphans the sweeper
-  removes). The old item key's wrappings are deleted with the swap, so the
-  live vault holds nothing that opens the old blobs; copies of the database
-  taken before the swap open them only while their live epoch's master key
-  lives (the backup window, docs/crypto.md), as with any destruction.
+  removes). A replaced video's jobs are queued anew in that transaction
+  (posters, and a web rendition where a browser needs one); the old
+  version's jobs still queued or running are cancelled there, so no
+  variant of the old file is ever stored beside the new one. The old item
+  key's wrappings are deleted with the swap, so the live vault holds
+  nothing that opens the old blobs; copies of the database taken before
+  the swap open them only while their live epoch's master key lives (the
+  backup window, docs/crypto.md), as with any destruction.
 * **Tagged children**: a child added is a record added for that child (the
   caller asks the policy for it), the item key wrapped under its key; a
   child removed loses its wrapping and its row at once.
@@ -50,8 +54,11 @@ from vault.errors import Conflict
 from vault.items import service
 from vault.items.ingest import TEXT_PLAIN, Context, Writer, one, sniff, write_file
 from vault.items.service import ItemRecord, LoadedItem, StoredBlob
+from vault.jobs import queue
+from vault.jobs.queue import NewJob
 from vault.keys.service import PreparedItemKey
 
+_REPLACED = "the item's file was replaced before its variants were made"
 _RACED = "The record was changed by someone else a moment ago; reload it and try again."
 
 
@@ -130,15 +137,15 @@ async def replace_file(
     key = (await ctx.keys.prepare_item_key(record.id, await ctx.keys.item_owners(record.id))).key
     writer = Writer(ctx, key, record.id, now)
     try:
-        # A replaced video gets no new posters yet: its jobs are not queued here.
-        original, extra, _jobs = await write_file(ctx, writer, media, stream)
+        # A video's posters (and web rendition) are made anew by the jobs queued in the swap.
+        original, extra, jobs = await write_file(ctx, writer, media, stream)
         if before_commit is not None:
             await before_commit()
         for name in ("width", "height"):
             meta.pop(name, None)
         meta = {**meta, **extra, "file_name": file_name, "crc32": writer.crcs["original"]}
         content = (original, writer.stored)
-        return await _swap(ctx, loaded, old_key, key, meta, content, None, audit, now)
+        return await _swap(ctx, loaded, old_key, key, meta, content, None, audit, now, jobs)
     except BaseException:
         await writer.discard()
         raise
@@ -154,8 +161,11 @@ async def _swap(
     tagged: Sequence[str] | None,
     audit: Sequence[Event],
     now: datetime,
+    jobs: Sequence[NewJob] = (),
 ) -> ItemRecord:
-    """One transaction: the item's rows as the rectification leaves them."""
+    """One transaction: the item's rows as the rectification leaves them
+    (with new content, the jobs that make its other variants); the record,
+    ``processing`` the variants those jobs make."""
     record = loaded.record
     new_content = content is not None
     primary, was_tagged = await tagged_of(ctx, record.id)
@@ -214,6 +224,9 @@ async def _swap(
                 [{"item_id": record.id, **dataclasses.asdict(blob)} for blob in content[1]],
             )
             await _reseal_handovers(conn, record.id, old_key, key)
+            # The old version's variants are not to be made any more; the new one's are.
+            await queue.cancel_for_item_in(conn, record.id, _REPLACED, now)
+            await queue.enqueue_in(conn, record.id, jobs, now)
         if prepared.rows:
             await ctx.keys.commit_item_key(prepared, conn)
         # Frozen archives would hand the old version out: they go.
@@ -223,7 +236,9 @@ async def _swap(
     async with ctx.engine.connect() as conn:
         fresh = await conn.run_sync(lambda sync: service.read_item(sync, record.id))
     assert fresh is not None
-    return fresh.record
+    return dataclasses.replace(
+        fresh.record, processing=tuple(v for job in jobs for v in job.variants)
+    )
 
 
 async def _children(

@@ -118,6 +118,20 @@ async def enqueue_in(
     )
 
 
+async def cancel_for_item_in(
+    conn: AsyncConnection, item_id: str, reason: str, now: datetime
+) -> int:
+    """Cancel the item's jobs still queued or running, in the caller's transaction
+    (its file was replaced): a worker still at one loses it (:class:`LeaseLost`
+    at its commit), its scratch left to the sweeper. How many."""
+    result = await conn.execute(
+        update(jobs)
+        .where(jobs.c.item_id == item_id, jobs.c.state.in_(PENDING))
+        .values(state=CANCELLED, error=reason[:_REASON], finished_at=now, lease_until=None)
+    )
+    return int(result.rowcount)
+
+
 async def claim(
     engine: AsyncEngine, worker: str, now: datetime, settings: JobSettings, kinds: Iterable[str]
 ) -> Job | None:

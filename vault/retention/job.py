@@ -45,6 +45,7 @@ from vault.keys.rotation import destroy_expired
 from vault.keys.service import DestroyedChildKey, KeyService
 from vault.policy import KINDS, Child, Phase, Rules, phase
 from vault.retention.certificates import backups_dark_at
+from vault.retention.people import forget_people
 from vault.retention.schedule import CategorySchedule, schedule
 from vault.storage import BlobStore
 from vault.tokens import new_id
@@ -235,6 +236,16 @@ class Retention:
             await self.apply(row.id, row.placement_end, now, report)
             if progress is not None:
                 progress(1)
+        # People's own data, a term after nothing links them (vault/retention/people.py).
+        await forget_people(
+            self.engine,
+            self.keys,
+            now,
+            timedelta(days=self.settings.retention.person_term_days),
+            report.run_id,
+            dry_run=report.dry_run,
+            **self._backup_terms(),
+        )
         if not report.dry_run:
             backup = timedelta(days=self.settings.crypto.backup_window_days)
             epochs = await destroy_expired(self.keys, self.provider, now, backup)
