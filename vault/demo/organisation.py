@@ -39,6 +39,7 @@ from vault.demo import sample
 from vault.demo.acting import Acting, body
 from vault.directory import children as kids
 from vault.directory import consent, people, places
+from vault.directory.sealing import email_hash
 from vault.errors import Conflict, InvalidInput
 from vault.policy import Action, ChildTarget
 from vault.wiring import utcnow
@@ -112,10 +113,11 @@ async def person(run: Acting, who: sample.Person, passwords: Passwords) -> Accou
     password = new_password(given.email)
     hashed = await passwords.hash(password)
     await run.record("demo.password", target=person_id)
+    address = email_hash(run.sealer.provider, given.email)
     async with run.engine.begin() as conn:
-        if await store.address_taken(conn, given.email, person_id):
+        if await store.address_taken(conn, address, person_id):
             raise Conflict("Another account signs in with a demo address; nothing more added.")
-        await store.set_password(conn, person_id, given.email, hashed, utcnow())
+        await store.set_password(conn, person_id, address, hashed, utcnow())
     return Account(who.role, who.name, given.email, password, who.shows)
 
 
