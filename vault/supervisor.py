@@ -43,7 +43,7 @@ from aiohttp import web
 
 from vault.api import create_app
 from vault.api.app import server_options
-from vault.api.security import AccessLogger
+from vault.api.security import access_logger_class
 from vault.config import Settings
 from vault.errors import ConfigError
 
@@ -104,7 +104,7 @@ async def _serve(
         loop.add_signal_handler(signum, stop.set)
     runner = web.AppRunner(
         create_app(settings, worker=worker, jobs=jobs),
-        access_log_class=AccessLogger,
+        access_log_class=access_logger_class(settings.server),
         access_log=logging.getLogger("kluis.access"),
         shutdown_timeout=shutdown_timeout,
         **server_options(settings),
