@@ -93,6 +93,9 @@ class ServerSettings:
     #: answers with a 5xx status get one: an INFO line per request cost about
     #: 5% of a link answer's CPU, and the audit log has every use anyway.
     access_log: bool = False
+    #: The event loop (vault/loops.py): ``auto`` takes uvloop where it is
+    #: installed, else asyncio's own; ``asyncio`` or ``uvloop`` insist.
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
