@@ -214,7 +214,7 @@ async def deliver(
         blob.content_type,
         variant,
     )
-    delivery = Delivery(record.id, blob, key, disposition, name, expires)
+    delivery = Delivery(record.id, blob, key, disposition, name, expires, opened.ciphers)
 
     async def on_the_record(status: int, start: int, end: int) -> None:
         # Fail closed: no byte leaves before this is committed (and claimed).

@@ -32,7 +32,7 @@ from aiohttp import web
 
 from vault.crypto._primitives import IntegrityError
 from vault.crypto.handles import ItemKey
-from vault.crypto.stream import decrypt_range
+from vault.crypto.stream import Ciphers, decrypt_range
 from vault.errors import KluisError
 from vault.items.damage import DamageLog
 from vault.items.service import StoredBlob
@@ -70,6 +70,8 @@ class Delivery:
     disposition: str
     file_name: str
     expires: datetime
+    #: Cipher states kept with the key (a link's: vault/share/opened.py).
+    ciphers: Ciphers | None = None
 
 
 def etag_of(blob: StoredBlob) -> str:
@@ -134,7 +136,14 @@ async def serve(
             return store.get(blob.blob_key, offset, length)
 
         return decrypt_range(
-            delivery.key, delivery.item_id, blob.variant, read, blob.blob_size, start, end
+            delivery.key,
+            delivery.item_id,
+            blob.variant,
+            read,
+            blob.blob_size,
+            start,
+            end,
+            ciphers=delivery.ciphers,
         )
 
     return await serve_ranged(

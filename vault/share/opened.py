@@ -20,6 +20,9 @@ holds, each checked at every use:
   entry, and every answer unwraps as before;
 * the link has not expired (an entry is dropped at its first use after).
 
+With the key go the blobs' cipher states (:class:`~vault.crypto.stream.Ciphers`:
+the segment key derived once per blob, filed under its exact header).
+
 The policy is not part of this: it is asked again at every use, before.
 At most :data:`SIZE` entries, least recently used dropped first; only this
 process's memory holds them (handles, never logged).
@@ -37,6 +40,7 @@ from aiohttp import web
 from sqlalchemy.engine import Row
 
 from vault.crypto.handles import ItemKey
+from vault.crypto.stream import Ciphers
 from vault.items.service import open_meta
 from vault.keys.service import KeyService
 from vault.share.at_use import LinkFacts
@@ -52,6 +56,8 @@ class Opened:
     epoch: str = dataclasses.field(repr=False)
     rows: Sequence[Row[Any]] = dataclasses.field(repr=False)
     expires: datetime = dataclasses.field(repr=False)
+    #: The blobs' cipher states under this key (the key derivation once per blob).
+    ciphers: Ciphers = dataclasses.field(default_factory=Ciphers, repr=False)
 
 
 class OpenedKeys:
