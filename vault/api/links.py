@@ -49,7 +49,7 @@ from vault.policy import Action, ItemTarget, enforce
 from vault.rights.reasons import Reasons
 from vault.share import at_use, handovers
 from vault.share.at_use import LinkFacts
-from vault.share.delivery import Delivery, safe_file_name, serve
+from vault.share.delivery import Delivery, headers_for, safe_file_name, serve
 from vault.share.issuing import path_of
 from vault.share.links import Claims
 from vault.share.opened import OPENED, OpenedKeys
@@ -206,15 +206,23 @@ async def deliver(
     if blob is None:
         raise NotFound()
     expires = claims.expires
-    opened = await app[OPENED].open(app[KEYS], claims, facts, expires, now(request))
-    key = opened.key
-    name = safe_file_name(
-        opened.file_name,
-        f"{record.kind}-{record.created_at:%Y-%m-%d}",
-        blob.content_type,
-        variant,
+    moment = now(request)
+    opened = await app[OPENED].open(app[KEYS], claims, facts, expires, moment)
+    headers = opened.headers.get((variant, disposition))
+    name = (
+        safe_file_name(
+            opened.file_name,
+            f"{record.kind}-{record.created_at:%Y-%m-%d}",
+            blob.content_type,
+            variant,
+        )
+        if headers is None
+        else ""
     )
-    delivery = Delivery(record.id, blob, key, disposition, name, expires, opened.ciphers)
+    delivery = Delivery(record.id, blob, opened.key, disposition, name, expires, opened.ciphers)
+    if headers is None:
+        # Made once per link and variant: the facts they come from are the entry's.
+        headers = opened.headers[(variant, disposition)] = headers_for(delivery, moment)
 
     async def on_the_record(status: int, start: int, end: int) -> None:
         # Fail closed: no byte leaves before this is committed (and claimed).
@@ -224,7 +232,13 @@ async def deliver(
             await claim(blob.plaintext_size, end - start)
 
     return await serve(
-        request, app[STORE], delivery, now(request), before_send=on_the_record, after_send=settle
+        request,
+        app[STORE],
+        delivery,
+        moment,
+        before_send=on_the_record,
+        after_send=settle,
+        headers=headers,
     )
 
 

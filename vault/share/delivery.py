@@ -127,8 +127,10 @@ async def serve(
     *,
     before_send: Callable[[int, int, int], Awaitable[None]] | None = None,
     after_send: Callable[[int, int], Awaitable[None]] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> web.StreamResponse:
-    """Answer GET or HEAD for the delivery (the hooks are :func:`serve_ranged`'s)."""
+    """Answer GET or HEAD for the delivery (the hooks are :func:`serve_ranged`'s);
+    ``headers``: :func:`headers_for` the delivery, made before (copied here)."""
     blob = delivery.blob
 
     def body(start: int, end: int) -> AsyncGenerator[bytes, None]:
@@ -149,7 +151,7 @@ async def serve(
     return await serve_ranged(
         request,
         blob.plaintext_size,
-        headers_for(delivery, now),
+        headers_for(delivery, now) if headers is None else dict(headers),
         body,
         before_send=before_send,
         after_send=after_send,

@@ -58,6 +58,10 @@ class Opened:
     expires: datetime = dataclasses.field(repr=False)
     #: The blobs' cipher states under this key (the key derivation once per blob).
     ciphers: Ciphers = dataclasses.field(default_factory=Ciphers, repr=False)
+    #: Answer headers by (variant, disposition): made from these same facts.
+    headers: dict[tuple[str, str], dict[str, str]] = dataclasses.field(
+        default_factory=dict, repr=False
+    )
 
 
 class OpenedKeys:
