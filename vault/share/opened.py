@@ -51,8 +51,9 @@ SIZE = 1024
 @dataclasses.dataclass(frozen=True)
 class Opened:
     key: ItemKey
-    #: The file name the item was stored with (from its sealed metadata).
-    file_name: Any
+    #: The file name the item was stored with (from its sealed metadata; it
+    #: may hold a child's name, so it is kept out of the repr).
+    file_name: Any = dataclasses.field(repr=False)
     epoch: str = dataclasses.field(repr=False)
     rows: Sequence[Row[Any]] = dataclasses.field(repr=False)
     expires: datetime = dataclasses.field(repr=False)
