@@ -89,6 +89,13 @@ class ServerSettings:
     #: most balancers) or ``forwarded`` (RFC 7239). Only one family is read: a
     #: proxy passes the other on from the client untouched.
     proxy_headers: Literal["x-forwarded", "forwarded"] = "x-forwarded"
+    #: A line in the access log (``kluis.access``) for every answer. Off, only
+    #: answers with a 5xx status get one: an INFO line per request cost about
+    #: 5% of a link answer's CPU, and the audit log has every use anyway.
+    access_log: bool = False
+    #: The event loop (vault/loops.py): ``auto`` takes uvloop where it is
+    #: installed, else asyncio's own; ``asyncio`` or ``uvloop`` insist.
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
 
 
 @dataclasses.dataclass(frozen=True, repr=False)

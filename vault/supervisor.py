@@ -41,9 +41,10 @@ from typing import Any
 
 from aiohttp import web
 
+from vault import loops
 from vault.api import create_app
 from vault.api.app import server_options
-from vault.api.security import AccessLogger
+from vault.api.security import access_logger_class
 from vault.config import Settings
 from vault.errors import ConfigError
 
@@ -85,7 +86,10 @@ def run_worker(
 ) -> int:
     """Serve until SIGTERM or SIGINT (or, for a supervised worker, until the
     supervisor's pipe on standard input ends); 0 after a clean stop."""
-    asyncio.run(_serve(settings, host, port, shutdown_timeout, worker, ready_fd, jobs))
+    loops.run(
+        _serve(settings, host, port, shutdown_timeout, worker, ready_fd, jobs),
+        settings.server.event_loop,
+    )
     return 0
 
 
@@ -104,7 +108,7 @@ async def _serve(
         loop.add_signal_handler(signum, stop.set)
     runner = web.AppRunner(
         create_app(settings, worker=worker, jobs=jobs),
-        access_log_class=AccessLogger,
+        access_log_class=access_logger_class(settings.server),
         access_log=logging.getLogger("kluis.access"),
         shutdown_timeout=shutdown_timeout,
         **server_options(settings),
@@ -121,7 +125,8 @@ async def _serve(
                 f"cannot listen on {host}:{port} (server.host, server.port): {reason}{hint}."
             ) from None
         who = f" (worker {worker}, pid {os.getpid()})" if worker is not None else ""
-        log.info("serving on http://%s:%d%s", host, port, who)
+        kind = "uvloop" if "uvloop" in type(loop).__module__ else "asyncio"
+        log.info("serving on http://%s:%d%s (event loop: %s)", host, port, who, kind)
         if ready_fd is not None:
             try:
                 os.write(ready_fd, b"ready\n")

@@ -23,8 +23,9 @@ from tests.helpers.polling import eventually
 from tests.helpers.world import second_child, world
 from vault.api.resources import DB, KEYRING, SIGNING
 from vault.db import create_engine
-from vault.db.schema import FACT_TABLES, guardians, item_keys, people
+from vault.db.schema import FACT_TABLES, child_keys, guardians, item_keys, people
 from vault.keys import signing
+from vault.keys.local import LocalKeyring
 from vault.share.at_use import link_facts
 
 
@@ -264,6 +265,36 @@ async def test_a_link_answered_a_moment_ago_stops_when_facts_change_elsewhere(
         assert (status, b"destroyed" in body) == (410, True)
     finally:
         await other.dispose()
+
+
+async def test_a_link_stops_when_another_process_destroys_the_master_key(api: Api) -> None:
+    """The item key opened for a link is kept while the link lives. A master
+    key destroyed by another process (``kluis retention run``, stopped before
+    it marked the child keys' rows) stops the link at its next use all the
+    same: the key never comes back from what was kept."""
+    w = await world(api)
+    item = await photo_of(api, w)
+    path = await link(api, w.parent, item["id"], ttl_seconds=3600)
+    assert (await fetch(api, path))[0] == 200
+    assert (await fetch(api, path))[0] == 200  # answered with the key kept for the link
+    app = api.client.app
+    ring = app[KEYRING]
+    assert isinstance(ring, LocalKeyring)
+    async with app[DB].connect() as conn:
+        epochs = (
+            await conn.scalars(
+                select(child_keys.c.epoch)
+                .join(item_keys, item_keys.c.child_key_id == child_keys.c.id)
+                .where(item_keys.c.item_id == item["id"])
+            )
+        ).all()
+    assert epochs
+    elsewhere = await LocalKeyring.open(ring.path)  # another process's own view of the file
+    for name in set(epochs):
+        assert await elsewhere.destroy_key(name, api.clock.now)
+    status, _, body = await fetch(api, path)
+    assert (status, b"destroyed" in body) == (410, True)
+    assert (await fetch(api, path))[0] == 410
 
 
 async def test_the_facts_a_link_is_answered_on_are_all_watched(api: Api) -> None:

@@ -16,6 +16,7 @@ from vault.crypto.stream import (
     DEFAULT_SEGMENT_SIZE,
     HEADER_SIZE,
     MIN_SEGMENT_SIZE,
+    Ciphers,
     ciphertext_size,
     decrypt_range,
     encrypt_stream,
@@ -283,3 +284,35 @@ def test_key_handles_do_not_leak() -> None:
         copy.copy(key)
     with pytest.raises(TypeError):
         copy.deepcopy(key)
+
+
+async def test_kept_cipher_states_refuse_all_that_a_fresh_read_refuses() -> None:
+    """A link keeps the cipher state of the blobs it read (Ciphers); a blob
+    changed since, spliced, or under another variant is refused all the same."""
+    blob = await encrypt(pattern(2 * S + 100))
+    other = await encrypt(pattern(2 * S + 100, seed=2))
+    kept = Ciphers()
+
+    async def read(data: bytes, variant: str = "original", start: int = 0) -> bytes:
+        return b"".join(
+            [
+                p
+                async for p in decrypt_range(
+                    KEY, "item-1", variant, Reader(data), len(data), start, ciphers=kept
+                )
+            ]
+        )
+
+    assert await read(blob) == pattern(2 * S + 100)
+    assert await read(blob, start=S + 3) == pattern(2 * S + 100)[S + 3 :]  # from the kept state
+    assert await read(other) == pattern(2 * S + 100, seed=2)
+    for position in range(len(blob)):
+        tampered = bytearray(blob)
+        tampered[position] ^= 1 << (position % 8)
+        with pytest.raises(IntegrityError):
+            await read(bytes(tampered))
+    with pytest.raises(IntegrityError):
+        await read(other[:HEADER_SIZE] + blob[HEADER_SIZE:])
+    with pytest.raises(IntegrityError):
+        await read(blob, variant="preview")
+    assert "hidden" in repr(kept)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from vault.share.issuing import _signer_for
 from vault.share.links import Claims, LinkExpired, LinkInvalid, LinkSigner
 
 NOW = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
@@ -109,3 +110,23 @@ def test_rotation_keeps_old_links_verifying() -> None:
     token = LinkSigner([old]).sign(claims())
     assert LinkSigner([old, new]).verify(token, "media", NOW).subject == "a" * 32
     assert refused(LinkSigner([new]), token)
+
+
+def test_a_link_verified_before_is_still_checked_for_time_at_every_use() -> None:
+    signer = LinkSigner([os.urandom(32)])
+    token = signer.sign(claims())
+    assert signer.verify(token, "media", NOW).subject == "a" * 32
+    assert signer.verify(token, "media", NOW).subject == "a" * 32  # from what was kept
+    with pytest.raises(LinkExpired):
+        signer.verify(token, "media", NOW + timedelta(seconds=300))
+    with pytest.raises(LinkInvalid):  # kept, but not a handover link
+        signer.verify(token, "handover", NOW)
+    twin = token[:-1] + ("A" if token[-1] != "A" else "B")
+    assert refused(signer, twin)
+
+
+def test_a_retired_secret_stops_links_its_signer_had_verified() -> None:
+    old, new = os.urandom(32), os.urandom(32)
+    token = LinkSigner([old]).sign(claims())
+    assert _signer_for((old, new)).verify(token, "media", NOW).subject == "a" * 32
+    assert refused(_signer_for((new,)), token)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -50,9 +49,10 @@ from vault.policy import Action, ItemTarget, enforce
 from vault.rights.reasons import Reasons
 from vault.share import at_use, handovers
 from vault.share.at_use import LinkFacts
-from vault.share.delivery import Delivery, safe_file_name, serve
+from vault.share.delivery import Delivery, headers_for, safe_file_name, serve
 from vault.share.issuing import path_of
 from vault.share.links import Claims
+from vault.share.opened import OPENED, OpenedKeys
 
 #: What refuses one link of a batch, not the batch.
 _PER_ITEM = (NotFound, Conflict, Forbidden, ConsentMissing, OutsideWindow, Destroyed, Restricted)
@@ -192,10 +192,10 @@ async def create_links(request: web.Request) -> web.Response:
 
 async def deliver(
     request: web.Request,
+    claims: Claims,
     facts: LinkFacts,
     variant: str,
     disposition: str,
-    expires: datetime,
     *,
     claim: Callable[[int, int], Awaitable[None]] | None = None,
     settle: Callable[[int, int], Awaitable[None]] | None = None,
@@ -205,15 +205,24 @@ async def deliver(
     blob = facts.item.blobs.get(variant)
     if blob is None:
         raise NotFound()
-    key = await app[KEYS].unwrap_item_key(record.id, facts.key_rows)
-    meta = service.open_meta(key, record, facts.item.sealed_meta)
-    name = safe_file_name(
-        meta.get("file_name"),
-        f"{record.kind}-{record.created_at:%Y-%m-%d}",
-        blob.content_type,
-        variant,
+    expires = claims.expires
+    moment = now(request)
+    opened = await app[OPENED].open(app[KEYS], claims, facts, expires, moment)
+    headers = opened.headers.get((variant, disposition))
+    name = (
+        safe_file_name(
+            opened.file_name,
+            f"{record.kind}-{record.created_at:%Y-%m-%d}",
+            blob.content_type,
+            variant,
+        )
+        if headers is None
+        else ""
     )
-    delivery = Delivery(record.id, blob, key, disposition, name, expires)
+    delivery = Delivery(record.id, blob, opened.key, disposition, name, expires, opened.ciphers)
+    if headers is None:
+        # Made once per link and variant: the facts they come from are the entry's.
+        headers = opened.headers[(variant, disposition)] = headers_for(delivery, moment)
 
     async def on_the_record(status: int, start: int, end: int) -> None:
         # Fail closed: no byte leaves before this is committed (and claimed).
@@ -223,7 +232,13 @@ async def deliver(
             await claim(blob.plaintext_size, end - start)
 
     return await serve(
-        request, app[STORE], delivery, now(request), before_send=on_the_record, after_send=settle
+        request,
+        app[STORE],
+        delivery,
+        moment,
+        before_send=on_the_record,
+        after_send=settle,
+        headers=headers,
     )
 
 
@@ -258,7 +273,7 @@ async def _answer(request: web.Request, claims: Claims, action: Action) -> LinkF
 async def open_link(request: web.Request) -> web.StreamResponse:
     claims = await verified(request, "media")
     facts = await _answer(request, claims, Action.READ_ITEM)
-    return await deliver(request, facts, claims.variant, claims.disposition, claims.expires)
+    return await deliver(request, claims, facts, claims.variant, claims.disposition)
 
 
 @operation(
@@ -331,11 +346,12 @@ async def open_handover(request: web.Request) -> web.StreamResponse:
         await handovers.settle(engine, row, claimed, sent)
 
     return await deliver(
-        request, facts, "original", "attachment", claims.expires, claim=claim, settle=settle
+        request, claims, facts, "original", "attachment", claim=claim, settle=settle
     )
 
 
 def setup(app: web.Application) -> None:
+    app[OPENED] = OpenedKeys()
     route(app, "POST", "/v1/items/{id}/links", create_link, audit="link.issue")
     route(app, "POST", "/v1/links", create_links, audit="link.issue")
     route(app, "POST", "/v1/items/{id}/handovers", create_handover, audit="handover.issue")

@@ -110,7 +110,7 @@ async def open_publication(request: web.Request) -> web.StreamResponse:
     note(request, children=facts.item.record.children, issued_by=facts.principal.id)
     attribute(request, dataclasses.replace(caller(request), role="public"))
     at_use.allow(facts, Action.USE_PUBLICATION, now(request), rules(request.app))
-    return await deliver(request, facts, PUBLISHED, "inline", claims.expires)
+    return await deliver(request, claims, facts, PUBLISHED, "inline")
 
 
 def setup(app: web.Application) -> None:

@@ -82,6 +82,31 @@ _INFO_LABEL = b"kluis-stream-v1"
 RangeReader = Callable[[int, int], AsyncIterable[bytes]]
 
 
+class Ciphers:
+    """The cipher state of the blobs of one item opened under one key, kept by
+    a caller that keeps that key (a link's, vault/share/opened.py) so a blob
+    read again skips the key derivation. Filed under the variant and the
+    exact header bytes, whose commitment was checked the first time: a blob
+    with another header is parsed and checked afresh. Dies with the caller's
+    entry, so never outlives the key."""
+
+    __slots__ = ("_states",)
+
+    def __init__(self) -> None:
+        self._states: dict[tuple[str, bytes], _Segments] = {}
+
+    def __repr__(self) -> str:
+        return f"<Ciphers {len(self._states)} (hidden)>"
+
+    def _parse(self, key: ItemKey, item_id: str, variant: str, header: bytes) -> _Segments:
+        state = self._states.get((variant, header))
+        if state is None:
+            state = _Segments.parse(key, item_id, variant, header)
+            if len(self._states) < 16:  # an item has a few variants
+                self._states[(variant, header)] = state
+        return state
+
+
 class _Segments:
     """The per-blob cipher state. Private: callers never choose salt or prefix."""
 
@@ -234,6 +259,8 @@ async def decrypt_range(
     blob_size: int,
     start: int = 0,
     end: int | None = None,
+    *,
+    ciphers: Ciphers | None = None,
 ) -> AsyncGenerator[bytes, None]:
     """Yield plaintext bytes ``[start, end)`` of a stored blob of ``blob_size`` bytes.
 
@@ -241,10 +268,11 @@ async def decrypt_range(
     authenticated before a byte of it is yielded. ``end=None`` means to the
     end; a range past the end is cut to it. Any failure is a
     :class:`DamagedBlob`; the segments yielded before it did verify.
+    ``ciphers``: the states kept for this item and key (:class:`Ciphers`).
     """
     if start < 0 or (end is not None and end < start):
         raise ValueError("invalid range")
-    inner = _decrypt_range(key, item_id, variant, read, blob_size, start, end)
+    inner = _decrypt_range(key, item_id, variant, read, blob_size, start, end, ciphers)
     try:
         async for plaintext in inner:
             yield plaintext
@@ -262,13 +290,17 @@ async def _decrypt_range(
     blob_size: int,
     start: int,
     end: int | None,
+    ciphers: Ciphers | None = None,
 ) -> AsyncGenerator[bytes, None]:
     # A range from the first segment (most reads: thumbnails, whole files)
     # takes header and segments in one request to the store.
     first_read = min(blob_size, HEADER_SIZE + DEFAULT_SEGMENT_SIZE + TAG_SIZE)
     lead = await _read_exact(read, 0, first_read if start == 0 else HEADER_SIZE)
     header = lead[:HEADER_SIZE]
-    state = _Segments.parse(key, item_id, variant, header)
+    if ciphers is None:
+        state = _Segments.parse(key, item_id, variant, header)
+    else:
+        state = ciphers._parse(key, item_id, variant, header)
     seg = state.segment_size
     segments, plaintext_size = _layout(blob_size, seg)
     end = plaintext_size if end is None else min(end, plaintext_size)

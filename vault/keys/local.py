@@ -463,6 +463,12 @@ class LocalKeyring:
             raise EpochDestroyed()
         return entry.key
 
+    async def usable(self, name: str) -> bool:
+        """Whether the master key ``name`` exists and is not destroyed, as the file
+        says at this moment (one ``stat``; read again if another process changed it)."""
+        entry = (await self._fresh()).keys.get(name)
+        return entry is not None and entry.key is not None
+
     async def wrap(self, name: str, plaintext: bytes, aad: bytes) -> bytes:
         return seal(await self._master(name), plaintext, master_aad(name, aad))
 

@@ -51,6 +51,7 @@ from vault.db import locks
 from vault.db.schema import child_keys, item_children, item_keys, items
 from vault.errors import Destroyed
 from vault.keys import epochs
+from vault.keys.local import LocalKeyring
 from vault.keys.provider import EpochDestroyed, KeyProvider
 from vault.tokens import new_id
 
@@ -467,13 +468,21 @@ class KeyService:
 
     async def unwrap_item_key(self, item_id: str, rows: Sequence[Row[Any]]) -> ItemKey:
         """The item key from rows of :func:`item_key_rows` read by the caller."""
+        return (await self.unwrap_item_key_from(item_id, rows))[0]
+
+    async def unwrap_item_key_from(
+        self, item_id: str, rows: Sequence[Row[Any]]
+    ) -> tuple[ItemKey, str]:
+        """The item key from rows of :func:`item_key_rows`, and the name of the
+        master key it was opened through (for :meth:`master_usable`)."""
         tampered = False
         for row in rows:
             try:
                 dek = await self._unwrap_dek(row)
-                return unwrap_item_key(
+                key = unwrap_item_key(
                     dek, row.item_wrapped, _item_aad(item_id, row.child_id, row.category)
                 )
+                return key, str(row.epoch)
             except (EpochDestroyed, KeyDestroyed):
                 continue
             except IntegrityError:
@@ -481,6 +490,15 @@ class KeyService:
         if tampered:
             raise IntegrityError()
         raise KeyDestroyed()
+
+    async def master_usable(self, name: str) -> bool:
+        """Whether the master key ``name`` still exists at this moment, where the
+        provider can tell at the cost of a ``stat`` (the local keyring, whose
+        file another process's destruction rewrites); False where it cannot tell
+        cheaply (an HSM): a caller keeping an opened key then keeps none."""
+        if isinstance(self._provider, LocalKeyring):
+            return await self._provider.usable(name)
+        return False
 
     # -- small values sealed directly under a child key --------------------
 

@@ -32,7 +32,7 @@ from aiohttp import web
 
 from vault.crypto._primitives import IntegrityError
 from vault.crypto.handles import ItemKey
-from vault.crypto.stream import decrypt_range
+from vault.crypto.stream import Ciphers, decrypt_range
 from vault.errors import KluisError
 from vault.items.damage import DamageLog
 from vault.items.service import StoredBlob
@@ -70,6 +70,8 @@ class Delivery:
     disposition: str
     file_name: str
     expires: datetime
+    #: Cipher states kept with the key (a link's: vault/share/opened.py).
+    ciphers: Ciphers | None = None
 
 
 def etag_of(blob: StoredBlob) -> str:
@@ -125,8 +127,10 @@ async def serve(
     *,
     before_send: Callable[[int, int, int], Awaitable[None]] | None = None,
     after_send: Callable[[int, int], Awaitable[None]] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> web.StreamResponse:
-    """Answer GET or HEAD for the delivery (the hooks are :func:`serve_ranged`'s)."""
+    """Answer GET or HEAD for the delivery (the hooks are :func:`serve_ranged`'s);
+    ``headers``: :func:`headers_for` the delivery, made before (copied here)."""
     blob = delivery.blob
 
     def body(start: int, end: int) -> AsyncGenerator[bytes, None]:
@@ -134,13 +138,20 @@ async def serve(
             return store.get(blob.blob_key, offset, length)
 
         return decrypt_range(
-            delivery.key, delivery.item_id, blob.variant, read, blob.blob_size, start, end
+            delivery.key,
+            delivery.item_id,
+            blob.variant,
+            read,
+            blob.blob_size,
+            start,
+            end,
+            ciphers=delivery.ciphers,
         )
 
     return await serve_ranged(
         request,
         blob.plaintext_size,
-        headers_for(delivery, now),
+        headers_for(delivery, now) if headers is None else dict(headers),
         body,
         before_send=before_send,
         after_send=after_send,

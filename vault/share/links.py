@@ -18,10 +18,20 @@ Checked at use, in this order: the signature and the payload's form
 (``link_invalid``, one opaque answer whatever was wrong), a time of issue in
 the future (``link_invalid``), the expiry (``link_expired``). What the link
 then gives is decided by the policy, asked again at that moment.
+
+A timeline fetches the same link again and again (a thumbnail, a video's
+ranges), so a signer keeps the claims of the tokens it verified (at most
+:data:`VERIFIED_KEPT`, the least recently used go first, an expired one
+goes at its next use). Only the signature and form checks are skipped for a
+kept token: the times are checked at every use. A signer is made for one
+set of secrets (:mod:`vault.share.issuing`): when a secret is retired, the
+new set gets a new signer that has verified nothing yet, so a token of the
+retired secret never verifies from what was kept.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import re
@@ -39,6 +49,8 @@ PURPOSES = ("media", "handover", "export", "publication")
 PATHS = {"media": "/l/", "handover": "/h/", "export": "/x/", "publication": "/p/"}
 #: Clock skew tolerated between instances for the time of issue.
 ISSUE_SKEW_SECONDS = 60
+#: Verified tokens whose claims a signer keeps (see the module's docstring).
+VERIFIED_KEPT = 4096
 
 
 class LinkInvalid(KluisError):
@@ -164,6 +176,7 @@ class LinkSigner:
             )
             for purpose in PURPOSES
         }
+        self._verified: collections.OrderedDict[tuple[str, str], Claims] = collections.OrderedDict()
 
     def sign(self, claims: Claims) -> str:
         if claims.purpose not in PURPOSES:
@@ -172,6 +185,25 @@ class LinkSigner:
         return token
 
     def verify(self, token: str, purpose: str, now: datetime) -> Claims:
+        key = (purpose, token)
+        claims = self._verified.get(key)
+        if claims is None:
+            claims = self._decode(token, purpose)
+            self._verified[key] = claims
+            if len(self._verified) > VERIFIED_KEPT:
+                self._verified.popitem(last=False)
+        else:
+            self._verified.move_to_end(key)
+        moment = int(now.timestamp())
+        if claims.issued_at > moment + ISSUE_SKEW_SECONDS or claims.expires_at < claims.issued_at:
+            raise LinkInvalid()
+        if moment >= claims.expires_at:
+            self._verified.pop(key, None)
+            raise LinkExpired(claims.expires)
+        return claims
+
+    def _decode(self, token: str, purpose: str) -> Claims:
+        """The claims of a token whose signature and form are right (else LinkInvalid)."""
         serializer = self._serializers[purpose]
         if not _canonical(token):
             raise LinkInvalid()
@@ -186,7 +218,7 @@ class LinkSigner:
             or payload["u"] != purpose
         ):
             raise LinkInvalid()
-        claims = Claims(
+        return Claims(
             purpose=payload["u"],
             subject=payload["s"],
             principal=payload["p"],
@@ -196,9 +228,3 @@ class LinkSigner:
             disposition=payload["d"],
             reference=payload["r"],
         )
-        moment = int(now.timestamp())
-        if claims.issued_at > moment + ISSUE_SKEW_SECONDS or claims.expires_at < claims.issued_at:
-            raise LinkInvalid()
-        if moment >= claims.expires_at:
-            raise LinkExpired(claims.expires)
-        return claims

@@ -56,6 +56,7 @@ class LocalDiskStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._root = str(self.root)
         self._tmp = self.root / _TMP
 
     @classmethod
@@ -129,7 +130,9 @@ class LocalDiskStore:
         self, key: str, offset: int = 0, length: int | None = None
     ) -> AsyncIterator[bytes]:
         check_range(offset, length)
-        path = self._path(key)
+        check_key(key)
+        # A string, not a Path: this is on every link answer's way.
+        path = f"{self._root}/{key[0:2]}/{key[2:4]}/{key}"
         chunk: bytes | None = None
         try:
             # From the kernel's caches on the loop where they have it (see
@@ -216,7 +219,7 @@ async def _run(fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
     return await STORAGE.run(fn, *args, **kwargs)
 
 
-def _open_at(path: Path, offset: int, size: int) -> tuple[int, bytes]:
+def _open_at(path: str | Path, offset: int, size: int) -> tuple[int, bytes]:
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         return fd, os.pread(fd, size, offset) if size else b""
