@@ -104,6 +104,7 @@ async def test_a_parent_signs_in_pages_the_timeline_opens_a_photo_and_plays_a_vi
         assert "frame-ancestors 'none'" in policy
         assert "unsafe-inline" not in policy
         await expect(page.get_by_role("heading", name="Aanmelden")).to_be_visible()
+        await expect(page.locator("#signout")).to_be_hidden()  # nobody to sign out yet
         await shot(page, "sign-in")
         await accessible(page, axe_source, "sign-in")
         await page.get_by_role("button", name="English").click()
@@ -147,6 +148,9 @@ async def test_a_parent_signs_in_pages_the_timeline_opens_a_photo_and_plays_a_vi
         )  # 10 photos, the group photo, the video, the diary
         assert len(batches) == 2
         assert (await tiles(page))[:12] == first
+        # The end: no button that would load the first page again.
+        await expect(page.get_by_role("button", name="Meer laden")).to_be_hidden()
+        await expect(page.get_by_text("Dit is alles.")).to_be_visible()
 
         # A photo: the preview first, the original on request.
         await page.locator(f'li[data-item="{w.group_photo}"] button').click()
@@ -241,6 +245,7 @@ async def test_staff_see_consent_at_a_glance_and_one_of_three_uploads_is_refused
     async with opened(browser, TABLET) as page:
         await with_token(page, server, w.staff_token)
         await expect(page.get_by_role("heading", name="Mijn groepen")).to_be_visible()
+        await expect(page.locator("#diary-photos")).to_be_hidden()  # no photos uploaded yet
         await expect(page.locator(f'tr[data-child="{w.cas}"]')).to_have_attribute(
             "data-photo", "no"
         )

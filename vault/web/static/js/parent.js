@@ -67,8 +67,9 @@ async function timeline(child) {
   const notice = await banner(child);
   if (notice) list.before(notice);
   let cursor = null;
+  let loading = false;
+  let pages = 0;
   const load = async () => {
-    more.disabled = true;
     const query = new URLSearchParams({ limit: String(PAGE) });
     if (cursor) query.set('cursor', cursor);
     const page = await call('GET', `/v1/children/${child.id}/items?${query}`);
@@ -92,15 +93,28 @@ async function timeline(child) {
       const answer = await fetch(url, { credentials: 'omit' });
       box.textContent = answer.ok ? await answer.text() : t('unavailable');
     }));
-    cursor = page.next_cursor;
+    cursor = page.next_cursor || null;
+    pages += 1;
     more.hidden = !cursor;
-    more.disabled = false;
     end.hidden = Boolean(cursor) || list.children.length === 0;
     empty.hidden = list.children.length > 0;
-    list.dataset.pages = String(Number(list.dataset.pages || 0) + 1);
+    list.dataset.pages = String(pages);
   };
-  more.addEventListener('click', load);
-  await load();
+  const loadOnce = async () => {
+    // After the first page, no cursor means the end: never fetch the first page again
+    // (and a second click while a page is on its way does nothing).
+    if (loading || (pages > 0 && !cursor)) return;
+    loading = true;
+    more.disabled = true;
+    try {
+      await load();
+    } finally {
+      loading = false;
+      more.disabled = false;
+    }
+  };
+  more.addEventListener('click', loadOnce);
+  await loadOnce();
 }
 
 function tileFor(item, found) {
