@@ -305,6 +305,10 @@ async def test_staff_see_consent_at_a_glance_and_one_of_three_uploads_is_refused
         ]
 
 
+def contents(saved: Path) -> bytes:
+    return saved.read_bytes()
+
+
 def assert_valid_export(saved: Path, size: int) -> None:
     data = saved.read_bytes()
     assert len(data) == size
@@ -330,6 +334,16 @@ async def test_an_export_downloads_as_a_valid_zip_with_the_window_banner_and_sig
     until = date.fromisoformat(retention["categories"]["photo"]["visible_until"])
     async with opened(browser) as page:
         await with_token(page, server, w.bram.token)
+        # The observation staff filed above (a PDF): a document, downloaded, not a picture.
+        await page.goto(f"{server.base}/app/#/child/{w.bram.child}")
+        document = page.locator('#timeline li[data-kind="observation"]')
+        await expect(document).to_contain_text("Observatie")
+        async with page.expect_download(timeout=10_000) as waiting:
+            await document.get_by_role("button").click()
+        pdf = await waiting.value
+        assert pdf.suggested_filename == "observatie.pdf"
+        assert contents(await pdf.path()) == PDF
+        await expect(page.locator("#viewer-image")).to_have_count(0)
         await page.goto(f"{server.base}/app/#/child/{w.bram.child}/export")
         banner = page.locator("#window-banner")
         await expect(banner).to_contain_text(dutch(end))

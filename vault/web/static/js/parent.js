@@ -126,11 +126,40 @@ function tileFor(item, found) {
     const original = found.get(`${item.id}/original`);
     return { li: h('li', { dataset: { item: item.id, kind: item.kind } }, h('span', { class: 'caption' }, label), box), diary: original ? [original.url, box] : null };
   }
+  if (item.kind !== 'photo' && item.kind !== 'video') return { li: documentTile(item, label), diary: null };
   const open = h('button', { type: 'button', class: 'tile', 'aria-label': `${t('open')}: ${label}` },
     thumb ? h('img', { src: thumb.url, alt: '' }) : null,
     h('span', { class: 'caption' }, label));
   open.addEventListener('click', () => (item.kind === 'video' ? playVideo(item, label) : viewPhoto(item, label)));
   return { li: h('li', { dataset: { item: item.id, kind: item.kind } }, open), diary: null };
+}
+
+// A document (an invoice, an observation...) is not a picture: its tile shows
+// an icon, and opening it downloads the original through a signed link that
+// says "attachment", under the name the vault gives it (the browser's own viewer
+// can open a PDF from there).
+function documentTile(item, label) {
+  const problem = h('span', { class: 'caption notice bad', role: 'alert', hidden: true });
+  const open = h('button', { type: 'button', class: 'tile document', 'aria-label': `${t('download')}: ${label}` },
+    h('img', { src: 'document.svg', alt: '', class: 'doc-icon' }),
+    h('span', { class: 'caption' }, label));
+  open.addEventListener('click', async () => {
+    open.disabled = true;
+    problem.hidden = true;
+    try {
+      const issued = await link(item.id, 'original', { disposition: 'attachment' });
+      const a = h('a', { href: issued.url, download: true, hidden: true });
+      document.body.append(a);
+      a.click();
+      a.remove();
+    } catch (e) {
+      problem.hidden = false;
+      problem.textContent = errorText(e.code, e.message);
+    } finally {
+      open.disabled = false;
+    }
+  });
+  return h('li', { dataset: { item: item.id, kind: item.kind } }, open, problem);
 }
 
 async function viewPhoto(item, label) {
