@@ -11,7 +11,7 @@ import json
 import zipfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -242,6 +242,20 @@ async def test_staff_see_consent_at_a_glance_and_one_of_three_uploads_is_refused
     served: tuple[Server, World], browser: Browser, axe_source: str
 ) -> None:
     server, w = served
+    # Daan's contract runs when the screen opens and has ended by the time staff upload.
+    group = (await w.admin.ok("GET", f"/v1/children/{w.cas}"))["group_id"]
+    daan = await w.admin.ok(
+        "POST",
+        "/v1/children",
+        {
+            "first_name": "Daan",
+            "last_name": "Visser",
+            "birth_date": "2023-05-01",
+            "group_id": group,
+        },
+    )
+    placement = f"/v1/children/{daan['id']}/placement"
+    await w.admin.ok("PUT", placement, {"start_date": "2024-01-01", "end_date": None})
     async with opened(browser, TABLET) as page:
         await with_token(page, server, w.staff_token)
         await expect(page.get_by_role("heading", name="Mijn groepen")).to_be_visible()
@@ -303,6 +317,30 @@ async def test_staff_see_consent_at_a_glance_and_one_of_three_uploads_is_refused
         assert [item["id"] for item in kept["items"]] == [
             await rows.nth(0).get_attribute("data-item")
         ]
+
+        ended = date.today() - timedelta(days=2)
+        await w.admin.ok(
+            "PUT", placement, {"start_date": "2024-01-01", "end_date": ended.isoformat()}
+        )
+        await page.get_by_label("Kies foto's of een video").set_input_files(
+            [FilePayload(name="daan.pdf", mimeType="application/pdf", buffer=PDF)]
+        )
+        await rows.nth(0).locator(f'input[data-child="{daan["id"]}"]').check()
+        await page.get_by_role("button", name="Uploaden").click()
+        await expect(rows.nth(0)).to_have_attribute("data-outcome", "outside_window")
+        await expect(rows.nth(0).locator(".state")).to_contain_text(
+            "contract van Daan is beëindigd"
+        )
+        # Opened again, the screen says so and does not offer Daan for tagging.
+        await page.reload()
+        row = page.locator(f'tr[data-child="{daan["id"]}"]')
+        await expect(row).to_have_attribute("data-photo", "ended")
+        await expect(row).to_contain_text(f"contract beëindigd op {dutch(ended)}")
+        await page.get_by_label("Kies foto's of een video").set_input_files(
+            [FilePayload(name="later.jpg", mimeType="image/jpeg", buffer=photo(40))]
+        )
+        await expect(rows.nth(0).locator(f'input[data-child="{w.bram.child}"]')).to_have_count(1)
+        await expect(rows.nth(0).locator(f'input[data-child="{daan["id"]}"]')).to_have_count(0)
 
 
 def contents(saved: Path) -> bytes:

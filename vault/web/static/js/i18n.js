@@ -41,6 +41,7 @@ const WORDS = {
     status: 'Status', received: 'Ontvangen', due: 'Uiterlijk', overdue: 'Te laat', open_: 'Open', answered: 'Beantwoord',
     staffTitle: 'Mijn groepen', consentAtGlance: 'Mag op de foto', yes: 'Ja', no: 'Nee',
     upload: "Foto's of video uploaden", chooseFiles: "Kies foto's of een video", tagFor: 'Kinderen op {file}',
+    contractEnded: 'Nee – contract beëindigd op {end}', contractEndedFor: 'Geweigerd: het contract van {names} is beëindigd; er komt niets meer bij.',
     noPhotoConsent: 'geen toestemming voor foto\'s', consentMissingFor: 'Geweigerd: voor {names} is geen toestemming voor foto\'s gegeven.',
     uploadKind: 'Soort', kindMedia: "Foto's of video", kindObservation: 'Observatie (mentor)', diaryPhotos: "Foto's bij dit bericht",
     uploadAll: 'Uploaden', uploaded: 'Opgeslagen', uploadNeedsTag: 'Kies voor elk bestand minstens één kind.',
@@ -103,6 +104,7 @@ const WORDS = {
     status: 'Status', received: 'Received', due: 'Due', overdue: 'Overdue', open_: 'Open', answered: 'Answered',
     staffTitle: 'My groups', consentAtGlance: 'May be photographed', yes: 'Yes', no: 'No',
     upload: 'Upload photos or a video', chooseFiles: 'Choose photos or a video', tagFor: 'Children in {file}',
+    contractEnded: 'No – contract ended on {end}', contractEndedFor: 'Refused: the contract of {names} has ended; nothing more is added.',
     noPhotoConsent: 'no photo consent', consentMissingFor: 'Refused: photo consent is missing for {names}.',
     uploadKind: 'Kind of record', kindMedia: 'Photos or video', kindObservation: 'Observation (mentor)', diaryPhotos: 'Photos with this entry',
     uploadAll: 'Upload', uploaded: 'Stored', uploadNeedsTag: 'Choose at least one child for each file.',
@@ -154,6 +156,11 @@ export function date(iso) {
   const locale = lang() === 'en' ? 'en-GB' : 'nl-NL';
   const when = iso.length === 10 ? new Date(`${iso}T12:00:00Z`) : new Date(iso);
   return when.toLocaleDateString(locale, { day: 'numeric', month: 'long', year: 'numeric', timeZone: 'Europe/Amsterdam' });
+}
+
+// Today's date in Amsterdam (YYYY-MM-DD), as the vault counts a contract's last day.
+export function today() {
+  return new Date().toLocaleDateString('sv-SE', { timeZone: 'Europe/Amsterdam' });
 }
 
 export function moment(iso) {
