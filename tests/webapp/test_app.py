@@ -424,7 +424,14 @@ async def test_an_export_downloads_as_a_valid_zip_with_the_window_banner_and_sig
         assert_valid_export(await (await waiting.value).path(), size)
 
         await page.goto(f"{server.base}/app/#/child/{w.bram.child}/access")
-        await expect(page.locator("#access-log")).to_contain_text("export")
+        access = page.locator("#access-log")
+        made = access.locator('tr[data-action="export.create"]').first
+        await expect(made).to_contain_text("maakte een export")  # words, not codes
+        await expect(made).to_contain_text("ouder")
+        await expect(made).to_contain_text("gelukt")
+        assert "export.create" not in await access.inner_text()
+        # It fits the phone: nothing wider than the screen.
+        assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
         await shot(page, "access-log")
         await accessible(page, axe_source, "access log")
 

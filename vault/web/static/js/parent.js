@@ -5,6 +5,7 @@ import { announce, dialog, field, formatBytes, h, show } from './dom.js';
 import { date, errorText, moment, t } from './i18n.js';
 import { fetchWhole, save } from './download.js';
 import { VideoPlayer } from './player.js';
+import { actionWords, roleWords } from './actions.js';
 
 const PAGE = 12;
 
@@ -283,13 +284,17 @@ async function exportScreen(child) {
 async function accessLog(child) {
   const data = await call('GET', `/v1/children/${child.id}/access-log`);
   const events = data.events.slice().sort((a, b) => (a.at < b.at ? 1 : -1));
-  const rows = events.map((event) => h('tr', {},
-    h('td', {}, moment(event.at)), h('td', {}, event.actor || '–'), h('td', {}, event.role || '–'),
-    h('td', {}, event.action), h('td', {}, event.outcome)));
+  const heads = ['at', 'who', 'role', 'what', 'outcome'];
+  // Each cell carries its column's name: on a phone the rows stack, label beside value.
+  const cell = (key, text) => h('td', { dataset: { label: t(key) } }, text);
+  const rows = events.map((event) => h('tr', { dataset: { action: event.action } },
+    cell('at', moment(event.at)), cell('who', event.actor || '–'), cell('role', roleWords(event.role)),
+    cell('what', actionWords(event.action)),
+    cell('outcome', event.outcome === 'ok' ? t('outcomeOk') : `${t('outcomeRefused')}: ${errorText(event.outcome, event.outcome)}`)));
   show(h('h1', {}, `${child.first_name} · ${t('accessLog')}`), childNav(child, '/access'),
     h('p', {}, t('accessIntro', { name: child.first_name })),
-    rows.length ? h('table', { id: 'access-log' },
-      h('thead', {}, h('tr', {}, ['at', 'who', 'role', 'what', 'outcome'].map((key) => h('th', { scope: 'col' }, t(key))))),
+    rows.length ? h('table', { id: 'access-log', class: 'stack' },
+      h('thead', {}, h('tr', {}, heads.map((key) => h('th', { scope: 'col' }, t(key))))),
       h('tbody', {}, rows)) : h('p', {}, t('noEvents')));
 }
 
