@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import zipfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -212,12 +213,16 @@ async def test_withdrawal_is_explained_first_and_the_other_family_loses_the_grou
 
         await with_token(anna, server, w.anna.token)
         await anna.goto(f"{server.base}/app/#/child/{w.anna.child}/consents")
+        await expect(anna.locator("#consents thead th")).to_have_text(
+            ["Toestemming", "Stand", "Wijzigen"]
+        )
         row = anna.locator('tr[data-consent="photo"]')
         await expect(row).to_contain_text("Gegeven")
         await row.get_by_role("button", name="Intrekken").click()
         effects = anna.locator("#withdraw-effects")
         await expect(effects).to_contain_text("niet meer te zien voor andere gezinnen")
         await expect(effects).to_contain_text("Anna")
+        await expect(effects).to_contain_text("Groepsfoto's en video's")
         await shot(anna, "consent-withdrawal")
         await accessible(anna, axe_source, "consent withdrawal")
         current = await w.admin.as_(w.anna.token).ok("GET", f"/v1/children/{w.anna.child}/consents")
@@ -287,6 +292,10 @@ async def test_staff_see_consent_at_a_glance_and_one_of_three_uploads_is_refused
             "Geweigerd: voor Cas is geen toestemming voor foto's gegeven."
         )
         await expect(rows.nth(0)).to_contain_text("Opgeslagen")
+        refused_bar = rows.nth(2).locator("progress")
+        assert (
+            await refused_bar.evaluate("p => getComputedStyle(p).accentColor") == "rgb(164, 22, 26)"
+        )
         assert await rows.nth(0).locator("progress").evaluate("p => p.value") == 1
         await shot(page, "staff")
         await accessible(page, axe_source, "staff")
@@ -361,7 +370,7 @@ async def test_an_export_downloads_as_a_valid_zip_with_the_window_banner_and_sig
     served: tuple[Server, World], browser: Browser, axe_source: str
 ) -> None:
     server, w = served
-    end = date(2027, 1, 29)
+    end = date.today() - timedelta(days=3)  # ended: the 8-week window runs
     await w.admin.ok(
         "PUT",
         f"/v1/children/{w.bram.child}/placement",
@@ -384,13 +393,14 @@ async def test_an_export_downloads_as_a_valid_zip_with_the_window_banner_and_sig
         await expect(page.locator("#viewer-image")).to_have_count(0)
         await page.goto(f"{server.base}/app/#/child/{w.bram.child}/export")
         banner = page.locator("#window-banner")
-        await expect(banner).to_contain_text(dutch(end))
+        await expect(banner).to_contain_text(f"eindigde op {dutch(end)}")
         await expect(banner).to_contain_text(dutch(until))
         await page.get_by_role("button", name="Export maken").click()
         link = page.locator("#export-download")
         await expect(link).to_be_visible()
         size = int(await link.get_attribute("data-size") or 0)
-        await expect(page.locator("#export-result")).to_contain_text("MB" if size > 2**20 else "kB")
+        unit = "MB" if size > 2**20 else "kB"
+        await expect(page.locator("#export-result")).to_contain_text(re.compile(rf"\d,\d {unit}"))
         # The first answer breaks off halfway: the app resumes from that byte.
         asked: list[str | None] = []
         resumed: list[int] = []

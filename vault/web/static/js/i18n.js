@@ -13,14 +13,15 @@ const WORDS = {
     open: 'Openen', close: 'Sluiten', original: 'Origineel tonen', originalShown: 'Het origineel wordt getoond.',
     download: 'Downloaden', playerError: 'De video kan niet worden afgespeeld: {m}',
     unavailable: 'Niet beschikbaar', group: 'Groep', born: 'Geboren',
+    bannerEnded: 'Het contract van {name} eindigde op {end}. Tot en met {until} kunt u alles bekijken en een export maken; daarna wordt het gearchiveerd.',
     banner: 'Het contract van {name} eindigt op {end}. Tot en met {until} kunt u alles bekijken en een export maken; daarna wordt het gearchiveerd.',
     consentNames: { photo: "Foto's en video's", diary: 'Dagboek', external_publication: 'Publicatie buiten de opvang (website, nieuwsbrief)', school_handover: 'Overdracht aan de school' },
     given: 'Gegeven', notGiven: 'Niet gegeven', grant: 'Toestemming geven', withdraw: 'Intrekken',
-    history: 'Geschiedenis', byYou: 'door u', changedAt: 'Gewijzigd op',
+    consentColumn: 'Toestemming', consentState: 'Stand', consentChange: 'Wijzigen', history: 'Geschiedenis', byYou: 'door u', changedAt: 'Gewijzigd op',
     withdrawTitle: 'Toestemming intrekken: wat er gebeurt',
     withdrawEffects: {
       photo: ["Er worden geen nieuwe foto's of video's van {name} meer opgeslagen; de leidsters zien dat vóór de camera erbij komt.",
-        "Groepsfoto's waarop {name} staat, zijn vanaf nu niet meer te zien voor andere gezinnen.",
+        "Groepsfoto's en video's waarop {name} staat, zijn vanaf nu niet meer te zien voor andere gezinnen.",
         "U ziet zelf de bestaande foto's en video's van {name} nog, en u kunt ze exporteren.",
         'U kunt de toestemming later opnieuw geven.'],
       diary: ['Er worden geen nieuwe dagboekberichten over {name} meer geschreven.', 'Bestaande berichten blijven voor u zichtbaar.'],
@@ -76,14 +77,15 @@ const WORDS = {
     open: 'Open', close: 'Close', original: 'Show original', originalShown: 'The original is shown.',
     download: 'Download', playerError: 'The video cannot be played: {m}',
     unavailable: 'Not available', group: 'Group', born: 'Born',
+    bannerEnded: "{name}'s contract ended on {end}. Until {until} inclusive you can see everything and make an export; after that it is archived.",
     banner: "{name}'s contract ends on {end}. Until {until} inclusive you can see everything and make an export; after that it is archived.",
     consentNames: { photo: 'Photos and videos', diary: 'Diary', external_publication: 'Publication outside the centre (website, newsletter)', school_handover: 'Handover to the school' },
     given: 'Given', notGiven: 'Not given', grant: 'Give consent', withdraw: 'Withdraw',
-    history: 'History', byYou: 'by you', changedAt: 'Changed at',
+    consentColumn: 'Consent', consentState: 'State', consentChange: 'Change', history: 'History', byYou: 'by you', changedAt: 'Changed at',
     withdrawTitle: 'Withdrawing consent: what happens',
     withdrawEffects: {
       photo: ['No new photos or videos of {name} are stored; staff see this before the camera comes out.',
-        'Group photos showing {name} can no longer be seen by other families, from now on.',
+        'Group photos and videos showing {name} can no longer be seen by other families, from now on.',
         'You still see the existing photos and videos of {name} yourself, and can export them.',
         'You can give consent again later.'],
       diary: ['No new diary entries about {name} are written.', 'Existing entries stay visible to you.'],
@@ -161,6 +163,12 @@ export function date(iso) {
 // Today's date in Amsterdam (YYYY-MM-DD), as the vault counts a contract's last day.
 export function today() {
   return new Date().toLocaleDateString('sv-SE', { timeZone: 'Europe/Amsterdam' });
+}
+
+// A number in the reader's language: "1,5" in Dutch, "1.5" in English.
+export function decimal(n, digits = 1) {
+  const locale = lang() === 'en' ? 'en-GB' : 'nl-NL';
+  return new Intl.NumberFormat(locale, { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(n);
 }
 
 export function moment(iso) {

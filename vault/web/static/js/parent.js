@@ -2,7 +2,7 @@
 // consents, the export, who saw the child, reports and requests.
 import { call, downloadHtml, link, links } from './api.js';
 import { announce, dialog, field, formatBytes, h, show } from './dom.js';
-import { date, errorText, moment, t } from './i18n.js';
+import { date, errorText, moment, t, today } from './i18n.js';
 import { fetchWhole, save } from './download.js';
 import { VideoPlayer } from './player.js';
 import { actionWords, roleWords } from './actions.js';
@@ -52,8 +52,10 @@ async function banner(child) {
     const retention = await call('GET', `/v1/children/${child.id}/retention`);
     if (!retention.placement_end) return null;
     const until = Object.values(retention.categories).map((c) => c.visible_until).filter(Boolean).sort()[0];
+    // "eindigt" for a contract still running, "eindigde" once its last day is past.
+    const past = retention.placement_end < today();
     return h('p', { class: 'notice warn', role: 'note', id: 'window-banner' },
-      t('banner', { name: child.first_name, end: date(retention.placement_end), until: date(until || retention.placement_end) }));
+      t(past ? 'bannerEnded' : 'banner', { name: child.first_name, end: date(retention.placement_end), until: date(until || retention.placement_end) }));
   } catch (e) {
     return null;
   }
@@ -215,7 +217,9 @@ async function consents(child) {
     // `by` is a person's id: said as "you" when it is the reader, else left out.
     signedIn && event.by === signedIn.id ? ` (${t('byYou')})` : ''));
   show(h('h1', {}, `${child.first_name} · ${t('consents')}`), childNav(child, '/consents'),
-    h('table', {}, h('tbody', {}, rows)),
+    h('table', { id: 'consents' },
+      h('thead', {}, h('tr', {}, ['consentColumn', 'consentState', 'consentChange'].map((key) => h('th', { scope: 'col' }, t(key))))),
+      h('tbody', {}, rows)),
     h('h2', {}, t('history')), history.length ? h('ul', { id: 'consent-history' }, history) : h('p', {}, '–'));
 }
 

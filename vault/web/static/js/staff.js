@@ -112,6 +112,7 @@ function uploadForm(me, consent, onPhoto) {
         else if (e.code === 'outside_window') row.state.textContent = t('contractEndedFor', { names: names.join(', ') });
         else row.state.textContent = errorText(e.code, e.message);
         row.state.className = 'state notice bad';
+        row.bar.classList.add('refused'); // red, not a full blue bar that reads as done
         row.li.dataset.outcome = e.code;
       }
     }
