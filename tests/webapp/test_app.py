@@ -137,6 +137,12 @@ async def test_a_parent_signs_in_pages_the_timeline_opens_a_photo_and_plays_a_vi
         newest = await w.staff.ok("GET", f"/v1/children/{w.anna.child}/items?limit=12")
         assert first == [item["id"] for item in newest["items"]]  # newest first
         await expect(page.locator("#timeline .diary").first).to_contain_text("toren gebouwd")
+        # Titles, and when a photo was taken rather than stored.
+        group = page.locator(f'li[data-item="{w.group_photo}"] .caption')
+        await expect(group).to_contain_text("Groepsfoto · 15 jun 2026")
+        await expect(page.locator(f'li[data-item="{w.photos[9]}"]')).to_contain_text(
+            "Buiten spelen 9"
+        )
         thumbs = page.locator("#timeline img")
         await expect(thumbs.first).to_have_js_property("complete", True)
         assert await thumbs.first.evaluate("img => img.naturalWidth") > 0

@@ -83,7 +83,17 @@ async function timeline(child) {
       if (item.variants.includes('thumb')) wanted.push({ item_id: item.id, variant: 'thumb' });
       else if (item.kind === 'diary' && item.variants.includes('original')) wanted.push({ item_id: item.id, variant: 'original' });
     }
-    const found = await links(wanted);
+    // The listing has no title or taken_at (API.md "Records"): each file's own
+    // metadata is asked beside the links, all at once; a refusal just leaves them out.
+    const [found] = await Promise.all([links(wanted), ...shown.filter((item) => item.kind !== 'diary').map(async (item) => {
+      try {
+        const details = await call('GET', `/v1/items/${encodeURIComponent(item.id)}`);
+        item.title = details.title || null;
+        item.taken_at = details.taken_at || null;
+      } catch (e) {
+        // shown with its kind and upload time
+      }
+    })]);
     const diaries = [];
     for (const item of shown) {
       const refused = found.get(`${item.id}/error`);
@@ -121,8 +131,10 @@ async function timeline(child) {
 }
 
 function tileFor(item, found) {
-  const when = moment(item.taken_at || item.created_at);
-  const label = `${t(item.kind)} · ${when}`;
+  // When it was taken, if known (a date alone, or a moment); else when it was stored.
+  const taken = item.taken_at;
+  const when = taken ? (taken.length === 10 ? date(taken) : moment(taken)) : moment(item.created_at);
+  const label = `${item.title || t(item.kind)} · ${when}`;
   const thumb = found.get(`${item.id}/thumb`);
   if (item.kind === 'diary') {
     const box = h('div', { class: 'diary' }, t('loading'));
