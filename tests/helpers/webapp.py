@@ -143,7 +143,12 @@ async def make_world(admin: Client, smtp: SmtpServer, folder: Path) -> World:
         photos.append(item["id"])
     status, item = await crew.upload(
         anna.child,
-        {"kind": "photo", "title": "Groepsfoto", "tagged_children": [bram.child]},
+        {
+            "kind": "photo",
+            "title": "Groepsfoto",
+            "taken_at": "2026-06-15T10:30:00+02:00",
+            "tagged_children": [bram.child],
+        },
         photo(7, 400, 300),
         "groep.jpg",
     )

@@ -8,10 +8,11 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import zipfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,7 @@ async def test_a_parent_signs_in_pages_the_timeline_opens_a_photo_and_plays_a_vi
         assert "frame-ancestors 'none'" in policy
         assert "unsafe-inline" not in policy
         await expect(page.get_by_role("heading", name="Aanmelden")).to_be_visible()
+        await expect(page.locator("#signout")).to_be_hidden()  # nobody to sign out yet
         await shot(page, "sign-in")
         await accessible(page, axe_source, "sign-in")
         await page.get_by_role("button", name="English").click()
@@ -135,6 +137,12 @@ async def test_a_parent_signs_in_pages_the_timeline_opens_a_photo_and_plays_a_vi
         newest = await w.staff.ok("GET", f"/v1/children/{w.anna.child}/items?limit=12")
         assert first == [item["id"] for item in newest["items"]]  # newest first
         await expect(page.locator("#timeline .diary").first).to_contain_text("toren gebouwd")
+        # Titles, and when a photo was taken rather than stored.
+        group = page.locator(f'li[data-item="{w.group_photo}"] .caption')
+        await expect(group).to_contain_text("Groepsfoto · 15 jun 2026")
+        await expect(page.locator(f'li[data-item="{w.photos[9]}"]')).to_contain_text(
+            "Buiten spelen 9"
+        )
         thumbs = page.locator("#timeline img")
         await expect(thumbs.first).to_have_js_property("complete", True)
         assert await thumbs.first.evaluate("img => img.naturalWidth") > 0
@@ -147,6 +155,9 @@ async def test_a_parent_signs_in_pages_the_timeline_opens_a_photo_and_plays_a_vi
         )  # 10 photos, the group photo, the video, the diary
         assert len(batches) == 2
         assert (await tiles(page))[:12] == first
+        # The end: no button that would load the first page again.
+        await expect(page.get_by_role("button", name="Meer laden")).to_be_hidden()
+        await expect(page.get_by_text("Dit is alles.")).to_be_visible()
 
         # A photo: the preview first, the original on request.
         await page.locator(f'li[data-item="{w.group_photo}"] button').click()
@@ -208,12 +219,16 @@ async def test_withdrawal_is_explained_first_and_the_other_family_loses_the_grou
 
         await with_token(anna, server, w.anna.token)
         await anna.goto(f"{server.base}/app/#/child/{w.anna.child}/consents")
+        await expect(anna.locator("#consents thead th")).to_have_text(
+            ["Toestemming", "Stand", "Wijzigen"]
+        )
         row = anna.locator('tr[data-consent="photo"]')
         await expect(row).to_contain_text("Gegeven")
         await row.get_by_role("button", name="Intrekken").click()
         effects = anna.locator("#withdraw-effects")
         await expect(effects).to_contain_text("niet meer te zien voor andere gezinnen")
         await expect(effects).to_contain_text("Anna")
+        await expect(effects).to_contain_text("Groepsfoto's en video's")
         await shot(anna, "consent-withdrawal")
         await accessible(anna, axe_source, "consent withdrawal")
         current = await w.admin.as_(w.anna.token).ok("GET", f"/v1/children/{w.anna.child}/consents")
@@ -238,9 +253,24 @@ async def test_staff_see_consent_at_a_glance_and_one_of_three_uploads_is_refused
     served: tuple[Server, World], browser: Browser, axe_source: str
 ) -> None:
     server, w = served
+    # Daan's contract runs when the screen opens and has ended by the time staff upload.
+    group = (await w.admin.ok("GET", f"/v1/children/{w.cas}"))["group_id"]
+    daan = await w.admin.ok(
+        "POST",
+        "/v1/children",
+        {
+            "first_name": "Daan",
+            "last_name": "Visser",
+            "birth_date": "2023-05-01",
+            "group_id": group,
+        },
+    )
+    placement = f"/v1/children/{daan['id']}/placement"
+    await w.admin.ok("PUT", placement, {"start_date": "2024-01-01", "end_date": None})
     async with opened(browser, TABLET) as page:
         await with_token(page, server, w.staff_token)
         await expect(page.get_by_role("heading", name="Mijn groepen")).to_be_visible()
+        await expect(page.locator("#diary-photos")).to_be_hidden()  # no photos uploaded yet
         await expect(page.locator(f'tr[data-child="{w.cas}"]')).to_have_attribute(
             "data-photo", "no"
         )
@@ -268,6 +298,10 @@ async def test_staff_see_consent_at_a_glance_and_one_of_three_uploads_is_refused
             "Geweigerd: voor Cas is geen toestemming voor foto's gegeven."
         )
         await expect(rows.nth(0)).to_contain_text("Opgeslagen")
+        refused_bar = rows.nth(2).locator("progress")
+        assert (
+            await refused_bar.evaluate("p => getComputedStyle(p).accentColor") == "rgb(164, 22, 26)"
+        )
         assert await rows.nth(0).locator("progress").evaluate("p => p.value") == 1
         await shot(page, "staff")
         await accessible(page, axe_source, "staff")
@@ -299,6 +333,34 @@ async def test_staff_see_consent_at_a_glance_and_one_of_three_uploads_is_refused
             await rows.nth(0).get_attribute("data-item")
         ]
 
+        ended = date.today() - timedelta(days=2)
+        await w.admin.ok(
+            "PUT", placement, {"start_date": "2024-01-01", "end_date": ended.isoformat()}
+        )
+        await page.get_by_label("Kies foto's of een video").set_input_files(
+            [FilePayload(name="daan.pdf", mimeType="application/pdf", buffer=PDF)]
+        )
+        await rows.nth(0).locator(f'input[data-child="{daan["id"]}"]').check()
+        await page.get_by_role("button", name="Uploaden").click()
+        await expect(rows.nth(0)).to_have_attribute("data-outcome", "outside_window")
+        await expect(rows.nth(0).locator(".state")).to_contain_text(
+            "contract van Daan is beëindigd"
+        )
+        # Opened again, the screen says so and does not offer Daan for tagging.
+        await page.reload()
+        row = page.locator(f'tr[data-child="{daan["id"]}"]')
+        await expect(row).to_have_attribute("data-photo", "ended")
+        await expect(row).to_contain_text(f"contract beëindigd op {dutch(ended)}")
+        await page.get_by_label("Kies foto's of een video").set_input_files(
+            [FilePayload(name="later.jpg", mimeType="image/jpeg", buffer=photo(40))]
+        )
+        await expect(rows.nth(0).locator(f'input[data-child="{w.bram.child}"]')).to_have_count(1)
+        await expect(rows.nth(0).locator(f'input[data-child="{daan["id"]}"]')).to_have_count(0)
+
+
+def contents(saved: Path) -> bytes:
+    return saved.read_bytes()
+
 
 def assert_valid_export(saved: Path, size: int) -> None:
     data = saved.read_bytes()
@@ -314,7 +376,7 @@ async def test_an_export_downloads_as_a_valid_zip_with_the_window_banner_and_sig
     served: tuple[Server, World], browser: Browser, axe_source: str
 ) -> None:
     server, w = served
-    end = date(2027, 1, 29)
+    end = date.today() - timedelta(days=3)  # ended: the 8-week window runs
     await w.admin.ok(
         "PUT",
         f"/v1/children/{w.bram.child}/placement",
@@ -325,15 +387,26 @@ async def test_an_export_downloads_as_a_valid_zip_with_the_window_banner_and_sig
     until = date.fromisoformat(retention["categories"]["photo"]["visible_until"])
     async with opened(browser) as page:
         await with_token(page, server, w.bram.token)
+        # The observation staff filed above (a PDF): a document, downloaded, not a picture.
+        await page.goto(f"{server.base}/app/#/child/{w.bram.child}")
+        document = page.locator('#timeline li[data-kind="observation"]')
+        await expect(document).to_contain_text("Observatie")
+        async with page.expect_download(timeout=10_000) as waiting:
+            await document.get_by_role("button").click()
+        pdf = await waiting.value
+        assert pdf.suggested_filename == "observatie.pdf"
+        assert contents(await pdf.path()) == PDF
+        await expect(page.locator("#viewer-image")).to_have_count(0)
         await page.goto(f"{server.base}/app/#/child/{w.bram.child}/export")
         banner = page.locator("#window-banner")
-        await expect(banner).to_contain_text(dutch(end))
+        await expect(banner).to_contain_text(f"eindigde op {dutch(end)}")
         await expect(banner).to_contain_text(dutch(until))
         await page.get_by_role("button", name="Export maken").click()
         link = page.locator("#export-download")
         await expect(link).to_be_visible()
         size = int(await link.get_attribute("data-size") or 0)
-        await expect(page.locator("#export-result")).to_contain_text("MB" if size > 2**20 else "kB")
+        unit = "MB" if size > 2**20 else "kB"
+        await expect(page.locator("#export-result")).to_contain_text(re.compile(rf"\d,\d {unit}"))
         # The first answer breaks off halfway: the app resumes from that byte.
         asked: list[str | None] = []
         resumed: list[int] = []
@@ -367,7 +440,14 @@ async def test_an_export_downloads_as_a_valid_zip_with_the_window_banner_and_sig
         assert_valid_export(await (await waiting.value).path(), size)
 
         await page.goto(f"{server.base}/app/#/child/{w.bram.child}/access")
-        await expect(page.locator("#access-log")).to_contain_text("export")
+        access = page.locator("#access-log")
+        made = access.locator('tr[data-action="export.create"]').first
+        await expect(made).to_contain_text("maakte een export")  # words, not codes
+        await expect(made).to_contain_text("ouder")
+        await expect(made).to_contain_text("gelukt")
+        assert "export.create" not in await access.inner_text()
+        # It fits the phone: nothing wider than the screen.
+        assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
         await shot(page, "access-log")
         await accessible(page, axe_source, "access log")
 

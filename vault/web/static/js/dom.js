@@ -1,3 +1,5 @@
+import { decimal } from './i18n.js';
+
 // Building the page from data without innerHTML: text is always text.
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -44,8 +46,8 @@ export function field(label, input) {
 
 export function formatBytes(n) {
   if (n < 1024) return `${n} B`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} kB`;
-  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+  if (n < 1024 * 1024) return `${decimal(n / 1024)} kB`;
+  return `${decimal(n / 1024 / 1024)} MB`;
 }
 
 // A modal dialog that returns focus where it came from when it closes.

@@ -13,14 +13,15 @@ const WORDS = {
     open: 'Openen', close: 'Sluiten', original: 'Origineel tonen', originalShown: 'Het origineel wordt getoond.',
     download: 'Downloaden', playerError: 'De video kan niet worden afgespeeld: {m}',
     unavailable: 'Niet beschikbaar', group: 'Groep', born: 'Geboren',
+    bannerEnded: 'Het contract van {name} eindigde op {end}. Tot en met {until} kunt u alles bekijken en een export maken; daarna wordt het gearchiveerd.',
     banner: 'Het contract van {name} eindigt op {end}. Tot en met {until} kunt u alles bekijken en een export maken; daarna wordt het gearchiveerd.',
     consentNames: { photo: "Foto's en video's", diary: 'Dagboek', external_publication: 'Publicatie buiten de opvang (website, nieuwsbrief)', school_handover: 'Overdracht aan de school' },
     given: 'Gegeven', notGiven: 'Niet gegeven', grant: 'Toestemming geven', withdraw: 'Intrekken',
-    history: 'Geschiedenis', byYou: 'door u', changedAt: 'Gewijzigd op',
+    consentColumn: 'Toestemming', consentState: 'Stand', consentChange: 'Wijzigen', history: 'Geschiedenis', byYou: 'door u', changedAt: 'Gewijzigd op',
     withdrawTitle: 'Toestemming intrekken: wat er gebeurt',
     withdrawEffects: {
       photo: ["Er worden geen nieuwe foto's of video's van {name} meer opgeslagen; de leidsters zien dat vóór de camera erbij komt.",
-        "Groepsfoto's waarop {name} staat, zijn vanaf nu niet meer te zien voor andere gezinnen.",
+        "Groepsfoto's en video's waarop {name} staat, zijn vanaf nu niet meer te zien voor andere gezinnen.",
         "U ziet zelf de bestaande foto's en video's van {name} nog, en u kunt ze exporteren.",
         'U kunt de toestemming later opnieuw geven.'],
       diary: ['Er worden geen nieuwe dagboekberichten over {name} meer geschreven.', 'Bestaande berichten blijven voor u zichtbaar.'],
@@ -33,7 +34,7 @@ const WORDS = {
     downloadExport: 'Export downloaden ({size})', downloadDirect: 'Direct downloaden (zonder voortgang)',
     downloadProgress: 'Voortgang van de download', downloaded: 'De export is gedownload.',
     accessIntro: 'Iedere keer dat iemand gegevens van {name} bekeek of probeerde te bekijken.',
-    at: 'Wanneer', who: 'Wie', role: 'Rol', what: 'Wat', outcome: 'Uitkomst', noEvents: 'Nog niemand.',
+    at: 'Wanneer', who: 'Wie', role: 'Rol', what: 'Wat', outcome: 'Uitkomst', noEvents: 'Nog niemand.', outcomeOk: 'gelukt', outcomeRefused: 'geweigerd',
     report: 'Overzicht van de gegevens (HTML)', myReport: 'Mijn gegevens (HTML)', reportFailed: 'Het overzicht is nog niet beschikbaar.',
     newRequest: 'Verzoek aan de privacyfunctionaris', requestType: 'Soort verzoek', note: 'Toelichting (optioneel)', send: 'Versturen',
     requestTypes: { access: 'Inzage', rectification: 'Correctie', erasure: 'Verwijdering', restriction: 'Beperking', objection: 'Bezwaar', portability: 'Overdraagbaarheid' },
@@ -41,6 +42,7 @@ const WORDS = {
     status: 'Status', received: 'Ontvangen', due: 'Uiterlijk', overdue: 'Te laat', open_: 'Open', answered: 'Beantwoord',
     staffTitle: 'Mijn groepen', consentAtGlance: 'Mag op de foto', yes: 'Ja', no: 'Nee',
     upload: "Foto's of video uploaden", chooseFiles: "Kies foto's of een video", tagFor: 'Kinderen op {file}',
+    contractEnded: 'Nee – contract beëindigd op {end}', contractEndedFor: 'Geweigerd: het contract van {names} is beëindigd; er komt niets meer bij.',
     noPhotoConsent: 'geen toestemming voor foto\'s', consentMissingFor: 'Geweigerd: voor {names} is geen toestemming voor foto\'s gegeven.',
     uploadKind: 'Soort', kindMedia: "Foto's of video", kindObservation: 'Observatie (mentor)', diaryPhotos: "Foto's bij dit bericht",
     uploadAll: 'Uploaden', uploaded: 'Opgeslagen', uploadNeedsTag: 'Kies voor elk bestand minstens één kind.',
@@ -75,14 +77,15 @@ const WORDS = {
     open: 'Open', close: 'Close', original: 'Show original', originalShown: 'The original is shown.',
     download: 'Download', playerError: 'The video cannot be played: {m}',
     unavailable: 'Not available', group: 'Group', born: 'Born',
+    bannerEnded: "{name}'s contract ended on {end}. Until {until} inclusive you can see everything and make an export; after that it is archived.",
     banner: "{name}'s contract ends on {end}. Until {until} inclusive you can see everything and make an export; after that it is archived.",
     consentNames: { photo: 'Photos and videos', diary: 'Diary', external_publication: 'Publication outside the centre (website, newsletter)', school_handover: 'Handover to the school' },
     given: 'Given', notGiven: 'Not given', grant: 'Give consent', withdraw: 'Withdraw',
-    history: 'History', byYou: 'by you', changedAt: 'Changed at',
+    consentColumn: 'Consent', consentState: 'State', consentChange: 'Change', history: 'History', byYou: 'by you', changedAt: 'Changed at',
     withdrawTitle: 'Withdrawing consent: what happens',
     withdrawEffects: {
       photo: ['No new photos or videos of {name} are stored; staff see this before the camera comes out.',
-        'Group photos showing {name} can no longer be seen by other families, from now on.',
+        'Group photos and videos showing {name} can no longer be seen by other families, from now on.',
         'You still see the existing photos and videos of {name} yourself, and can export them.',
         'You can give consent again later.'],
       diary: ['No new diary entries about {name} are written.', 'Existing entries stay visible to you.'],
@@ -95,7 +98,7 @@ const WORDS = {
     downloadExport: 'Download the export ({size})', downloadDirect: 'Download directly (no progress bar)',
     downloadProgress: 'Download progress', downloaded: 'The export was downloaded.',
     accessIntro: 'Every time someone looked at, or tried to look at, the records of {name}.',
-    at: 'When', who: 'Who', role: 'Role', what: 'What', outcome: 'Outcome', noEvents: 'No one yet.',
+    at: 'When', who: 'Who', role: 'Role', what: 'What', outcome: 'Outcome', noEvents: 'No one yet.', outcomeOk: 'done', outcomeRefused: 'refused',
     report: 'Report of the records (HTML)', myReport: 'My data (HTML)', reportFailed: 'The report is not available yet.',
     newRequest: 'Request to the privacy officer', requestType: 'Kind of request', note: 'Note (optional)', send: 'Send',
     requestTypes: { access: 'Access', rectification: 'Rectification', erasure: 'Erasure', restriction: 'Restriction', objection: 'Objection', portability: 'Portability' },
@@ -103,6 +106,7 @@ const WORDS = {
     status: 'Status', received: 'Received', due: 'Due', overdue: 'Overdue', open_: 'Open', answered: 'Answered',
     staffTitle: 'My groups', consentAtGlance: 'May be photographed', yes: 'Yes', no: 'No',
     upload: 'Upload photos or a video', chooseFiles: 'Choose photos or a video', tagFor: 'Children in {file}',
+    contractEnded: 'No – contract ended on {end}', contractEndedFor: 'Refused: the contract of {names} has ended; nothing more is added.',
     noPhotoConsent: 'no photo consent', consentMissingFor: 'Refused: photo consent is missing for {names}.',
     uploadKind: 'Kind of record', kindMedia: 'Photos or video', kindObservation: 'Observation (mentor)', diaryPhotos: 'Photos with this entry',
     uploadAll: 'Upload', uploaded: 'Stored', uploadNeedsTag: 'Choose at least one child for each file.',
@@ -154,6 +158,17 @@ export function date(iso) {
   const locale = lang() === 'en' ? 'en-GB' : 'nl-NL';
   const when = iso.length === 10 ? new Date(`${iso}T12:00:00Z`) : new Date(iso);
   return when.toLocaleDateString(locale, { day: 'numeric', month: 'long', year: 'numeric', timeZone: 'Europe/Amsterdam' });
+}
+
+// Today's date in Amsterdam (YYYY-MM-DD), as the vault counts a contract's last day.
+export function today() {
+  return new Date().toLocaleDateString('sv-SE', { timeZone: 'Europe/Amsterdam' });
+}
+
+// A number in the reader's language: "1,5" in Dutch, "1.5" in English.
+export function decimal(n, digits = 1) {
+  const locale = lang() === 'en' ? 'en-GB' : 'nl-NL';
+  return new Intl.NumberFormat(locale, { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(n);
 }
 
 export function moment(iso) {

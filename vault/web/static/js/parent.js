@@ -2,9 +2,10 @@
 // consents, the export, who saw the child, reports and requests.
 import { call, downloadHtml, link, links } from './api.js';
 import { announce, dialog, field, formatBytes, h, show } from './dom.js';
-import { date, errorText, moment, t } from './i18n.js';
+import { date, errorText, moment, t, today } from './i18n.js';
 import { fetchWhole, save } from './download.js';
 import { VideoPlayer } from './player.js';
+import { actionWords, roleWords } from './actions.js';
 
 const PAGE = 12;
 
@@ -51,8 +52,10 @@ async function banner(child) {
     const retention = await call('GET', `/v1/children/${child.id}/retention`);
     if (!retention.placement_end) return null;
     const until = Object.values(retention.categories).map((c) => c.visible_until).filter(Boolean).sort()[0];
+    // "eindigt" for a contract still running, "eindigde" once its last day is past.
+    const past = retention.placement_end < today();
     return h('p', { class: 'notice warn', role: 'note', id: 'window-banner' },
-      t('banner', { name: child.first_name, end: date(retention.placement_end), until: date(until || retention.placement_end) }));
+      t(past ? 'bannerEnded' : 'banner', { name: child.first_name, end: date(retention.placement_end), until: date(until || retention.placement_end) }));
   } catch (e) {
     return null;
   }
@@ -67,8 +70,9 @@ async function timeline(child) {
   const notice = await banner(child);
   if (notice) list.before(notice);
   let cursor = null;
+  let loading = false;
+  let pages = 0;
   const load = async () => {
-    more.disabled = true;
     const query = new URLSearchParams({ limit: String(PAGE) });
     if (cursor) query.set('cursor', cursor);
     const page = await call('GET', `/v1/children/${child.id}/items?${query}`);
@@ -79,7 +83,17 @@ async function timeline(child) {
       if (item.variants.includes('thumb')) wanted.push({ item_id: item.id, variant: 'thumb' });
       else if (item.kind === 'diary' && item.variants.includes('original')) wanted.push({ item_id: item.id, variant: 'original' });
     }
-    const found = await links(wanted);
+    // The listing has no title or taken_at (API.md "Records"): each file's own
+    // metadata is asked beside the links, all at once; a refusal just leaves them out.
+    const [found] = await Promise.all([links(wanted), ...shown.filter((item) => item.kind !== 'diary').map(async (item) => {
+      try {
+        const details = await call('GET', `/v1/items/${encodeURIComponent(item.id)}`);
+        item.title = details.title || null;
+        item.taken_at = details.taken_at || null;
+      } catch (e) {
+        // shown with its kind and upload time
+      }
+    })]);
     const diaries = [];
     for (const item of shown) {
       const refused = found.get(`${item.id}/error`);
@@ -92,31 +106,75 @@ async function timeline(child) {
       const answer = await fetch(url, { credentials: 'omit' });
       box.textContent = answer.ok ? await answer.text() : t('unavailable');
     }));
-    cursor = page.next_cursor;
+    cursor = page.next_cursor || null;
+    pages += 1;
     more.hidden = !cursor;
-    more.disabled = false;
     end.hidden = Boolean(cursor) || list.children.length === 0;
     empty.hidden = list.children.length > 0;
-    list.dataset.pages = String(Number(list.dataset.pages || 0) + 1);
+    list.dataset.pages = String(pages);
   };
-  more.addEventListener('click', load);
-  await load();
+  const loadOnce = async () => {
+    // After the first page, no cursor means the end: never fetch the first page again
+    // (and a second click while a page is on its way does nothing).
+    if (loading || (pages > 0 && !cursor)) return;
+    loading = true;
+    more.disabled = true;
+    try {
+      await load();
+    } finally {
+      loading = false;
+      more.disabled = false;
+    }
+  };
+  more.addEventListener('click', loadOnce);
+  await loadOnce();
 }
 
 function tileFor(item, found) {
-  const when = moment(item.taken_at || item.created_at);
-  const label = `${t(item.kind)} · ${when}`;
+  // When it was taken, if known (a date alone, or a moment); else when it was stored.
+  const taken = item.taken_at;
+  const when = taken ? (taken.length === 10 ? date(taken) : moment(taken)) : moment(item.created_at);
+  const label = `${item.title || t(item.kind)} · ${when}`;
   const thumb = found.get(`${item.id}/thumb`);
   if (item.kind === 'diary') {
     const box = h('div', { class: 'diary' }, t('loading'));
     const original = found.get(`${item.id}/original`);
     return { li: h('li', { dataset: { item: item.id, kind: item.kind } }, h('span', { class: 'caption' }, label), box), diary: original ? [original.url, box] : null };
   }
+  if (item.kind !== 'photo' && item.kind !== 'video') return { li: documentTile(item, label), diary: null };
   const open = h('button', { type: 'button', class: 'tile', 'aria-label': `${t('open')}: ${label}` },
     thumb ? h('img', { src: thumb.url, alt: '' }) : null,
     h('span', { class: 'caption' }, label));
   open.addEventListener('click', () => (item.kind === 'video' ? playVideo(item, label) : viewPhoto(item, label)));
   return { li: h('li', { dataset: { item: item.id, kind: item.kind } }, open), diary: null };
+}
+
+// A document (an invoice, an observation...) is not a picture: its tile shows
+// an icon, and opening it downloads the original through a signed link that
+// says "attachment", under the name the vault gives it (the browser's own viewer
+// can open a PDF from there).
+function documentTile(item, label) {
+  const problem = h('span', { class: 'caption notice bad', role: 'alert', hidden: true });
+  const open = h('button', { type: 'button', class: 'tile document', 'aria-label': `${t('download')}: ${label}` },
+    h('img', { src: 'document.svg', alt: '', class: 'doc-icon' }),
+    h('span', { class: 'caption' }, label));
+  open.addEventListener('click', async () => {
+    open.disabled = true;
+    problem.hidden = true;
+    try {
+      const issued = await link(item.id, 'original', { disposition: 'attachment' });
+      const a = h('a', { href: issued.url, download: true, hidden: true });
+      document.body.append(a);
+      a.click();
+      a.remove();
+    } catch (e) {
+      problem.hidden = false;
+      problem.textContent = errorText(e.code, e.message);
+    } finally {
+      open.disabled = false;
+    }
+  });
+  return h('li', { dataset: { item: item.id, kind: item.kind } }, open, problem);
 }
 
 async function viewPhoto(item, label) {
@@ -171,7 +229,9 @@ async function consents(child) {
     // `by` is a person's id: said as "you" when it is the reader, else left out.
     signedIn && event.by === signedIn.id ? ` (${t('byYou')})` : ''));
   show(h('h1', {}, `${child.first_name} · ${t('consents')}`), childNav(child, '/consents'),
-    h('table', {}, h('tbody', {}, rows)),
+    h('table', { id: 'consents' },
+      h('thead', {}, h('tr', {}, ['consentColumn', 'consentState', 'consentChange'].map((key) => h('th', { scope: 'col' }, t(key))))),
+      h('tbody', {}, rows)),
     h('h2', {}, t('history')), history.length ? h('ul', { id: 'consent-history' }, history) : h('p', {}, '–'));
 }
 
@@ -240,13 +300,17 @@ async function exportScreen(child) {
 async function accessLog(child) {
   const data = await call('GET', `/v1/children/${child.id}/access-log`);
   const events = data.events.slice().sort((a, b) => (a.at < b.at ? 1 : -1));
-  const rows = events.map((event) => h('tr', {},
-    h('td', {}, moment(event.at)), h('td', {}, event.actor || '–'), h('td', {}, event.role || '–'),
-    h('td', {}, event.action), h('td', {}, event.outcome)));
+  const heads = ['at', 'who', 'role', 'what', 'outcome'];
+  // Each cell carries its column's name: on a phone the rows stack, label beside value.
+  const cell = (key, text) => h('td', { dataset: { label: t(key) } }, text);
+  const rows = events.map((event) => h('tr', { dataset: { action: event.action } },
+    cell('at', moment(event.at)), cell('who', event.actor || '–'), cell('role', roleWords(event.role)),
+    cell('what', actionWords(event.action)),
+    cell('outcome', event.outcome === 'ok' ? t('outcomeOk') : `${t('outcomeRefused')}: ${errorText(event.outcome, event.outcome)}`)));
   show(h('h1', {}, `${child.first_name} · ${t('accessLog')}`), childNav(child, '/access'),
     h('p', {}, t('accessIntro', { name: child.first_name })),
-    rows.length ? h('table', { id: 'access-log' },
-      h('thead', {}, h('tr', {}, ['at', 'who', 'role', 'what', 'outcome'].map((key) => h('th', { scope: 'col' }, t(key))))),
+    rows.length ? h('table', { id: 'access-log', class: 'stack' },
+      h('thead', {}, h('tr', {}, heads.map((key) => h('th', { scope: 'col' }, t(key))))),
       h('tbody', {}, rows)) : h('p', {}, t('noEvents')));
 }
 

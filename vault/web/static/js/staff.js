@@ -2,7 +2,14 @@
 // with children tagged (each file's progress and refusal in words), a diary entry.
 import { call, upload } from './api.js';
 import { announce, field, h, show } from './dom.js';
-import { errorText, t } from './i18n.js';
+import { date, errorText, t, today } from './i18n.js';
+
+// A child whose contract has ended gets no new records (the API answers
+// outside_window): staff see it said, and are not offered the child to tag.
+function ended(child) {
+  const end = child.placement && child.placement.end_date;
+  return Boolean(end) && end < today();
+}
 
 function groupsOf(me) {
   const groups = new Map();
@@ -29,14 +36,20 @@ export async function screen(me) {
     h('table', { class: 'consent-glance' },
       h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, t('child')), h('th', { scope: 'col' }, t('consentAtGlance')))),
       h('tbody', {}, group.children.map((child) => {
+        if (ended(child)) {
+          return h('tr', { dataset: { child: child.id, photo: 'ended' } },
+            h('th', { scope: 'row' }, `${child.first_name} ${child.last_name}`),
+            h('td', {}, h('span', { class: 'badge no' }, t('contractEnded', { end: date(child.placement.end_date) }))));
+        }
         const yes = consent.get(child.id);
         return h('tr', { dataset: { child: child.id, photo: yes ? 'yes' : 'no' } },
           h('th', { scope: 'row' }, `${child.first_name} ${child.last_name}`),
           h('td', {}, h('span', { class: yes ? 'badge yes' : 'badge no' }, yes ? t('yes') : t('no'))));
       })))));
-  const diary = diaryForm(me);
+  const current = { ...me, children: me.children.filter((child) => !ended(child)) };
+  const diary = diaryForm(current);
   show(h('h1', {}, t('staffTitle')), ...(sections.length ? sections : [h('p', {}, t('noChildren'))]),
-    uploadForm(me, consent, diary.addPhoto), diary.form);
+    uploadForm(current, consent, diary.addPhoto), diary.form);
 }
 
 function uploadForm(me, consent, onPhoto) {
@@ -93,10 +106,13 @@ function uploadForm(me, consent, onPhoto) {
         row.li.dataset.outcome = 'stored';
       } catch (e) {
         const lacking = me.children.filter((c) => tagged.includes(c.id) && !consent.get(c.id)).map((c) => c.first_name);
-        row.state.textContent = e.code === 'consent_missing' && lacking.length
-          ? t('consentMissingFor', { names: lacking.join(', ') })
-          : errorText(e.code, e.message);
+        const names = me.children.filter((c) => tagged.includes(c.id)).map((c) => c.first_name);
+        if (e.code === 'consent_missing' && lacking.length) row.state.textContent = t('consentMissingFor', { names: lacking.join(', ') });
+        // The contract ended while this screen was open: the screen's list is older than the answer.
+        else if (e.code === 'outside_window') row.state.textContent = t('contractEndedFor', { names: names.join(', ') });
+        else row.state.textContent = errorText(e.code, e.message);
         row.state.className = 'state notice bad';
+        row.bar.classList.add('refused'); // red, not a full blue bar that reads as done
         row.li.dataset.outcome = e.code;
       }
     }
