@@ -1,6 +1,6 @@
 """Benchmark: a retention run over many children; rewrapping by rotation.
 
-    .venv/bin/python -m bench.retention [--children N] [--items M]
+    .venv/bin/python -m bench.retention [--children N] [--items M] [--batch B]
 
 Builds N children with M small items each (photos with a 1 KB blob on the
 local disk, their keys and rows written directly, as uploads would leave
@@ -10,7 +10,10 @@ them), then times, with peak resident memory:
   new live epoch): child keys per second;
 * setting every placement's end date (keys into shred epochs);
 * the retention run after the term, which destroys every key and item and
-  deletes every blob.
+  deletes every blob: its wall time, the process's CPU time (every thread),
+  the peak resident memory during that run alone (the kernel's high-water
+  mark is reset just before it, so the build does not count), and the
+  figures per child.
 
 Defaults: 10,000 children × 50 items (issue 7); smaller runs print the same
 figures per child.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import resource
 import tempfile
@@ -47,10 +51,38 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def main(n_children: int, n_items: int) -> None:
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def reset_peak() -> bool:
+    """Reset the kernel's peak-RSS mark of this process (Linux: clear_refs 5)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_since_reset_mb() -> float | None:
+    """VmHWM: the peak resident memory since :func:`reset_peak`."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+async def main(n_children: int, n_items: int, batch: int | None) -> None:
     start = datetime(2026, 11, 15, tzinfo=UTC)
     with tempfile.TemporaryDirectory(prefix="kluis-bench-") as tmp:
         settings = Settings(data_dir=Path(tmp))
+        if batch is not None:
+            terms = dataclasses.replace(settings.retention, batch_children=batch)  # type: ignore[call-arg]
+            settings = dataclasses.replace(settings, retention=terms)
         engine = create_engine(settings.database_url)
         await upgrade(engine)
         ring, _ = await LocalKeyring.open_or_create(Path(tmp) / "keyring.json")
@@ -61,9 +93,9 @@ async def main(n_children: int, n_items: int) -> None:
         keys = KeyService(engine, ring, audit, clock=lambda: clock[0])
         built = time.perf_counter()
         async with engine.begin() as conn:
-            await conn.execute(insert(locations).values(id="L", name="L", created_at=start))
+            await conn.execute(insert(locations).values(id="L", created_at=start))
             await conn.execute(
-                insert(care_groups).values(id="G", location_id="L", name="G", created_at=start)
+                insert(care_groups).values(id="G", location_id="L", created_at=start)
             )
         blob = os.urandom(1024)
         child_ids = [new_id() for _ in range(n_children)]
@@ -126,9 +158,14 @@ async def main(n_children: int, n_items: int) -> None:
 
         later = datetime(2028, 1, 10, tzinfo=UTC)
         clock[0] = later
+        job = Retention(engine, store, keys, ring, settings)
+        peak_reset = reset_peak()
+        cpu_before = cpu_seconds()
         began = time.perf_counter()
         done = await job.run(later)
         destroy_time = time.perf_counter() - began
+        destroy_cpu = cpu_seconds() - cpu_before
+        run_peak = peak_since_reset_mb() if peak_reset else None
         left = len([k async for k in store.list()])
         await engine.dispose()
 
@@ -144,9 +181,12 @@ async def main(n_children: int, n_items: int) -> None:
     )
     destroyed = sum(done.destroyed.values())
     print(
-        f"retention run at term: {destroyed} items destroyed in {destroy_time:.1f} s "
-        f"({destroy_time / n_children * 1000:.1f} ms per child), blobs left: {left}"
+        f"retention run at term: {destroyed} items destroyed in {destroy_time:.1f} s wall, "
+        f"{destroy_cpu:.1f} s CPU ({destroy_time / n_children * 1000:.2f} ms wall, "
+        f"{destroy_cpu / n_children * 1000:.2f} ms CPU per child), blobs left: {left}"
     )
+    if run_peak is not None:
+        print(f"peak resident memory during the run at term: {run_peak:.0f} MB")
     print(f"peak resident memory of the process: {peak_mb():.0f} MB")
 
 
@@ -154,5 +194,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--children", type=int, default=10_000)
     parser.add_argument("--items", type=int, default=50)
+    parser.add_argument(
+        "--batch", type=int, default=None, help="children per batch (retention.batch_children)"
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.children, args.items))
+    asyncio.run(main(args.children, args.items, args.batch))
