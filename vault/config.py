@@ -222,6 +222,9 @@ class RetentionSettings:
     contract_months: int = 84
     #: Days after the term before keys are destroyed; a hold still stops it.
     grace_days: int = 7
+    #: Children a retention run destroys in one transaction (their keys, item
+    #: marks and certificates), before their blobs are deleted together.
+    batch_children: int = 200
 
     def term_months(self, category: str) -> int:
         months: int = getattr(self, f"{category}_months")
