@@ -233,6 +233,9 @@ class RetentionSettings:
     #: them to a living record any more (vault/directory/links.py); then the
     #: retention run destroys it. Two years: the seeds' term for staff data.
     person_term_days: int = 730
+    #: Children a retention run destroys in one transaction (their keys, item
+    #: marks and certificates), before their blobs are deleted together.
+    batch_children: int = 200
 
     def term_months(self, category: str) -> int:
         months: int = getattr(self, f"{category}_months")

@@ -142,7 +142,9 @@ def future(month: int) -> str:
 async def test_killed_retention_and_rotation_runs_never_wedge_the_next(
     deployment: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    env = deployment
+    # Two children per batch, so that kills land between and inside the
+    # batches' transactions, not only after the one batch 16 children make.
+    env = {**deployment, "KLUIS_RETENTION_BATCH_CHILDREN": "2"}
     status, out, err = await kluis(env, "init")
     assert status == 0, err
     server = await Server(env, tmp_path / "server.log").start()

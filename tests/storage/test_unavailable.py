@@ -75,6 +75,33 @@ async def test_s3_missing_bucket_fails_readiness(minio_server: MinioServer) -> N
         await store.check()
 
 
+@pytest.mark.minio
+async def test_s3_delete_many_that_is_refused_answers_nothing_gone(
+    minio_server: MinioServer,
+) -> None:
+    """The errors of a DeleteObjects answer are read: a bucket that does not
+    exist refuses every key, and none is claimed gone (their rows stay for
+    the sweeper)."""
+    store = S3Store(s3_settings(minio_server, s3_create_bucket=False))
+    try:
+        assert await store.delete_many([new_blob_key() for _ in range(5)]) == []
+    finally:
+        await store.close()
+
+
+@pytest.mark.localdisk
+async def test_local_delete_many_answers_only_what_it_removed(tmp_path: Path) -> None:
+    store = await LocalDiskStore.open(tmp_path / "blobs")
+    keys = [new_blob_key() for _ in range(3)]
+    for key in keys:
+        await store.put(key, one_chunk())
+    # A directory where a blob should be: its unlink fails, the others go.
+    stuck = new_blob_key()
+    (tmp_path / "blobs" / stuck[0:2] / stuck[2:4] / stuck).mkdir(parents=True)
+    assert sorted(await store.delete_many([*keys, stuck])) == sorted(keys)
+    assert [k async for k in store.list()] == [stuck]
+
+
 @pytest.mark.localdisk
 async def test_local_root_unusable(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-directory"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import logging
@@ -307,7 +306,9 @@ async def destroy(
 
 
 async def delete_blobs(engine: AsyncEngine, store: BlobStore, *item_ids: str) -> None:
-    """Delete destroyed items' blobs; any left (storage down) go to the sweeper."""
+    """Delete destroyed items' blobs in a few bounded calls
+    (:meth:`~vault.storage.base.BlobStore.delete_many`); any left (storage
+    down) keep their rows, and the sweeper retries them."""
     if not item_ids:
         return
     async with engine.connect() as conn:
@@ -316,18 +317,12 @@ async def delete_blobs(engine: AsyncEngine, store: BlobStore, *item_ids: str) ->
                 select(item_blobs.c.blob_key).where(item_blobs.c.item_id.in_(item_ids))
             )
         ).all()
-    limit = asyncio.Semaphore(16)
-
-    async def remove(key: str) -> str | None:
-        async with limit:
-            try:
-                await store.delete(key)
-            except StorageUnavailable:
-                log.warning("blob of a destroyed item not yet deleted; the sweeper retries")
-                return None
-            return key
-
-    gone = [key for key in await asyncio.gather(*(remove(k) for k in keys)) if key is not None]
+    gone = await store.delete_many(keys)
+    if len(gone) < len(keys):
+        log.warning(
+            "%d blobs of destroyed items not yet deleted; the sweeper retries",
+            len(keys) - len(gone),
+        )
     if gone:
         async with engine.begin() as conn:
             await conn.execute(delete(item_blobs).where(item_blobs.c.blob_key.in_(gone)))

@@ -340,49 +340,73 @@ class KeyService:
         return out
 
     async def _destroy_rows(self, ids: list[str], now: datetime) -> list[DestroyedChildKey]:
-        """Destroy child keys, the item keys under them, and mark the items that no
-        key opens any more as destroyed, all in one transaction (keys first: a
-        crash after it leaves nothing that opens)."""
+        """:meth:`destroy_in` in a transaction of its own."""
         async with self._engine.begin() as conn:
-            rows = (
+            return await self.destroy_in(conn, ids, now)
+
+    async def destroy_in(
+        self, conn: AsyncConnection, ids: Sequence[str], now: datetime
+    ) -> list[DestroyedChildKey]:
+        """Destroy child keys, the item keys under them, and mark the items that no
+        key opens any more as destroyed, in the caller's transaction (keys first:
+        a crash after its commit leaves nothing that opens). Set-based: a few
+        statements for any number of keys (a retention batch), whatever the
+        number of items under them."""
+        rows: list[Row[Any]] = []
+        for part in _chunks(list(ids), _IN_LIMIT):
+            rows += (
                 await conn.execute(
                     select(child_keys).where(
-                        child_keys.c.id.in_(ids), child_keys.c.destroyed_at.is_(None)
+                        child_keys.c.id.in_(part), child_keys.c.destroyed_at.is_(None)
                     )
                 )
             ).all()
-            if not rows:
-                return []
-            ids = [row.id for row in rows]
+        if not rows:
+            return []
+        live = [row.id for row in rows]
+        counts: dict[str, int] = {}
+        touched: set[str] = set()
+        for part in _chunks(live, _IN_LIMIT):
             counted = await conn.execute(
                 select(item_keys.c.child_key_id, func.count())
-                .where(item_keys.c.child_key_id.in_(ids))
+                .where(item_keys.c.child_key_id.in_(part))
                 .group_by(item_keys.c.child_key_id)
             )
-            counts: dict[str, int] = {key_id: int(n) for key_id, n in counted.all()}
-            affected = select(item_keys.c.item_id).where(item_keys.c.child_key_id.in_(ids))
-            touched = set((await conn.scalars(affected)).all())
-            await self.audit.append_in(
-                conn,
-                *(
-                    event(
-                        "key.destroy",
-                        children=[row.child_id],
-                        category=row.category,
-                        key=row.id,
-                        epoch=row.epoch,
-                        item_keys=counts.get(row.id, 0),
-                    )
-                    for row in rows
-                ),
-            )
-            await conn.execute(delete(item_keys).where(item_keys.c.child_key_id.in_(ids)))
+            counts.update({key_id: int(n) for key_id, n in counted.all()})
+            affected = select(item_keys.c.item_id).where(item_keys.c.child_key_id.in_(part))
+            touched.update((await conn.scalars(affected)).all())
+        await self.audit.append_in(
+            conn,
+            *(
+                event(
+                    "key.destroy",
+                    children=[row.child_id],
+                    category=row.category,
+                    key=row.id,
+                    epoch=row.epoch,
+                    item_keys=counts.get(row.id, 0),
+                )
+                for row in rows
+            ),
+        )
+        for part in _chunks(live, _IN_LIMIT):
+            await conn.execute(delete(item_keys).where(item_keys.c.child_key_id.in_(part)))
             await conn.execute(
                 update(child_keys)
-                .where(child_keys.c.id.in_(ids), child_keys.c.destroyed_at.is_(None))
+                .where(child_keys.c.id.in_(part), child_keys.c.destroyed_at.is_(None))
                 .values(wrapped=None, destroyed_at=now)
             )
-            gone = await _unopenable(conn, touched, now)
+        gone = await _unopenable(conn, touched, now)
+        # Each gone item goes with one destroyed key: of the children whose
+        # keys went here, the last by id, as when the keys are destroyed one
+        # child at a time in id order (a group photo is destroyed with the
+        # last of its children's keys, and certified once).
+        here = {(row.child_id, row.category) for row in rows}
+        owned: dict[tuple[str, str], list[tuple[str, int]]] = {}
+        for item_id, (kind, size, owners) in gone.items():
+            last = max((owner for owner in owners if (owner, kind) in here), default=None)
+            if last is not None:
+                owned.setdefault((last, kind), []).append((item_id, size))
         return [
             DestroyedChildKey(
                 id=row.id,
@@ -390,11 +414,7 @@ class KeyService:
                 category=row.category,
                 epoch=row.epoch,
                 item_keys=counts.get(row.id, 0),
-                items=[
-                    (item_id, size)
-                    for item_id, (kind, size, owners) in gone.items()
-                    if kind == row.category and row.child_id in owners
-                ],
+                items=owned.get((row.child_id, row.category), []),
             )
             for row in rows
         ]
@@ -551,27 +571,38 @@ async def _unopenable(
     if not candidates:
         return {}
     still_open = exists().where(item_keys.c.item_id == items.c.id)
-    found = (
-        await conn.execute(
-            select(items.c.id, items.c.kind, items.c.size).where(
-                items.c.id.in_(candidates), items.c.destroyed_at.is_(None), ~still_open
+    found: list[Row[Any]] = []
+    for part in _chunks(sorted(candidates), _IN_LIMIT):
+        found += (
+            await conn.execute(
+                select(items.c.id, items.c.kind, items.c.size).where(
+                    items.c.id.in_(part), items.c.destroyed_at.is_(None), ~still_open
+                )
             )
-        )
-    ).all()
+        ).all()
     if not found:
         return {}
-    gone = [row.id for row in found]
-    await conn.execute(update(items).where(items.c.id.in_(gone)).values(destroyed_at=now))
     owners: dict[str, set[str]] = {}
-    for item_id, child_id in (
-        await conn.execute(
-            select(item_children.c.item_id, item_children.c.child_id).where(
-                item_children.c.item_id.in_(gone)
+    for part in _chunks([row.id for row in found], _IN_LIMIT):
+        await conn.execute(update(items).where(items.c.id.in_(part)).values(destroyed_at=now))
+        for item_id, child_id in (
+            await conn.execute(
+                select(item_children.c.item_id, item_children.c.child_id).where(
+                    item_children.c.item_id.in_(part)
+                )
             )
-        )
-    ).all():
-        owners.setdefault(item_id, set()).add(child_id)
+        ).all():
+            owners.setdefault(item_id, set()).add(child_id)
     return {row.id: (row.kind, int(row.size), owners.get(row.id, set())) for row in found}
+
+
+#: Ids per ``IN (...)`` list: well under PostgreSQL's 32,767 bound parameters
+#: per statement and SQLite's 32,766.
+_IN_LIMIT = 5000
+
+
+def _chunks(values: list[str], size: int) -> list[list[str]]:
+    return [values[start : start + size] for start in range(0, len(values), size)]
 
 
 _ITEM_KEY_ROWS = (

@@ -1,14 +1,23 @@
 """The retention job, holds, and destruction by category.
 
 ``Retention.run`` is safe to run often and to interrupt: every step looks at
-the current state. For each child it puts each live child key in the epoch
-its schedule calls for (the shred epoch of the month it is due, after the
-grace period; the live epoch while the contract runs or a hold is open),
-destroys the keys that are due, then marks the items that no live key opens
-any more as destroyed and deletes their blobs (a blob that cannot be deleted
-now is left to the orphan sweeper, which removes the blobs of destroyed
-items), and writes a destruction certificate. Last, it destroys the master
-keys of expired epochs.
+the current state. It takes the children in batches (``retention.
+batch_children``, in id order). For each child of a batch it puts each live
+child key in the epoch its schedule calls for (the shred epoch of the month
+it is due, after the grace period; the live epoch while the contract runs or
+a hold is open). Then, in **one transaction for the batch**, it reads the
+holds and end dates again, destroys the keys still due, marks the items that
+no live key opens any more as destroyed (set-based statements, whatever the
+number of children), and writes the ``key.destroy`` audit events and a
+destruction certificate per child and category. After that commit it deletes
+the batch's blobs in a few bounded, parallel calls (a blob that cannot be
+deleted now, or one left by a run killed right after the commit, has only a
+destroyed item's ciphertext in it: the orphan sweeper removes it). Last, it
+destroys the master keys of expired epochs.
+
+So a run killed anywhere leaves each child either wholly destroyed (keys
+gone, items marked, certificate and audit events written) or untouched and
+still due; the next run does the rest.
 
 One run at a time, across every process on the database: the run holds a
 lock its process's death releases at once (:func:`vault.db.locks.held`), so a
@@ -21,17 +30,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import exists, insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vault.audit import event
 from vault.config import Settings
 from vault.db import locks
 from vault.db.schema import (
+    child_keys,
     children,
     destruction_certificates,
     holds,
@@ -85,6 +96,18 @@ class Destruction:
     bytes: int = 0
 
 
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What a child's schedule asks of its live keys now."""
+
+    #: Live key rows due for destruction.
+    due: list[Row[Any]]
+    #: (category, destroy_on) of keys to move into another epoch.
+    moves: list[tuple[str, date | None]]
+    #: Categories under a hold.
+    held: int
+
+
 class Retention:
     def __init__(
         self,
@@ -98,6 +121,7 @@ class Retention:
         self.settings = settings
         self.window = timedelta(weeks=settings.policy.window_weeks)
         self.grace = timedelta(days=settings.retention.grace_days)
+        self.batch = max(1, settings.retention.batch_children)
 
     def _backup_terms(self) -> dict[str, Any]:
         return {
@@ -107,17 +131,42 @@ class Retention:
 
     async def held(self, child_id: str) -> set[str | None]:
         async with self.engine.connect() as conn:
-            rows = await conn.scalars(
-                select(holds.c.category).where(
-                    holds.c.child_id == child_id, holds.c.lifted_at.is_(None)
-                )
-            )
-            return set(rows.all())
+            return (await _holds_of(conn, [child_id])).get(child_id, set())
 
     async def schedule_of(self, child: Child) -> dict[str, CategorySchedule]:
         return schedule(
             child.placement_end, self.window, self.settings.retention, await self.held(child.id)
         )
+
+    def plan(
+        self,
+        placement_end: date | None,
+        held: set[str | None],
+        live: dict[str, Row[Any]],
+        now: datetime,
+        *,
+        destroy: bool = True,
+    ) -> Plan:
+        """What the schedule asks of the live keys ``live`` (by category) at
+        ``now``; with ``destroy=False`` a due key is only moved (into the
+        epoch that dies soonest)."""
+        terms = schedule(placement_end, self.window, self.settings.retention, held)
+        out = Plan(due=[], moves=[], held=0)
+        for category, row in live.items():
+            entry = terms.get(category)
+            if entry is None:
+                continue
+            if entry.hold:
+                out = dataclasses.replace(out, held=out.held + 1)
+            if destroy and entry.due(now.date(), self.grace):
+                out.due.append(row)
+                continue
+            destroy_on = (
+                None if entry.hold or entry.destroy_at is None else entry.destroy_at + self.grace
+            )
+            if row.epoch != self.keys.target_epoch_name(destroy_on, now):
+                out.moves.append((category, destroy_on))
+        return out
 
     async def apply(
         self,
@@ -128,41 +177,81 @@ class Retention:
         *,
         destroy: bool = True,
     ) -> None:
-        """Bring one child's keys in line with its schedule.
+        """Bring one child's keys in line with its schedule (a batch of one).
 
         ``destroy=False`` only moves keys between epochs (a placement or hold
         change answers at once; destruction is the job's alone).
         """
-        held = await self.held(child_id)
-        plan = schedule(placement_end, self.window, self.settings.retention, held)
-        for category, row in (await self.keys.live_child_keys(child_id)).items():
-            entry = plan.get(category)
-            if entry is None:
-                continue
-            if entry.hold:
-                report.held += 1
-            if entry.due(now.date(), self.grace) and destroy:
-                if report.dry_run:
-                    report.destroyed[category] = report.destroyed.get(category, 0) + (
-                        await self._doomed_items(child_id, category, row.id)
-                    )
-                    continue
-                done = await self.destroy(child_id, category, now, report.run_id, "retention")
-                report.destroyed[category] = report.destroyed.get(category, 0) + done.items
-                continue
-            destroy_on = (
-                None if entry.hold or entry.destroy_at is None else entry.destroy_at + self.grace
-            )
-            target = self.keys.target_epoch_name(destroy_on, now)
-            if row.epoch != target:
-                report.rewrapped += 1
-                if not report.dry_run:
-                    await self.keys.schedule_child_key(child_id, category, destroy_on, now)
+        await self._batch([(child_id, placement_end)], now, report, destroy=destroy)
 
     async def reschedule(self, child_id: str, placement_end: date | None, now: datetime) -> None:
         """Move the child's keys to the epochs new dates or holds call for; destroy nothing."""
         report = Report(run_id=new_id(), dry_run=False)
         await self.apply(child_id, placement_end, now, report, destroy=False)
+
+    async def _batch(
+        self,
+        batch: Sequence[tuple[str, date | None]],
+        now: datetime,
+        report: Report,
+        *,
+        destroy: bool = True,
+    ) -> None:
+        """One batch of children: keys moved between epochs one by one (a
+        rewrap each), then every due key destroyed in one transaction."""
+        ids = [child_id for child_id, _ in batch]
+        async with self.engine.connect() as conn:
+            held = await _holds_of(conn, ids)
+            live = await _live_keys_of(conn, ids)
+        due: list[Row[Any]] = []
+        for child_id, placement_end in batch:
+            plan = self.plan(
+                placement_end,
+                held.get(child_id, set()),
+                live.get(child_id, {}),
+                now,
+                destroy=destroy,
+            )
+            report.held += plan.held
+            report.rewrapped += len(plan.moves)
+            if not report.dry_run:
+                for category, destroy_on in plan.moves:
+                    await self.keys.schedule_child_key(child_id, category, destroy_on, now)
+            due += plan.due
+        if not due:
+            return
+        if report.dry_run:
+            for row in due:
+                doomed = await self._doomed_items(row.child_id, row.category, row.id)
+                report.destroyed[row.category] = report.destroyed.get(row.category, 0) + doomed
+            return
+        planned = {child_id: end for child_id, end in batch}
+
+        async def still_due(conn: AsyncConnection) -> list[str]:
+            # The facts again, inside the transaction that destroys: a hold
+            # placed or an end date moved since the batch was read spares the key.
+            ids = sorted({row.child_id for row in due})
+            fresh_holds = await _holds_of(conn, ids)
+            ends = await _placement_ends(conn, ids)
+            keep = []
+            for row in due:
+                if row.child_id not in ends or ends[row.child_id] != planned[row.child_id]:
+                    continue
+                plan = self.plan(
+                    ends[row.child_id],
+                    fresh_holds.get(row.child_id, set()),
+                    {row.category: row},
+                    now,
+                )
+                if plan.due:
+                    keep.append(row.id)
+            return keep
+
+        destroyed = await self._destroy(
+            [row.id for row in due], now, report.run_id, "retention", still_due
+        )
+        for key in destroyed:
+            report.destroyed[key.category] = report.destroyed.get(key.category, 0) + len(key.items)
 
     async def _doomed_items(self, child_id: str, category: str, key_id: str) -> int:
         """Items that destroying ``key_id`` would leave without any key (a dry run)."""
@@ -185,17 +274,43 @@ class Retention:
     async def destroy(
         self, child_id: str, category: str, now: datetime, run_id: str, cause: str
     ) -> Destruction:
-        """Destroy the child's key for ``category``: keys and item marks first
-        (one transaction), then the certificate, then the blobs."""
-        destroyed = await self.keys.destroy_child_key(child_id, category)
-        if destroyed is None:
+        """Destroy the child's key for ``category`` (an erasure): as a batch of one."""
+        row = (await self.keys.live_child_keys(child_id)).get(category)
+        if row is None:
             return Destruction(erased=True)
-        await record_destructions(
-            self.engine, self.store, [destroyed], now, run_id, cause, **self._backup_terms()
-        )
+        destroyed = await self._destroy([row.id], now, run_id, cause)
         return Destruction(
-            erased=True, items=len(destroyed.items), bytes=sum(size for _, size in destroyed.items)
+            erased=True,
+            items=sum(len(key.items) for key in destroyed),
+            bytes=sum(size for key in destroyed for _, size in key.items),
         )
+
+    async def _destroy(
+        self,
+        key_ids: list[str],
+        now: datetime,
+        run_id: str,
+        cause: str,
+        still_due: Callable[[AsyncConnection], Awaitable[list[str]]] | None = None,
+    ) -> list[DestroyedChildKey]:
+        """Destroy child keys, mark their items and certify it, in one
+        transaction; then delete the blobs.
+
+        ``still_due`` (a batch) reads the facts again inside the transaction
+        and answers the key ids still to destroy.
+        """
+        async with self.engine.begin() as conn:
+            # First the write lock (SQLite) or a lock of destroyers (PostgreSQL):
+            # what is read below cannot change before the commit.
+            await locks.in_transaction(conn, "key-destruction")
+            if still_due is not None:
+                key_ids = await still_due(conn)
+            destroyed = await self.keys.destroy_in(conn, key_ids, self.keys.clock())
+            await certify(conn, destroyed, now, run_id, cause, **self._backup_terms())
+        # Committed: the data is destroyed. A kill from here on leaves only
+        # blobs no key opens, which the sweeper removes.
+        await delete_destroyed_blobs(self.engine, self.store, destroyed)
+        return destroyed
 
     async def run(
         self,
@@ -216,11 +331,22 @@ class Retention:
     async def _run(
         self, now: datetime, report: Report, progress: Callable[[int], None] | None
     ) -> None:
+        """The run's steps in order; each is safe to repeat after a kill."""
         await self.keys.audit.record(
             event(
                 "retention.start", run_id=report.run_id, dry_run=report.dry_run, now=now.isoformat()
             )
         )
+        await self._children(now, report, progress)
+        await self._people(now, report)
+        if not report.dry_run:
+            await self._expired_epochs(now, report)
+        await self._report(report)
+
+    async def _children(
+        self, now: datetime, report: Report, progress: Callable[[int], None] | None
+    ) -> None:
+        """Every child's keys in line with its schedule, a batch at a time."""
         async with self.engine.connect() as conn:
             rows = (
                 await conn.execute(
@@ -228,15 +354,19 @@ class Retention:
                 )
             ).all()
         rules = Rules(window=self.window)
-        for row in rows:
-            if row.placement_end is not None:
-                facts = Child(row.id, "", "", placement_end=row.placement_end)
-                if phase(facts, now, rules) is Phase.ARCHIVED:
-                    report.archived += 1
-            await self.apply(row.id, row.placement_end, now, report)
+        for start in range(0, len(rows), self.batch):
+            batch = rows[start : start + self.batch]
+            for row in batch:
+                if row.placement_end is not None:
+                    facts = Child(row.id, "", "", placement_end=row.placement_end)
+                    if phase(facts, now, rules) is Phase.ARCHIVED:
+                        report.archived += 1
+            await self._batch([(row.id, row.placement_end) for row in batch], now, report)
             if progress is not None:
-                progress(1)
-        # People's own data, a term after nothing links them (vault/retention/people.py).
+                progress(len(batch))
+
+    async def _people(self, now: datetime, report: Report) -> None:
+        """People's own data, a term after nothing links them (vault/retention/people.py)."""
         await forget_people(
             self.engine,
             self.keys,
@@ -246,19 +376,23 @@ class Retention:
             dry_run=report.dry_run,
             **self._backup_terms(),
         )
-        if not report.dry_run:
-            backup = timedelta(days=self.settings.crypto.backup_window_days)
-            epochs = await destroy_expired(self.keys, self.provider, now, backup)
-            report.epochs_destroyed = epochs.destroyed_epochs
-            await record_destructions(
-                self.engine,
-                self.store,
-                epochs.destroyed_keys,
-                now,
-                report.run_id,
-                "epoch",
-                **self._backup_terms(),
-            )
+
+    async def _expired_epochs(self, now: datetime, report: Report) -> None:
+        """The master keys of expired epochs, and the child keys they wrapped."""
+        backup = timedelta(days=self.settings.crypto.backup_window_days)
+        epochs = await destroy_expired(self.keys, self.provider, now, backup)
+        report.epochs_destroyed = epochs.destroyed_epochs
+        await record_destructions(
+            self.engine,
+            self.store,
+            epochs.destroyed_keys,
+            now,
+            report.run_id,
+            "epoch",
+            **self._backup_terms(),
+        )
+
+    async def _report(self, report: Report) -> None:
         summary = report.as_json()
         await self.keys.audit.record(
             event(
@@ -269,6 +403,52 @@ class Retention:
                 epochs_destroyed=report.epochs_destroyed,
             )
         )
+
+
+async def _holds_of(conn: AsyncConnection, child_ids: Sequence[str]) -> dict[str, set[str | None]]:
+    """Open holds by child: the categories held (None: every category)."""
+    out: dict[str, set[str | None]] = {}
+    for part in _chunks(child_ids):
+        rows = await conn.execute(
+            select(holds.c.child_id, holds.c.category).where(
+                holds.c.child_id.in_(part), holds.c.lifted_at.is_(None)
+            )
+        )
+        for child_id, category in rows.all():
+            out.setdefault(child_id, set()).add(category)
+    return out
+
+
+async def _live_keys_of(
+    conn: AsyncConnection, child_ids: Sequence[str]
+) -> dict[str, dict[str, Row[Any]]]:
+    """Live child key rows by child and category."""
+    out: dict[str, dict[str, Row[Any]]] = {}
+    for part in _chunks(child_ids):
+        rows = await conn.execute(
+            select(child_keys).where(
+                child_keys.c.child_id.in_(part), child_keys.c.destroyed_at.is_(None)
+            )
+        )
+        for row in rows.all():
+            out.setdefault(row.child_id, {})[row.category] = row
+    return out
+
+
+async def _placement_ends(
+    conn: AsyncConnection, child_ids: Sequence[str]
+) -> dict[str, date | None]:
+    out: dict[str, date | None] = {}
+    for part in _chunks(child_ids):
+        rows = await conn.execute(
+            select(children.c.id, children.c.placement_end).where(children.c.id.in_(part))
+        )
+        out.update({child_id: end for child_id, end in rows.all()})
+    return out
+
+
+def _chunks(values: Sequence[str], size: int = 5000) -> list[Sequence[str]]:
+    return [values[start : start + size] for start in range(0, len(values), size)]
 
 
 async def record_destructions(
@@ -282,40 +462,68 @@ async def record_destructions(
     window: timedelta | None = None,
     provider: str | None = None,
 ) -> None:
-    """A certificate for each destroyed child key, then its items' blobs deleted
-    (without a store, or when a delete fails, the orphan sweeper removes the
-    blobs of destroyed items). With the backup ``window`` and the ``provider``'s
-    kind, each certificate states when copies in backups go dark
-    (vault/retention/certificates.py); else that is computed when read."""
+    """A certificate for each child key destroyed already (an epoch's, a
+    restore's), then its items' blobs deleted (without a store, or when a
+    delete fails, the orphan sweeper removes the blobs of destroyed items)."""
     if not destroyed:
         return
     async with engine.begin() as conn:
-        await conn.execute(
-            insert(destruction_certificates),
-            [
-                {
-                    "id": new_id(),
-                    "child_id": key.child_id,
-                    "category": key.category,
-                    "item_count": len(key.items),
-                    "bytes": sum(size for _, size in key.items),
-                    "key_id": key.id,
-                    "epoch": key.epoch,
-                    "destroyed_at": now,
-                    "run_id": run_id,
-                    "cause": cause,
-                    "backups_dark_at": (
-                        None
-                        if window is None or provider is None
-                        else backups_dark_at(key.epoch, now, window, provider)
-                    ),
-                    "key_provider": provider,
-                }
-                for key in destroyed
-            ],
-        )
-    if store is None:
+        await certify(conn, destroyed, now, run_id, cause, window=window, provider=provider)
+    if store is not None:
+        await delete_destroyed_blobs(engine, store, destroyed)
+
+
+async def certify(
+    conn: AsyncConnection,
+    destroyed: Sequence[DestroyedChildKey],
+    now: datetime,
+    run_id: str,
+    cause: str,
+    *,
+    window: timedelta | None = None,
+    provider: str | None = None,
+) -> None:
+    """A destruction certificate for each destroyed child key, in the caller's
+    transaction. With the backup ``window`` and the ``provider``'s kind, each
+    states when copies in backups go dark (vault/retention/certificates.py);
+    else that is computed when read."""
+    if not destroyed:
         return
+    await conn.execute(
+        insert(destruction_certificates),
+        [
+            {
+                "id": new_id(),
+                "child_id": key.child_id,
+                "category": key.category,
+                "item_count": len(key.items),
+                "bytes": sum(size for _, size in key.items),
+                "key_id": key.id,
+                "epoch": key.epoch,
+                "destroyed_at": now,
+                "run_id": run_id,
+                "cause": cause,
+                "backups_dark_at": (
+                    None
+                    if window is None or provider is None
+                    else backups_dark_at(key.epoch, now, window, provider)
+                ),
+                "key_provider": provider,
+            }
+            for key in destroyed
+        ],
+    )
+
+
+#: Items whose blobs one trip deletes: their keys read in one statement, one
+#: ``delete_many``, their rows removed in one statement.
+_BLOB_BATCH = 1000
+
+
+async def delete_destroyed_blobs(
+    engine: AsyncEngine, store: BlobStore, destroyed: Sequence[DestroyedChildKey]
+) -> None:
+    """The blobs of the items that went with ``destroyed``."""
     doomed = sorted({item for key in destroyed for item, _ in key.items})
-    for start in range(0, len(doomed), 500):
-        await delete_blobs(engine, store, *doomed[start : start + 500])
+    for start in range(0, len(doomed), _BLOB_BATCH):
+        await delete_blobs(engine, store, *doomed[start : start + _BLOB_BATCH])

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
@@ -107,6 +107,16 @@ class BlobStore(Protocol):
 
     async def delete(self, key: str) -> None:
         """Remove the blob; deleting a missing blob is not an error."""
+        ...
+
+    async def delete_many(self, keys: Sequence[str]) -> list[str]:
+        """Remove many blobs in a few bounded, parallel calls (a retention
+        batch); the keys that are gone now, missing ones included.
+
+        A blob that cannot be deleted now (the store is down, it refused) is
+        left out of the answer and logged, never raised: the caller keeps its
+        row for the orphan sweeper to retry.
+        """
         ...
 
     def list(self, prefix: str = "") -> AsyncIterator[str]:

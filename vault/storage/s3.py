@@ -25,11 +25,12 @@ import concurrent.futures
 import itertools
 import logging
 import threading
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from typing import Any, BinaryIO, TypeVar, cast
 
 import urllib3
 from minio import Minio
+from minio.deleteobjects import DeleteError, DeleteObject
 from minio.error import MinioException, S3Error
 from minio.helpers import check_bucket_name
 
@@ -52,6 +53,10 @@ _T = TypeVar("_T")
 _MISSING = frozenset({"NoSuchKey", "NoSuchObject"})
 _REFUSED = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"})
 _LIST_PAGE = 1000
+#: Keys per DeleteObjects request (S3 takes at most 1,000), and such requests
+#: at once (minio's pool keeps ten connections).
+_DELETE_CHUNK = 1000
+_PARALLEL_DELETES = 4
 
 
 class _Aborted(Exception):
@@ -273,6 +278,40 @@ class S3Store:
     async def delete(self, key: str) -> None:
         check_key(key)
         await self._call(self._client.remove_object, self.bucket, key)
+
+    async def delete_many(self, keys: Sequence[str]) -> list[str]:
+        for key in keys:
+            check_key(key)
+        limit = asyncio.Semaphore(_PARALLEL_DELETES)
+
+        def remove(chunk: Sequence[str]) -> list[DeleteError]:
+            # The answer is lazy: the request is sent while it is read.
+            return list(self._client.remove_objects(self.bucket, [DeleteObject(k) for k in chunk]))
+
+        async def one(chunk: Sequence[str]) -> tuple[list[str], str | None]:
+            async with limit:
+                try:
+                    errors = await self._call(remove, chunk)
+                except (StorageUnavailable, BlobNotFound):
+                    return [], None  # _call logged it
+            refused = [e for e in errors if e.code not in _MISSING]
+            if not refused:
+                return list(chunk), None
+            if any(e.name is None for e in refused):
+                return [], refused[0].code  # cannot tell which: keep them all
+            kept = {e.name for e in refused}
+            return [key for key in chunk if key not in kept], refused[0].code
+
+        answers = await asyncio.gather(
+            *(
+                one(keys[start : start + _DELETE_CHUNK])
+                for start in range(0, len(keys), _DELETE_CHUNK)
+            )
+        )
+        reasons = sorted({reason for _, reason in answers if reason is not None})
+        if reasons:
+            log.warning("S3 blob store refused deletes: %s", ", ".join(reasons))
+        return [key for done, _ in answers for key in done]
 
     async def list(self, prefix: str = "") -> AsyncIterator[str]:
         objects = await self._call(
