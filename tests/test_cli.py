@@ -89,7 +89,9 @@ def test_init_then_serve_on_embedded_defaults(tmp_path: Path) -> None:
     assert "nothing changed" in second.stdout
     assert token not in second.stdout
 
-    with serving(env) as base:
+    # The access log (off by default: a line per answer costs on the hot path)
+    # shows routes only, never a token in a path.
+    with serving({**env, "KLUIS_SERVER_ACCESS_LOG": "true"}) as base:
         assert get_json(f"{base}/healthz") == (200, {"status": "ok"})
         status, body = get_json(f"{base}/readyz")
         assert status == 200, body

@@ -130,7 +130,8 @@ async def test_no_method_hands_out_key_bytes(provider: KeyProvider) -> None:
             "wrap",
         }
         | (
-            {"open_or_create", "legacy_signing_secrets", "forget_legacy_signing_secrets"}
+            # usable: whether a master key exists now (a bool, for the opened-key cache).
+            {"open_or_create", "legacy_signing_secrets", "forget_legacy_signing_secrets", "usable"}
             if provider.kind == "local"
             else set()
         )
