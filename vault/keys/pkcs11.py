@@ -87,6 +87,19 @@ _NOT_AUTHENTIC = (
 
 _LIBRARIES: dict[str, Any] = {}
 _LIBRARIES_LOCK = threading.Lock()
+#: Providers of this process with a session on each module: a module may be
+#: initialised afresh only while none has (it would end their sessions).
+_SESSIONS: dict[str, int] = {}
+
+
+def _afresh(module: str, lib: Any) -> None:
+    """C_Finalize and C_Initialize again, if no provider of this process holds a
+    session on the module: SoftHSM2 reads its token directory at initialisation,
+    so a token it found half-written then stays missing until it reads again."""
+    with _LIBRARIES_LOCK:
+        if _SESSIONS.get(module, 0) == 0:
+            with contextlib.suppress(p11.PKCS11Error):
+                lib.reinitialize()
 
 
 def _library(module: str) -> Any:
@@ -131,6 +144,8 @@ class Pkcs11Provider:
         )
         self._lock = threading.RLock()
         self._session: Any = None
+        #: Counted in _SESSIONS (from the first session until close).
+        self._counted = False
         self._keys: dict[str, Any] = {}
         self._macs: dict[str, Any] = {}
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kluis-pkcs11")
@@ -176,6 +191,8 @@ class Pkcs11Provider:
                 # the cron jobs. Tried again for about four seconds.
                 if attempt < _LOGIN_ATTEMPTS - 1:
                     time.sleep(0.05 * (attempt + 1))
+                    if attempt % 3 == 2:
+                        _afresh(self._module, lib)
                     continue
                 if isinstance(exc, p11.NoSuchToken):
                     raise KeyringError(
@@ -188,6 +205,10 @@ class Pkcs11Provider:
                 ) from None
         self._keys.clear()
         self._macs.clear()
+        if not self._counted:
+            with _LIBRARIES_LOCK:
+                _SESSIONS[self._module] = _SESSIONS.get(self._module, 0) + 1
+            self._counted = True
 
     def _open(self, lib: Any) -> Any:
         """A logged-in session on the token; a wrong PIN is never tried again
@@ -503,6 +524,10 @@ class Pkcs11Provider:
                 session, self._session = self._session, None
                 with contextlib.suppress(p11.PKCS11Error):
                     session.close()
+            if self._counted:
+                with _LIBRARIES_LOCK:
+                    _SESSIONS[self._module] -= 1
+                self._counted = False
 
         try:
             await asyncio.get_running_loop().run_in_executor(self._thread, self._call, close)
