@@ -103,6 +103,21 @@ def test_init_then_serve_on_embedded_defaults(tmp_path: Path) -> None:
     assert "kl_not_a_real_token_in_a_path" not in output  # the access log shows routes only
 
 
+@pytest.mark.localdisk
+@pytest.mark.sqlite
+def test_the_first_admin_token_lives_as_long_as_the_configuration_says(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = clean_env(KLUIS_DATA_DIR=str(data), KLUIS_AUTH_TOKEN_TTL_DAYS="30")
+    before = datetime.now(UTC)
+    done = run(env, "init")
+    assert done.returncode == 0, done.stderr
+    db = sqlite3.connect(data / "kluis.db")
+    (expires,) = db.execute("SELECT expires_at FROM tokens").fetchone()
+    db.close()
+    lives = datetime.fromisoformat(expires).replace(tzinfo=UTC) - before
+    assert 29.9 < lives.total_seconds() / 86400 < 30.1, expires
+
+
 @pytest.mark.minio
 @pytest.mark.postgres
 @pytest.mark.softhsm

@@ -22,7 +22,7 @@ lock file beside the database), so one creates and the others find it done.
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from vault.audit.log import AuditLog
 from vault.config import Settings
@@ -110,7 +110,9 @@ async def initialise(settings: Settings, now: datetime) -> Initialised:
                     created.append("link-signing secret")
                 if legacy and isinstance(provider, LocalKeyring):
                     await provider.forget_legacy_signing_secrets()
-                token = await ensure_admin(engine, sealer, now)
+                token = await ensure_admin(
+                    engine, sealer, now, timedelta(days=settings.auth.token_ttl_days)
+                )
             finally:
                 await provider.close()
     finally:

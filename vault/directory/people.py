@@ -442,9 +442,12 @@ def window_start(now: datetime, seconds: int) -> datetime:
     return now - timedelta(seconds=seconds)
 
 
-async def ensure_admin(engine: AsyncEngine, sealer: Sealer, now: datetime) -> str | None:
-    """Create the installation's admin account and return its first token, or
-    None if it exists (``kluis init``, which holds the installation lock)."""
+async def ensure_admin(
+    engine: AsyncEngine, sealer: Sealer, now: datetime, token_ttl: timedelta = DEFAULT_TOKEN_TTL
+) -> str | None:
+    """Create the installation's admin account and return its first token
+    (valid ``token_ttl``), or None if it exists (``kluis init``, which holds
+    the installation lock)."""
     admin = select(installation.c.value).where(installation.c.key == "admin_person_id")
     async with engine.connect() as conn:
         if await conn.scalar(admin) is not None:
@@ -452,7 +455,7 @@ async def ensure_admin(engine: AsyncEngine, sealer: Sealer, now: datetime) -> st
     # Sealed before the transaction: sealing writes the person's key row.
     person = await prepare_person(sealer, "Administrator", None, "admin")
     async with engine.begin() as conn:
-        token = await store_person(conn, person, now)
+        token = await store_person(conn, person, now, token_ttl)
         await conn.execute(
             insert(installation).values(
                 [
