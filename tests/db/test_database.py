@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from tests.servers import free_port
 from vault.db import create_engine, current_revision, head_revision, is_current, reachable, upgrade
 from vault.db.schema import metadata, people, tokens
+from vault.directory.people import _MEMBERSHIPS
 from vault.errors import StorageUnavailable
 
 
@@ -43,6 +44,29 @@ async def test_migrations_match_the_schema_module(db_url: str) -> None:
 
         async with engine.connect() as conn:
             assert await conn.run_sync(diff) == []
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.sqlite
+async def test_finding_what_a_person_is_linked_to_reads_no_table_whole(tmp_path: Path) -> None:
+    """The policy's view of a person is asked at every call and link use: its
+    memberships query must use an index on every table, the children too."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'plan.db'}")
+    try:
+        await upgrade(engine)
+
+        def plan(conn: Connection) -> list[str]:
+            query = _MEMBERSHIPS.compile(conn, compile_kwargs={"literal_binds": False})
+            rows = conn.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {query}", tuple(["p"] * len(query.positiontup or []))
+            )
+            return [row[-1] for row in rows]
+
+        async with engine.connect() as conn:
+            steps = await conn.run_sync(plan)
+        assert steps, "no plan"
+        assert [step for step in steps if step.startswith("SCAN")] == [], steps
     finally:
         await engine.dispose()
 

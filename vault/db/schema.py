@@ -273,6 +273,7 @@ location_managers = Table(
     Column("person_id", String(32), ForeignKey("people.id"), nullable=False),
     PrimaryKeyConstraint("location_id", "person_id", name="pk_location_managers"),
 )
+Index("ix_location_managers_person_id", location_managers.c.person_id)
 
 #: "groups" is a keyword in SQLite; the care groups of a location.
 care_groups = Table(
@@ -291,6 +292,7 @@ group_staff = Table(
     Column("person_id", String(32), ForeignKey("people.id"), nullable=False),
     PrimaryKeyConstraint("group_id", "person_id", name="pk_group_staff"),
 )
+Index("ix_group_staff_person_id", group_staff.c.person_id)
 
 #: A child: names and birth date are sealed in ``profile`` under the child's
 #: "profile" key; the clear columns are what the policy and retention need.
@@ -305,6 +307,7 @@ children = Table(
     Column("placement_end", Date, nullable=True),
     Column("created_at", UTCDateTime(), nullable=False),
 )
+Index("ix_children_mentor_id", children.c.mentor_id)
 
 guardians = Table(
     "guardians",
