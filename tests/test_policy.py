@@ -562,3 +562,13 @@ def test_everyone_sees_their_own_report_unless_blocked(variant: str) -> None:
         NOW,
     )
     assert outcome(blocked) == "blocked"
+
+
+@pytest.mark.parametrize("variant", ROLE_VARIANTS)
+def test_only_the_privacy_officer_asks_what_an_account_touched(variant: str) -> None:
+    who = principal(variant, "own")
+    asked = decide(who, Action.AUDIT_TOUCHED, policy.DirectoryTarget(), NOW)
+    assert outcome(asked) == ("allow+record" if who.role == "privacy_officer" else "forbidden")
+    if asked.allowed:
+        blocked = dataclasses.replace(who, blocked=True)
+        assert not decide(blocked, Action.AUDIT_TOUCHED, policy.DirectoryTarget(), NOW).allowed

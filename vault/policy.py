@@ -47,7 +47,8 @@ The rules, from shared/DOMAIN.md (our readings marked "choice"):
   with a token.
 * **Audit**: a child's access log is for its guardians (in every phase: the
   right of access outlives the window) and the privacy officer; checking the
-  chain is the privacy officer's.
+  chain and the breach question (what an account or token touched) are the
+  privacy officer's.
 * **Export**: guardians while the records are visible to them, and the
   privacy officer (recorded), each getting only what they may read.
 * **Reasons**: the privacy officer's calls that reach records a reason is
@@ -164,6 +165,8 @@ class Action(enum.StrEnum):
     USE_HANDOVER = "handover.use"
     VIEW_ACCESS_LOG = "access_log.view"
     VERIFY_AUDIT = "audit.verify"
+    #: The breach question: what an account or a token touched between two moments.
+    AUDIT_TOUCHED = "audit.touched"
     EXPORT = "export.create"
     #: A signed link to a record (READ_ITEM, and for the privacy officer a reason).
     ISSUE_LINK = "link.issue"
@@ -552,6 +555,12 @@ def _decide(
         if principal.role == "privacy_officer":
             return Decision.allow(record=True)
         return Decision.deny("forbidden", "Only the privacy officer checks the audit log.")
+    if action is Action.AUDIT_TOUCHED:
+        if principal.role == "privacy_officer":
+            return Decision.allow(record=True)
+        return Decision.deny(
+            "forbidden", "Only the privacy officer asks what an account or a token touched."
+        )
     return Decision.deny("forbidden", "This action does not apply here.")
 
 

@@ -109,6 +109,7 @@ def _plan(method: str, path: str, s: Served) -> tuple[dict[str, str], str | None
         ("GET", "/v1/children/{id}/access-log"): ({"id": w.child}, w.parent),
         ("GET", "/v1/children/{id}/report"): ({"id": w.child}, w.parent),
         ("GET", "/v1/audit/verify"): ({}, w.officer),
+        ("GET", "/v1/audit/touched"): ({}, w.officer),
         ("GET", "/v1/me"): ({}, w.parent),
         ("POST", "/v1/locations/{id}/managers"): ({"id": s.location}, s.admin),
         ("POST", "/v1/groups/{id}/staff"): ({"id": w.group}, s.admin),

@@ -4,15 +4,18 @@ and what a page shows (:func:`render`: its text and a screenshot).
 ``--dump-dom`` and ``--screenshot`` take their picture at the page's load,
 before a video has played a frame; the DevTools protocol lets the test wait
 for what a parent would see: the playing position moving past half a second.
+Both start Chromium and talk to it through one :func:`devtools`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import json
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +36,16 @@ _PLAY = """new Promise((done) => {
 })"""
 
 
-async def play(chromium: str, url: str, profile: Path) -> str:
-    """What happened when Chromium played ``url`` (muted, as autoplay allows)."""
+@contextlib.asynccontextmanager
+async def devtools(chromium: str, profile: Path, *flags: str) -> AsyncIterator[_DevTools]:
+    """A headless Chromium (its own ``profile``, ``flags`` added) and a DevTools
+    connection to its first page; the browser is killed on the way out."""
     process = await asyncio.create_subprocess_exec(
         chromium,
         *("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"),
         *("--disable-background-networking", "--disable-component-update", "--disable-sync"),
         f"--user-data-dir={profile}",
-        "--autoplay-policy=no-user-gesture-required",
+        *flags,
         "--remote-debugging-port=0",
         "about:blank",
         stdout=asyncio.subprocess.DEVNULL,
@@ -57,25 +62,20 @@ async def play(chromium: str, url: str, profile: Path) -> str:
             async with session.get(f"http://127.0.0.1:{found.group(1)}/json/list") as answer:
                 pages = [t for t in await answer.json() if t["type"] == "page"]
             async with session.ws_connect(pages[0]["webSocketDebuggerUrl"]) as socket:
-                await socket.send_json(
-                    {
-                        "id": 1,
-                        "method": "Runtime.evaluate",
-                        "params": {
-                            "expression": _PLAY % json.dumps(url),
-                            "awaitPromise": True,
-                            "returnByValue": True,
-                        },
-                    }
-                )
-                async for message in socket:
-                    data = json.loads(message.data)
-                    if data.get("id") == 1:
-                        return str(data["result"]["result"].get("value"))
-        raise AssertionError("Chromium closed the DevTools connection")
+                yield _DevTools(socket)
     finally:
         process.kill()
         await process.wait()
+
+
+async def play(chromium: str, url: str, profile: Path) -> str:
+    """What happened when Chromium played ``url`` (muted, as autoplay allows)."""
+    async with devtools(chromium, profile, "--autoplay-policy=no-user-gesture-required") as tab:
+        result = await tab.call(
+            "Runtime.evaluate",
+            {"expression": _PLAY % json.dumps(url), "awaitPromise": True, "returnByValue": True},
+        )
+        return str(result["result"].get("value"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,42 +100,17 @@ async def render(
 ) -> Rendered:
     """Open ``url`` (with ``headers`` on every request, e.g. a bearer token),
     wait for its load, and return its text, ``probe``'s value and a PNG."""
-    process = await asyncio.create_subprocess_exec(
-        chromium,
-        *("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"),
-        *("--disable-background-networking", "--disable-component-update", "--disable-sync"),
-        f"--user-data-dir={profile}",
-        f"--window-size={width},{height}",
-        "--remote-debugging-port=0",
-        "about:blank",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert process.stderr is not None
-    try:
-        found = None
-        while found is None:
-            line = (await asyncio.wait_for(process.stderr.readline(), 60)).decode()
-            assert line, "Chromium ended without opening its DevTools port"
-            found = re.search(r"DevTools listening on ws://127\.0\.0\.1:(\d+)/", line)
-        async with aiohttp.ClientSession() as session:
-            async with session.get(f"http://127.0.0.1:{found.group(1)}/json/list") as answer:
-                pages = [t for t in await answer.json() if t["type"] == "page"]
-            async with session.ws_connect(pages[0]["webSocketDebuggerUrl"]) as socket:
-                devtools = _DevTools(socket)
-                await devtools.call("Page.enable")
-                await devtools.call("Network.enable")
-                if headers:
-                    await devtools.call("Network.setExtraHTTPHeaders", {"headers": headers})
-                await devtools.call("Page.navigate", {"url": url})
-                await asyncio.wait_for(devtools.event("Page.loadEventFired"), 60)
-                text = await devtools.evaluate("document.body.innerText")
-                probed = await devtools.evaluate(probe)
-                shot = await devtools.call("Page.captureScreenshot", {"format": "png"})
-                return Rendered(text, probed, base64.b64decode(shot["data"]))
-    finally:
-        process.kill()
-        await process.wait()
+    async with devtools(chromium, profile, f"--window-size={width},{height}") as tab:
+        await tab.call("Page.enable")
+        await tab.call("Network.enable")
+        if headers:
+            await tab.call("Network.setExtraHTTPHeaders", {"headers": headers})
+        await tab.call("Page.navigate", {"url": url})
+        await asyncio.wait_for(tab.event("Page.loadEventFired"), 60)
+        text = await tab.evaluate("document.body.innerText")
+        probed = await tab.evaluate(probe)
+        shot = await tab.call("Page.captureScreenshot", {"format": "png"})
+        return Rendered(text, probed, base64.b64decode(shot["data"]))
 
 
 class _DevTools:

@@ -12,9 +12,10 @@ import re
 import zipfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.async_api import Browser, FilePayload, Page, Route, ViewportSize, expect
@@ -42,10 +43,13 @@ def dutch(day: date) -> str:
 
 
 @asynccontextmanager
-async def opened(browser: Browser, viewport: ViewportSize = PHONE) -> AsyncIterator[Page]:
-    """A fresh context (its own sessionStorage): one person on one device.
-    Script errors and policy violations on the page fail the test."""
-    context = await browser.new_context(viewport=viewport, accept_downloads=True)
+async def opened(
+    browser: Browser, viewport: ViewportSize = PHONE, **options: Any
+) -> AsyncIterator[Page]:
+    """A fresh context (its own sessionStorage): one person on one device
+    (``options``: more of Playwright's, a time zone). Script errors and
+    policy violations on the page fail the test."""
+    context = await browser.new_context(viewport=viewport, accept_downloads=True, **options)
     page = await context.new_page()
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
@@ -484,6 +488,80 @@ async def test_the_privacy_officer_sees_the_register_overdue_first_and_verifies_
         await expect(page.locator("#certificates")).to_contain_text("Geen verklaringen")
         await shot(page, "privacy-officer")
         await accessible(page, axe_source, "privacy officer")
+
+
+async def test_the_privacy_officer_asks_what_a_parent_touched_and_sees_the_children_and_photos(
+    served: tuple[Server, World], browser: Browser, axe_source: str
+) -> None:
+    server, w = served
+    # Whole seconds: the screen's moments are typed to the second.
+    since = datetime.now(UTC).replace(microsecond=0)
+    async with opened(browser) as anna:
+        await with_token(anna, server, w.anna.token)
+        await anna.goto(f"{server.base}/app/#/child/{w.anna.child}")
+        await expect(anna.locator("#timeline li")).to_have_count(12)  # the first page only
+        await expect(anna.locator("#timeline img").first).to_have_js_property("complete", True)
+        await anna.locator(f'li[data-item="{w.photos[5]}"] button').click()
+        await expect(anna.locator("#viewer-image")).to_have_js_property("complete", True)
+    until = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    # Not the officer's own zone (nor UTC): a window read in the wrong zone misses it all.
+    zone = "Australia/Darwin"  # UTC+09:30 the whole year
+
+    def wall(moment: datetime) -> str:
+        return moment.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M:%S")
+
+    async with opened(browser, TABLET, timezone_id=zone) as page:
+        await with_token(page, server, w.officer_token)
+        form = page.locator("#touched-form")
+        await expect(form.get_by_role("heading")).to_have_text(
+            "Wat heeft een account of token aangeraakt?"
+        )
+        await expect(page.locator("#touched-zone")).to_contain_text("Australia/Darwin (UTC+09:30)")
+        # Both ids, or none: said before anything is asked.
+        await page.get_by_label("Token-id").fill("0123456789abcdef")
+        await page.get_by_label("Persoon-id (account)").fill(w.anna.person)
+        await page.get_by_role("button", name="Opvragen").click()
+        await expect(page.locator("#touched-problem")).to_have_text(
+            "Vul een persoon-id óf een token-id in, niet allebei."
+        )
+        await page.get_by_label("Token-id").fill("")
+        await page.get_by_label("Vanaf", exact=True).fill(wall(since))
+        await page.get_by_label("Tot", exact=True).fill(wall(until))
+        await page.get_by_label("Tot", exact=True).press("Enter")  # the keyboard alone asks
+        result = page.locator("#touched-result")
+        await expect(result).to_have_attribute("data-events", re.compile(r"^[1-9]"))
+        await expect(page.locator("#touched-problem")).to_be_hidden()
+        await expect(page.locator("#touched-summary")).to_contain_text("heeft dit account")
+        child = page.locator(f'#touched-children tr[data-child="{w.anna.child}"]')
+        await expect(child).to_contain_text("Anna Jansen")
+        await expect(page.locator(f'#touched-children tr[data-child="{w.cas}"]')).to_have_count(0)
+        opened_photo = page.locator(f'#touched-items tr[data-item="{w.photos[5]}"]')
+        await expect(opened_photo).to_contain_text("Foto")
+        # The second page of the timeline was looked at earlier, not in this window.
+        await expect(page.locator(f'#touched-items tr[data-item="{w.photos[0]}"]')).to_have_count(0)
+        await expect(page.locator('#touched-actions tr[data-action="link.use"]')).to_contain_text(
+            "bekeek een foto of bestand"
+        )
+        # The screen shows what the API answers for that window, no more, no less.
+        asked = await w.admin.as_(w.officer_token).ok(
+            "GET",
+            f"/v1/audit/touched?person={w.anna.person}"
+            f"&since={since.isoformat().replace('+00:00', 'Z')}"
+            f"&until={until.isoformat().replace('+00:00', 'Z')}",
+        )
+        shown = await page.locator("#touched-items tbody tr").evaluate_all(
+            "rows => rows.map(r => r.dataset.item)"
+        )
+        assert sorted(shown) == sorted(asked["items"])
+        assert w.photos[5] in asked["items"]
+        await shot(page, "breach-question")
+        await accessible(page, axe_source, "breach question")
+        await page.get_by_role("button", name="English").click()
+        await expect(
+            page.get_by_role("heading", name="What did an account or token touch?")
+        ).to_be_visible()
+        await expect(page.get_by_label("Person id (account)")).to_be_visible()
+        await page.get_by_role("button", name="Nederlands").click()
 
 
 async def test_the_accessibility_check_finds_what_it_is_there_to_find(

@@ -1,4 +1,5 @@
-"""Putting every call on the record, and the two audit endpoints.
+"""Putting every call on the record, and the audit endpoints: a child's
+access log, the chain's verification, and the breach question.
 
 Each call to ``/v1/``, ``/l/``, ``/h/``, ``/x/`` and ``/auth/`` (single
 sign-on) leaves at least one event: the caller (person, role, token id,
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from datetime import timedelta
 
 import msgspec
 from aiohttp import web
@@ -33,18 +35,27 @@ from sqlalchemy import select
 from vault.api.access import PRINCIPAL, check, load_child
 from vault.api.body import answer, read_query
 from vault.api.errors import HTTP_CODES
-from vault.api.models.audit import AccessEvent, AccessLog, AccessQuery, Verification
+from vault.api.models.audit import (
+    TOUCHED_MAX_DAYS,
+    AccessEvent,
+    AccessLog,
+    AccessQuery,
+    Touched,
+    TouchedQuery,
+    Verification,
+)
 from vault.api.openapi import operation
 from vault.api.resources import AUDIT, DB, KEYRING, KEYS
 from vault.api.routes import AUDITED, action_of, route
-from vault.api.trail import Trail, record_now, start_trail
+from vault.api.trail import Trail, note, record_now, start_trail
 from vault.audit import CURRENT
-from vault.audit.queries import access_log
+from vault.audit.events import iso
+from vault.audit.queries import access_log, touched
 from vault.audit.verify import verify
-from vault.db.schema import guardians
+from vault.db.schema import guardians, items, people, tokens
 from vault.directory.people import names_of
 from vault.directory.sealing import Sealer, first_name
-from vault.errors import KluisError
+from vault.errors import InvalidInput, KluisError
 from vault.keys.provider import audit_check
 from vault.policy import Action, ChildTarget, DirectoryTarget, shows_name
 from vault.rights import reasons
@@ -175,8 +186,77 @@ async def verify_chain(request: web.Request) -> web.Response:
     return answer(msgspec.convert(result.as_json(), Verification))
 
 
+@operation(
+    "The breach question (the privacy officer): which children and records one account "
+    "('person') or one token ('token') touched in [since, until), by id, with how many "
+    "calls, the first and last, and the calls by action; what 'kluis audit touched' answers.",
+    tags=["audit"],
+    query=TouchedQuery,
+    answer=Touched,
+    refusals={403: ("forbidden",)},
+)
+async def touched_by(request: web.Request) -> web.Response:
+    check(request, Action.AUDIT_TOUCHED, DirectoryTarget())
+    query = read_query(request, TouchedQuery)
+    if (query.person is None) == (query.token is None):
+        raise InvalidInput(
+            "Send exactly one of 'person' (a person's id) or 'token' (a token's id: the "
+            "16 characters after 'kl_', before the dot), with 'since' and 'until'."
+        )
+    if query.since >= query.until:
+        raise InvalidInput("'since' must be before 'until'.")
+    if query.until - query.since > timedelta(days=TOUCHED_MAX_DAYS):
+        raise InvalidInput(
+            f"From 'since' to 'until' may span at most {TOUCHED_MAX_DAYS} days; ask in parts."
+        )
+    # Who asked about whom, and for when, is on the record before the log is read
+    # (ids and moments only, as the command line's event).
+    note(
+        request,
+        person=query.person,
+        token=query.token,
+        since=iso(query.since),
+        until=iso(query.until),
+    )
+    await record_now(request)
+    engine = request.app[DB]
+    found = await touched(
+        engine, person=query.person, token=query.token, since=query.since, until=query.until
+    )
+    async with engine.connect() as conn:
+        if query.person is not None:
+            known = await conn.scalar(select(people.c.id).where(people.c.id == query.person))
+        else:
+            known = await conn.scalar(select(tokens.c.id).where(tokens.c.id == query.token))
+        kinds: dict[str, str] = {}
+        ids = sorted(found.items)
+        for start in range(0, len(ids), 500):
+            rows = await conn.execute(
+                select(items.c.id, items.c.kind).where(items.c.id.in_(ids[start : start + 500]))
+            )
+            kinds.update((row.id, row.kind) for row in rows)
+    return answer(
+        Touched(
+            person=query.person,
+            token=query.token,
+            since=query.since,
+            until=query.until,
+            known=known is not None,
+            events=found.events,
+            refused=found.refused,
+            first=found.first,
+            last=found.last,
+            children=dict(sorted(found.children.items())),
+            items=dict(sorted(found.items.items())),
+            kinds=kinds,
+            actions=dict(sorted(found.actions.items())),
+        )
+    )
+
+
 def setup(app: web.Application) -> None:
     route(
         app, "GET", "/v1/children/{id}/access-log", child_access_log, audit="audit.child_access_log"
     )
     route(app, "GET", "/v1/audit/verify", verify_chain, audit="audit.verify_chain")
+    route(app, "GET", "/v1/audit/touched", touched_by, audit="audit.touched")

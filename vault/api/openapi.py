@@ -347,11 +347,12 @@ def _request_body(spec: Operation) -> dict[str, Any]:
 def _query_parameters(model: type[msgspec.Struct]) -> list[dict[str, Any]]:
     _, schemas = msgspec.json.schema_components([model], ref_template=_REF)
     properties = schemas[model.__name__]["properties"]
+    required = set(schemas[model.__name__].get("required", ()))
     out = []
     for name, schema in properties.items():
         schema = dict(schema)
         description = schema.pop("description", None)
-        parameter: dict[str, Any] = {"name": name, "in": "query", "required": False}
+        parameter: dict[str, Any] = {"name": name, "in": "query", "required": name in required}
         if description:
             parameter["description"] = description
         parameter["schema"] = schema

@@ -47,3 +47,68 @@ class Verification(Answer):
     events: int
     head: str
     problems: list[Problem]
+
+
+#: The longest window the breach question may span (a year, and a leap day).
+TOUCHED_MAX_DAYS = 366
+_MOMENT_HINT = (
+    "a timestamp with its time zone, like 2026-11-21T10:00:00Z "
+    "(in a URL a '+' of the zone is written %2B)"
+)
+Moment = Annotated[datetime, msgspec.Meta(tz=True, extra={"hint": _MOMENT_HINT})]
+
+
+class TouchedQuery(Query, kw_only=True):
+    """``person`` or ``token`` (exactly one), and the window [since, until)."""
+
+    person: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                pattern="^[0-9a-f]{32}$",
+                description="a person's id",
+                extra={"hint": "a person's id (32 characters 0-9 and a-f)"},
+            ),
+        ]
+        | None
+    ) = None
+    token: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                pattern="^[0-9a-f]{16}$",
+                description="a token's id: the part after 'kl_' and before the dot",
+                extra={
+                    "hint": "a token's id (the 16 characters after 'kl_', before the dot; "
+                    "never the whole token)"
+                },
+            ),
+        ]
+        | None
+    ) = None
+    since: Annotated[Moment, msgspec.Meta(description="from this moment (included)")]
+    until: Annotated[Moment, msgspec.Meta(description="to this moment (not included)")]
+
+
+class Touched(Answer, kw_only=True):
+    """What one account or token touched in [since, until), from the audit log
+    (the same figures as ``kluis audit touched``): ids and counts, no names."""
+
+    person: str | None = None
+    token: str | None = None
+    since: datetime
+    until: datetime
+    #: Whether the directory knows the person or token now (the log outlives both).
+    known: bool
+    events: int
+    refused: int
+    first: datetime | None
+    last: datetime | None
+    #: Child id: how many of the calls that were let through touched it.
+    children: dict[str, int]
+    #: Record id: how many of the calls that were let through touched it.
+    items: dict[str, int]
+    #: Record id: its kind (``photo``, ``diary``, ...), from the records table.
+    kinds: dict[str, str]
+    #: Audit action name: how many calls (refused ones too).
+    actions: dict[str, int]

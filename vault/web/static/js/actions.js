@@ -7,6 +7,7 @@ const ACTIONS = {
   nl: {
     'accounts.me': 'opende de app', 'accounts.sign_out': 'meldde zich af',
     'audit.child_access_log': 'bekeek wie het kind zag', 'audit.verify_chain': 'controleerde het auditlog',
+    'audit.touched': 'vroeg op wat een account of token raakte',
     'consents.change': 'wijzigde een toestemming', 'consents.read': 'bekeek de toestemmingen',
     'directory.add_guardian': 'koppelde een ouder', 'directory.change_guardian': 'wijzigde een ouder',
     'directory.remove_guardian': 'ontkoppelde een ouder', 'directory.create_child': 'schreef het kind in',
@@ -28,6 +29,7 @@ const ACTIONS = {
   en: {
     'accounts.me': 'opened the app', 'accounts.sign_out': 'signed out',
     'audit.child_access_log': 'looked at who saw the child', 'audit.verify_chain': 'verified the audit log',
+    'audit.touched': 'asked what an account or token touched',
     'consents.change': 'changed a consent', 'consents.read': 'looked at the consents',
     'directory.add_guardian': 'linked a parent', 'directory.change_guardian': 'changed a parent',
     'directory.remove_guardian': 'unlinked a parent', 'directory.create_child': 'enrolled the child',

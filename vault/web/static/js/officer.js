@@ -1,6 +1,8 @@
 // The privacy officer: the request register (overdue first, as the API sorts
-// it), the audit chain's verification, destruction certificates per child.
+// it), the breach question (js/breach.js), the audit chain's verification,
+// destruction certificates per child.
 import { call } from './api.js';
+import { breachForm } from './breach.js';
 import { field, h, show } from './dom.js';
 import { errorText, moment, t } from './i18n.js';
 import { requestTable } from './parent.js';
@@ -38,5 +40,5 @@ export async function screen() {
     }
   });
   show(h('h1', {}, t('officerTitle')), h('section', { class: 'card' }, h('h2', {}, t('register')), requestTable(data.requests, null)),
-    h('section', { class: 'card' }, h('h2', {}, t('verify')), verify, verdict), form);
+    breachForm(), h('section', { class: 'card' }, h('h2', {}, t('verify')), verify, verdict), form);
 }
