@@ -105,6 +105,9 @@ async def test_titles_file_names_and_diary_text_are_not_in_the_database_in_clear
         ("empty file", "photo", b"", 400, "invalid_input"),
         ("truncated jpeg", "photo", "truncated", 415, "unsupported_type"),
         ("jpeg header only", "photo", b"\xff\xd8\xff\xe0" + b"\x00" * 60, 415, "unsupported_type"),
+        # Well formed to the strip, refused by the decode of the variants, which
+        # runs while the original is already being stored: nothing of it may stay.
+        ("jpeg without its tables", "photo", "no tables", 415, "unsupported_type"),
     ],
 )
 async def test_bad_files_are_refused_and_nothing_is_stored(
@@ -115,10 +118,25 @@ async def test_bad_files_are_refused_and_nothing_is_stored(
     if data == "truncated":
         full = pyvips.Image.xyz(800, 600)[0].cast("uchar").jpegsave_buffer(Q=95)
         data = full[: len(full) // 2]
+    elif data == "no tables":
+        data = without_quantisation_tables(
+            pyvips.Image.xyz(800, 600)[0].cast("uchar").jpegsave_buffer(Q=95)
+        )
     got, body = await upload(api, w.staff, w.child, {"kind": kind}, data, "photo.jpg")
     assert (got, body["error"]["code"]) == (status, code), body
     assert body["error"]["message"]
     await nothing_stored(api)
+
+
+def without_quantisation_tables(jpeg: bytes) -> bytes:
+    """``jpeg`` (segments up to its first scan, then the scan) without its DQT segments."""
+    out, at = bytearray(jpeg[:2]), 2
+    while jpeg[at + 1] != 0xDA:
+        end = at + 2 + int.from_bytes(jpeg[at + 2 : at + 4], "big")
+        if jpeg[at + 1] != 0xDB:
+            out += jpeg[at:end]
+        at = end
+    return bytes(out + jpeg[at:])
 
 
 async def test_a_decompression_bomb_is_refused_fast(api: Api, tmp_path: Path) -> None:

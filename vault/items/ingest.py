@@ -16,6 +16,7 @@ deleted, and nothing is left that a row names.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import json
@@ -36,7 +37,7 @@ from vault.items.service import ItemRecord, StoredBlob
 from vault.jobs.queue import NewJob
 from vault.keys.service import KeyService, PreparedItemKey
 from vault.media import playable
-from vault.media.images import SanitisedImage, sanitise, sanitise_jpeg
+from vault.media.images import Rendition, clean_jpeg, jpeg_variants, reencoded_jpeg, sanitise
 from vault.media.jpeg import JpegStripper
 from vault.media.pool import IMAGE_POOL, ImagePool
 from vault.media.sniff import ACCEPTED, HEAD_SIZE, JPEG, MediaType, accepted
@@ -47,6 +48,8 @@ from vault.tokens import new_id
 MB = 1024 * 1024
 #: A diary entry's original: its text, as it was written.
 TEXT_PLAIN = "text/plain; charset=utf-8"
+#: The order an item lists the variants it is stored with.
+VARIANT_ORDER = ("original", "preview", "thumb")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,6 +158,12 @@ class Writer:
         self.crcs[variant] = counted.crc
         return blob
 
+    def in_order(self) -> StoredBlob:
+        """The stored blobs sorted by :data:`VARIANT_ORDER` (some are stored
+        at once, finishing in any order); answers the original."""
+        self.stored.sort(key=lambda blob: VARIANT_ORDER.index(blob.variant))
+        return self.stored[0]
+
     async def discard(self) -> None:
         for blob in self.stored:
             # If the store is down, the orphan sweeper removes it later.
@@ -222,11 +231,8 @@ async def write_file(
     the rest after the commit (a video's posters and web rendition)."""
     limit = size_cap(ctx.settings, media)
     if media.family == "image":
-        image = await _sanitised(ctx, media, capped(stream, limit))
-        original = await writer.put("original", image.original.mime, one(image.original.data))
-        await writer.put("preview", image.preview.mime, one(image.preview.data))
-        await writer.put("thumb", image.thumb.mime, one(image.thumb.data))
-        return original, {"width": image.width, "height": image.height}, []
+        size = await _image(ctx, writer, media, capped(stream, limit))
+        return writer.in_order(), {"width": size.width, "height": size.height}, []
     if media.family == "video":
         scrubbed = Scrubbed(media, capped(stream, limit))
         original = await writer.put("original", media.mime, scrubbed)
@@ -236,20 +242,72 @@ async def write_file(
     return await writer.put("original", media.mime, capped(stream, limit)), {}, []
 
 
-async def _sanitised(
-    ctx: Context, media: MediaType, stream: AsyncIterable[bytes]
-) -> SanitisedImage:
-    """An image's renditions. A JPEG's metadata is stripped as its bytes arrive."""
+async def _image(
+    ctx: Context, writer: Writer, media: MediaType, stream: AsyncIterable[bytes]
+) -> _Size:
+    """Store an image's three renditions. A JPEG's metadata is stripped as
+    its bytes arrive, and its clean original is encrypted and stored while
+    the image pool makes the variants from it (independent work: on two
+    cores it overlaps)."""
     max_pixels = ctx.settings.uploads.max_pixels
     if media == JPEG:
         stripper = JpegStripper()
         async for chunk in stream:
             stripper.feed(chunk)
-        return await ctx.pool.run(sanitise_jpeg, stripper.close(), max_pixels)
-    data = bytearray()
-    async for chunk in stream:
-        data += chunk
-    return await ctx.pool.run(sanitise, bytes(data), media, max_pixels)
+        stripped = stripper.close()
+        clean = await ctx.pool.run(clean_jpeg, stripped, max_pixels)
+        if clean is not None:
+            _, (preview, thumb) = await together(
+                writer.put("original", JPEG.mime, one(clean.data)),
+                ctx.pool.run(jpeg_variants, clean),
+            )
+            await _variants(writer, preview, thumb)
+            return _Size(clean.width, clean.height)
+        image = await ctx.pool.run(reencoded_jpeg, stripped, max_pixels)
+    else:
+        data = bytearray()
+        async for chunk in stream:
+            data += chunk
+        image = await ctx.pool.run(sanitise, bytes(data), media, max_pixels)
+    await together(
+        writer.put("original", image.original.mime, one(image.original.data)),
+        _variants(writer, image.preview, image.thumb),
+    )
+    return _Size(image.width, image.height)
+
+
+async def _variants(writer: Writer, preview: Rendition, thumb: Rendition) -> None:
+    await together(
+        writer.put("preview", preview.mime, one(preview.data)),
+        writer.put("thumb", thumb.mime, one(thumb.data)),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Size:
+    width: int
+    height: int
+
+
+async def together(*steps: Awaitable[Any]) -> list[Any]:
+    """Run ``steps`` at once and wait for every one of them, also when one
+    fails (so a caller that then removes what was stored sees all of it);
+    raises the first failure in the order given. Cancelled, it cancels the
+    steps and waits for them before passing the cancellation on."""
+    tasks = [asyncio.ensure_future(step) for step in steps]
+    try:
+        await asyncio.wait(tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks)
+        raise
+    # Every failure is looked at (asyncio would log the others as never retrieved).
+    failures = [task.exception() for task in tasks if not task.cancelled()]
+    for failure in failures:
+        if failure is not None:
+            raise failure
+    return [task.result() for task in tasks]
 
 
 async def ingest_text(

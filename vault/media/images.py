@@ -191,34 +191,70 @@ def _shrink_factor(width: int, height: int) -> int:
     return 1
 
 
-def sanitise_jpeg(stripped: StrippedJpeg, max_pixels: int) -> SanitisedImage:
-    """The renditions of a JPEG whose metadata :class:`JpegStripper` removed. Blocking."""
+@dataclasses.dataclass(frozen=True)
+class CleanJpeg:
+    """A JPEG original as it is stored: stripped, upright, its ICC profile sanitised."""
+
+    data: bytes
+    width: int
+    height: int
+
+
+def clean_jpeg(stripped: StrippedJpeg, max_pixels: int) -> CleanJpeg | None:
+    """The stored original of a JPEG whose metadata :class:`JpegStripper`
+    removed, or None where it cannot be turned upright losslessly (then
+    :func:`sanitise_jpeg` decodes and re-encodes it). Its pixels are not
+    decoded here: :func:`jpeg_variants` does that, and refuses a damaged
+    scan. Blocking (a lossless turn re-codes the entropy data)."""
     _too_large(stripped.width, stripped.height, max_pixels)
     original, width, height = stripped.data, stripped.width, stripped.height
     if stripped.orientation != 1:
         turned = lossless.upright(original, stripped.orientation)
         if turned is None:
-            return _reencoded(stripped, max_pixels)
+            return None
         original = turned
         if stripped.orientation >= 5:
             width, height = height, width
     profile = icc.sanitise(stripped.icc) if stripped.icc else None
     if profile is not None:
         original = with_icc(original, profile)
+    return CleanJpeg(original, width, height)
+
+
+def jpeg_variants(clean: CleanJpeg) -> tuple[Rendition, Rendition]:
+    """The ``preview`` and ``thumb`` of a clean original: one decode, by
+    shrink-on-load, read once from top to bottom. Blocking."""
     try:
         image = pyvips.Image.jpegload_buffer(
-            original, shrink=_shrink_factor(width, height), fail_on="truncated"
+            clean.data,
+            shrink=_shrink_factor(clean.width, clean.height),
+            fail_on="truncated",
+            # Read once, top to bottom: libvips keeps a few lines, not the image.
+            access="sequential",
         )
-        preview, thumb = _variants(image, to_srgb=True)
+        return _variants(image, to_srgb=True)
     except pyvips.Error:
         raise UnsupportedType(
             "The file could not be decoded as JPEG; it may be damaged. "
             "Export the photo again from the device and upload that."
         ) from None
-    return SanitisedImage(Rendition(original, JPEG.mime), preview, thumb, width, height)
 
 
-def _reencoded(stripped: StrippedJpeg, max_pixels: int) -> SanitisedImage:
+def sanitise_jpeg(stripped: StrippedJpeg, max_pixels: int) -> SanitisedImage:
+    """The renditions of a JPEG whose metadata :class:`JpegStripper` removed. Blocking.
+
+    The ingest runs the two steps apart (:func:`clean_jpeg`, then
+    :func:`jpeg_variants` while the original is encrypted and stored)."""
+    clean = clean_jpeg(stripped, max_pixels)
+    if clean is None:
+        return reencoded_jpeg(stripped, max_pixels)
+    preview, thumb = jpeg_variants(clean)
+    return SanitisedImage(
+        Rendition(clean.data, JPEG.mime), preview, thumb, clean.width, clean.height
+    )
+
+
+def reencoded_jpeg(stripped: StrippedJpeg, max_pixels: int) -> SanitisedImage:
     """The decode path for a JPEG that cannot be turned losslessly."""
     data = stripped.data
     if stripped.icc:

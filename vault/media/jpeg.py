@@ -99,7 +99,9 @@ class JpegStripper:
     def __init__(self) -> None:
         self._pending = bytearray()
         self._pos = 0
-        self._out = bytearray()
+        #: The output in pieces, joined once at the end: most of a photo is
+        #: its scan, passed on as the chunks it arrived in, never copied.
+        self._out: list[bytes | memoryview] = []
         self._state = "soi"  # soi, marker, scan, done
         self._segments = 0
         self._frame: tuple[int, int, int] | None = None
@@ -111,15 +113,40 @@ class JpegStripper:
         self._stray = 0
         self.bytes_in = 0
 
-    def feed(self, chunk: bytes) -> None:
+    def feed(self, chunk: bytes | bytearray | memoryview) -> None:
+        """The next bytes of the upload. Scan data is kept by reference where
+        ``chunk`` is ``bytes`` (it cannot change); anything else is copied."""
         self.bytes_in += len(chunk)
         if self._state == "done":
             return
-        self._pending += chunk
+        rest: bytes | bytearray | memoryview = chunk
+        if self._state == "scan" and not self._pending:
+            rest = self._scan_chunk(bytes(chunk))
+            if not rest:
+                return
+        self._pending += rest
         self._parse()
         # Keep only what is not yet parsed: at most one segment and one chunk.
         del self._pending[: self._pos]
         self._pos = 0
+
+    def _emit(self, piece: bytes | memoryview) -> None:
+        if piece:
+            self._out.append(piece)
+
+    def _scan_chunk(self, chunk: bytes) -> bytes | memoryview:
+        """Pass on the entropy-coded data at the start of ``chunk`` (arrived in
+        a scan, nothing pending) without copying it; answers the rest, from
+        the first marker (or a 0xFF that may start one) on, for the parser."""
+        found = _MARKER_IN_SCAN.search(chunk)
+        if found is not None:
+            self._state = "marker"
+            end = found.start()
+        else:
+            end = len(chunk) - 1 if chunk.endswith(b"\xff") else len(chunk)
+        view = memoryview(chunk)
+        self._emit(view[:end])
+        return view[end:]
 
     def _parse(self) -> None:
         data = self._pending
@@ -130,17 +157,17 @@ class JpegStripper:
                     return
                 if data[self._pos : self._pos + 2] != b"\xff\xd8":
                     raise refuse("it does not start with a JPEG start marker")
-                self._out += b"\xff\xd8"
+                self._emit(b"\xff\xd8")
                 self._pos += 2
                 self._state = "marker"
             elif self._state == "scan":
                 found = _MARKER_IN_SCAN.search(data, self._pos)
                 if found is None:
                     end = len(data) - 1 if data.endswith(b"\xff") else len(data)
-                    self._out += data[self._pos : end]
+                    self._emit(bytes(data[self._pos : end]))
                     self._pos = end
                     return
-                self._out += data[self._pos : found.start()]
+                self._emit(bytes(data[self._pos : found.start()]))
                 self._pos = found.start()
                 self._state = "marker"
             elif not self._marker(data, left):
@@ -166,7 +193,7 @@ class JpegStripper:
         if marker == _EOI:
             if self._scans == 0:
                 raise refuse("it has no image data")
-            self._out += b"\xff\xd9"
+            self._emit(b"\xff\xd9")
             self._pos += 2
             self._state = "done"
             return True
@@ -202,15 +229,15 @@ class JpegStripper:
             if len(payload) != 6 + 3 * components:
                 raise refuse("its frame header is invalid")
             self._frame = (width, height, components)
-            self._out += segment
+            self._emit(segment)
         elif marker == _SOS:
             if self._frame is None:
                 raise refuse("image data comes before the frame header")
             self._scans += 1
-            self._out += segment
+            self._emit(segment)
             self._state = "scan"
         elif marker in _KEPT_TABLES:
-            self._out += segment
+            self._emit(segment)
         elif marker == 0xE1 and payload.startswith(b"Exif\x00\x00"):
             if self._orientation is None:
                 self._orientation = exif_orientation(payload)
@@ -218,7 +245,7 @@ class JpegStripper:
             self._gather_icc(payload[len(_ICC_TAG) :])
         elif marker == 0xEE and payload.startswith(b"Adobe") and len(payload) >= 12:
             # Only the colour transform (0 RGB/CMYK, 1 YCbCr, 2 YCCK) matters to a decoder.
-            self._out += b"\xff\xee\x00\x0eAdobe\x00\x64\x00\x00\x00\x00" + payload[11:12]
+            self._emit(b"\xff\xee\x00\x0eAdobe\x00\x64\x00\x00\x00\x00" + payload[11:12])
         # Everything else (other APPn, COM) is dropped.
 
     def _gather_icc(self, chunk: bytes) -> None:
@@ -240,7 +267,8 @@ class JpegStripper:
         icc = None
         if self._icc and sorted(self._icc) == list(range(1, len(self._icc) + 1)):
             icc = b"".join(self._icc[i] for i in sorted(self._icc))
-        data = bytes(self._out)
+        data = b"".join(self._out)
+        self._out.clear()
         return StrippedJpeg(
             data=data,
             width=width,

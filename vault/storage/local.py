@@ -36,6 +36,8 @@ _T = TypeVar("_T")
 _TMP = ".tmp"
 #: Writes are gathered to this size before one executor call writes them.
 _WRITE_BATCH = 1024 * 1024
+#: At most this many pieces in one writev (Linux's IOV_MAX is 1024).
+_MAX_PIECES = 512
 #: Unlinks per trip to a storage thread (one unlink is ~15 µs; a trip costs
 #: more than that), and such trips at once: half the storage pool, so links
 #: served beside a retention run still find threads.
@@ -104,15 +106,20 @@ class LocalDiskStore:
         try:
             creating = STORAGE.submit(_create, tmp)
             fd = await call(creating)
-            batch = bytearray()
+            # The pieces themselves, written with one writev: gathering them
+            # into one buffer first would copy every byte of the blob once more.
+            batch: list[bytes] = []
+            gathered = 0
             async for chunk in stream:
-                batch += chunk
-                size += len(chunk)
-                if len(batch) >= _WRITE_BATCH:
-                    await call(STORAGE.submit(_write_all, fd, bytes(batch)))
-                    batch.clear()
+                batch.append(chunk if type(chunk) is bytes else bytes(chunk))
+                gathered += len(chunk)
+                if gathered >= _WRITE_BATCH or len(batch) >= _MAX_PIECES:
+                    size += gathered
+                    await call(STORAGE.submit(_write_all, fd, batch))
+                    batch, gathered = [], 0
             if batch:
-                await call(STORAGE.submit(_write_all, fd, bytes(batch)))
+                size += gathered
+                await call(STORAGE.submit(_write_all, fd, batch))
             # _finish closes the descriptor whatever happens.
             done, fd = fd, -1
             await call(STORAGE.submit(_finish, done, tmp, final))
@@ -283,11 +290,17 @@ def _discard(fd: int, tmp: Path) -> None:
         log.warning("could not remove a discarded write: %s", exc.strerror or type(exc).__name__)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+def _write_all(fd: int, pieces: Sequence[bytes]) -> None:
+    """Write ``pieces`` one after another, all of them (a write may be partial)."""
+    views = [memoryview(piece) for piece in pieces if piece]
+    first = 0
+    while first < len(views):
+        written = os.writev(fd, views[first : first + _MAX_PIECES])
+        while first < len(views) and written >= len(views[first]):
+            written -= len(views[first])
+            first += 1
+        if written:
+            views[first] = views[first][written:]
 
 
 def _unlink(path: Path | str) -> None:
