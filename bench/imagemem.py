@@ -19,7 +19,7 @@ Configurations (how image work runs):
 * ``pool-2-untuned``: the pool with ``malloc_trim(0)`` after each job, glibc untuned;
 * ``pool-2-tuned-notrim``: the pool and the tuning, without the trim;
 * ``pool-2``: as shipped: the pool, the trim, and ``tune_allocator`` (a fixed
-  1 MiB mmap threshold, two arenas);
+  2 MiB mmap threshold, a 16 MiB trim threshold, two arenas);
 * ``pool-1``: the same with one thread.
 """
 

@@ -40,23 +40,38 @@ def _libc() -> ctypes.CDLL | None:
 
 
 #: glibc mallopt parameters.
-_M_MMAP_THRESHOLD, _M_ARENA_MAX = -3, -8
-#: Buffers this large or larger are mapped on their own and unmapped when freed.
-MMAP_THRESHOLD = 1024 * 1024
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
+#: Buffers this large or larger are mapped on their own and unmapped when
+#: freed: above the blob store's 1 MiB read chunks (and the plaintext made
+#: from one), well below a 5 MB upload or a decode.
+MMAP_THRESHOLD = 2 * 1024 * 1024
+#: Free memory at the top of the heap kept rather than handed back at every
+#: free (glibc's default is 128 KiB once the mmap threshold is fixed).
+TRIM_THRESHOLD = 16 * 1024 * 1024
 ARENAS = 2
 
 
 def tune_allocator() -> None:
-    """Bound glibc's heap for image work; once, at start.
+    """Bound glibc's heap for image work and keep link serving off fresh
+    pages; once, at start.
 
     A fixed mmap threshold stops glibc from raising it after the first large
     free (it would then serve every later 5-50 MB upload buffer and decode
     from the heap, where fragments stay resident); two arenas stop each of
     libvips' worker threads from growing a heap of its own.
+
+    The threshold lies above the 1 MiB chunks a link answer reads and
+    decrypts (vault/storage, vault/crypto/stream.py), and the heap's top is
+    trimmed only past :data:`TRIM_THRESHOLD`: with a 1 MiB threshold and the
+    default trim, every such chunk was a fresh mapping, zeroed page by page
+    on first touch and unmapped after, about a third of the CPU of a 5 MB
+    answer (docs/operations.md). The image pool's ``malloc_trim(0)`` after
+    each job still hands everything free back.
     """
     libc = _libc()
     if libc is not None and hasattr(libc, "mallopt"):
         libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+        libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
         libc.mallopt(_M_ARENA_MAX, ARENAS)
 
 
