@@ -30,7 +30,6 @@ from vault.audit.verify import verify
 from vault.config import Settings, load_settings
 from vault.db import create_engine, is_current
 from vault.db.schema import children
-from vault.demo.command import demo
 from vault.directory.people import issue_token
 from vault.errors import ConfigError, KluisError
 from vault.installation import initialise
@@ -48,7 +47,6 @@ from vault.retention.certificates import HSM_POLICY, backups_dark_at
 from vault.retention.job import Retention, record_destructions
 from vault.rights.certificates import certificates_of
 from vault.storage import check_settings as check_storage_settings
-from vault.supervisor import Supervisor, run_worker, worker_count
 from vault.tokens import new_id
 from vault.wiring import open_vault
 
@@ -227,6 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "init":
             return asyncio.run(init(settings, args.token_file))
         if args.command == "demo":
+            from vault.demo.command import demo  # the web stack: see serve()
+
             return asyncio.run(demo(settings))
         if args.command == "backup":
             return asyncio.run(backup_command(settings, args.dest))
@@ -699,6 +699,11 @@ def _day(moment: datetime) -> str:
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
+    # The web stack (aiohttp's server, the app and everything it serves) is
+    # imported here, not at the top: it is half of this command's start-up,
+    # and the other commands do not need it.
+    from vault.supervisor import Supervisor, run_worker
+
     host: str = args.host or settings.server.host
     port: int = args.port or settings.server.port
     if args.worker_index is not None:
@@ -747,6 +752,8 @@ def _count(text: str) -> int:
 
 
 def _workers(text: str) -> int:
+    from vault.supervisor import worker_count  # the web stack: see serve()
+
     try:
         return worker_count(text)
     except ValueError as exc:

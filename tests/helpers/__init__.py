@@ -4,6 +4,7 @@ No test module imports from another test module (nor from a conftest):
 what two of them need lives here, and fixtures stay in the conftests.
 
 * :mod:`api`: a vault behind an aiohttp test client, and its clock;
+* :mod:`databases`: a fresh database at the head schema, migrated once per run;
 * :mod:`world`: a small organisation built through the API;
 * :mod:`items`, :mod:`links`: uploading records and reading them back;
 * :mod:`cli`: running the ``kluis`` command in a clean environment;

@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
+from tests.helpers.databases import at_head
 from vault.api import create_app
 from vault.api.resources import CLOCK, DB
 from vault.cli import init
@@ -88,8 +89,11 @@ def configured(
 
 
 async def start(settings: Settings, aiohttp_client: Any, **server: Any) -> Api:
-    """``server``: keyword arguments for the test server (``host=...``)."""
+    """``server``: keyword arguments for the test server (``host=...``). A
+    database still empty starts at the head schema, copied from one migrated
+    once (:mod:`tests.helpers.databases`)."""
     db_url = settings.database_url
+    await at_head(db_url)
     assert await init(settings) == 0
     engine = create_engine(db_url)
     async with engine.connect() as conn:

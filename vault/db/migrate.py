@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -20,15 +21,23 @@ def _config() -> Config:
     return config
 
 
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    """The migration scripts, read once per process: Alembic loads (compiles)
+    every revision file each time it reads the directory, and ``kluis init``
+    asks four times."""
+    return ScriptDirectory.from_config(_config())
+
+
 def head_revision() -> str:
-    head = ScriptDirectory.from_config(_config()).get_current_head()
+    head = _scripts().get_current_head()
     assert head is not None
     return head
 
 
 def known_revisions() -> set[str]:
     """Every revision this code's migrations know (a backup's schema must be one)."""
-    return {rev.revision for rev in ScriptDirectory.from_config(_config()).walk_revisions()}
+    return {rev.revision for rev in _scripts().walk_revisions()}
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
@@ -65,7 +74,7 @@ async def stop_before_sealing(engine: AsyncEngine) -> str | None:
 
     Found by its marker, not its id, so re-chaining the revisions keeps it.
     """
-    script = ScriptDirectory.from_config(_config())
+    script = _scripts()
     gates = [rev for rev in script.walk_revisions() if getattr(rev.module, SEALS_FIRST, False)]
     if not gates:
         return None
@@ -88,7 +97,7 @@ DROPS_CLEAR_TEXT = "DROPS_CLEAR_TEXT"
 async def drops_clear_text(engine: AsyncEngine) -> bool:
     """Whether a revision still to apply drops clear text (its marker, or
     :data:`SEALS_FIRST`, whose revision drops the sealed columns' clear twins)."""
-    script = ScriptDirectory.from_config(_config())
+    script = _scripts()
     current = await current_revision(engine)
     applied = (
         set()

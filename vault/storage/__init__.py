@@ -7,6 +7,8 @@ suite in ``tests/storage/``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from vault.config import Settings
 from vault.storage.base import (
     BlobNotFound,
@@ -15,8 +17,9 @@ from vault.storage.base import (
     new_blob_key,
 )
 from vault.storage.local import LocalDiskStore
-from vault.storage.s3 import S3Store
-from vault.storage.s3 import check_settings as _check_s3
+
+if TYPE_CHECKING:
+    from vault.storage.s3 import S3Store
 
 __all__ = [
     "BlobNotFound",
@@ -30,15 +33,29 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> object:
+    # The S3 backend (minio, urllib3, pycryptodome: a tenth of a ``kluis``
+    # command's imports) is imported when it is used, not on the local disk.
+    if name == "S3Store":
+        from vault.storage.s3 import S3Store
+
+        return S3Store
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def check_settings(settings: Settings) -> None:
     """``ConfigError`` naming a storage setting that cannot work, before anything
     is created or sent (an S3 bucket name S3 refuses, an endpoint with a scheme)."""
     if settings.storage.backend == "s3":
-        _check_s3(settings.storage)
+        from vault.storage.s3 import check_settings as check_s3
+
+        check_s3(settings.storage)
 
 
 async def open_store(settings: Settings) -> BlobStore:
     """Open the configured store; ``StorageUnavailable`` if it cannot be reached."""
     if settings.storage.backend == "s3":
+        from vault.storage.s3 import S3Store
+
         return await S3Store.open(settings.storage)
     return await LocalDiskStore.open(settings.storage_path)
