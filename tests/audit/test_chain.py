@@ -27,6 +27,7 @@ from vault.db.schema import (
     audit_subjects,
     child_keys,
 )
+from vault.errors import StorageUnavailable
 from vault.keys import KeyProvider
 from vault.keys.provider import audit_check, audit_sign
 from vault.keys.service import KeyService
@@ -316,3 +317,34 @@ async def test_ids_not_made_by_the_vault_are_not_stored_as_subjects(chain: Chain
         )
     assert subjects == [CHILD]
     assert items == [None, CHILD]
+
+
+async def test_a_change_in_a_group_commit_fails_alone(chain: Chain) -> None:
+    """Changes ride in the group commit with other callers' events (an
+    upload's rows beside link fetches' records, issue 18 item 7): one that
+    fails is refused on its own, leaves nothing of itself, and the others are
+    committed."""
+    await chain.sql(text("CREATE TABLE scratch (id INTEGER PRIMARY KEY)"))
+
+    def good(conn: Any) -> None:
+        conn.execute(text("INSERT INTO scratch (id) VALUES (1)"))
+
+    def bad(conn: Any) -> None:
+        conn.execute(text("INSERT INTO scratch (id) VALUES (7)"))
+        conn.execute(text("INSERT INTO scratch (id) VALUES (7)"))
+
+    # All three in one group: the plain record is queued before the writer runs.
+    fetch = asyncio.create_task(chain.log.record(event("link.use", item=ITEM, n=1)))
+    stored = chain.log.commit(good, event("item.store", item=ITEM, n=2))
+    refused = chain.log.commit(bad, event("item.store", item=ITEM, n=3))
+    await fetch
+    await stored
+    with pytest.raises(StorageUnavailable):
+        await refused
+    async with chain.engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT id FROM scratch"))).scalars().all()
+        details = (await conn.execute(select(audit_events.c.detail))).scalars().all()
+    assert rows == [1]
+    assert sorted(json.loads(d)["n"] for d in details) == [1, 2]
+    result = await chain.check()
+    assert result.ok, result.problems

@@ -12,7 +12,17 @@ connection, whatever the engine: the service's log on a SQLite file runs it
 in a thread of its own on its own connection (one trip to that thread per
 group commit, ``executemany`` for the rows); on PostgreSQL, in the CLI, and
 inside a caller's transaction (:meth:`AuditLog.append_in`) it runs through
-the async engine's ``run_sync``. (An earlier writer *process* held SQLite's
+the async engine's ``run_sync``.
+
+A change that must be on the record with its own events (a stored item's
+rows) can ride in the group commit too (:meth:`AuditLog.commit`): a
+synchronous function of the connection, run in the same transaction before
+the events are chained. On SQLite the service's writer is then the only
+writer of the hot paths: an upload's transaction no longer holds SQLite's
+write lock across trips to the event loop while every link fetch's record
+waits for it in SQLite's busy handler (which sleeps up to 100 ms between
+tries), and both share one fsync (issue 18, item 7). A change that fails
+fails alone: the group is then written again without it. (An earlier writer *process* held SQLite's
 write lock while it waited for the service to sign the head, so a service
 whose event loop stalled stopped every writer of every process.) Each transaction
 first locks and reads the head row in one UPDATE ... RETURNING (the row
@@ -60,6 +70,20 @@ Sign = Callable[[bytes], bytes]
 #: Whether a tag is the audit key's HMAC of a message (``KeyProvider.verify_mac``).
 Check = Callable[[bytes, bytes], bool]
 Clock = Callable[[], datetime]
+#: A change written in a group commit: a synchronous function of the
+#: transaction's connection (no awaits, nothing but SQL).
+Change = Callable[[Connection], None]
+
+
+class _Entry:
+    """One caller's part of a group commit: its events, its change (or none)."""
+
+    __slots__ = ("change", "events", "future")
+
+    def __init__(
+        self, events: list[Event], change: Change | None, future: asyncio.Future[None]
+    ) -> None:
+        self.events, self.change, self.future = events, change, future
 
 
 class AuditUnavailable(StorageUnavailable):
@@ -84,7 +108,7 @@ class AuditLog:
         self._sign = sign
         self._clock = clock
         self._every = checkpoint_every
-        self._pending: list[tuple[list[Event], asyncio.Future[None]]] = []
+        self._pending: list[_Entry] = []
         self._writer: asyncio.Task[None] | None = None
         self._sync: Engine | None = sqlite_twin(engine, pool_size=1) if own_thread else None
         self._thread = (
@@ -99,49 +123,99 @@ class AuditLog:
         """Write ``events`` to the chain; return once committed, else raise."""
         if not events:
             return
+        await asyncio.shield(self._submit(list(events), None))
+
+    def commit(self, change: Change, *events: Event) -> asyncio.Future[None]:
+        """Run ``change`` and chain ``events`` in one transaction of the next
+        group commit; the future is done once both are committed (or failed:
+        :class:`~vault.errors.StorageUnavailable`, or what ``change`` raised
+        if it is not a database error).
+
+        The future is not cancelled with its awaiter: a caller that is
+        cancelled while it waits must wait for it to learn whether the change
+        was committed (see :func:`vault.items.ingest.ingest_file`)."""
+        return self._submit(list(events), change)
+
+    def _submit(self, events: list[Event], change: Change | None) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((list(events), future))
+        self._pending.append(_Entry(events, change, future))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._drain())
-        await asyncio.shield(future)
+        return future
 
     async def _drain(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, []
-            events = [ev for group, _ in batch for ev in group]
-            try:
-                await self._write(events)
-            except BaseException as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(AuditUnavailable())
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-                if isinstance(exc, SQLAlchemyError | OSError | StorageUnavailable) or unreachable(
-                    exc
-                ):
-                    log.error("audit log write failed: %s", type(exc).__name__)
-                else:
-                    log.exception("audit log write failed")
-            else:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_result(None)
+            changes = [entry for entry in batch if entry.change is not None]
+            alone = len(batch) == 1 or not changes
+            if await self._try(batch, last=alone) or alone:
+                continue
+            # The group failed: written again apart, so that a failing change
+            # fails alone (and a failing store fails them all again).
+            plain = [entry for entry in batch if entry.change is None]
+            for group in ([plain] if plain else []) + [[entry] for entry in changes]:
+                await self._try(group, last=True)
 
-    async def _write(self, events: list[Event]) -> None:
+    async def _try(self, batch: list[_Entry], *, last: bool) -> bool:
+        """Write ``batch`` in one transaction; settle its futures if it was
+        committed, or if it failed and is not to be tried again (``last``)."""
+        try:
+            await self._write(batch)
+        except asyncio.CancelledError as exc:
+            self._failed(batch, exc)
+            raise
+        except BaseException as exc:
+            if last:
+                self._failed(batch, exc)
+            return False
+        for entry in batch:
+            if not entry.future.done():
+                entry.future.set_result(None)
+        return True
+
+    def _failed(self, batch: list[_Entry], exc: BaseException) -> None:
+        database = isinstance(exc, SQLAlchemyError | OSError | StorageUnavailable) or unreachable(
+            exc
+        )
+        for entry in batch:
+            if entry.future.done():
+                continue
+            if entry.change is None:
+                entry.future.set_exception(AuditUnavailable())
+            elif database or not isinstance(exc, Exception):
+                entry.future.set_exception(StorageUnavailable())
+            else:
+                entry.future.set_exception(exc)
+        if isinstance(exc, asyncio.CancelledError):
+            return
+        if database:
+            log.error("audit log write failed: %s", type(exc).__name__)
+        else:
+            log.exception("audit log write failed")
+
+    async def _write(self, batch: list[_Entry]) -> None:
         now = self._clock()
         if self._thread is None:
             async with self._engine.begin() as conn:
-                await conn.run_sync(append, events, self._sign, now, self._every)
+                await conn.run_sync(self._group, batch, now)
             return
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._thread, self._commit, events, now)
+        await loop.run_in_executor(self._thread, self._commit, batch, now)
 
-    def _commit(self, events: list[Event], now: datetime) -> None:
+    def _group(self, conn: Connection, batch: list[_Entry], now: datetime) -> None:
+        """The changes, then every event, in the caller's transaction."""
+        for entry in batch:
+            if entry.change is not None:
+                entry.change(conn)
+        events = [ev for entry in batch for ev in entry.events]
+        if events:
+            append(conn, events, self._sign, now, self._every)
+
+    def _commit(self, batch: list[_Entry], now: datetime) -> None:
         """One group commit on the writer thread's own connection."""
         assert self._sync is not None
         with self._queue or contextlib.nullcontext(), self._sync.begin() as conn:
-            append(conn, events, self._sign, now, self._every)
+            self._group(conn, batch, now)
 
     async def append_in(self, conn: AsyncConnection, *events: Event) -> None:
         """Chain ``events`` inside the caller's transaction: they commit with its

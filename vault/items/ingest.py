@@ -143,6 +143,8 @@ class Writer:
         self.stored: list[StoredBlob] = []
         #: The plaintext CRC-32 of each stored variant.
         self.crcs: dict[str, int] = {}
+        #: The item's rows are committed: its blobs are named, never discarded.
+        self.committed = False
 
     async def put(self, variant: str, mime: str, source: AsyncIterable[bytes]) -> StoredBlob:
         counted = _Counted(source)
@@ -165,6 +167,8 @@ class Writer:
         return self.stored[0]
 
     async def discard(self) -> None:
+        if self.committed:
+            return
         for blob in self.stored:
             # If the store is down, the orphan sweeper removes it later.
             with contextlib.suppress(StorageUnavailable):
@@ -208,7 +212,7 @@ async def ingest_file(
             uploaded_by=uploader,
             processing=tuple(v for job in jobs for v in job.variants),
         )
-        await _commit(ctx, record, meta, writer.stored, prepared, jobs)
+        await _commit(ctx, writer, record, meta, prepared, jobs)
     except BaseException:
         await writer.discard()
         raise
@@ -339,7 +343,7 @@ async def ingest_text(
             uploaded_by=uploader,
         )
         meta = {**meta, "crc32": writer.crcs["original"]}
-        await _commit(ctx, record, meta, writer.stored, prepared)
+        await _commit(ctx, writer, record, meta, prepared)
     except BaseException:
         await writer.discard()
         raise
@@ -348,13 +352,23 @@ async def ingest_text(
 
 async def _commit(
     ctx: Context,
+    writer: Writer,
     record: ItemRecord,
     meta: dict[str, Any],
-    blobs: list[StoredBlob],
     prepared: PreparedItemKey,
     jobs: Sequence[NewJob] = (),
 ) -> None:
     sealed = seal_item_record(
         prepared.key, record.id, service.META_LABEL, json.dumps(meta).encode("utf-8")
     )
-    await service.save(ctx.engine, ctx.keys, record, sealed, blobs, prepared, jobs)
+    saved = service.save(ctx.keys, record, sealed, writer.stored, prepared, jobs)
+    try:
+        await asyncio.shield(saved)
+    except asyncio.CancelledError:
+        # Cancelled (the client went away) while the group commit may be
+        # writing the rows: wait to know, so that a committed item keeps
+        # its blobs (stored, its answer lost) and an uncommitted one does not.
+        await asyncio.wait([saved])
+        writer.committed = not saved.cancelled() and saved.exception() is None
+        raise
+    writer.committed = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -11,7 +12,6 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vault.audit import event
@@ -20,7 +20,6 @@ from vault.crypto.handles import ItemKey
 from vault.db.reads import Reader
 from vault.db.schema import item_blobs, item_children, items
 from vault.directory.children import child_facts
-from vault.errors import StorageUnavailable
 from vault.jobs import queue
 from vault.jobs.queue import NewJob
 from vault.keys.service import KeyService, PreparedItemKey
@@ -68,58 +67,54 @@ class ItemRecord:
         )
 
 
-async def save(
-    engine: AsyncEngine,
+def save(
     keys: KeyService,
     record: ItemRecord,
     sealed_meta: bytes,
     blobs: list[StoredBlob],
     prepared: PreparedItemKey,
     jobs: Sequence[NewJob] = (),
-) -> None:
-    """Write the item's rows, key wrappings and the jobs that make its other
-    variants (vault/items/variants.py) in one transaction."""
-    try:
-        async with engine.begin() as conn:
-            # On the record in the same transaction: stored and recorded, or neither.
-            await keys.audit.append_in(
-                conn,
-                event(
-                    "item.store",
-                    children=record.children,
-                    item=record.id,
-                    kind=record.kind,
-                    size=record.size,
-                ),
+) -> asyncio.Future[None]:
+    """Write the item's rows, key wrappings, the jobs that make its other
+    variants (vault/items/variants.py) and its ``item.store`` event in one
+    transaction: stored and recorded, or neither.
+
+    They go in the audit log's next group commit (:meth:`AuditLog.commit`:
+    on SQLite the service's one writer thread, never holding the write lock
+    across a trip to the event loop); the future is done once they are
+    committed, or failed with :class:`~vault.errors.StorageUnavailable`."""
+
+    def rows(conn: Connection) -> None:
+        conn.execute(
+            insert(items).values(
+                id=record.id,
+                kind=record.kind,
+                created_at=record.created_at,
+                uploaded_by=record.uploaded_by,
+                content_type=record.content_type,
+                size=record.size,
+                meta=sealed_meta,
             )
-            await conn.execute(
-                insert(items).values(
-                    id=record.id,
-                    kind=record.kind,
-                    created_at=record.created_at,
-                    uploaded_by=record.uploaded_by,
-                    content_type=record.content_type,
-                    size=record.size,
-                    meta=sealed_meta,
-                )
+        )
+        conn.execute(
+            insert(item_children),
+            [
+                {"item_id": record.id, "child_id": child, "tagged": i > 0}
+                for i, child in enumerate(record.children)
+            ],
+        )
+        if blobs:
+            conn.execute(
+                insert(item_blobs),
+                [{"item_id": record.id, **dataclasses.asdict(blob)} for blob in blobs],
             )
-            await conn.execute(
-                insert(item_children),
-                [
-                    {"item_id": record.id, "child_id": child, "tagged": i > 0}
-                    for i, child in enumerate(record.children)
-                ],
-            )
-            if blobs:
-                await conn.execute(
-                    insert(item_blobs),
-                    [{"item_id": record.id, **dataclasses.asdict(blob)} for blob in blobs],
-                )
-            await queue.enqueue_in(conn, record.id, jobs, record.created_at)
-            await keys.commit_item_key(prepared, conn)
-    except SQLAlchemyError as exc:
-        log.warning("item rows not written: %s", type(exc).__name__)
-        raise StorageUnavailable() from exc
+        queue.enqueue(conn, record.id, jobs, record.created_at)
+        keys.write_item_key(prepared, conn)
+
+    stored = event(
+        "item.store", children=record.children, item=record.id, kind=record.kind, size=record.size
+    )
+    return keys.audit.commit(rows, stored)
 
 
 @dataclasses.dataclass(frozen=True)

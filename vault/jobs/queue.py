@@ -97,9 +97,15 @@ async def enqueue_in(
     conn: AsyncConnection, item_id: str, new: Sequence[NewJob], now: datetime
 ) -> None:
     """Queue ``new`` jobs for ``item_id`` in the caller's transaction (with the item's rows)."""
+    if new:
+        await conn.run_sync(enqueue, item_id, new, now)
+
+
+def enqueue(conn: Connection, item_id: str, new: Sequence[NewJob], now: datetime) -> None:
+    """:func:`enqueue_in` on a synchronous connection (a group commit's change)."""
     if not new:
         return
-    await conn.execute(
+    conn.execute(
         insert(jobs),
         [
             {

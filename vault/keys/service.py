@@ -462,6 +462,10 @@ class KeyService:
     async def commit_item_key(self, prepared: PreparedItemKey, conn: AsyncConnection) -> None:
         await conn.execute(insert(item_keys), prepared.rows)
 
+    def write_item_key(self, prepared: PreparedItemKey, conn: Connection) -> None:
+        """:meth:`commit_item_key` on a synchronous connection (a group commit's change)."""
+        conn.execute(insert(item_keys), prepared.rows)
+
     async def destroy_item_key(self, item_id: str) -> int:
         """Delete every wrapping of the item's key (the item becomes unreadable)."""
         async with self._engine.begin() as conn:
