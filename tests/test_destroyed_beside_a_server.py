@@ -19,11 +19,14 @@ and SoftHSM2 (it keeps none, and unwraps at every answer).
   yes, and only the key store can tell. The link answers 410 ``destroyed``;
   the next run completes the destruction.
 
-How these were seen to fail (by hand, not committed): with the facts cache
-answering its kept facts whatever the version (``FactsCache.get`` not
-comparing the number), the first test gets 200 and the bytes on both key
-stores; with ``OpenedKeys.open`` not asking ``master_usable``, the second
-gets 200 and the bytes on the local keyring.
+How these were seen to fail (by hand, in a copy of the tree, not
+committed): with the facts cache answering its kept facts whatever the
+version (``FactsCache.get`` not comparing the number), the first test gets
+404 ``not_found`` on both key stores instead of 410 (the stale facts pass
+the policy and name a blob the run has deleted); with ``OpenedKeys.open`` not
+asking ``master_usable`` for a kept entry, the second gets 200 and the bytes
+on the local keyring. The first does not rest on ``master_usable``: the run
+changes facts, so the server opens the key afresh, or rather not at all.
 """
 
 from __future__ import annotations
