@@ -25,8 +25,9 @@ version (``FactsCache.get`` not comparing the number), the first test gets
 404 ``not_found`` on both key stores instead of 410 (the stale facts pass
 the policy and name a blob the run has deleted); with ``OpenedKeys.open`` not
 asking ``master_usable`` for a kept entry, the second gets 200 and the bytes
-on the local keyring. The first does not rest on ``master_usable``: the run
-changes facts, so the server opens the key afresh, or rather not at all.
+on the local keyring. The first does not rest on ``master_usable`` (it
+stays green without it): the run changes facts, the fresh facts mark the
+item destroyed, and the policy refuses before any key is looked at.
 """
 
 from __future__ import annotations
