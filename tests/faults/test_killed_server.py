@@ -190,7 +190,7 @@ async def test_a_server_killed_mid_upload_loses_nothing_acknowledged(
             orphans.count(await census(env), datetime.now(UTC))
         looped = time.monotonic() - began
         before = await census(env)
-        in_loop = swept(logs)
+        in_loop, logged = len(orphans.gone), swept(logs)
         server = await Server(served, tmp_path / "server-after.log").start()
         logs.append(server)
         started = time.monotonic()
@@ -230,7 +230,8 @@ async def test_a_server_killed_mid_upload_loses_nothing_acknowledged(
         f"{looped:.0f} s, {answered} uploads answered 201, {len(ledger.unanswered)} unanswered, "
         f"{len(refused)} refused\n"
         f"  orphans the kills made: {len(orphans.seen)} ({mb(made)}); removed while the servers "
-        f"ran (start-up and periodic sweeps, grace {GRACE_MINUTES} min): {in_loop}, each within "
+        f"ran (start-up and periodic sweeps, grace {GRACE_MINUTES} min): {in_loop} ({logged} "
+        f"in logged sweeps; a sweep killed before it logs is not counted there), each within "
         f"{orphans.lingered():.0f} s of its making\n"
         f"  after the last kill, before the last start: {len(before.orphans)} orphans "
         f"({mb(before.orphan_bytes)}), {len(before.half_visible)} records half-visible, "
