@@ -188,6 +188,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run the fault suite (tests/faults/) with many iterations per fault kind, "
         "for a run by hand; also KLUIS_FAULTS_LONG=1",
     )
+    parser.addoption(
+        "--faults-rounds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run each fault kind of the fault suite exactly N times (per backend), "
+        "overriding --faults-long, for a run by hand; also KLUIS_FAULTS_ROUNDS=N",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

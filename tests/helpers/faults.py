@@ -2,7 +2,10 @@
 
 The fault suite (tests/faults/) runs each kind of fault a bounded number of
 times in the ordinary suite and many times with ``--faults-long`` (or
-``KLUIS_FAULTS_LONG=1``), by hand. Whatever the fault, afterwards:
+``KLUIS_FAULTS_LONG=1``), by hand; ``--faults-rounds N`` (or
+``KLUIS_FAULTS_ROUNDS=N``) asks for exactly N iterations of every kind instead
+(``KLUIS_FAULTS_ROUNDS=100``: the sweep after 100 crashes). Whatever the
+fault, afterwards:
 
 * every acknowledged record reads back with the bytes that were sent (or,
   where the test destroyed it on purpose, answers 410 ``destroyed``);
@@ -17,8 +20,10 @@ times in the ordinary suite and many times with ``--faults-long`` (or
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import re
 from collections.abc import Iterator
 from urllib.parse import quote
 
@@ -28,12 +33,25 @@ from sqlalchemy import select
 from tests.helpers.processes import Client, kluis
 from vault.config import load_settings
 from vault.db.schema import item_blobs, items
-from vault.storage.base import blob_key_created
+from vault.storage.base import BlobNotFound, blob_key_created
 from vault.wiring import open_vault
 
 
 def rounds(config: pytest.Config, short: int, long: int) -> int:
-    """How many iterations of one fault kind this run makes."""
+    """How many iterations of one fault kind this run makes: the number asked
+    for by hand, else ``long`` with ``--faults-long``, else ``short``."""
+    asked = config.getoption("--faults-rounds") or os.environ.get("KLUIS_FAULTS_ROUNDS")
+    if asked:
+        try:
+            number = int(asked)
+        except ValueError:
+            number = 0
+        if number < 1:
+            raise pytest.UsageError(
+                "--faults-rounds / KLUIS_FAULTS_ROUNDS must be a whole number above 0, "
+                f"not {asked!r}"
+            )
+        return number
     wanted = config.getoption("--faults-long") or os.environ.get("KLUIS_FAULTS_LONG") == "1"
     return long if wanted else short
 
@@ -120,26 +138,66 @@ def _same(body: bytes, sent: bytes | None) -> bool:
     return body == sent
 
 
-async def store_holds_exactly_the_live_blobs(env: dict[str, str]) -> list[str]:
-    """After ``kluis storage sweep --grace-minutes 0``: no orphan, nothing missing."""
-    status, _out, err = await kluis(env, "storage", "sweep", "--grace-minutes", "0")
-    if status != 0:
-        return [f"sweep exited {status}: {err[-500:]}"]
-    settings = load_settings(env)
-    async with open_vault(settings) as vault:
+@dataclasses.dataclass(frozen=True)
+class Census:
+    """The store beside the database at one moment."""
+
+    #: Blobs Kluis made that no live item names: key -> bytes.
+    orphans: dict[str, int]
+    #: Blobs live items name that the store does not hold.
+    missing: set[str]
+    #: Live items with such a missing blob (listed, but not whole).
+    half_visible: set[str]
+
+    @property
+    def orphan_bytes(self) -> int:
+        return sum(self.orphans.values())
+
+
+async def census(env: dict[str, str]) -> Census:
+    """Orphans and missing blobs of the vault ``env`` names, counted from the
+    test's process. Not beside a running server on the local disk: opening
+    the store there clears the writes under way."""
+    async with open_vault(load_settings(env)) as vault:
         stored = {key async for key in vault.blobs.list() if blob_key_created(key) is not None}
         async with vault.engine.connect() as conn:
-            live = set(
-                (
-                    await conn.scalars(
-                        select(item_blobs.c.blob_key)
-                        .join(items, items.c.id == item_blobs.c.item_id)
-                        .where(items.c.destroyed_at.is_(None))
-                    )
-                ).all()
-            )
-    lines = [f"orphan after a sweep: {key}" for key in sorted(stored - live)]
-    lines += [f"blob of a live item missing: {key}" for key in sorted(live - stored)]
+            named = (
+                await conn.execute(
+                    select(item_blobs.c.item_id, item_blobs.c.blob_key)
+                    .join(items, items.c.id == item_blobs.c.item_id)
+                    .where(items.c.destroyed_at.is_(None))
+                )
+            ).all()
+        live = {key for _, key in named}
+        orphans = {}
+        for key in stored - live:
+            with contextlib.suppress(BlobNotFound):  # gone since the listing
+                orphans[key] = await vault.blobs.size(key)
+    missing = live - stored
+    return Census(orphans, missing, {item for item, key in named if key in missing})
+
+
+async def sweep_with_no_grace(env: dict[str, str]) -> tuple[int, list[str]]:
+    """``kluis storage sweep --grace-minutes 0``: (orphans it removed, failures)."""
+    status, out, err = await kluis(env, "storage", "sweep", "--grace-minutes", "0")
+    found = re.search(r"^orphans removed: (\d+)$", out, re.MULTILINE)
+    if status != 0 or found is None:
+        return 0, [f"sweep exited {status}: {(out + err)[-500:]}"]
+    return int(found.group(1)), []
+
+
+async def store_holds_exactly_the_live_blobs(env: dict[str, str]) -> list[str]:
+    """After ``kluis storage sweep --grace-minutes 0``: no orphan, nothing missing."""
+    _removed, lines = await sweep_with_no_grace(env)
+    if lines:
+        return lines
+    return census_lines(await census(env))
+
+
+def census_lines(found: Census) -> list[str]:
+    """What a census after a sweep with no grace must not show, one line each."""
+    lines = [f"orphan after a sweep: {key}" for key in sorted(found.orphans)]
+    lines += [f"blob of a live item missing: {key}" for key in sorted(found.missing)]
     return lines
 
 
