@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import os
 import random
+import resource
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -24,7 +27,7 @@ from vault.crypto.stream import (
     plaintext_size,
 )
 from vault.media import pool
-from vault.storage import BlobStore, new_blob_key
+from vault.storage import BlobStore, LocalDiskStore, new_blob_key
 
 MIB = 1024 * 1024
 
@@ -114,6 +117,33 @@ async def test_a_decrypting_read_takes_whole_segments_below_the_mmap_threshold(
         assert max(pieces) < pool.MMAP_THRESHOLD, pieces
         assert max(chunks) < pool.MMAP_THRESHOLD, chunks
         assert all(n % full == 0 for n in chunks[:-1]), chunks
+
+
+@pytest.mark.localdisk
+async def test_reading_a_large_blob_does_not_fault_in_fresh_memory_per_chunk(
+    tmp_path: Path,
+) -> None:
+    """With the allocator as ``kluis serve`` tunes it, decrypting 48 MiB while
+    a few pieces are still in flight (as a socket's buffer holds them) reuses
+    the same heap: before, every 1 MiB buffer was a fresh mapping, 512 page
+    faults per MiB read and decrypted (about 40% of an export's CPU)."""
+    pool.tune_allocator()
+    store = await LocalDiskStore.open(tmp_path / "blobs")
+    key = ItemKey(os.urandom(32))
+    size = 48 * MIB
+    blob_key, stored = await _stored(store, key, size)
+
+    def read(offset: int, length: int) -> AsyncIterator[bytes]:
+        return store.get(blob_key, offset, length)
+
+    async for _ in decrypt_range(key, "v-1", "original", read, stored):
+        pass  # the file in the page cache, the heap warm
+    in_flight: collections.deque[bytes] = collections.deque(maxlen=3)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    async for piece in decrypt_range(key, "v-1", "original", read, stored):
+        in_flight.append(piece)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    assert faults / 48 < 64, f"{faults / 48:.0f} page faults per MiB"
 
 
 def test_the_segment_counter_is_capped() -> None:
