@@ -147,6 +147,37 @@ async def test_a_broken_download_resumes_with_identical_bytes(api: Api) -> None:
     assert (await download(api, made["url"], Range=f"bytes={made['size']}-"))[0] == 416
 
 
+async def test_a_download_resumed_inside_a_large_member_is_byte_identical(api: Api) -> None:
+    """A video of several store chunks (15 segments each, vault/storage/base.py):
+    ranges that start and end on, beside and between the chunks' edges give
+    the bytes of the whole download, and the member's CRC-32 (kept since
+    upload) is that of the bytes served."""
+    w = await world(api)
+    await consent(api, w)
+    status, body = await upload(
+        api, w.staff, w.child, {"kind": "video", "title": "Lang"}, mp4_stream(4), "v.mp4"
+    )
+    assert status == 201, body
+    made = await export(api, w.parent, w.child)
+    _, headers, whole = await download(api, made["url"])
+    archive = zipfile.ZipFile(io.BytesIO(whole))
+    assert archive.testzip() is None  # the kept CRC-32 matches the bytes served
+    info = archive.getinfo("video/2026-11-21/Lang.mp4")
+    name_and_extra = len(info.filename.encode()) + len(info.extra)
+    data_start = info.header_offset + 30 + name_and_extra
+    chunk = 15 * 64 * 1024  # the plaintext of one store chunk
+    offsets = [data_start + k * chunk + d for k in range(5) for d in (-1, 0, 1, 4321)]
+    for offset in offsets:
+        status, _, rest = await download(
+            api, made["url"], Range=f"bytes={offset}-", **{"If-Range": headers["ETag"]}
+        )
+        assert status == 206
+        assert rest == whole[offset:], offset
+        last = offset + chunk + 17
+        status, _, middle = await download(api, made["url"], Range=f"bytes={offset}-{last}")
+        assert (status, middle) == (206, whole[offset : last + 1]), offset
+
+
 async def test_each_guardian_gets_only_what_they_may_see(api: Api) -> None:
     w = await world(api)
     ids = await records(api, w)
