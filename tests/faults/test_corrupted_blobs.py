@@ -179,7 +179,7 @@ async def test_a_range_whose_first_segment_fails_is_refused_before_its_headers(
     # A range before the damage is whole; one that runs into it is cut.
     status, body, ending = await get(api, path, Range=f"bytes=0-{start - 20_000}")
     assert (status, ending, body) == (206, "whole", data[: start - 20_000 + 1])
-    # (The store reads 1 MiB at a time: the first piece of this range ends
+    # (The store reads 15 segments at a time: the first piece of this range ends
     # before segment 24, the second holds it.)
     status, body, ending = await get(api, path, Range=f"bytes={5 * damage.SEGMENT}-")
     assert (status, ending) == (206, "closed")

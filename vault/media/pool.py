@@ -42,8 +42,8 @@ def _libc() -> ctypes.CDLL | None:
 #: glibc mallopt parameters.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
 #: Buffers this large or larger are mapped on their own and unmapped when
-#: freed: above the blob store's 1 MiB read chunks (and the plaintext made
-#: from one), well below a 5 MB upload or a decode.
+#: freed: above the blob store's read chunks (15 segments, 983,280 bytes) and
+#: the plaintext made from one, well below a 5 MB upload or a decode.
 MMAP_THRESHOLD = 2 * 1024 * 1024
 #: Free memory at the top of the heap kept rather than handed back at every
 #: free (glibc's default is 128 KiB once the mmap threshold is fixed).
@@ -60,7 +60,7 @@ def tune_allocator() -> None:
     from the heap, where fragments stay resident); two arenas stop each of
     libvips' worker threads from growing a heap of its own.
 
-    The threshold lies above the 1 MiB chunks a link answer reads and
+    The threshold lies above the ~1 MB chunks a link answer or an export reads and
     decrypts (vault/storage, vault/crypto/stream.py), and the heap's top is
     trimmed only past :data:`TRIM_THRESHOLD`: with a 1 MiB threshold and the
     default trim, every such chunk was a fresh mapping, zeroed page by page

@@ -33,8 +33,15 @@ __all__ = [
 #: the first four characters; never a path separator or a leading dot.
 _KEY_RE = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 
-#: Size of the chunks a store yields when reading.
-READ_CHUNK = 1024 * 1024
+#: Size of the chunks a store yields when reading: 15 whole segments of the
+#: stored format at its default size (64 KiB + a 16-byte tag, vault/crypto/
+#: stream.py), so a read that starts on a segment (every decrypting read
+#: does) hands over whole segments and nothing is carried to the next chunk;
+#: and below 1 MiB, glibc's mmap threshold as vault/media/pool.py fixes it.
+#: A buffer of 1 MiB or more is mapped afresh and unmapped when freed: a page
+#: fault per 4 KiB each time, which cost about 40% of the CPU of serving a
+#: 1 GB export when chunks were 1 MiB (docs/operations.md, "Exports").
+READ_CHUNK = 15 * (64 * 1024 + 16)
 
 
 class BlobNotFound(KluisError):
