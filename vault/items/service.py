@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from vault.audit import event
 from vault.crypto.envelope import open_item_record
 from vault.crypto.handles import ItemKey
+from vault.db.idsets import among
 from vault.db.reads import Reader
 from vault.db.schema import item_blobs, item_children, items
 from vault.directory.children import child_facts
@@ -309,7 +310,7 @@ async def delete_blobs(engine: AsyncEngine, store: BlobStore, *item_ids: str) ->
     async with engine.connect() as conn:
         keys = (
             await conn.scalars(
-                select(item_blobs.c.blob_key).where(item_blobs.c.item_id.in_(item_ids))
+                select(item_blobs.c.blob_key).where(among(conn, item_blobs.c.item_id, item_ids))
             )
         ).all()
     gone = await store.delete_many(keys)
@@ -320,4 +321,4 @@ async def delete_blobs(engine: AsyncEngine, store: BlobStore, *item_ids: str) ->
         )
     if gone:
         async with engine.begin() as conn:
-            await conn.execute(delete(item_blobs).where(item_blobs.c.blob_key.in_(gone)))
+            await conn.execute(delete(item_blobs).where(among(conn, item_blobs.c.blob_key, gone)))

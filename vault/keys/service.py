@@ -48,6 +48,7 @@ from vault.crypto.envelope import (
 )
 from vault.crypto.handles import ChildKey, ItemKey
 from vault.db import locks
+from vault.db.idsets import among
 from vault.db.schema import child_keys, item_children, item_keys, items
 from vault.errors import Destroyed
 from vault.keys import epochs
@@ -351,30 +352,27 @@ class KeyService:
         key opens any more as destroyed, in the caller's transaction (keys first:
         a crash after its commit leaves nothing that opens). Set-based: a few
         statements for any number of keys (a retention batch), whatever the
-        number of items under them."""
-        rows: list[Row[Any]] = []
-        for part in _chunks(list(ids), _IN_LIMIT):
-            rows += (
-                await conn.execute(
-                    select(child_keys).where(
-                        child_keys.c.id.in_(part), child_keys.c.destroyed_at.is_(None)
-                    )
+        number of items under them, each id set one parameter
+        (:func:`vault.db.idsets.among`)."""
+        rows = (
+            await conn.execute(
+                select(child_keys).where(
+                    among(conn, child_keys.c.id, ids), child_keys.c.destroyed_at.is_(None)
                 )
-            ).all()
+            )
+        ).all()
         if not rows:
             return []
         live = [row.id for row in rows]
-        counts: dict[str, int] = {}
-        touched: set[str] = set()
-        for part in _chunks(live, _IN_LIMIT):
-            counted = await conn.execute(
-                select(item_keys.c.child_key_id, func.count())
-                .where(item_keys.c.child_key_id.in_(part))
-                .group_by(item_keys.c.child_key_id)
-            )
-            counts.update({key_id: int(n) for key_id, n in counted.all()})
-            affected = select(item_keys.c.item_id).where(item_keys.c.child_key_id.in_(part))
-            touched.update((await conn.scalars(affected)).all())
+        counted = await conn.execute(
+            select(item_keys.c.child_key_id, func.count())
+            .where(among(conn, item_keys.c.child_key_id, live))
+            .group_by(item_keys.c.child_key_id)
+        )
+        counts = {key_id: int(n) for key_id, n in counted.all()}
+        # Before the item keys go: the items whose every key is one of these,
+        # with the children they belong to.
+        gone = await _unopenable_without(conn, live)
         await self.audit.append_in(
             conn,
             *(
@@ -389,14 +387,16 @@ class KeyService:
                 for row in rows
             ),
         )
-        for part in _chunks(live, _IN_LIMIT):
-            await conn.execute(delete(item_keys).where(item_keys.c.child_key_id.in_(part)))
+        await conn.execute(delete(item_keys).where(among(conn, item_keys.c.child_key_id, live)))
+        await conn.execute(
+            update(child_keys)
+            .where(among(conn, child_keys.c.id, live), child_keys.c.destroyed_at.is_(None))
+            .values(wrapped=None, destroyed_at=now)
+        )
+        if gone:
             await conn.execute(
-                update(child_keys)
-                .where(child_keys.c.id.in_(part), child_keys.c.destroyed_at.is_(None))
-                .values(wrapped=None, destroyed_at=now)
+                update(items).where(among(conn, items.c.id, gone)).values(destroyed_at=now)
             )
-        gone = await _unopenable(conn, touched, now)
         # Each gone item goes with one destroyed key: of the children whose
         # keys went here, the last by id, as when the keys are destroyed one
         # child at a time in id order (a group photo is destroyed with the
@@ -567,46 +567,28 @@ class KeyService:
         return {epoch: int(count) for epoch, count in rows}
 
 
-async def _unopenable(
-    conn: AsyncConnection, candidates: set[str], now: datetime
+async def _unopenable_without(
+    conn: AsyncConnection, key_ids: list[str]
 ) -> dict[str, tuple[str, int, set[str]]]:
-    """Mark the ``candidates`` no key opens any more as destroyed; returns them
-    as id -> (kind, size, the children they belong to)."""
-    if not candidates:
-        return {}
-    still_open = exists().where(item_keys.c.item_id == items.c.id)
-    found: list[Row[Any]] = []
-    for part in _chunks(sorted(candidates), _IN_LIMIT):
-        found += (
-            await conn.execute(
-                select(items.c.id, items.c.kind, items.c.size).where(
-                    items.c.id.in_(part), items.c.destroyed_at.is_(None), ~still_open
-                )
-            )
-        ).all()
-    if not found:
-        return {}
-    owners: dict[str, set[str]] = {}
-    for part in _chunks([row.id for row in found], _IN_LIMIT):
-        await conn.execute(update(items).where(items.c.id.in_(part)).values(destroyed_at=now))
-        for item_id, child_id in (
-            await conn.execute(
-                select(item_children.c.item_id, item_children.c.child_id).where(
-                    item_children.c.item_id.in_(part)
-                )
-            )
-        ).all():
-            owners.setdefault(item_id, set()).add(child_id)
-    return {row.id: (row.kind, int(row.size), owners.get(row.id, set())) for row in found}
-
-
-#: Ids per ``IN (...)`` list: well under PostgreSQL's 32,767 bound parameters
-#: per statement and SQLite's 32,766.
-_IN_LIMIT = 5000
-
-
-def _chunks(values: list[str], size: int) -> list[list[str]]:
-    return [values[start : start + size] for start in range(0, len(values), size)]
+    """The live items that no key opens once the child keys ``key_ids`` are
+    gone (each of their item keys is under one of these), as id -> (kind,
+    size, the children they belong to): one statement, read before the item
+    keys are deleted."""
+    other_key = exists().where(
+        item_keys.c.item_id == items.c.id, ~among(conn, item_keys.c.child_key_id, key_ids)
+    )
+    touched = select(item_keys.c.item_id).where(among(conn, item_keys.c.child_key_id, key_ids))
+    found = await conn.execute(
+        select(items.c.id, items.c.kind, items.c.size, item_children.c.child_id)
+        .outerjoin(item_children, item_children.c.item_id == items.c.id)
+        .where(items.c.id.in_(touched), items.c.destroyed_at.is_(None), ~other_key)
+    )
+    out: dict[str, tuple[str, int, set[str]]] = {}
+    for item_id, kind, size, child_id in found.all():
+        entry = out.setdefault(item_id, (kind, int(size), set()))
+        if child_id is not None:
+            entry[2].add(child_id)
+    return out
 
 
 _ITEM_KEY_ROWS = (

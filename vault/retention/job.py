@@ -10,10 +10,12 @@ holds and end dates again, destroys the keys still due, marks the items that
 no live key opens any more as destroyed (set-based statements, whatever the
 number of children), and writes the ``key.destroy`` audit events and a
 destruction certificate per child and category. After that commit it deletes
-the batch's blobs in a few bounded, parallel calls (a blob that cannot be
-deleted now, or one left by a run killed right after the commit, has only a
-destroyed item's ciphertext in it: the orphan sweeper removes it). Last, it
-destroys the master keys of expired epochs.
+the batch's blobs in a few bounded, parallel calls, while the next batch's
+database work runs; the next batch waits for them before it commits and
+removes their rows in its transaction (vault/retention/blobs.py). A blob
+that cannot be deleted now, or one left by a run killed after the commit,
+has only a destroyed item's ciphertext in it: the orphan sweeper removes it.
+Last, it destroys the master keys of expired epochs.
 
 So a run killed anywhere leaves each child either wholly destroyed (keys
 gone, items marked, certificate and audit events written) or untouched and
@@ -41,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from vault.audit import event
 from vault.config import Settings
 from vault.db import locks
+from vault.db.idsets import among
 from vault.db.schema import (
     child_keys,
     children,
@@ -55,6 +58,7 @@ from vault.keys.provider import KeyProvider
 from vault.keys.rotation import destroy_expired
 from vault.keys.service import DestroyedChildKey, KeyService
 from vault.policy import KINDS, Child, Phase, Rules, phase
+from vault.retention.blobs import BlobsBehind
 from vault.retention.certificates import backups_dark_at
 from vault.retention.people import forget_people
 from vault.retention.schedule import CategorySchedule, schedule
@@ -196,9 +200,11 @@ class Retention:
         report: Report,
         *,
         destroy: bool = True,
+        behind: BlobsBehind | None = None,
     ) -> None:
         """One batch of children: keys moved between epochs one by one (a
-        rewrap each), then every due key destroyed in one transaction."""
+        rewrap each), then every due key destroyed in one transaction; its
+        blobs deleted before this returns, or ``behind`` the next batch."""
         ids = [child_id for child_id, _ in batch]
         async with self.engine.connect() as conn:
             held = await _holds_of(conn, ids)
@@ -248,7 +254,7 @@ class Retention:
             return keep
 
         destroyed = await self._destroy(
-            [row.id for row in due], now, report.run_id, "retention", still_due
+            [row.id for row in due], now, report.run_id, "retention", still_due, behind
         )
         for key in destroyed:
             report.destroyed[key.category] = report.destroyed.get(key.category, 0) + len(key.items)
@@ -292,9 +298,11 @@ class Retention:
         run_id: str,
         cause: str,
         still_due: Callable[[AsyncConnection], Awaitable[list[str]]] | None = None,
+        behind: BlobsBehind | None = None,
     ) -> list[DestroyedChildKey]:
         """Destroy child keys, mark their items and certify it, in one
-        transaction; then delete the blobs.
+        transaction; then delete the blobs (with ``behind``: while the caller
+        goes on to its next batch).
 
         ``still_due`` (a batch) reads the facts again inside the transaction
         and answers the key ids still to destroy.
@@ -307,9 +315,15 @@ class Retention:
                 key_ids = await still_due(conn)
             destroyed = await self.keys.destroy_in(conn, key_ids, self.keys.clock())
             await certify(conn, destroyed, now, run_id, cause, **self._backup_terms())
+            if behind is not None:
+                blobs = await behind.keys_of(conn, destroyed)
+                await behind.settle(conn)  # the previous batch's, before this commits
         # Committed: the data is destroyed. A kill from here on leaves only
         # blobs no key opens, which the sweeper removes.
-        await delete_destroyed_blobs(self.engine, self.store, destroyed)
+        if behind is None:
+            await delete_destroyed_blobs(self.engine, self.store, destroyed)
+        else:
+            behind.start(blobs)
         return destroyed
 
     async def run(
@@ -354,16 +368,19 @@ class Retention:
                 )
             ).all()
         rules = Rules(window=self.window)
-        for start in range(0, len(rows), self.batch):
-            batch = rows[start : start + self.batch]
-            for row in batch:
-                if row.placement_end is not None:
-                    facts = Child(row.id, "", "", placement_end=row.placement_end)
-                    if phase(facts, now, rules) is Phase.ARCHIVED:
-                        report.archived += 1
-            await self._batch([(row.id, row.placement_end) for row in batch], now, report)
-            if progress is not None:
-                progress(len(batch))
+        async with BlobsBehind(self.engine, self.store) as behind:
+            for start in range(0, len(rows), self.batch):
+                batch = rows[start : start + self.batch]
+                for row in batch:
+                    if row.placement_end is not None:
+                        facts = Child(row.id, "", "", placement_end=row.placement_end)
+                        if phase(facts, now, rules) is Phase.ARCHIVED:
+                            report.archived += 1
+                await self._batch(
+                    [(row.id, row.placement_end) for row in batch], now, report, behind=behind
+                )
+                if progress is not None:
+                    progress(len(batch))
 
     async def _people(self, now: datetime, report: Report) -> None:
         """People's own data, a term after nothing links them (vault/retention/people.py)."""
@@ -408,14 +425,13 @@ class Retention:
 async def _holds_of(conn: AsyncConnection, child_ids: Sequence[str]) -> dict[str, set[str | None]]:
     """Open holds by child: the categories held (None: every category)."""
     out: dict[str, set[str | None]] = {}
-    for part in _chunks(child_ids):
-        rows = await conn.execute(
-            select(holds.c.child_id, holds.c.category).where(
-                holds.c.child_id.in_(part), holds.c.lifted_at.is_(None)
-            )
+    rows = await conn.execute(
+        select(holds.c.child_id, holds.c.category).where(
+            among(conn, holds.c.child_id, child_ids), holds.c.lifted_at.is_(None)
         )
-        for child_id, category in rows.all():
-            out.setdefault(child_id, set()).add(category)
+    )
+    for child_id, category in rows.all():
+        out.setdefault(child_id, set()).add(category)
     return out
 
 
@@ -424,31 +440,23 @@ async def _live_keys_of(
 ) -> dict[str, dict[str, Row[Any]]]:
     """Live child key rows by child and category."""
     out: dict[str, dict[str, Row[Any]]] = {}
-    for part in _chunks(child_ids):
-        rows = await conn.execute(
-            select(child_keys).where(
-                child_keys.c.child_id.in_(part), child_keys.c.destroyed_at.is_(None)
-            )
+    rows = await conn.execute(
+        select(child_keys).where(
+            among(conn, child_keys.c.child_id, child_ids), child_keys.c.destroyed_at.is_(None)
         )
-        for row in rows.all():
-            out.setdefault(row.child_id, {})[row.category] = row
+    )
+    for row in rows.all():
+        out.setdefault(row.child_id, {})[row.category] = row
     return out
 
 
 async def _placement_ends(
     conn: AsyncConnection, child_ids: Sequence[str]
 ) -> dict[str, date | None]:
-    out: dict[str, date | None] = {}
-    for part in _chunks(child_ids):
-        rows = await conn.execute(
-            select(children.c.id, children.c.placement_end).where(children.c.id.in_(part))
-        )
-        out.update({child_id: end for child_id, end in rows.all()})
-    return out
-
-
-def _chunks(values: Sequence[str], size: int = 5000) -> list[Sequence[str]]:
-    return [values[start : start + size] for start in range(0, len(values), size)]
+    rows = await conn.execute(
+        select(children.c.id, children.c.placement_end).where(among(conn, children.c.id, child_ids))
+    )
+    return {child_id: end for child_id, end in rows.all()}
 
 
 async def record_destructions(
