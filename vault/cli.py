@@ -164,7 +164,10 @@ def _parser() -> argparse.ArgumentParser:
         "sweep", help="remove blobs that no record names (older than the grace period)"
     )
     sweep_cmd.add_argument(
-        "--grace-minutes", type=int, help="leave younger blobs alone (default from config)"
+        "--grace-minutes",
+        type=int,
+        help="leave younger blobs alone (default from config); 0 only while no server "
+        "takes uploads: an upload's blob is written before its record",
     )
     storage_sub.add_parser(
         "verify",
