@@ -220,6 +220,15 @@ DAY_AFTER = "2026-11-02T00:00:00Z"
             "with its time zone",
         ),
         (
+            # A bare number is no moment (msgspec would read Unix seconds).
+            {"person": "0" * 32, "since": "20261101", "until": "20261102"},
+            "ISO 8601",
+        ),
+        (
+            {"person": "0" * 32, "since": "1764658800", "until": "2026-11-02T00:00:00Z"},
+            "ISO 8601",
+        ),
+        (
             # A '+' a URL did not escape arrives as a space.
             {
                 "person": "0" * 32,

@@ -111,6 +111,14 @@ def read_query(request: web.Request, model: type[M]) -> M:
     no control character, trimmed, no BSN."""
     query = request.query
     values = {key: query.getone(key) for key in query if query.getone(key) != ""}
+    for name in moment_fields(model):
+        # Not strict (a query is all text), msgspec would read a bare number
+        # as Unix seconds: 20261202 as a moment in 1970.
+        if name in values and not _ISO_DATE.match(values[name]):
+            raise InvalidInput(
+                f"The query parameter '{name}' must be a timestamp in ISO 8601 with its time "
+                "zone, like 2026-11-21T10:00:00Z (write a '+' in the zone as %2B)."
+            )
     try:
         obj = msgspec.convert(values, model, strict=False)
     except msgspec.ValidationError as exc:
@@ -153,6 +161,25 @@ def check_file_name(name: str | None) -> str | None:
 
 
 # -- the free-text pass ---------------------------------------------------------
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+@functools.cache
+def moment_fields(model: type[msgspec.Struct]) -> tuple[str, ...]:
+    """The top-level fields of ``model`` that hold a timestamp."""
+    info = msgspec.inspect.type_info(model)
+    assert isinstance(info, msgspec.inspect.StructType)
+    return tuple(f.encode_name for f in info.fields if _is_moment(f.type))
+
+
+def _is_moment(t: msgspec.inspect.Type) -> bool:
+    if isinstance(t, msgspec.inspect.Metadata):
+        return _is_moment(t.type)
+    if isinstance(t, msgspec.inspect.UnionType):
+        return any(map(_is_moment, t.types))
+    return isinstance(t, msgspec.inspect.DateTimeType)
 
 
 @functools.cache
