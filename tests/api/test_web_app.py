@@ -3,6 +3,8 @@ and the app's own files: served from the package, under a strict policy."""
 
 from __future__ import annotations
 
+import json
+import re
 import tomllib
 from datetime import timedelta
 from fnmatch import fnmatch
@@ -116,3 +118,18 @@ def test_every_file_of_the_app_is_package_data() -> None:
     assert len(files) >= 8
     for name in files:
         assert any(fnmatch(name, p) and name.count("/") == p.count("/") for p in patterns), name
+
+
+def test_every_audited_action_is_said_in_words_in_both_languages() -> None:
+    """The access log and the breach question show actions as phrases: one
+    without a phrase would reach a parent or the privacy officer as a code
+    (``signin.password``)."""
+    vocabulary = json.loads(
+        (STATIC.parents[2] / "tests" / "api" / "audit_vocabulary.json").read_text()
+    )
+    actions = {a for a in vocabulary.values() if isinstance(a, str) and "." in a}
+    script = (STATIC / "js" / "actions.js").read_text()
+    dutch, english = script.split("en: {", 1)
+    for words in (dutch, english):
+        said = set(re.findall(r"'([a-z_]+\.[a-z_]+)':", words.split("},", 1)[0]))
+        assert sorted(actions - said) == []

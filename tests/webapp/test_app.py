@@ -554,6 +554,16 @@ async def test_the_privacy_officer_asks_what_a_parent_touched_and_sees_the_child
         )
         assert sorted(shown) == sorted(asked["items"])
         assert w.photos[5] in asked["items"]
+        # Counts in words a person reads: "1 kind", never "1 kinderen".
+        children, items = len(asked["children"]), len(asked["items"])
+        summary = page.locator("#touched-summary")
+        said_children = "1 kind " if children == 1 else f"{children} kinderen"
+        said_items = "1 stuk " if items == 1 else f"{items} stukken"
+        await expect(summary).to_contain_text(said_children)
+        await expect(summary).to_contain_text(said_items)
+        await expect(summary).not_to_contain_text(re.compile(r"\b1 (kinderen|stukken)\b"))
+        # A sign-in is said in words, not as its code.
+        await expect(page.locator("#touched-actions")).not_to_contain_text("signin.")
         await shot(page, "breach-question")
         await accessible(page, axe_source, "breach question")
         await page.get_by_role("button", name="English").click()

@@ -74,6 +74,11 @@ function table(id, columns, rows) {
       cells.map((cell, n) => h('td', { 'data-label': t(columns[n]) }, cell))))));
 }
 
+// "1 kind", "2 kinderen": the count with the word it needs.
+function counted(n, one, many) {
+  return n === 1 ? t(one) : t(many, { n });
+}
+
 async function answerInWords(found, asked) {
   const who = t(found.person ? 'thisAccount' : 'thisToken');
   const children = Object.entries(found.children);
@@ -82,9 +87,11 @@ async function answerInWords(found, asked) {
   if (!found.known) parts.push(h('p', { class: 'notice warn', id: 'touched-unknown' }, t('unknownId')));
   parts.push(h('p', { id: 'touched-summary' }, found.events
     ? t('touchedSummary', {
-      since: shown(asked.since), until: shown(asked.until), who, events: found.events,
+      since: shown(asked.since), until: shown(asked.until), who,
+      events: counted(found.events, 'oneRequest', 'manyRequests'),
       refused: found.refused, first: shown(found.first), last: shown(found.last),
-      children: children.length, items: items.length,
+      children: counted(children.length, 'oneChild', 'manyChildren'),
+      items: counted(items.length, 'oneItem', 'manyItems'),
     })
     : t('touchedNone', { since: shown(asked.since), until: shown(asked.until), who })));
   if (children.length) {
