@@ -302,6 +302,10 @@ async def test_staff_see_consent_at_a_glance_and_one_of_three_uploads_is_refused
             "Geweigerd: voor Cas is geen toestemming voor foto's gegeven."
         )
         await expect(rows.nth(0)).to_contain_text("Opgeslagen")
+        # The screen's last word counts the refusal too, not a bare "stored".
+        await expect(page.locator("#status")).to_have_text(
+            "2 opgeslagen, 1 geweigerd: zie per bestand waarom."
+        )
         refused_bar = rows.nth(2).locator("progress")
         assert (
             await refused_bar.evaluate("p => getComputedStyle(p).accentColor") == "rgb(164, 22, 26)"

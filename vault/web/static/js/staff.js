@@ -110,13 +110,18 @@ function uploadForm(me, consent, onPhoto) {
         if (e.code === 'consent_missing' && lacking.length) row.state.textContent = t('consentMissingFor', { names: lacking.join(', ') });
         // The contract ended while this screen was open: the screen's list is older than the answer.
         else if (e.code === 'outside_window') row.state.textContent = t('contractEndedFor', { names: names.join(', ') });
-        else row.state.textContent = errorText(e.code, e.message);
+        // The server's own sentence says what was wrong with this file
+        // (damaged, empty, too large for its kind) and what to do.
+        else if (['unsupported_type', 'invalid_input', 'too_large'].includes(e.code) && e.message) {
+          row.state.textContent = `${errorText(e.code)} ${e.message}`;
+        } else row.state.textContent = errorText(e.code, e.message);
         row.state.className = 'state notice bad';
         row.bar.classList.add('refused'); // red, not a full blue bar that reads as done
         row.li.dataset.outcome = e.code;
       }
     }
-    announce(t('uploaded'));
+    const stored = chosen.filter((row) => row.li.dataset.outcome === 'stored').length;
+    announce(stored === chosen.length ? t('uploaded') : t('uploadedSome', { stored, refused: chosen.length - stored }));
     send.disabled = false;
   });
   return form;
