@@ -52,6 +52,7 @@ from vault.audit import CURRENT
 from vault.audit.events import iso
 from vault.audit.queries import access_log, touched
 from vault.audit.verify import verify
+from vault.db.idsets import among
 from vault.db.schema import guardians, items, people, tokens
 from vault.directory.people import names_of
 from vault.directory.sealing import Sealer, first_name
@@ -228,13 +229,10 @@ async def touched_by(request: web.Request) -> web.Response:
             known = await conn.scalar(select(people.c.id).where(people.c.id == query.person))
         else:
             known = await conn.scalar(select(tokens.c.id).where(tokens.c.id == query.token))
-        kinds: dict[str, str] = {}
-        ids = sorted(found.items)
-        for start in range(0, len(ids), 500):
-            rows = await conn.execute(
-                select(items.c.id, items.c.kind).where(items.c.id.in_(ids[start : start + 500]))
-            )
-            kinds.update((row.id, row.kind) for row in rows)
+        rows = await conn.execute(
+            select(items.c.id, items.c.kind).where(among(conn, items.c.id, found.items))
+        )
+        kinds = {row.id: row.kind for row in rows}
     return answer(
         Touched(
             person=query.person,
