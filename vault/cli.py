@@ -480,6 +480,7 @@ async def sweep_command(settings: Settings, grace_minutes: int | None) -> int:
     print(f"blobs checked: {report.checked}")
     print(f"orphans removed: {report.removed}")
     print(f"left alone, younger than the grace period: {report.too_young}")
+    print(f"left alone, an upload under way holds them: {report.leased}")
     print(f"left alone, not made by Kluis: {report.foreign}")
     return 0
 

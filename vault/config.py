@@ -185,6 +185,11 @@ class UploadSettings:
     #: How often a running ``kluis serve`` sweeps (worker 0 of ``--workers``),
     #: besides once at its start; 0: only at start.
     sweep_interval_minutes: float = 10.0
+    #: An upload's lease on the blobs it writes (vault/items/pending.py): the
+    #: sweeper leaves them alone while it runs, whatever the grace. Renewed
+    #: every third of this while the upload lives; the blobs of a server
+    #: killed mid-upload are swept once it ran out (and the grace passed).
+    lease_seconds: float = 120.0
     #: Uploads stored at once per process; more wait before their file is
     #: read (TCP holds the senders back), so uploads cannot starve link
     #: fetches (bench/fetch_latency.py).
@@ -634,6 +639,8 @@ def validate(settings: Settings) -> None:
             "Settings uploads.sweep_grace_minutes and uploads.sweep_interval_minutes must not "
             "be negative."
         )
+    if settings.uploads.lease_seconds < 1:
+        raise ConfigError("Setting uploads.lease_seconds must be at least 1.")
     if settings.uploads.parallel < 1:
         raise ConfigError("Setting uploads.parallel must be at least 1.")
     if settings.auth.max_failures < 1:

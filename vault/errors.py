@@ -104,6 +104,15 @@ class StorageUnavailable(KluisError):
     default_message = "Storage is unreachable right now; nothing was written. Try again later."
 
 
+class LeaseLost(KluisError):
+    """An upload's lease on its blobs ran out before its record was committed
+    (vault/items/pending.py): the sweeper may have taken a blob, so nothing
+    is stored."""
+
+    status, code = 503, "storage_unavailable"
+    default_message = "The upload took too long to be kept safe and was not stored; send it again."
+
+
 class ConfigError(KluisError):
     """The configuration is invalid; raised before the service starts."""
 

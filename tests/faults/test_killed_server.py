@@ -62,6 +62,8 @@ GRACE_MINUTES = 1
 SWEEPS = {
     "KLUIS_UPLOADS_SWEEP_GRACE_MINUTES": str(GRACE_MINUTES),
     "KLUIS_UPLOADS_SWEEP_INTERVAL_MINUTES": "0.1",
+    # A killed server's leases on its uploads' blobs run out this soon.
+    "KLUIS_UPLOADS_LEASE_SECONDS": "3",
 }
 SWEPT = re.compile(r"sweeper removed (\d+) orphaned blobs")
 MB = 1_000_000

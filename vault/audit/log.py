@@ -59,7 +59,7 @@ from vault.db.schema import (
     audit_subjects,
     facts_version,
 )
-from vault.errors import StorageUnavailable
+from vault.errors import KluisError, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,10 @@ class AuditLog:
                 entry.future.set_exception(StorageUnavailable())
             else:
                 entry.future.set_exception(exc)
-        if isinstance(exc, asyncio.CancelledError):
+        # A change that refused (a lost upload lease) is no failure of the log.
+        if isinstance(exc, asyncio.CancelledError) or (
+            isinstance(exc, KluisError) and not database
+        ):
             return
         if database:
             log.error("audit log write failed: %s", type(exc).__name__)

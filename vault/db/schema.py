@@ -402,6 +402,15 @@ item_blobs = Table(
     PrimaryKeyConstraint("item_id", "variant", name="pk_item_blobs"),
 )
 
+#: Blobs being written, not yet named by a committed row: the orphan sweeper
+#: leaves a blob alone while its lease runs (vault/items/pending.py).
+pending_blobs = Table(
+    "pending_blobs",
+    metadata,
+    Column("blob_key", String(64), primary_key=True),
+    Column("lease_until", UTCDateTime(), nullable=False),
+)
+
 
 #: Links for someone without an account (a future school). The recipient is
 #: sealed under the item's key. ``sent_bytes`` is what the handover's

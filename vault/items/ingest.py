@@ -33,6 +33,7 @@ from vault.crypto.handles import ItemKey
 from vault.crypto.stream import encrypt_stream
 from vault.errors import InvalidInput, StorageUnavailable, TooLarge
 from vault.items import service, variants
+from vault.items.pending import Leases
 from vault.items.service import ItemRecord, StoredBlob
 from vault.jobs.queue import NewJob
 from vault.keys.service import KeyService, PreparedItemKey
@@ -42,7 +43,7 @@ from vault.media.jpeg import JpegStripper
 from vault.media.pool import IMAGE_POOL, ImagePool
 from vault.media.sniff import ACCEPTED, HEAD_SIZE, JPEG, MediaType, accepted
 from vault.media.video import Scrubbed
-from vault.storage import BlobStore, new_blob_key
+from vault.storage import BlobStore
 from vault.tokens import new_id
 
 MB = 1024 * 1024
@@ -140,6 +141,8 @@ class Writer:
 
     def __init__(self, ctx: Context, key: ItemKey, item_id: str, now: datetime) -> None:
         self.ctx, self.key, self.item_id, self.now = ctx, key, item_id, now
+        #: The keys it writes under, leased so no sweep takes them before the commit.
+        self.leases = Leases(ctx.keys.audit, ctx.settings.uploads.lease_seconds, now)
         self.stored: list[StoredBlob] = []
         #: The plaintext CRC-32 of each stored variant.
         self.crcs: dict[str, int] = {}
@@ -148,7 +151,7 @@ class Writer:
 
     async def put(self, variant: str, mime: str, source: AsyncIterable[bytes]) -> StoredBlob:
         counted = _Counted(source)
-        blob_key = new_blob_key(self.now)
+        blob_key = await self.leases.key()
         size = await self.ctx.store.put(
             blob_key,
             encrypt_stream(
@@ -167,12 +170,19 @@ class Writer:
         return self.stored[0]
 
     async def discard(self) -> None:
-        if self.committed:
-            return
-        for blob in self.stored:
-            # If the store is down, the orphan sweeper removes it later.
-            with contextlib.suppress(StorageUnavailable):
-                await self.ctx.store.delete(blob.blob_key)
+        """Remove what a failed item stored (nothing once its rows are committed)."""
+        if not self.committed:
+            for blob in self.stored:
+                # If the store is down, the orphan sweeper removes it later.
+                with contextlib.suppress(StorageUnavailable):
+                    await self.ctx.store.delete(blob.blob_key)
+            await self.leases.drop()
+        await self.leases.close()
+
+    async def committed_now(self) -> None:
+        """The rows naming the blobs are committed (their leases went with them)."""
+        self.committed = True
+        await self.leases.close()
 
 
 async def ingest_file(
@@ -361,7 +371,9 @@ async def _commit(
     sealed = seal_item_record(
         prepared.key, record.id, service.META_LABEL, json.dumps(meta).encode("utf-8")
     )
-    saved = service.save(ctx.keys, record, sealed, writer.stored, prepared, jobs)
+    saved = service.save(
+        ctx.keys, record, sealed, writer.stored, prepared, jobs, leased=writer.leases.keys
+    )
     try:
         await asyncio.shield(saved)
     except asyncio.CancelledError:
@@ -371,4 +383,4 @@ async def _commit(
         await asyncio.wait([saved])
         writer.committed = not saved.cancelled() and saved.exception() is None
         raise
-    writer.committed = True
+    await writer.committed_now()

@@ -51,7 +51,7 @@ from vault.db.schema import (
     items,
 )
 from vault.errors import Conflict
-from vault.items import service
+from vault.items import pending, service
 from vault.items.ingest import TEXT_PLAIN, Context, Writer, one, sniff, write_file
 from vault.items.service import ItemRecord, LoadedItem, StoredBlob
 from vault.jobs import queue
@@ -113,7 +113,9 @@ async def rectify(
         original = await writer.put("original", TEXT_PLAIN, one(text))
         meta = {**meta, "text": changes.text, "crc32": writer.crcs["original"]}
         content = (original, writer.stored)
-        return await _swap(ctx, loaded, old_key, key, meta, content, changes.tagged, audit, now)
+        return await _swap(
+            ctx, loaded, old_key, key, meta, content, changes.tagged, audit, now, writer=writer
+        )
     except BaseException:
         await writer.discard()
         raise
@@ -145,7 +147,9 @@ async def replace_file(
             meta.pop(name, None)
         meta = {**meta, **extra, "file_name": file_name, "crc32": writer.crcs["original"]}
         content = (original, writer.stored)
-        return await _swap(ctx, loaded, old_key, key, meta, content, None, audit, now, jobs)
+        return await _swap(
+            ctx, loaded, old_key, key, meta, content, None, audit, now, jobs, writer=writer
+        )
     except BaseException:
         await writer.discard()
         raise
@@ -162,10 +166,13 @@ async def _swap(
     audit: Sequence[Event],
     now: datetime,
     jobs: Sequence[NewJob] = (),
+    *,
+    writer: Writer | None = None,
 ) -> ItemRecord:
     """One transaction: the item's rows as the rectification leaves them
-    (with new content, the jobs that make its other variants); the record,
-    ``processing`` the variants those jobs make."""
+    (with new content, written by ``writer``, whose blob leases go in it, and
+    the jobs that make its other variants); the record, ``processing`` the
+    variants those jobs make."""
     record = loaded.record
     new_content = content is not None
     primary, was_tagged = await tagged_of(ctx, record.id)
@@ -215,6 +222,8 @@ async def _swap(
         if result.rowcount != 1:
             raise Conflict(_RACED)
         await _children(conn, record, added, removed)
+        if writer is not None:
+            await conn.run_sync(pending.release_in, writer.leases.keys)
         if new_content:
             await conn.execute(delete(item_keys).where(item_keys.c.item_id == record.id))
             await conn.execute(delete(item_blobs).where(item_blobs.c.item_id == record.id))
@@ -231,6 +240,9 @@ async def _swap(
             await ctx.keys.commit_item_key(prepared, conn)
         # Frozen archives would hand the old version out: they go.
         await conn.execute(delete(exports).where(exports.c.child_id.in_(sorted(set(children)))))
+    if writer is not None:
+        # Named now: whatever fails below must not remove the new version's blobs.
+        await writer.committed_now()
     if new_content:
         await _delete_old(ctx, loaded)
     async with ctx.engine.connect() as conn:

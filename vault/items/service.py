@@ -21,6 +21,7 @@ from vault.db.idsets import among
 from vault.db.reads import Reader
 from vault.db.schema import item_blobs, item_children, items
 from vault.directory.children import child_facts
+from vault.items import pending
 from vault.jobs import queue
 from vault.jobs.queue import NewJob
 from vault.keys.service import KeyService, PreparedItemKey
@@ -75,6 +76,7 @@ def save(
     blobs: list[StoredBlob],
     prepared: PreparedItemKey,
     jobs: Sequence[NewJob] = (),
+    leased: Sequence[str] = (),
 ) -> asyncio.Future[None]:
     """Write the item's rows, key wrappings, the jobs that make its other
     variants (vault/items/variants.py) and its ``item.store`` event in one
@@ -83,7 +85,9 @@ def save(
     They go in the audit log's next group commit (:meth:`AuditLog.commit`:
     on SQLite the service's one writer thread, never holding the write lock
     across a trip to the event loop); the future is done once they are
-    committed, or failed with :class:`~vault.errors.StorageUnavailable`."""
+    committed, or failed with :class:`~vault.errors.StorageUnavailable`
+    (:class:`~vault.errors.LeaseLost` if a lease on one of the ``leased``
+    blob keys ran out and a sweep may have taken the blob)."""
 
     def rows(conn: Connection) -> None:
         conn.execute(
@@ -111,6 +115,9 @@ def save(
             )
         queue.enqueue(conn, record.id, jobs, record.created_at)
         keys.write_item_key(prepared, conn)
+        # The blobs' leases go in the same transaction (vault/items/pending.py):
+        # if one ran out and a sweep took its blob, nothing is committed.
+        pending.release_in(conn, leased)
 
     stored = event(
         "item.store", children=record.children, item=record.id, kind=record.kind, size=record.size

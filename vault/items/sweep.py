@@ -5,8 +5,11 @@ leave a blob behind that nothing names, and a destroyed item's blobs may not
 all have been deleted if storage was down. The sweeper lists the store and
 removes both kinds, but leaves alone:
 
-* blobs younger than the grace period (an upload may still be under way;
-  the age comes from the key, see :func:`vault.storage.base.new_blob_key`);
+* blobs an upload under way holds a lease on, whatever their age
+  (vault/items/pending.py: its rows are not committed yet);
+* blobs younger than the grace period (the age comes from the key, see
+  :func:`vault.storage.base.new_blob_key`): a second guard, for writers that
+  take no lease;
 * keys it did not make (another tool's objects in a shared bucket);
 * blobs a job under way is writing (its scratch, vault/jobs/: a long
   transcode's staging blob is older than the grace period before it is named).
@@ -24,7 +27,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from vault.db.schema import item_blobs, items
+from vault.db.schema import item_blobs, items, pending_blobs
+from vault.items import pending
 from vault.jobs import queue
 from vault.storage import BlobStore
 from vault.storage.base import blob_key_created
@@ -39,6 +43,8 @@ class SweepReport:
     removed: int = 0
     too_young: int = 0
     foreign: int = 0
+    #: Old enough, but an upload under way still holds a lease on them.
+    leased: int = 0
 
 
 async def sweep(
@@ -54,6 +60,7 @@ async def sweep(
             batch = []
     if batch:
         await _sweep_batch(engine, store, batch, now, grace, report)
+    await _drop_expired_leases(engine)
     if report.removed:
         # How many and how long: what an operator (and the fault suite) reads
         # to see orphans go, never which keys.
@@ -87,8 +94,29 @@ async def _sweep_batch(
             candidates.append(key)
     if not candidates:
         return
-    async with engine.connect() as conn:
+    async with engine.begin() as conn:
+        # One write transaction, expired leases first: a writer whose lease
+        # this drops cannot commit the rows naming its blob any more (its
+        # commit removes the lease and fails if it is gone, see
+        # vault/items/pending.py), and one that committed first is seen by
+        # the reads after it. Job scratch is read before item blobs: a job
+        # names its blob and clears its scratch in one transaction.
+        await conn.execute(
+            delete(pending_blobs).where(
+                pending_blobs.c.blob_key.in_(candidates),
+                pending_blobs.c.lease_until < pending.wall_clock(),
+            )
+        )
         live = set(
+            (
+                await conn.scalars(
+                    select(pending_blobs.c.blob_key).where(pending_blobs.c.blob_key.in_(candidates))
+                )
+            ).all()
+        )
+        report.leased += len(live)
+        live |= await conn.run_sync(queue.scratch_in_use)
+        live |= set(
             (
                 await conn.scalars(
                     select(item_blobs.c.blob_key)
@@ -97,11 +125,24 @@ async def _sweep_batch(
                 )
             ).all()
         )
-        live |= await conn.run_sync(queue.scratch_in_use)
-    for key in candidates:
-        if key in live:
-            continue
-        await store.delete(key)
-        async with engine.begin() as conn:
-            await conn.execute(delete(item_blobs).where(item_blobs.c.blob_key == key))
-        report.removed += 1
+    removed: list[str] = []
+    try:
+        for key in candidates:
+            if key not in live:
+                await store.delete(key)
+                removed.append(key)
+                report.removed += 1
+    finally:
+        if removed:
+            # The rows of destroyed items that named them.
+            async with engine.begin() as conn:
+                await conn.execute(delete(item_blobs).where(item_blobs.c.blob_key.in_(removed)))
+
+
+async def _drop_expired_leases(engine: AsyncEngine) -> None:
+    """Leases of writers that died before writing (or of keys they never
+    used): nothing more to keep."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            delete(pending_blobs).where(pending_blobs.c.lease_until < pending.wall_clock())
+        )
