@@ -3,18 +3,37 @@
 Reads the key store from ``KLUIS_*`` variables, as a ``kluis`` command
 would, does one thing, prints its result as JSON and exits: create, destroy,
 wrap (creates ``NAME`` and prints the hex of 32 bytes of its first letter
-wrapped under it), unwrap, list.
+wrapped under it), unwrap, list. A test starts it with :func:`run_agent`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
 import sys
 from datetime import UTC, datetime
 
+from tests.helpers.keystores import KeyStore
 from vault.config import load_settings
 from vault.keys import open_provider
+
+
+def run_agent(store: KeyStore, *args: str) -> object:
+    """Run one key operation in another process on the same store."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KLUIS_")}
+    env.update(store.env, KLUIS_DATA_DIR=os.path.dirname(store.keyring.path or "/tmp/x"))
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.keys.agent", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 async def main(action: str, name: str, extra: str = "") -> object:

@@ -10,36 +10,17 @@ changes at its next use.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 
 import pytest
 
 from tests.helpers.keystores import KeyStore
+from tests.keys.agent import run_agent
 from vault.crypto import IntegrityError
 from vault.keys import EpochDestroyed, EpochUnknown, KeyProvider, KeyringError
 
 NOW = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 LATER = datetime(2027, 12, 1, tzinfo=UTC)
-
-
-def agent(store: KeyStore, *args: str) -> object:
-    """Run one key operation in another process on the same store."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KLUIS_")}
-    env.update(store.env, KLUIS_DATA_DIR=os.path.dirname(store.keyring.path or "/tmp/x"))
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.keys.agent", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 async def test_a_key_is_made_once_and_wraps_with_its_name_and_context(
@@ -145,12 +126,12 @@ async def test_another_process_sees_what_this_one_made_and_the_reverse(
 ) -> None:
     await provider.create_key("live-2026-11", NOW)
     wrapped = await provider.wrap("live-2026-11", b"l" * 32, b"agent")
-    assert agent(key_store, "unwrap", "live-2026-11", wrapped.hex()) == "l" * 32
-    theirs = bytes.fromhex(str(agent(key_store, "wrap", "shred-2028-01")))
+    assert run_agent(key_store, "unwrap", "live-2026-11", wrapped.hex()) == "l" * 32
+    theirs = bytes.fromhex(str(run_agent(key_store, "wrap", "shred-2028-01")))
     # A name this process never saw is looked up before it is an error.
     assert await provider.unwrap("shred-2028-01", theirs, b"agent") == b"s" * 32
     # The same name made elsewhere is that key, not a second one.
-    agent(key_store, "create", "live-2026-11")
+    run_agent(key_store, "create", "live-2026-11")
     assert await provider.unwrap("live-2026-11", wrapped, b"agent") == b"l" * 32
 
 
@@ -160,9 +141,9 @@ async def test_a_destruction_elsewhere_counts_here_at_the_next_use(
     await provider.create_key("shred-2027-11", NOW)
     wrapped = await provider.wrap("shred-2027-11", b"s" * 32, b"agent")
     assert await provider.unwrap("shred-2027-11", wrapped, b"agent") == b"s" * 32
-    assert agent(key_store, "destroy", "shred-2027-11") is True
+    assert run_agent(key_store, "destroy", "shred-2027-11") is True
     with pytest.raises(EpochDestroyed):
         await provider.unwrap("shred-2027-11", wrapped, b"agent")
     with pytest.raises(EpochDestroyed):
         await provider.create_key("shred-2027-11", LATER)
-    assert ["shred-2027-11", True] in agent(key_store, "list", "-")  # type: ignore[operator]
+    assert ["shred-2027-11", True] in run_agent(key_store, "list", "-")  # type: ignore[operator]

@@ -8,18 +8,22 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.helpers.keystores import KeyStore
+from tests.keys.agent import run_agent
+from vault.audit import event
 from vault.audit.log import AuditLog
 from vault.crypto import IntegrityError
 from vault.crypto.stream import decrypt_range, encrypt_stream
 from vault.db import create_engine, upgrade
-from vault.db.schema import child_keys, item_keys
+from vault.db.schema import audit_events, child_keys, destruction_certificates, item_keys
 from vault.keys import KeyProvider
 from vault.keys.provider import audit_sign
 from vault.keys.rotation import destroy_expired, rotate
 from vault.keys.service import KeyDestroyed, KeyService
+from vault.retention.job import record_destructions
 
 WINDOW = timedelta(days=35)
 
@@ -220,6 +224,56 @@ async def test_a_shred_epoch_dies_when_its_month_ends(vault: Vault) -> None:
     report = await rotate(vault.keys, vault.ring, vault.clock.now, WINDOW)
     assert "shred-2027-11" in report.destroyed_epochs
     assert report.destroyed_child_keys == 1
+    with pytest.raises(KeyDestroyed):
+        await unseal(vault.keys, "doomed", doomed)
+    assert await unseal(vault.keys, "kept", kept) == b"diary of kept"
+
+
+async def test_a_run_stopped_after_destroying_a_master_key_is_finished_by_the_next(
+    vault: Vault, key_store: KeyStore
+) -> None:
+    """The rows follow the key: a run destroyed an expired epoch's master key
+    in a process of its own and stopped there (killed), before its child
+    keys' rows; the next run marks them destroyed, once, with a certificate
+    each, and records no second destruction of the epoch."""
+    doomed = await seal(vault.keys, "doomed", [("child-1", "photo")])
+    kept = await seal(vault.keys, "kept", [("child-2", "photo")])
+    await vault.keys.schedule_child_key("child-1", "photo", date(2027, 11, 10))
+    vault.clock.now = datetime(2027, 12, 1, tzinfo=UTC)
+    # The stopped run: its event on the record, the master key destroyed, no more.
+    await vault.keys.audit.record(event("epoch.destroy", epoch="shred-2027-11"))
+    assert run_agent(key_store, "destroy", "shred-2027-11") is True
+    assert (await vault.keys.epoch_usage()).get("shred-2027-11") == 1  # `kluis keys status`
+
+    for run in range(2):
+        report = await destroy_expired(vault.keys, vault.ring, vault.clock.now, WINDOW)
+        await record_destructions(
+            vault.engine, None, report.destroyed_keys, vault.clock.now, f"run-{run}", "epoch"
+        )
+        assert report.destroyed_epochs == []  # the stopped run destroyed it
+        assert [(k.child_id, k.epoch) for k in report.destroyed_keys] == (
+            [("child-1", "shred-2027-11")] if run == 0 else []
+        )
+    assert "shred-2027-11" not in await vault.keys.epoch_usage()
+    async with vault.engine.connect() as conn:
+        row = (
+            await conn.execute(select(child_keys).where(child_keys.c.child_id == "child-1"))
+        ).one()
+        assert (row.wrapped, row.destroyed_at) == (None, vault.clock.now)
+        certified = (
+            await conn.scalars(
+                select(destruction_certificates.c.child_id).where(
+                    destruction_certificates.c.key_id == row.id
+                )
+            )
+        ).all()
+        destroyed = await conn.scalar(
+            select(func.count())
+            .select_from(audit_events)
+            .where(audit_events.c.action == "epoch.destroy")
+        )
+    assert certified == ["child-1"]
+    assert destroyed == 1
     with pytest.raises(KeyDestroyed):
         await unseal(vault.keys, "doomed", doomed)
     assert await unseal(vault.keys, "kept", kept) == b"diary of kept"

@@ -91,13 +91,13 @@ async def test_on_an_unknown_machine_blobs_are_opened_in_a_thread(
     key = "ef" * 16
     await store.put(key, source())
     hops: list[str] = []
-    run = local._run
+    submit = local._submit
 
-    async def counted(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def counted(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
         hops.append(getattr(fn, "__name__", "?"))
-        return await run(fn, *args, **kwargs)
+        return submit(fn, *args, **kwargs)
 
-    monkeypatch.setattr(local, "_run", counted)
+    monkeypatch.setattr(local, "_submit", counted)
     assert b"".join([chunk async for chunk in store.get(key)]) == data
     assert hops == ["_open_at"], "opened and first read in one trip to a thread"
     await store.close()
@@ -116,13 +116,13 @@ async def test_hot_reads_stay_on_the_loop_and_cold_ones_go_to_a_thread(
 
         await store.put(key, source())
     hops: list[str] = []
-    run = local._run
+    submit = local._submit
 
-    async def counted(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def counted(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
         hops.append(getattr(fn, "__name__", "?"))
-        return await run(fn, *args, **kwargs)
+        return submit(fn, *args, **kwargs)
 
-    monkeypatch.setattr(local, "_run", counted)
+    monkeypatch.setattr(local, "_submit", counted)
 
     async def read(key: str, offset: int = 0, length: int | None = None) -> bytes:
         return b"".join([chunk async for chunk in store.get(key, offset, length)])

@@ -8,7 +8,7 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,10 @@ from typing import Any
 import pytest
 
 from tests.helpers.data import pattern
-from vault.storage import LocalDiskStore, local, new_blob_key
+from tests.helpers.polling import eventually
+from vault.storage import LocalDiskStore, cached, local, new_blob_key
+from vault.storage.base import READ_CHUNK
+from vault.storage.cached import _Openat2
 
 pytestmark = pytest.mark.localdisk
 
@@ -167,3 +170,130 @@ async def test_a_blob_streamed_in_many_odd_pieces_is_stored_byte_for_byte(tmp_pa
     key = new_blob_key()
     assert await store.put(key, pieces()) == len(data)
     assert b"".join([c async for c in store.get(key)]) == data
+
+
+def evict(path: Path) -> None:
+    """Drop the file's pages from the page cache (as tests/storage/test_cached.py does)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def open_descriptors() -> set[int]:
+    return {int(name) for name in os.listdir("/proc/self/fd")}
+
+
+def blob_chunks(store: LocalDiskStore, key: str) -> AsyncGenerator[bytes, None]:
+    reading = store.get(key)
+    assert isinstance(reading, AsyncGenerator)
+    return reading
+
+
+async def next_chunk(reading: AsyncGenerator[bytes, None]) -> bytes:
+    return await anext(reading)
+
+
+async def test_gets_cancelled_while_a_thread_opens_the_blob_leave_no_descriptor_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that drops the connection while its cold blob is being opened
+    (in a thread: here, a machine without openat2) must not leave that file
+    open: a server answering links would run out of descriptors."""
+    monkeypatch.setattr(cached, "_openat2", _Openat2("alpha", 64))
+    store = await LocalDiskStore.open(tmp_path / "blobs")
+    keys = [new_blob_key() for _ in range(20)]
+    for key in keys:
+        await store.put(key, chunks(pattern(100_000)))
+    entered, go_on = threading.Event(), threading.Event()
+    real_open_at = local._open_at
+
+    def slow_open_at(path: str, offset: int, size: int) -> tuple[int, bytes]:
+        entered.set()
+        go_on.wait(30)  # a cold disk: the client hangs up meanwhile
+        return real_open_at(path, offset, size)
+
+    monkeypatch.setattr(local, "_open_at", slow_open_at)
+    before = open_descriptors()
+    for key in keys:
+        entered.clear()
+        go_on.clear()
+        reading = blob_chunks(store, key)
+        task = asyncio.create_task(next_chunk(reading))
+        assert await asyncio.to_thread(entered.wait, 30)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        go_on.set()
+        await reading.aclose()
+    await eventually(
+        lambda: open_descriptors() <= before,
+        f"descriptors left open: {sorted(open_descriptors() - before)}",
+    )
+    # The store still reads, the same blobs.
+    monkeypatch.setattr(local, "_open_at", real_open_at)
+    assert b"".join([c async for c in store.get(keys[0])]) == pattern(100_000)
+
+
+async def test_a_get_cancelled_during_a_read_in_a_thread_closes_the_file_after_the_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closing the descriptor under a thread's read makes that read fail, or
+    read whatever file got the descriptor number meanwhile."""
+    store = await LocalDiskStore.open(tmp_path / "blobs")
+    data = pattern(20 * 1024 * 1024)
+    key = new_blob_key()
+    await store.put(key, chunks(data))
+    path = store._path(key)
+    blob = os.stat(path).st_ino
+    loop_thread = threading.get_ident()
+    entered, go_on = threading.Event(), threading.Event()
+    outcome: list[str] = []
+    real_pread = os.pread
+
+    def slow_pread(fd: int, size: int, offset: int) -> bytes:
+        parked = (
+            threading.get_ident() != loop_thread
+            and not entered.is_set()
+            and os.fstat(fd).st_ino == blob
+        )
+        if not parked:
+            return real_pread(fd, size, offset)
+        entered.set()
+        go_on.wait(30)  # a cold disk: the client hangs up meanwhile
+        try:
+            same = os.fstat(fd).st_ino == blob
+            outcome.append("read the blob" if same else "read another file")
+        except OSError as exc:
+            outcome.append(f"failed: {exc.strerror}")
+        return real_pread(fd, size, offset)
+
+    monkeypatch.setattr(os, "pread", slow_pread)
+    before = open_descriptors()
+    reading = blob_chunks(store, key)
+    # Chunk by chunk, each with the file dropped from the page cache first, so
+    # that a read goes to a thread (eviction is advice: try until one does).
+    for _ in range(len(data) // READ_CHUNK):
+        evict(path)
+        task = asyncio.create_task(next_chunk(reading))
+        await eventually(lambda: task.done() or entered.is_set(), "a chunk read")  # noqa: B023
+        if entered.is_set():
+            break
+    assert entered.is_set(), "no read went to a thread"
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    other = os.open(tmp_path / "other", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        go_on.set()
+        await eventually(lambda: outcome != [], "the thread's read ended")
+    finally:
+        os.close(other)
+    await reading.aclose()
+    assert outcome == ["read the blob"], "the get closed the file under its thread's read"
+    await eventually(
+        lambda: open_descriptors() <= before,
+        f"descriptors left open: {sorted(open_descriptors() - before)}",
+    )

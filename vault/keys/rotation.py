@@ -10,7 +10,9 @@ microseconds each), then destroys what has expired:
   after the master key is gone (keys first, then the row marks), so a crash
   in between leaves rows that can no longer open: still destroyed.
 
-Safe to interrupt and to run again: every step looks at the current state.
+Safe to interrupt and to run again: every step looks at the current state
+(an expired epoch whose master key is gone but whose child keys' rows are
+not, a run having stopped in between, has its rows marked by the next).
 Whatever ``now`` a run is given (``--now``, to catch up or to test), it never
 destroys the live epoch of the service's own clock: running servers write
 new child keys into it.
@@ -76,13 +78,17 @@ async def destroy_expired(
     report = report or RotationReport(live_epoch=current.name)
     usage = await keys.epoch_usage()
     for info in await provider.list_keys():
-        if info.destroyed:
-            continue
         try:
             epoch = epochs.parse(info.name)
         except ValueError:
             continue  # not an epoch (the signing key): never destroyed here
         if epoch in (current, in_use) or not epoch.expired(now, backup_window):
+            continue
+        if info.destroyed:
+            # Another process destroyed the master key (its epoch.destroy is
+            # on the record) and stopped before the rows: they follow the key.
+            if usage.get(info.name):
+                report.destroyed_keys += await keys.destroy_epoch_keys(info.name)
             continue
         if epoch.kind == "live" and usage.get(info.name):
             continue  # rotation has not moved everything out yet
@@ -90,7 +96,7 @@ async def destroy_expired(
         await keys.audit.record(event("epoch.destroy", epoch=info.name))
         if await provider.destroy_key(info.name, now):
             report.destroyed_epochs.append(info.name)
-        # Also after another process destroyed the master key and stopped
-        # before this step: the rows follow the key.
+        # Also when another process destroyed it since list_keys: the rows
+        # follow the key.
         report.destroyed_keys += await keys.destroy_epoch_keys(info.name)
     return report

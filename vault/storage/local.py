@@ -153,13 +153,21 @@ class LocalDiskStore:
             cached = open_cached(path)
             if cached is None:
                 first = READ_CHUNK if length is None else min(READ_CHUNK, length)
-                fd, chunk = await _run(_open_at, path, offset, first)
+                opening = _submit(_open_at, path, offset, first)
+                try:
+                    # Shielded: a cancellation (the client hung up) leaves the
+                    # thread to finish, and the file it opens is closed then.
+                    fd, chunk = await asyncio.shield(opening)
+                except asyncio.CancelledError:
+                    opening.add_done_callback(_close_opened)
+                    raise
             else:
                 fd = cached
         except FileNotFoundError:
             raise BlobNotFound() from None
         except OSError as exc:
             raise _unavailable(exc) from exc
+        reading: asyncio.Future[bytes] | None = None
         try:
             size = os.fstat(fd).st_size  # an open file's inode: never waits
             end = size if length is None else min(offset + length, size)
@@ -169,7 +177,10 @@ class LocalDiskStore:
                 if chunk is None:
                     chunk = read_cached(fd, want, position)
                 if chunk is None:
-                    chunk = await _run(os.pread, fd, want, position)
+                    reading = _submit(os.pread, fd, want, position)
+                    # Shielded, so that ``reading`` ends with the thread's read
+                    # (see the finally clause).
+                    chunk = await asyncio.shield(reading)
                 if not chunk:
                     break
                 yield chunk
@@ -178,7 +189,13 @@ class LocalDiskStore:
         except OSError as exc:
             raise _unavailable(exc) from exc
         finally:
-            os.close(fd)
+            if reading is not None and not reading.done():
+                # Cancelled during a read: closed once the thread is done with
+                # the descriptor, never under it (the number could meanwhile
+                # be given to another file, and the read read that).
+                reading.add_done_callback(lambda _: os.close(fd))
+            else:
+                os.close(fd)
 
     async def size(self, key: str) -> int:
         path = self._path(key)
@@ -249,8 +266,13 @@ class LocalDiskStore:
         return None
 
 
+def _submit(fn: Callable[..., _T], *args: Any, **kwargs: Any) -> asyncio.Future[_T]:
+    """One trip to a storage thread, as a future (to shield or wait for)."""
+    return STORAGE.submit(fn, *args, **kwargs)
+
+
 async def _run(fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-    return await STORAGE.run(fn, *args, **kwargs)
+    return await _submit(fn, *args, **kwargs)
 
 
 def _open_at(path: str | Path, offset: int, size: int) -> tuple[int, bytes]:
@@ -260,6 +282,12 @@ def _open_at(path: str | Path, offset: int, size: int) -> tuple[int, bytes]:
     except BaseException:
         os.close(fd)
         raise
+
+
+def _close_opened(opening: asyncio.Future[tuple[int, bytes]]) -> None:
+    """Close what an :func:`_open_at` nobody waits for any more opened."""
+    if not opening.cancelled() and opening.exception() is None:
+        os.close(opening.result()[0])
 
 
 def _create(tmp: Path) -> int:
