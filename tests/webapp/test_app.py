@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.async_api import Browser, FilePayload, Page, Route, ViewportSize, expect
 
-from tests.files import PDF
+from tests.files import PDF, camera_jpeg
 from tests.helpers.processes import Server
 from tests.helpers.webapp import (
     ARTIFACTS,
@@ -593,3 +593,72 @@ async def test_the_accessibility_check_finds_what_it_is_there_to_find(
     finally:
         await page.close()
     assert {"image-alt", "button-name"} <= found
+
+
+async def test_a_photo_shows_when_its_camera_took_it_and_a_diary_entry_its_own_day(
+    served: tuple[Server, World], browser: Browser, tmp_path: Path
+) -> None:
+    """A photo uploaded without a date shows the time its EXIF says it was
+    taken (a camera that did not say its zone: its clock, as read, wherever the
+    parent is), and a diary entry the day staff chose, not when either was stored."""
+    server, w = served
+    admin = w.admin
+    location = (await admin.ok("POST", "/v1/locations", {"name": "De Wilg"}))["id"]
+    group = (await admin.ok("POST", "/v1/groups", {"location_id": location, "name": "Vlinders"}))[
+        "id"
+    ]
+    staff = await admin.ok("POST", "/v1/people", {"name": "Iris", "role": "staff"})
+    await admin.ok("POST", f"/v1/groups/{group}/staff", {"person_id": staff["id"]})
+    parent = await admin.ok("POST", "/v1/people", {"name": "Ouder van Dex", "role": "guardian"})
+    child = (
+        await admin.ok(
+            "POST",
+            "/v1/children",
+            {
+                "first_name": "Dex",
+                "last_name": "Smit",
+                "birth_date": "2023-05-06",
+                "group_id": group,
+            },
+        )
+    )["id"]
+    await admin.ok(
+        "PUT", f"/v1/children/{child}/placement", {"start_date": "2024-01-01", "end_date": None}
+    )
+    await admin.ok(
+        "POST",
+        f"/v1/children/{child}/guardians",
+        {"person_id": parent["id"], "relation": "contract_parent", "household": "shared"},
+    )
+    for kind in ("photo", "diary"):
+        await admin.as_(parent["token"]).ok(
+            "PUT", f"/v1/children/{child}/consents/{kind}", {"granted": True}
+        )
+    crew = admin.as_(staff["token"])
+    # Its EXIF: DateTimeOriginal 2026:05:01 10:00:00, no offset.
+    status, item = await crew.upload(
+        child, {"kind": "photo", "title": "Zandbak"}, camera_jpeg(tmp_path).read_bytes(), "z.jpg"
+    )
+    assert status == 201, item
+    entry = await crew.ok(
+        "POST",
+        f"/v1/children/{child}/items",
+        {"kind": "diary", "date": "2026-11-20", "text": "Dex heeft geschilderd."},
+    )
+    stored_on = datetime.fromisoformat(entry["created_at"]).astimezone(ZoneInfo("Europe/Amsterdam"))
+    assert stored_on.date() != date(2026, 11, 20)
+
+    async with opened(browser, timezone_id="America/New_York") as page:
+        await with_token(page, server, parent["token"])
+        await page.goto(f"{server.base}/app/#/child/{child}")
+        await expect(page.locator("#timeline li")).to_have_count(2)
+        photo_caption = page.locator(f'li[data-item="{item["id"]}"] .caption')
+        await expect(photo_caption).to_contain_text("Zandbak · 1 mei 2026")
+        await expect(photo_caption).to_contain_text("10:00")
+        diary = page.locator(f'li[data-item="{entry["id"]}"]')
+        await expect(diary.locator(".diary")).to_contain_text("geschilderd")
+        # The day alone: no time of day, which would be when it was stored.
+        await expect(diary.locator(".caption")).to_have_text(
+            f"Dagboek · {dutch(date(2026, 11, 20))}"
+        )
+        await shot(page, "timeline-taken")

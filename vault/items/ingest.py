@@ -210,7 +210,7 @@ async def ingest_file(
         if before_commit is not None:
             await before_commit()
         # The original's CRC-32, sealed with the rest, so exports know it up front.
-        meta = {**meta, **extra, "crc32": writer.crcs["original"]}
+        meta = {**with_file_facts(meta, extra), "crc32": writer.crcs["original"]}
         record = ItemRecord(
             id=item_id,
             kind=kind,
@@ -229,6 +229,17 @@ async def ingest_file(
     return record
 
 
+def with_file_facts(meta: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``meta`` with what :func:`write_file` learnt of the file; the time a
+    photo's EXIF says it was taken only as ``taken_at`` where ``meta`` has
+    none (what the uploader gave, or a correction, stands)."""
+    facts = {name: value for name, value in extra.items() if name != "taken_at"}
+    merged = {**meta, **facts}
+    if merged.get("taken_at") is None and extra.get("taken_at") is not None:
+        merged["taken_at"] = extra["taken_at"]
+    return merged
+
+
 async def sniff(kind: str, source: AsyncIterable[bytes]) -> tuple[MediaType, AsyncIterator[bytes]]:
     """The type the first bytes say (refused if not accepted for ``kind``), and the stream."""
     head, stream = await peek(source)
@@ -242,11 +253,16 @@ async def write_file(
 ) -> tuple[StoredBlob, dict[str, Any], list[NewJob]]:
     """Store a file's variants (sanitised, encrypted, capped); its original,
     what the metadata learns of it (an image's size), and the jobs that make
-    the rest after the commit (a video's posters and web rendition)."""
+    the rest after the commit (a video's posters and web rendition). An
+    image's EXIF time it was taken comes as ``taken_at`` (ISO 8601), where
+    it has one: :func:`with_file_facts` puts it in the metadata."""
     limit = size_cap(ctx.settings, media)
     if media.family == "image":
         size = await _image(ctx, writer, media, capped(stream, limit))
-        return writer.in_order(), {"width": size.width, "height": size.height}, []
+        facts: dict[str, Any] = {"width": size.width, "height": size.height}
+        if size.taken_at is not None:
+            facts["taken_at"] = size.taken_at
+        return writer.in_order(), facts, []
     if media.family == "video":
         scrubbed = Scrubbed(media, capped(stream, limit))
         original = await writer.put("original", media.mime, scrubbed)
@@ -276,7 +292,7 @@ async def _image(
                 ctx.pool.run(jpeg_variants, clean),
             )
             await _variants(writer, preview, thumb)
-            return _Size(clean.width, clean.height)
+            return _Size(clean.width, clean.height, stripped.taken_at)
         image = await ctx.pool.run(reencoded_jpeg, stripped, max_pixels)
     else:
         data = bytearray()
@@ -287,7 +303,7 @@ async def _image(
         writer.put("original", image.original.mime, one(image.original.data)),
         _variants(writer, image.preview, image.thumb),
     )
-    return _Size(image.width, image.height)
+    return _Size(image.width, image.height, image.taken_at)
 
 
 async def _variants(writer: Writer, preview: Rendition, thumb: Rendition) -> None:
@@ -301,6 +317,7 @@ async def _variants(writer: Writer, preview: Rendition, thumb: Rendition) -> Non
 class _Size:
     width: int
     height: int
+    taken_at: str | None = None
 
 
 async def together(*steps: Awaitable[Any]) -> list[Any]:

@@ -52,7 +52,15 @@ from vault.db.schema import (
 )
 from vault.errors import Conflict
 from vault.items import pending, service
-from vault.items.ingest import TEXT_PLAIN, Context, Writer, one, sniff, write_file
+from vault.items.ingest import (
+    TEXT_PLAIN,
+    Context,
+    Writer,
+    one,
+    sniff,
+    with_file_facts,
+    write_file,
+)
 from vault.items.service import ItemRecord, LoadedItem, StoredBlob
 from vault.jobs import queue
 from vault.jobs.queue import NewJob
@@ -145,7 +153,11 @@ async def replace_file(
             await before_commit()
         for name in ("width", "height"):
             meta.pop(name, None)
-        meta = {**meta, **extra, "file_name": file_name, "crc32": writer.crcs["original"]}
+        meta = {
+            **with_file_facts(meta, extra),
+            "file_name": file_name,
+            "crc32": writer.crcs["original"],
+        }
         content = (original, writer.stored)
         return await _swap(
             ctx, loaded, old_key, key, meta, content, None, audit, now, jobs, writer=writer

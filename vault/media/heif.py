@@ -96,6 +96,9 @@ def decode(data: bytes, max_pixels: int) -> pyvips.Image:
         image.set_type(pyvips.GValue.blob_type, "icc-profile-data", bytes(icc))
     if not exif.startswith(b"Exif\x00\x00"):
         exif = b"Exif\x00\x00" + exif
+    # Kept on the image as libvips' own loaders keep it (the time it was
+    # taken is read from it); every rendition is saved without it.
+    image.set_type(pyvips.GValue.blob_type, "exif-data", exif)
     orientation = exif_orientation(exif)
     if orientation != 1 and not has_transformation(data):
         image.set_type(pyvips.GValue.gint_type, "orientation", orientation)

@@ -38,7 +38,7 @@ import pyvips
 
 from vault.errors import ConfigError, TooLarge
 from vault.media import heif, icc, lossless, pool
-from vault.media.jpeg import StrippedJpeg, with_icc
+from vault.media.jpeg import StrippedJpeg, exif_taken_at, with_icc
 from vault.media.sniff import AVIF, HEIC, JPEG, PNG, WEBP, MediaType, UnsupportedType
 
 PREVIEW_SIZE = 1600
@@ -71,6 +71,8 @@ class SanitisedImage:
     thumb: Rendition
     width: int
     height: int
+    #: When the photo was taken, as its EXIF says (ISO 8601), or None.
+    taken_at: str | None = None
 
 
 def configure_vips() -> None:
@@ -120,6 +122,16 @@ def _load(data: bytes, media: MediaType, max_pixels: int) -> pyvips.Image:
     return image
 
 
+def _taken_at(image: pyvips.Image) -> str | None:
+    """The EXIF DateTimeOriginal of a decoded image (:func:`exif_taken_at`), or None."""
+    if image.get_typeof("exif-data") == 0:
+        return None
+    exif = bytes(image.get("exif-data"))
+    if not exif.startswith(b"Exif\x00\x00"):
+        exif = b"Exif\x00\x00" + exif
+    return exif_taken_at(exif)
+
+
 def _srgb(image: pyvips.Image) -> pyvips.Image:
     if image.get_typeof("icc-profile-data") != 0:
         try:
@@ -154,6 +166,7 @@ def _variants(image: pyvips.Image, *, to_srgb: bool = False) -> tuple[Rendition,
 def sanitise(data: bytes, media: MediaType, max_pixels: int) -> SanitisedImage:
     """Decode ``data`` as ``media`` and produce the stored renditions. Blocking."""
     image = _load(data, media, max_pixels)
+    taken_at = _taken_at(image)
     try:
         # Decode once into memory (3 bytes a pixel, within max_pixels): the
         # original and both variants are made from it, with the operation
@@ -166,7 +179,7 @@ def sanitise(data: bytes, media: MediaType, max_pixels: int) -> SanitisedImage:
         else:
             original = Rendition(_jpeg(image, 92), JPEG.mime)
         preview, thumb = _variants(image)
-        return SanitisedImage(original, preview, thumb, image.width, image.height)
+        return SanitisedImage(original, preview, thumb, image.width, image.height, taken_at)
     except pyvips.Error:
         raise UnsupportedType(
             f"The file could not be decoded as {media.extension.upper()}; it may be damaged."
@@ -250,7 +263,12 @@ def sanitise_jpeg(stripped: StrippedJpeg, max_pixels: int) -> SanitisedImage:
         return reencoded_jpeg(stripped, max_pixels)
     preview, thumb = jpeg_variants(clean)
     return SanitisedImage(
-        Rendition(clean.data, JPEG.mime), preview, thumb, clean.width, clean.height
+        Rendition(clean.data, JPEG.mime),
+        preview,
+        thumb,
+        clean.width,
+        clean.height,
+        stripped.taken_at,
     )
 
 
@@ -268,4 +286,4 @@ def reencoded_jpeg(stripped: StrippedJpeg, max_pixels: int) -> SanitisedImage:
         original = Rendition(_jpeg(image, 92), JPEG.mime)
     except pyvips.Error:
         raise UnsupportedType("The file could not be decoded as JPEG; it may be damaged.") from None
-    return SanitisedImage(original, preview, thumb, image.width, image.height)
+    return SanitisedImage(original, preview, thumb, image.width, image.height, stripped.taken_at)

@@ -29,6 +29,7 @@ class UploadMeta(Body):
 
     kind: Kind
     title: Title | None = None
+    #: When absent, a photo's EXIF DateTimeOriginal (docs/media.md).
     taken_at: DateOrTimestamp | None = None
     tagged_children: Ids = msgspec.field(default_factory=list)
 

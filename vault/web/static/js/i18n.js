@@ -197,8 +197,13 @@ export function decimal(n, digits = 1) {
   return new Intl.NumberFormat(locale, { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(n);
 }
 
+// A moment that says its zone is shown in Amsterdam's time; one that does not
+// (a camera's clock, as its EXIF gave it) as it reads, wherever the browser is.
+const ZONED = /(Z|[+-]\d{2}(:?\d{2})?)$/i;
+
 export function moment(iso) {
   if (!iso) return '';
   const locale = lang() === 'en' ? 'en-GB' : 'nl-NL';
-  return new Date(iso).toLocaleString(locale, { dateStyle: 'medium', timeStyle: 'short', timeZone: 'Europe/Amsterdam' });
+  const zoned = ZONED.test(iso);
+  return new Date(zoned ? iso : `${iso}Z`).toLocaleString(locale, { dateStyle: 'medium', timeStyle: 'short', timeZone: zoned ? 'Europe/Amsterdam' : 'UTC' });
 }

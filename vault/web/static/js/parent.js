@@ -83,13 +83,15 @@ async function timeline(child) {
       if (item.variants.includes('thumb')) wanted.push({ item_id: item.id, variant: 'thumb' });
       else if (item.kind === 'diary' && item.variants.includes('original')) wanted.push({ item_id: item.id, variant: 'original' });
     }
-    // The listing has no title or taken_at (API.md "Records"): each file's own
-    // metadata is asked beside the links, all at once; a refusal just leaves them out.
-    const [found] = await Promise.all([links(wanted), ...shown.filter((item) => item.kind !== 'diary').map(async (item) => {
+    // The listing has no title, taken_at or diary date (API.md "Records"): each
+    // item's own metadata is asked beside the links, all at once; a refusal just
+    // leaves them out.
+    const [found] = await Promise.all([links(wanted), ...shown.map(async (item) => {
       try {
         const details = await call('GET', `/v1/items/${encodeURIComponent(item.id)}`);
         item.title = details.title || null;
         item.taken_at = details.taken_at || null;
+        item.date = details.date || null;
       } catch (e) {
         // shown with its kind and upload time
       }
@@ -131,8 +133,9 @@ async function timeline(child) {
 }
 
 function tileFor(item, found) {
-  // When it was taken, if known (a date alone, or a moment); else when it was stored.
-  const taken = item.taken_at;
+  // When it was taken, if known (a date alone, or a moment), or the day a diary
+  // entry is about; else when it was stored.
+  const taken = item.taken_at || item.date;
   const when = taken ? (taken.length === 10 ? date(taken) : moment(taken)) : moment(item.created_at);
   const label = `${item.title || t(item.kind)} · ${when}`;
   const thumb = found.get(`${item.id}/thumb`);
