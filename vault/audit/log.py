@@ -71,8 +71,8 @@ Sign = Callable[[bytes], bytes]
 Check = Callable[[bytes, bytes], bool]
 Clock = Callable[[], datetime]
 #: A change written in a group commit: a synchronous function of the
-#: transaction's connection (no awaits, nothing but SQL).
-Change = Callable[[Connection], None]
+#: transaction's connection (no awaits, nothing but SQL); what it returns is ignored.
+Change = Callable[[Connection], object]
 
 
 class _Entry:

@@ -35,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, insert, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit.log import AuditLog
 from vault.db.schema import pending_blobs
@@ -80,11 +81,6 @@ class Leases:
                     self._renewer = asyncio.create_task(self._renew())
             return self._free.pop(0)
 
-    def release_in(self, conn: Connection) -> None:
-        """Remove the leases in the caller's transaction, which commits the rows
-        naming the blobs; :class:`LeaseLost` (roll it back) if one is gone."""
-        release_in(conn, self.keys)
-
     async def close(self) -> None:
         """Stop renewing (the rows are committed, or the blobs removed)."""
         if self._renewer is not None:
@@ -118,8 +114,9 @@ def _insert(conn: Connection, rows: list[dict[str, object]]) -> None:
     conn.execute(insert(pending_blobs), rows)
 
 
-def _forget(conn: Connection, keys: Sequence[str]) -> None:
-    conn.execute(delete(pending_blobs).where(pending_blobs.c.blob_key.in_(keys)))
+def _forget(conn: Connection, keys: Sequence[str]) -> int:
+    """Remove the leases on ``keys``; how many there were."""
+    return conn.execute(delete(pending_blobs).where(pending_blobs.c.blob_key.in_(keys))).rowcount
 
 
 def _renew(conn: Connection, keys: Sequence[str], until: datetime) -> None:
@@ -133,7 +130,16 @@ def release_in(conn: Connection, keys: Sequence[str]) -> None:
     if any of them is gone (then the caller's transaction must roll back)."""
     if not keys:
         return
-    result = conn.execute(delete(pending_blobs).where(pending_blobs.c.blob_key.in_(keys)))
-    if result.rowcount != len(keys):
+    if _forget(conn, keys) != len(keys):
         log.warning("an upload's lease ran out before its record was committed: refused")
         raise LeaseLost()
+
+
+async def drop_expired(conn: AsyncConnection, among: Sequence[str] | None = None) -> None:
+    """Remove the leases that ran out (of ``among`` only, if given), in the
+    caller's transaction: their writers can no longer commit rows naming
+    those blobs (:func:`release_in` fails), so the blobs may go."""
+    expired = pending_blobs.c.lease_until < wall_clock()
+    if among is not None:
+        expired = expired & pending_blobs.c.blob_key.in_(among)
+    await conn.execute(delete(pending_blobs).where(expired))

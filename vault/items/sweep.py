@@ -101,12 +101,7 @@ async def _sweep_batch(
         # vault/items/pending.py), and one that committed first is seen by
         # the reads after it. Job scratch is read before item blobs: a job
         # names its blob and clears its scratch in one transaction.
-        await conn.execute(
-            delete(pending_blobs).where(
-                pending_blobs.c.blob_key.in_(candidates),
-                pending_blobs.c.lease_until < pending.wall_clock(),
-            )
-        )
+        await pending.drop_expired(conn, among=candidates)
         live = set(
             (
                 await conn.scalars(
@@ -143,6 +138,4 @@ async def _drop_expired_leases(engine: AsyncEngine) -> None:
     """Leases of writers that died before writing (or of keys they never
     used): nothing more to keep."""
     async with engine.begin() as conn:
-        await conn.execute(
-            delete(pending_blobs).where(pending_blobs.c.lease_until < pending.wall_clock())
-        )
+        await pending.drop_expired(conn)
