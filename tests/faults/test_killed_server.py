@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import random
 import re
 import time
@@ -81,17 +80,8 @@ async def slow_upload(
             yield data[at : at + PIECE]
             await asyncio.sleep(pace)
 
-    form = aiohttp.FormData()
-    form.add_field("meta", json.dumps({"kind": kind}), content_type="application/json")
-    form.add_field("file", pieces(), filename=name, content_type="application/octet-stream")
     try:
-        async with client.session.post(
-            f"{client.base}/v1/children/{child}/items",
-            data=form,
-            headers={"Authorization": f"Bearer {client.token}"},
-        ) as answer:
-            body = await answer.json() if answer.content_type == "application/json" else None
-            return answer.status, body
+        return await client.upload_pieces(child, {"kind": kind}, pieces(), name)
     except aiohttp.ClientError:
         return None, None
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import secrets
 import signal
@@ -68,16 +67,7 @@ async def paused_upload(
                 await resume.wait()
             yield data[at : at + PIECE]
 
-    form = aiohttp.FormData()
-    form.add_field("meta", json.dumps({"kind": "observation"}), content_type="application/json")
-    form.add_field("file", pieces(), filename="o.pdf", content_type="application/octet-stream")
-    async with client.session.post(
-        f"{client.base}/v1/children/{child}/items",
-        data=form,
-        headers={"Authorization": f"Bearer {client.token}"},
-    ) as answer:
-        body = await answer.json() if answer.content_type == "application/json" else None
-        return answer.status, body
+    return await client.upload_pieces(child, {"kind": "observation"}, pieces(), "o.pdf")
 
 
 @contextlib.asynccontextmanager

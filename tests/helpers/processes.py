@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import re
 import sys
 import time
+from collections.abc import AsyncIterable
 from pathlib import Path
 from typing import Any
 
@@ -135,13 +137,22 @@ class Client:
     async def upload(
         self, child: str, meta: dict[str, Any], data: bytes, name: str
     ) -> tuple[int, Any]:
-        form = aiohttp.FormData()
-        form.add_field("meta", __import__("json").dumps(meta), content_type="application/json")
         # A file object: aiohttp sends it in pieces (raw bytes of many MB would
         # go in one write, with a warning).
-        form.add_field(
-            "file", io.BytesIO(data), filename=name, content_type="application/octet-stream"
-        )
+        return await self.upload_pieces(child, meta, io.BytesIO(data), name)
+
+    async def upload_pieces(
+        self,
+        child: str,
+        meta: dict[str, Any],
+        file: io.BytesIO | AsyncIterable[bytes],
+        name: str,
+    ) -> tuple[int, Any]:
+        """An upload whose file part is ``file``: sent as fast as it reads, or,
+        an async iterable, piece by piece at the pace it gives them."""
+        form = aiohttp.FormData()
+        form.add_field("meta", json.dumps(meta), content_type="application/json")
+        form.add_field("file", file, filename=name, content_type="application/octet-stream")
         async with self.session.post(
             f"{self.base}/v1/children/{child}/items",
             data=form,
