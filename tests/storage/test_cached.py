@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.page_cache import evict
 from vault.storage import cached, local
 from vault.storage.cached import _Openat2, open_cached, openat2_number, read_cached
 from vault.storage.local import LocalDiskStore
@@ -23,16 +24,6 @@ pytestmark = pytest.mark.localdisk
 #: read: the tests evict and read again until a read meets the cold file,
 #: checking whatever comes back meanwhile, up to this many seconds.
 EVICTION_DEADLINE = 10
-
-
-def evict(path: Path) -> None:
-    """Drop the file's pages from the page cache (written back first)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
 
 
 def test_a_file_in_the_page_cache_is_read_without_waiting(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.helpers.data import pattern
+from tests.helpers.page_cache import evict
 from tests.helpers.polling import eventually
 from vault.storage import LocalDiskStore, cached, local, new_blob_key
 from vault.storage.base import READ_CHUNK
@@ -170,16 +171,6 @@ async def test_a_blob_streamed_in_many_odd_pieces_is_stored_byte_for_byte(tmp_pa
     key = new_blob_key()
     assert await store.put(key, pieces()) == len(data)
     assert b"".join([c async for c in store.get(key)]) == data
-
-
-def evict(path: Path) -> None:
-    """Drop the file's pages from the page cache (as tests/storage/test_cached.py does)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
 
 
 def open_descriptors() -> set[int]:

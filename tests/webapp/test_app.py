@@ -21,6 +21,7 @@ import pytest
 from playwright.async_api import Browser, FilePayload, Page, Route, ViewportSize, expect
 
 from tests.files import PDF, camera_jpeg
+from tests.helpers.organisation import placed_child
 from tests.helpers.processes import Server
 from tests.helpers.webapp import (
     ARTIFACTS,
@@ -610,26 +611,7 @@ async def test_a_photo_shows_when_its_camera_took_it_and_a_diary_entry_its_own_d
     staff = await admin.ok("POST", "/v1/people", {"name": "Iris", "role": "staff"})
     await admin.ok("POST", f"/v1/groups/{group}/staff", {"person_id": staff["id"]})
     parent = await admin.ok("POST", "/v1/people", {"name": "Ouder van Dex", "role": "guardian"})
-    child = (
-        await admin.ok(
-            "POST",
-            "/v1/children",
-            {
-                "first_name": "Dex",
-                "last_name": "Smit",
-                "birth_date": "2023-05-06",
-                "group_id": group,
-            },
-        )
-    )["id"]
-    await admin.ok(
-        "PUT", f"/v1/children/{child}/placement", {"start_date": "2024-01-01", "end_date": None}
-    )
-    await admin.ok(
-        "POST",
-        f"/v1/children/{child}/guardians",
-        {"person_id": parent["id"], "relation": "contract_parent", "household": "shared"},
-    )
+    child = await placed_child(admin, group, parent["id"], "Dex", "Smit", "2023-05-06")
     for kind in ("photo", "diary"):
         await admin.as_(parent["token"]).ok(
             "PUT", f"/v1/children/{child}/consents/{kind}", {"granted": True}
