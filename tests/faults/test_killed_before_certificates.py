@@ -132,8 +132,8 @@ async def test_rotate_killed_after_the_master_key_finishes_its_child_keys_and_sa
     assert "epochs destroyed: none\n" in out, out
     assert "child keys destroyed with them: 0\n" in out, out
     assert (
-        f"child keys of epochs destroyed earlier (a run stopped before their keys), "
-        f"destroyed now: 1 ({shred})\n"
+        "child keys of epochs destroyed earlier, destroyed now "
+        f"(a run had stopped before them): 1 ({shred})\n"
     ) in out, out
     certificates = await observation_certificates(deployment, child)
     assert [(c["items"], c["epochs"]) for c in certificates] == [(1, [shred])], certificates
