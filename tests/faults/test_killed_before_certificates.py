@@ -21,6 +21,12 @@ On the local disk with SQLite and on MinIO with PostgreSQL.
 * ``retention``: killed once the term's end destroyed the child key (inside
   the batch's transaction, before its certificates); then the epoch the key
   was in goes a month on, without a second certificate.
+
+How these were seen to fail, at 269974f (before the fix), on both
+deployments: the first test found no certificate at all after the second
+run (``[]``); the second printed ``epochs destroyed: none`` beside ``child
+keys destroyed with them: 1``. The third passed there too: a retention
+batch already certified in the transaction that destroys its keys.
 """
 
 from __future__ import annotations
