@@ -44,7 +44,7 @@ from vault.keys.provider import audit_check
 from vault.keys.rotation import keys_to_rewrap, rotate
 from vault.mail import outbox
 from vault.retention.certificates import HSM_POLICY, backups_dark_at
-from vault.retention.job import Retention, record_destructions
+from vault.retention.job import Retention, certifier, delete_destroyed_blobs
 from vault.rights.certificates import certificates_of
 from vault.storage import check_settings as check_storage_settings
 from vault.tokens import new_id
@@ -636,22 +636,29 @@ async def keys_command(settings: Settings, args: argparse.Namespace) -> int:
         if args.keys_command == "rotate":
             total = await keys_to_rewrap(vault.keys, now)
             bar = ProgressBar("rewrapping child keys", total)
-            report = await rotate(vault.keys, vault.provider, now, window, progress=bar.advance)
-            await record_destructions(
-                vault.engine,
-                vault.store,
-                report.destroyed_keys,
+            report = await rotate(
+                vault.keys,
+                vault.provider,
                 now,
-                new_id(),
-                "epoch",
-                window=window,
-                provider=vault.provider.kind,
+                window,
+                progress=bar.advance,
+                certify=certifier(
+                    now, new_id(), "epoch", window=window, provider=vault.provider.kind
+                ),
             )
+            await delete_destroyed_blobs(vault.engine, vault.blobs, report.destroyed_keys)
             print(f"live epoch: {report.live_epoch}")
             print(f"child keys rewrapped: {report.rewrapped}")
             destroyed = ", ".join(report.destroyed_epochs) or "none"
             print(f"epochs destroyed: {destroyed}")
             print(f"child keys destroyed with them: {report.destroyed_child_keys}")
+            if report.finished_epochs:
+                # A run stopped between an epoch's master key and its child keys.
+                print(
+                    "child keys of epochs destroyed earlier, destroyed now "
+                    f"(a run had stopped before them): {report.finished_child_keys} "
+                    f"({', '.join(report.finished_epochs)})"
+                )
             return 0
         usage = await vault.keys.epoch_usage()
         infos = await vault.provider.list_keys()

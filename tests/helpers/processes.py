@@ -31,10 +31,14 @@ def kluis_env(**extra: str) -> dict[str, str]:
     return env
 
 
-async def kluis(env: dict[str, str], *args: str, within: float = 180) -> tuple[int, str, str]:
-    """Run a ``kluis`` command to its end: (exit status, stdout, stderr)."""
+async def kluis(
+    env: dict[str, str], *args: str, within: float = 180, launcher: list[str] | None = None
+) -> tuple[int, str, str]:
+    """Run a ``kluis`` command to its end: (exit status, stdout, stderr).
+    ``launcher``: other arguments to Python than ``-m vault`` (a module that
+    runs the command its own way: tests/helpers/killpoint.py)."""
     proc = await asyncio.create_subprocess_exec(
-        *KLUIS,
+        *(KLUIS if launcher is None else [sys.executable, *launcher]),
         *args,
         env=env,
         stdout=asyncio.subprocess.PIPE,

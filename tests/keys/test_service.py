@@ -23,7 +23,7 @@ from vault.keys import KeyProvider
 from vault.keys.provider import audit_sign
 from vault.keys.rotation import destroy_expired, rotate
 from vault.keys.service import KeyDestroyed, KeyService
-from vault.retention.job import record_destructions
+from vault.retention.job import certifier
 
 WINDOW = timedelta(days=35)
 
@@ -246,11 +246,15 @@ async def test_a_run_stopped_after_destroying_a_master_key_is_finished_by_the_ne
     assert (await vault.keys.epoch_usage()).get("shred-2027-11") == 1  # `kluis keys status`
 
     for run in range(2):
-        report = await destroy_expired(vault.keys, vault.ring, vault.clock.now, WINDOW)
-        await record_destructions(
-            vault.engine, None, report.destroyed_keys, vault.clock.now, f"run-{run}", "epoch"
+        report = await destroy_expired(
+            vault.keys,
+            vault.ring,
+            vault.clock.now,
+            WINDOW,
+            certify=certifier(vault.clock.now, f"run-{run}", "epoch"),
         )
         assert report.destroyed_epochs == []  # the stopped run destroyed it
+        assert report.finished_epochs == (["shred-2027-11"] if run == 0 else [])
         assert [(k.child_id, k.epoch) for k in report.destroyed_keys] == (
             [("child-1", "shred-2027-11")] if run == 0 else []
         )

@@ -59,7 +59,7 @@ from vault.db.schema import child_keys, item_blobs, items
 from vault.errors import KluisError
 from vault.items import service as items_service
 from vault.keys.service import DestroyedChildKey
-from vault.retention.job import record_destructions
+from vault.retention.job import certifier, delete_destroyed_blobs
 from vault.tokens import new_id
 from vault.wiring import Vault, open_vault
 
@@ -249,10 +249,13 @@ async def restore(
 async def _destroyed_since(vault: Vault, report: RestoreReport, now: datetime) -> None:
     """Mark what the key store can no longer open; note epochs it never held."""
     infos = {info.name: info for info in await vault.provider.list_keys()}
+    certify = certifier(now, new_id(), "restore")
     for name, info in sorted(infos.items()):
         if info.destroyed:
-            report.destroyed += await vault.keys.destroy_epoch_keys(name)
-    await record_destructions(vault.engine, vault.store, report.destroyed, now, new_id(), "restore")
+            # Certified as they are marked: a restore stopped here leaves no
+            # key destroyed without its certificate.
+            report.destroyed += await vault.keys.destroy_epoch_keys(name, certify)
+    await delete_destroyed_blobs(vault.engine, vault.blobs, report.destroyed)
     async with vault.engine.connect() as conn:
         named = set(
             (
@@ -293,13 +296,14 @@ async def _destroyed_in(engine: AsyncEngine) -> _Destroyed | None:
 async def _erase_again(
     vault: Vault, report: RestoreReport, replaced: _Destroyed, now: datetime
 ) -> None:
+    certify = certifier(now, new_id(), "restore")
     for key_id, child_id, category in replaced.child_keys:
         live = (await vault.keys.live_child_keys(child_id)).get(category)
         if live is not None and live.id == key_id:
-            destroyed = await vault.keys.destroy_child_key(child_id, category)
+            destroyed = await vault.keys.destroy_child_key(child_id, category, certify)
             if destroyed is not None:
                 report.erased.append(destroyed)
-    await record_destructions(vault.engine, vault.store, report.erased, now, new_id(), "restore")
+    await delete_destroyed_blobs(vault.engine, vault.blobs, report.erased)
     if not replaced.items:
         return
     async with vault.engine.connect() as conn:

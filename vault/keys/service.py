@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -60,6 +60,9 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
+#: Taken in every transaction that destroys child keys (:func:`vault.db.locks.in_transaction`).
+DESTRUCTION_LOCK = "key-destruction"
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -85,6 +88,11 @@ class DestroyedChildKey:
     #: (item id, size) of this child's items of this category that no key
     #: opens any more since, marked destroyed with the key.
     items: list[tuple[str, int]] = dataclasses.field(default_factory=list)
+
+
+#: Writes the destruction certificates of child keys in the transaction that
+#: destroys them (vault/retention/job.py, ``certifier``).
+Certify = Callable[[AsyncConnection, list[DestroyedChildKey]], Awaitable[None]]
 
 
 def _dek_aad(dek_id: str, child_id: str, category: str, epoch: str) -> bytes:
@@ -316,16 +324,26 @@ class KeyService:
             if progress is not None:
                 progress(len(rows))
 
-    async def destroy_child_key(self, child_id: str, category: str) -> DestroyedChildKey | None:
-        """Destroy the live child key of (child, category) and the item keys under it."""
+    async def destroy_child_key(
+        self, child_id: str, category: str, certify: Certify | None = None
+    ) -> DestroyedChildKey | None:
+        """Destroy the live child key of (child, category) and the item keys
+        under it; ``certify``: as in :meth:`destroy_epoch_keys`."""
         row = await self._live_row(child_id, category)
         if row is None:
             return None
-        destroyed = await self._destroy_rows([row.id], self.clock())
+        destroyed = await self._destroy_rows([row.id], self.clock(), certify)
         return destroyed[0] if destroyed else None
 
-    async def destroy_epoch_keys(self, epoch: str) -> list[DestroyedChildKey]:
-        """Mark every child key of a destroyed epoch as destroyed, with what went with it."""
+    async def destroy_epoch_keys(
+        self, epoch: str, certify: Certify | None = None
+    ) -> list[DestroyedChildKey]:
+        """Mark every child key of a destroyed epoch as destroyed, with what
+        went with it. ``certify`` writes their destruction certificates in
+        the transaction that destroys them (vault/retention/job.py,
+        ``certifier``): a run stopped anywhere leaves each key either live
+        (the next run destroys and certifies it) or destroyed and certified,
+        never destroyed without its certificate."""
         async with self._engine.connect() as conn:
             ids = (
                 await conn.scalars(
@@ -337,13 +355,24 @@ class KeyService:
         now = self.clock()
         out: list[DestroyedChildKey] = []
         for start in range(0, len(ids), 500):
-            out += await self._destroy_rows(list(ids[start : start + 500]), now)
+            out += await self._destroy_rows(list(ids[start : start + 500]), now, certify)
         return out
 
-    async def _destroy_rows(self, ids: list[str], now: datetime) -> list[DestroyedChildKey]:
-        """:meth:`destroy_in` in a transaction of its own."""
+    async def _destroy_rows(
+        self, ids: list[str], now: datetime, certify: Certify | None
+    ) -> list[DestroyedChildKey]:
+        """:meth:`destroy_in` in a transaction of its own, with ``certify``.
+
+        Under the lock every destroyer takes (the retention batches too): two
+        processes destroying the same keys at once (a rotation beside a
+        retention run) cannot both read them live, so each is certified once.
+        """
         async with self._engine.begin() as conn:
-            return await self.destroy_in(conn, ids, now)
+            await locks.in_transaction(conn, DESTRUCTION_LOCK)
+            destroyed = await self.destroy_in(conn, ids, now)
+            if certify is not None and destroyed:
+                await certify(conn, destroyed)
+            return destroyed
 
     async def destroy_in(
         self, conn: AsyncConnection, ids: Sequence[str], now: datetime

@@ -56,7 +56,7 @@ from vault.db.schema import (
 from vault.items.service import delete_blobs
 from vault.keys.provider import KeyProvider
 from vault.keys.rotation import destroy_expired
-from vault.keys.service import DestroyedChildKey, KeyService
+from vault.keys.service import DESTRUCTION_LOCK, Certify, DestroyedChildKey, KeyService
 from vault.policy import KINDS, Child, Phase, Rules, phase
 from vault.retention.blobs import BlobsBehind
 from vault.retention.certificates import backups_dark_at
@@ -310,7 +310,7 @@ class Retention:
         async with self.engine.begin() as conn:
             # First the write lock (SQLite) or a lock of destroyers (PostgreSQL):
             # what is read below cannot change before the commit.
-            await locks.in_transaction(conn, "key-destruction")
+            await locks.in_transaction(conn, DESTRUCTION_LOCK)
             if still_due is not None:
                 key_ids = await still_due(conn)
             destroyed = await self.keys.destroy_in(conn, key_ids, self.keys.clock())
@@ -397,17 +397,15 @@ class Retention:
     async def _expired_epochs(self, now: datetime, report: Report) -> None:
         """The master keys of expired epochs, and the child keys they wrapped."""
         backup = timedelta(days=self.settings.crypto.backup_window_days)
-        epochs = await destroy_expired(self.keys, self.provider, now, backup)
-        report.epochs_destroyed = epochs.destroyed_epochs
-        await record_destructions(
-            self.engine,
-            self.store,
-            epochs.destroyed_keys,
+        epochs = await destroy_expired(
+            self.keys,
+            self.provider,
             now,
-            report.run_id,
-            "epoch",
-            **self._backup_terms(),
+            backup,
+            certify=certifier(now, report.run_id, "epoch", **self._backup_terms()),
         )
+        report.epochs_destroyed = epochs.destroyed_epochs
+        await delete_destroyed_blobs(self.engine, self.store, epochs.destroyed_keys)
 
     async def _report(self, report: Report) -> None:
         summary = report.as_json()
@@ -459,26 +457,25 @@ async def _placement_ends(
     return {child_id: end for child_id, end in rows.all()}
 
 
-async def record_destructions(
-    engine: AsyncEngine,
-    store: BlobStore | None,
-    destroyed: Sequence[DestroyedChildKey],
+def certifier(
     now: datetime,
     run_id: str,
     cause: str,
     *,
     window: timedelta | None = None,
     provider: str | None = None,
-) -> None:
-    """A certificate for each child key destroyed already (an epoch's, a
-    restore's), then its items' blobs deleted (without a store, or when a
-    delete fails, the orphan sweeper removes the blobs of destroyed items)."""
-    if not destroyed:
-        return
-    async with engine.begin() as conn:
+) -> Certify:
+    """What certifies child keys destroyed outside a retention batch (an
+    epoch's, a restore's) in the transaction that destroys them
+    (:meth:`~vault.keys.service.KeyService.destroy_epoch_keys`): :func:`certify`
+    with these terms. Their blobs go after the commit
+    (:func:`delete_destroyed_blobs`; without a store, or when a delete
+    fails, the orphan sweeper removes the blobs of destroyed items)."""
+
+    async def certify_in(conn: AsyncConnection, destroyed: list[DestroyedChildKey]) -> None:
         await certify(conn, destroyed, now, run_id, cause, window=window, provider=provider)
-    if store is not None:
-        await delete_destroyed_blobs(engine, store, destroyed)
+
+    return certify_in
 
 
 async def certify(

@@ -1,9 +1,10 @@
 """Destruction certificates, read back (issue 19 item 7).
 
-The retention job and erasure write one row per destroyed child key
-(vault/retention/job.py, ``record_destructions``); this module reads them
-for a child, one certificate per category and run: how many records, under
-which epochs' keys, when, by which run. The rows name no one and hold no
+The retention job, rotation, erasure and restore write one row per
+destroyed child key in the transaction that destroys it
+(vault/retention/job.py, ``certify``); this module reads them for a
+child, one certificate per category and run: how many records, under which
+epochs' keys, when, by which run. The rows name no one and hold no
 content, so they are kept, and readable, after the child's records are gone.
 """
 
