@@ -10,9 +10,11 @@ and lets a slow download under way finish, byte for byte.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -235,3 +237,148 @@ async def test_a_worker_that_cannot_start_stops_the_start(tmp_path: Path) -> Non
     assert "server.port" in err
     assert "could not start" in err
     assert "Traceback" not in err
+
+
+class SlowReader:
+    """A GET of the first ``length`` bytes of a link on a socket of its own with
+    a small receive buffer, read in small pieces at the pace the test sets."""
+
+    def __init__(self, base: str, path: str, length: int) -> None:
+        host, port = base.removeprefix("http://").split(":")
+        self.address, self.path, self.length = (host, int(port)), path, length
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.setblocking(False)
+        self.body = bytearray()
+        self.ended = False
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.sock_connect(self.sock, self.address)
+        request = (
+            f"GET {self.path} HTTP/1.1\r\nHost: {self.address[0]}\r\n"
+            f"Range: bytes=0-{self.length - 1}\r\nConnection: close\r\n\r\n"
+        )
+        await loop.sock_sendall(self.sock, request.encode())
+        raw = b""
+        while b"\r\n\r\n" not in raw:
+            piece = await loop.sock_recv(self.sock, 4096)
+            assert piece, f"the server closed before the answer's head: {raw!r}"
+            raw += piece
+        head, rest = raw.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 206 "), head
+        assert f"\r\ncontent-length: {self.length}\r\n".encode() in head.lower(), head
+        self.body += rest
+
+    async def read(self) -> None:
+        """One small read; ``ended`` once the server closed the connection."""
+        loop = asyncio.get_running_loop()
+        piece = await asyncio.wait_for(loop.sock_recv(self.sock, 4096), 30)
+        self.body += piece
+        self.ended = not piece
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+async def _served_download(tmp_path: Path, *serve_args: str) -> tuple[Server, Path, str, bytes]:
+    """A running ``kluis serve --workers 2`` (every answer in its access log), and
+    a link path to a download far bigger than the loopback's socket buffers."""
+    data = tmp_path / "data"
+    env = kluis_env(KLUIS_DATA_DIR=str(data), KLUIS_SERVER_ACCESS_LOG="true")
+    status, out, err = await kluis(env, "init")
+    assert status == 0, err
+    server = await Server(env, tmp_path / "serve.log", "--workers", "2", *serve_args).start()
+    await wait_for(lambda: "2 workers serving" in server.output(), 60, "both workers listen")
+    async with aiohttp.ClientSession() as session:
+        admin = Client(session, server.base, out.strip().splitlines()[-1])
+        staff, guardian, children = await organisation(admin)
+        sent = document("slow reader") + os.urandom(9 * 1024 * 1024)
+        status, item = await staff.upload(children[0], {"kind": "observation"}, sent, "big.pdf")
+        assert status == 201, item
+        link = await guardian.ok("POST", f"/v1/items/{item['id']}/links", {})
+    path = "/" + link["url"].split("://", 1)[1].split("/", 1)[1]
+    return server, data, path, sent
+
+
+def _answered(server: Server, reader: SlowReader) -> bool:
+    """Whether the server has finished answering ``reader`` (its access log
+    line: the length there counts the head too, under 2 KB)."""
+    found = re.findall(r"kluis\.access: GET /l/\{token\} 206 (\d+) ", server.output())
+    return any(0 < int(n) - reader.length < 2048 for n in found)
+
+
+@pytest.mark.slow
+async def test_sigterm_delivers_what_is_still_buffered_when_the_download_handler_ends(
+    tmp_path: Path,
+) -> None:
+    # A rolling restart while parents download: a worker may stop only once the
+    # last byte of each answer has left its buffers, not as soon as the handler
+    # returned after its last write (the bytes still queued would be cut off).
+    server, _, path, sent = await _served_download(tmp_path)
+    assert server.proc is not None
+    # Slow readers: the server's socket buffers stay full, and each answer ends
+    # at another point of the kernel's wake-ups of the writer (every ~1 MB on
+    # loopback), so some handlers return with their last writes still queued in
+    # the worker's own transport buffer.
+    readers = [SlowReader(server.base, path, 8 * 2**20 + i * 61 * 1024) for i in range(16)]
+    try:
+        for reader in readers:
+            await reader.start()
+        server.proc.send_signal(signal.SIGTERM)
+        # About 1 MB/s each until its handler has written its last byte (its
+        # access log line); then nothing for a while (a parent's phone that
+        # went to sleep), time for a worker that does not wait to stop.
+        deadline = time.monotonic() + 90
+        while waiting := [r for r in readers if not r.ended and not _answered(server, r)]:
+            assert time.monotonic() < deadline, "the download handlers did not finish"
+            for reader in waiting:
+                await reader.read()
+                if reader.ended:
+                    assert len(reader.body) == reader.length, (
+                        f"cut off at {len(reader.body)} of {reader.length}"
+                    )
+            await asyncio.sleep(0.004)
+        queued = [r.length - len(r.body) for r in readers]
+        await asyncio.sleep(3)
+        for reader in readers:
+            while not reader.ended:
+                await reader.read()
+    finally:
+        for reader in readers:
+            reader.close()
+    short = [(r.length, r.length - len(r.body)) for r in readers if len(r.body) != r.length]
+    assert short == [], f"(length, bytes missing) of the cut answers; queued: {queued}"
+    for reader in readers:
+        assert (
+            hashlib.sha256(reader.body).digest() == hashlib.sha256(sent[: reader.length]).digest()
+        )
+    status = await asyncio.wait_for(server.proc.wait(), 60)
+    assert status == 0, server.output()[-3000:]
+    assert server.server_errors() == []
+    assert "all workers stopped" in server.output()
+
+
+@pytest.mark.slow
+async def test_sigterm_with_a_client_that_never_reads_stops_within_the_shutdown_timeout(
+    tmp_path: Path,
+) -> None:
+    server, _, path, sent = await _served_download(tmp_path, "--shutdown-timeout", "3")
+    assert server.proc is not None
+    reader = SlowReader(server.base, path, len(sent))
+    try:
+        await reader.start()
+        await asyncio.sleep(1)  # the server's buffers fill; the client reads no more
+        began = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        status = await asyncio.wait_for(server.proc.wait(), 60)
+        took = time.monotonic() - began
+    finally:
+        reader.close()
+    assert len(reader.body) < len(sent)
+    # The shutdown timeout ends the stop, well before the supervisor's kill.
+    assert status == 0, server.output()[-3000:]
+    assert took < 3 + 4, f"the stop took {took:.1f} s"  # was 6.7 s: twice the timeout
+    assert "at the shutdown timeout; closing them" in server.output()
+    assert "did not stop; killing it" not in server.output()
+    assert "all workers stopped" in server.output()

@@ -9,7 +9,10 @@ commit, so any number of them keep one chain. With ``--workers N`` (N > 1)
 every worker binds the port with ``SO_REUSEPORT`` and the kernel spreads new
 connections over them. On SIGTERM or SIGINT a worker stops listening, lets
 the answers under way finish (at most ``--shutdown-timeout`` seconds; a
-download in progress is one of them), then closes its resources.
+download in progress is one of them), waits until each connection has sent
+what it still buffers (a handler returns after its last write, and a slow
+client may not have taken those bytes yet: closing the event loop then would
+cut the answer short), within the same time, then closes its resources.
 
 **The supervisor** (``--workers N``, N > 1) starts the workers as
 ``kluis serve --worker-index I`` in sessions of their own (Ctrl-C in a
@@ -106,7 +109,7 @@ async def _serve(
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    runner = web.AppRunner(
+    runner = _DrainingRunner(
         create_app(settings, worker=worker, jobs=jobs),
         access_log_class=access_logger_class(settings.server),
         access_log=logging.getLogger("kluis.access"),
@@ -143,8 +146,75 @@ async def _serve(
             shutdown_timeout,
         )
     finally:
-        await runner.cleanup()
+        # One deadline for the whole stop: the handlers, then their buffers.
+        deadline = loop.time() + shutdown_timeout
+        cut = loop.call_at(deadline, runner.cut_off)
+        try:
+            await runner.cleanup()
+            await runner.sent(deadline)
+        finally:
+            cut.cancel()
     log.info("stopped%s", who)
+
+
+class _DrainingRunner(web.AppRunner):
+    """aiohttp's runner, keeping the connections' transports it stops with.
+
+    Its ``cleanup`` stops the sites, lets each handler finish, then closes
+    each transport: a close that waits for the transport's buffer to empty,
+    but only while the event loop runs, and the worker closes the loop right
+    after. :meth:`sent` waits for those buffers; :meth:`cut_off` ends what is
+    left at the deadline (aiohttp alone would wait up to twice its timeout
+    for a handler stuck writing to a client that stopped reading).
+    """
+
+    transports: list[asyncio.Transport]
+
+    def __init__(self, app: web.Application, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.transports = []
+
+    async def shutdown(self) -> None:
+        # ``cleanup`` calls this once the sites stopped (no new connection)
+        # and before the handlers are waited for and their transports closed
+        # (and forgotten): the last moment every connection is at hand.
+        if self.server is not None:
+            self.transports = [
+                h.transport for h in self.server.connections if h.transport is not None
+            ]
+        await super().shutdown()
+
+    def _open(self) -> list[asyncio.Transport]:
+        # A transport closes once its buffer is empty; uvloop's are no
+        # asyncio.WriteTransport but have its methods.
+        return [t for t in self.transports if not t.is_closing() or t.get_write_buffer_size()]
+
+    async def sent(self, deadline: float) -> None:
+        """Wait until every transport has handed its bytes to the kernel
+        (which sends them, then the close, even after this process ends)."""
+        loop = asyncio.get_running_loop()
+        # Polled: a transport tells its protocol (aiohttp's), not us, when it emptied.
+        pending = [t for t in self.transports if t.get_write_buffer_size()]
+        while pending and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+            pending = [t for t in pending if t.get_write_buffer_size()]
+        # One turn of the loop: each emptied transport's own close runs
+        # before the loop closes.
+        await asyncio.sleep(0)
+
+    def cut_off(self) -> None:
+        """At the deadline: drop the connections still answering or sending."""
+        left = self._open()
+        if not left:
+            return
+        log.warning(
+            "%d connections still answering or with %d bytes unsent at the shutdown "
+            "timeout; closing them (raise --shutdown-timeout if slow downloads are cut off)",
+            len(left),
+            sum(t.get_write_buffer_size() for t in left),
+        )
+        for transport in left:
+            transport.abort()
 
 
 def _stop_when_stdin_ends(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
