@@ -2,14 +2,19 @@
 
 Seen before: with ``max_downloads: 1`` three GETs in a row gave 200, 200,
 403; eight parallel GETs gave 4 to 8 full downloads; Range requests were
-never counted. Now a handover holds a budget of max_downloads × size bytes,
-claimed before the first byte of each answer leaves (docs/api-notes.md).
+never counted. Then a byte allowance of max_downloads × size made every range
+use part of a download: one ``Range: bytes=0-0`` probe (a PDF viewer's) and
+the last download was refused as "downloaded as often as it allows". Now a
+whole body (200) is a download, claimed before its first byte leaves; ranged
+reads (206) use none, are allowed while a download is left, and send in all
+at most max_downloads × size bytes (docs/api-notes.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import random
 from urllib.parse import urlsplit
@@ -69,43 +74,127 @@ async def test_twenty_parallel_fetches_of_any_shape_never_give_more_than_the_lim
     rng = random.Random(limit)
     shapes = [a_request(rng) for _ in range(20)]
     answers = await asyncio.gather(*(fetch(api, path, **headers) for headers in shapes))
-    sent = sum(len(body) for status, _, body in answers if status in (200, 206))
     whole = sum(1 for status, _, body in answers if status == 200 and body == REPORT)
-    assert sent <= limit * len(REPORT)
+    ranged = sum(len(body) for status, _, body in answers if status == 206)
     assert whole <= limit
+    assert ranged <= limit * len(REPORT)
     refused = [body for status, _, body in answers if status == 403]
     assert refused, "twenty requests cannot all fit in the budget"
-    assert all(b"link_expired" in body and b"ask the childcare" in body for body in refused)
-    # Afterwards, nothing more of any shape.
-    for headers in ({}, {"Range": "bytes=0-"}, {"Range": "bytes=-10"}):
+    assert all(b"link_expired" in body and b"new handover" in body for body in refused)
+    # Afterwards, nothing more of any shape than the limits allow.
+    for headers in ({}, {"Range": "bytes=0-"}, {"Range": "bytes=-10"}) * 4:
         status, _, body = await fetch(api, path, **headers)
-        if status in (200, 206):
-            sent += len(body)
-    assert sent <= limit * len(REPORT)
+        whole += status == 200
+        ranged += len(body) if status == 206 else 0
+    assert whole <= limit
+    assert ranged <= limit * len(REPORT)
 
 
-async def test_requests_one_after_the_other_count_what_they_send(api: Api) -> None:
+async def test_a_range_probe_does_not_cost_the_school_a_download(api: Api) -> None:
+    """The scenario found from outside: a 125-byte observation, default 3
+    downloads, a viewer's one-byte probe, then the school's three downloads."""
     w = await world(api)
-    path = await handover(api, w, 1)
-    half = len(REPORT) // 2
-    # A broken download resumes with Range within the same one download.
-    status, _, first = await fetch(api, path, Range=f"bytes=0-{half - 1}")
-    assert status == 206
-    status, _, rest = await fetch(api, path, Range=f"bytes={half}-")
-    assert status == 206
-    assert first + rest == REPORT
+    await consent(api, w, "school_handover")
+    status, item = await upload(
+        api, w.staff, w.child, {"kind": "observation"}, io.BytesIO(PDF), "overdracht.pdf"
+    )
+    assert status == 201, item
+    answer = await api.ok(
+        "POST", f"/v1/items/{item['id']}/handovers", {"recipient": "School"}, w.staff
+    )
+    path = urlsplit(answer["url"]).path
+    status, _, body = await fetch(api, path, Range="bytes=0-0")
+    assert (status, body) == (206, PDF[:1])
+    for _ in range(3):
+        status, _, body = await fetch(api, path)
+        assert (status, body) == (200, PDF)
     status, _, body = await fetch(api, path)
     assert status == 403
-    assert b"link_expired" in body
-    status, _, body = await fetch(api, path, Range="bytes=0-0")
-    assert status == 403
+    error = json.loads(body)["error"]
+    assert error["code"] == "link_expired"
+    assert "3 times" in error["message"]
+    assert "new handover" in error["message"]
+
+
+@pytest.mark.parametrize("probe", ["bytes=0-3", "bytes=10-20", "bytes=-5", "bytes=100-"])
+async def test_with_one_download_any_range_leaves_the_download(api: Api, probe: str) -> None:
+    w = await world(api)
+    path = await handover(api, w, 1, PDF)
+    status, _, body = await fetch(api, path, Range=probe)
+    assert status == 206
+    assert body
+    assert body in PDF
+    status, _, body = await fetch(api, path)
+    assert (status, body) == (200, PDF)
+    # The download is used: no more whole bodies, and no more ranges either.
+    for headers in ({}, {"Range": probe}, {"Range": "bytes=0-"}):
+        status, _, body = await fetch(api, path, **headers)
+        assert status == 403
+        assert b"link_expired" in body
+
+
+async def test_head_and_not_modified_use_nothing(api: Api) -> None:
+    w = await world(api)
+    path = await handover(api, w, 1, PDF)
+    for _ in range(5):
+        status, headers, _ = await fetch(api, path, "HEAD")
+        assert status == 200
+        assert headers["Content-Length"] == str(len(PDF))
+        status, _, _ = await fetch(api, path, **{"If-None-Match": headers["ETag"]})
+        assert status == 304
+    status, _, body = await fetch(api, path)
+    assert (status, body) == (200, PDF)
     assert (await fetch(api, path, "HEAD"))[0] == 403  # spent: even a look says so
 
 
-async def test_a_download_cut_short_gives_back_what_did_not_leave(api: Api) -> None:
-    """Bytes that went into the network count as sent (the vault cannot know
-    what arrived); what never left is given back, so a school whose line
-    dropped resumes, using at most one more of its downloads."""
+async def test_ranges_send_at_most_as_many_bytes_as_the_downloads_would(api: Api) -> None:
+    """Ranges are not a way round the limit: in all they send at most
+    max_downloads × size bytes; then a range is refused with a message that
+    says a whole download is still there, and the download still works."""
+    w = await world(api)
+    path = await handover(api, w, 2)
+    size = len(REPORT)
+    half = size // 2
+    sent = 0
+    for _ in range(2):  # two whole copies, in halves
+        for header in (f"bytes=0-{half - 1}", f"bytes={half}-"):
+            status, _, body = await fetch(api, path, Range=header)
+            assert status == 206
+            sent += len(body)
+    assert sent == 2 * size
+    status, _, body = await fetch(api, path, Range="bytes=0-0")
+    assert status == 403
+    error = json.loads(body)["error"]
+    assert error["code"] == "link_expired"
+    assert "without a Range" in error["message"]
+    assert "2 downloads" in error["message"]
+    for _ in range(2):
+        status, _, body = await fetch(api, path)
+        assert (status, body) == (200, REPORT)
+    status, _, body = await fetch(api, path)
+    assert status == 403
+    assert b"2 times" in body
+
+
+async def test_parallel_gets_on_the_last_download_give_one_copy(api: Api) -> None:
+    """The claim is one conditional UPDATE before the first byte leaves: of
+    eight GETs at once on the last download, one is answered 200."""
+    w = await world(api)
+    path = await handover(api, w, 2)
+    status, _, _ = await fetch(api, path, Range="bytes=0-99")
+    assert status == 206
+    status, _, body = await fetch(api, path)
+    assert (status, body) == (200, REPORT)
+    answers = await asyncio.gather(*(fetch(api, path) for _ in range(8)))
+    assert sorted(status for status, _, _ in answers) == [200] + [403] * 7
+    assert [body for status, _, body in answers if status == 200] == [REPORT]
+
+
+async def test_a_download_cut_short_is_given_back(api: Api) -> None:
+    """A whole body that did not all leave (the school's line dropped) is not
+    a download: it is given back, and the bytes that went into the network
+    (the vault cannot know what arrived) count as ranged bytes, so the school
+    resumes with Range and still has its downloads."""
     report = PDF + b"% " + os.urandom(6 * 1024 * 1024).hex().encode() + b"\n%%EOF\n"
     w = await world(api)
     path = await handover(api, w, 2, report)
@@ -116,20 +205,25 @@ async def test_a_download_cut_short_gives_back_what_did_not_leave(api: Api) -> N
         got += await response.content.read(64 * 1024 - len(got))
     response.close()  # the line drops
 
-    async def sent_bytes() -> int:
+    async def counted() -> tuple[int, int]:
         async with api.client.app[DB].connect() as conn:
-            return int(await conn.scalar(select(handovers.c.sent_bytes)) or 0)
+            row = (await conn.execute(select(handovers.c.downloads, handovers.c.sent_bytes))).one()
+        return int(row.downloads), int(row.sent_bytes)
 
     for _ in range(200):  # the server notices the hang-up a moment later (10 s at most)
-        if await sent_bytes() < len(report):
+        if (await counted())[0] == 0:
             break
         await asyncio.sleep(0.05)
-    assert len(got) <= await sent_bytes() < len(report)  # given back what did not leave
+    downloads, ranged = await counted()
+    assert downloads == 0
+    assert len(got) <= ranged < len(report)
     status, _, rest = await fetch(api, path, Range=f"bytes={len(got)}-")
     assert status == 206
     assert got + rest == report
-    status, _, _ = await fetch(api, path)  # no whole third copy fits in the rest
-    assert status == 403
+    for _ in range(2):
+        status, _, body = await fetch(api, path)
+        assert (status, body) == (200, report)
+    assert (await fetch(api, path))[0] == 403
 
 
 async def test_a_cached_copy_is_never_shown_without_asking_again(api: Api) -> None:

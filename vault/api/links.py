@@ -197,7 +197,7 @@ async def deliver(
     variant: str,
     disposition: str,
     *,
-    claim: Callable[[int, int], Awaitable[None]] | None = None,
+    claim: Callable[[int, int, bool], Awaitable[None]] | None = None,
     settle: Callable[[int, int], Awaitable[None]] | None = None,
 ) -> web.StreamResponse:
     app = request.app
@@ -229,7 +229,7 @@ async def deliver(
         note(request, variant=variant, status=status, offset=start, bytes=end - start)
         await record_now(request)
         if claim is not None and request.method != "HEAD":
-            await claim(blob.plaintext_size, end - start)
+            await claim(blob.plaintext_size, end - start, status == 200)
 
     return await serve(
         request,
@@ -336,14 +336,17 @@ async def open_handover(request: web.Request) -> web.StreamResponse:
     engine = request.app[DB]
     row = await handovers.find(engine, claims)
     facts = await _answer(request, claims, Action.USE_HANDOVER)
-    original = facts.item.blobs.get("original")
-    handovers.check_left(row, original.plaintext_size if original else 0, claims.expires)
+    handovers.check_left(row, claims.expires)
+    # What was claimed (filled in before the first byte leaves), for settle.
+    claimed: dict[str, Any] = {}
 
-    async def claim(size: int, nbytes: int) -> None:
-        await handovers.claim(engine, row, size, nbytes, claims.expires)
+    async def claim(size: int, nbytes: int, whole: bool) -> None:
+        await handovers.claim(engine, row, size, nbytes, whole, claims.expires)
+        claimed.update(size=size, whole=whole)
 
-    async def settle(claimed: int, sent: int) -> None:
-        await handovers.settle(engine, row, claimed, sent)
+    async def settle(meant: int, sent: int) -> None:
+        if claimed:  # nothing to give back for an answer that claimed nothing
+            await handovers.settle(engine, row, claimed["size"], claimed["whole"], meant, sent)
 
     return await deliver(
         request, claims, facts, "original", "attachment", claim=claim, settle=settle

@@ -413,9 +413,9 @@ pending_blobs = Table(
 
 
 #: Links for someone without an account (a future school). The recipient is
-#: sealed under the item's key. ``sent_bytes`` is what the handover's
-#: downloads have claimed of their budget, max_downloads × the item's size
-#: (vault/share/handovers.py); ``downloads`` counts the requests that sent bytes.
+#: sealed under the item's key. ``downloads`` counts the whole bodies claimed
+#: (at most max_downloads); ``sent_bytes`` the bytes of ranged reads, at most
+#: max_downloads × the item's size (vault/share/handovers.py).
 handovers = Table(
     "handovers",
     metadata,
