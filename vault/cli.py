@@ -165,7 +165,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sweep_cmd.add_argument(
         "--grace-minutes",
-        type=int,
+        type=_minutes,
         help="leave younger blobs alone (default from config); 0 only while no server "
         "takes uploads: an upload's blob is written before its record",
     )
@@ -759,6 +759,19 @@ def _count(text: str) -> int:
         value = -1
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a count (0 or more)")
+    return value
+
+
+def _minutes(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of minutes; give a whole number, 0 or more "
+            "(0: every orphan, however young)"
+        )
     return value
 
 

@@ -185,3 +185,26 @@ async def test_the_vault_answers_the_matrix(api: Api) -> None:
     assert (response.status, response.headers["Content-Range"]) == (416, f"bytes */{size}")
     response = await api.client.head(path, headers={"If-None-Match": f"W/{etag}"})
     assert response.status == 304
+
+
+async def test_a_refused_range_says_what_is_wrong_with_it(api: Api) -> None:
+    # Status, code and Content-Range as docs/api-notes.md gives them; the
+    # message tells a reversed range from one past the end.
+    w = await world(api)
+    await consent(api, w)
+    _, photo = await upload(api, w.staff, w.child, {"kind": "photo"}, jpeg_with_secrets())
+    size = len(await stored(api, photo["id"], "original"))
+    link = await api.ok("POST", f"/v1/items/{photo['id']}/links", {}, w.parent)
+    path = urlsplit(link["url"]).path
+    said = {}
+    for asked in ("bytes=50-10", f"bytes={size}-", "bytes=-0"):
+        response = await api.client.get(path, headers={"Range": asked})
+        error = (await response.json())["error"]
+        assert (response.status, error["code"]) == (416, "invalid_input"), asked
+        assert response.headers["Content-Range"] == f"bytes */{size}"
+        said[asked] = error["message"]
+    assert "outside" not in said["bytes=50-10"]
+    assert "ends before it starts" in said["bytes=50-10"]
+    assert f"bytes=10-50 or bytes=50-{size - 1}" in said["bytes=50-10"]
+    assert f"past the end of the {size} bytes" in said[f"bytes={size}-"]
+    assert "no bytes" in said["bytes=-0"]

@@ -253,6 +253,11 @@ async def test_each_guardian_gets_only_what_they_may_see(api: Api) -> None:
         "POST", f"/v1/children/{w.child}/exports", w.parent, {"kinds": ["x"]}
     )
     assert (status, body["error"]["code"]) == (400, "invalid_input")
+    status, body = await api.call(
+        "POST", f"/v1/children/{w.child}/exports", w.parent, {"kinds": []}
+    )
+    assert (status, body["error"]["code"]) == (400, "invalid_input")
+    assert body["error"]["message"].startswith("The field 'kinds' must list at least one entry")
 
 
 async def test_the_link_is_checked_again_at_every_use(api: Api) -> None:

@@ -33,6 +33,12 @@ async def test_names_reach_the_download_and_the_export_intact(api: Api) -> None:
     header = response.headers["Content-Disposition"]
     assert "filename*=UTF-8''Zwembad%20%C3%96skar.jpg" in header
     assert 'filename="Zwembad Oskar.jpg"' in header
+    link = await api.ok(
+        "POST", f"/v1/items/{ids['CON.jpg']}/links", {"disposition": "attachment"}, w.parent
+    )
+    response = await api.client.get(urlsplit(link["url"]).path)
+    header = response.headers["Content-Disposition"]  # one safe name, twice
+    assert header == "attachment; filename=\"_CON.jpg\"; filename*=UTF-8''_CON.jpg"
     export = await api.ok("POST", f"/v1/children/{w.child}/exports", {}, w.parent)
     data = await (await api.client.get(urlsplit(export["url"]).path)).read()
     archive = zipfile.ZipFile(io.BytesIO(data))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -153,6 +155,33 @@ async def test_a_decompression_bomb_is_refused_fast(api: Api, tmp_path: Path) ->
     await nothing_stored(api)
 
 
+async def test_a_photo_over_its_cap_is_refused_in_bytes_and_mib(api: Api) -> None:
+    # The cap is 40 MiB: 41,943,040 bytes. A refusal names it so, whichever
+    # check refuses (the request's length or the file as it streams), and
+    # never mixes MB (10^6) and MiB (2^20).
+    w = await world(api)
+    await consent(api, w)
+    photo = jpeg_with_secrets()
+    cap = "41,943,040 bytes (40 MiB)"
+    for size in (40 * 1024 * 1024 + 1, 42_500_000):
+        status, body = await upload(
+            api, w.staff, w.child, {"kind": "photo"}, io.BytesIO(photo + bytes(size - len(photo)))
+        )
+        message = body["error"]["message"]
+        assert (status, body["error"]["code"]) == (413, "too_large"), size
+        assert cap in message, message
+        assert " MB" not in message, message
+        said = re.search(r"is ([\d,]+) bytes \((\d+\.\d) MiB\)", message)
+        # Over the cap by a byte, refused as it streams; 42.5e6 bytes, by the
+        # request's length (the file and the multipart around it).
+        assert (said is not None) == (size == 42_500_000), message
+        if said:
+            sent = int(said.group(1).replace(",", ""))
+            assert size < sent < size + 1024
+            assert said.group(2) == f"{sent / 1024 / 1024:.1f}"
+    await nothing_stored(api)
+
+
 @pytest.mark.uploads(video_max_mb=5)
 async def test_the_size_cap_is_enforced_while_streaming(api: Api) -> None:
     w = await world(api)
@@ -171,7 +200,7 @@ async def test_the_size_cap_is_enforced_while_streaming(api: Api) -> None:
         api, w.staff, w.child, {"kind": "video"}, endless_video(), "clip.mp4"
     )
     assert (status, body["error"]["code"]) == (413, "too_large")
-    assert "5 MB" in body["error"]["message"]
+    assert "5,242,880 bytes (5 MiB)" in body["error"]["message"]
     await nothing_stored(api)
 
 

@@ -134,7 +134,7 @@ def test_a_content_length_over_the_kinds_cap_is_refused_once_meta_is_read(served
             assert time.monotonic() - started < 3, "no answer while the file trickled in"
         status, _, body = _answer(sock)
         assert (status, json.loads(body)["error"]["code"]) == (413, "too_large")
-        assert "40 MB" in json.loads(body)["error"]["message"]
+        assert "41,943,040 bytes (40 MiB)" in json.loads(body)["error"]["message"]
         assert sent < 16 * 1024
 
 

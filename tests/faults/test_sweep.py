@@ -82,3 +82,17 @@ async def test_storage_sweep_honours_grace_minutes_zero(tmp_path: Path) -> None:
     assert status == 0
     assert "orphans removed: 3" in out
     assert not set(young) & await left(store)
+
+
+async def test_storage_sweep_refuses_a_negative_grace(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = kluis_env(KLUIS_DATA_DIR=str(data))
+    status, _, err = await kluis(env, "init")
+    assert status == 0, err
+    store = await LocalDiskStore.open(data / "blobs")
+    young = await orphans(store, timedelta(seconds=5), 2)
+    status, out, err = await kluis(env, "storage", "sweep", "--grace-minutes", "-1")
+    assert status == 2, out  # a usage error, as argparse answers any other
+    assert "--grace-minutes" in err
+    assert "0 or more" in err
+    assert set(young) <= await left(store)

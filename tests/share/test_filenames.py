@@ -44,3 +44,19 @@ def test_a_download_header_has_the_utf8_name_and_an_ascii_fallback() -> None:
     assert "Oskar" in plain
     assert extended.startswith("filename*=UTF-8''")
     assert unquote(extended.split("''", 1)[1]) == "Zwembad Öskar 生日.jpg"
+
+
+@pytest.mark.parametrize(
+    ("name", "plain"),
+    [
+        ("_nul.jpg", "_nul.jpg"),  # safe_file_name's answer to "nul.jpg"
+        ("_CON.jpg", "_CON.jpg"),
+        ("cön.jpg", "_con.jpg"),  # only the ASCII fallback would name the device
+        ("ÅUX", "_AUX"),
+    ],
+)
+def test_both_names_of_a_download_avoid_windows_device_names(name: str, plain: str) -> None:
+    header = content_disposition("attachment", name)
+    _, fallback, extended = (part.strip() for part in header.split(";"))
+    assert fallback == f'filename="{plain}"'
+    assert unquote(extended.removeprefix("filename*=UTF-8''")) == name

@@ -293,7 +293,10 @@ def explain(message: str, model: type[msgspec.Struct], what: str) -> str:
             if n == "1":
                 return f"{subject} must not be empty."
             return f"{subject} must be at least {n} characters long."
-        return f"{subject} must list at {'most' if longest else 'least'} {n} entries."
+        if n == "1" and not longest:
+            return f"{subject} must list at least one entry."
+        noun = "entry" if n == "1" else "entries"
+        return f"{subject} must list at {'most' if longest else 'least'} {n} {noun}."
     if bound := _BOUND.match(text):
         word = "at most" if bound.group("op") == "<=" else "at least"
         return f"{subject} must be {word} {bound.group('n')}."

@@ -50,6 +50,7 @@ from vault.items import service
 from vault.items.ingest import Context, ingest_file, ingest_text, largest_cap, size_cap_of_kind
 from vault.items.service import ChildCache, ItemRecord
 from vault.policy import Action, Child, ItemTarget, NewItemTarget
+from vault.sizes import size_text
 
 MAX_META = 64 * 1024
 #: Room in a Content-Length for the meta part, boundaries and part headers.
@@ -134,8 +135,8 @@ def too_large(request: web.Request, cap: int) -> None:
     length = request.content_length
     if length is not None and length > cap + MULTIPART_ROOM:
         raise TooLarge(
-            f"The upload is {length // 1_000_000} MB; at most {cap // (1024 * 1024)} MB is "
-            "allowed for it. Nothing was stored."
+            f"The request is {size_text(length)}; a file of this kind may be at most "
+            f"{size_text(cap)}. Nothing was stored."
         )
 
 

@@ -82,7 +82,8 @@ _DESCRIPTIONS = {
     412: "If-Match names another version.",
     413: "Larger than allowed.",
     415: "Not an accepted type.",
-    416: "The range is outside the content (Content-Range: bytes */size).",
+    416: "The range cannot be sent: it starts past the end or ends before it starts "
+    "(Content-Range: bytes */size).",
     422: "A citizen service number (BSN) was sent; the vault never stores one.",
     429: "Too many failed logins from this address; Retry-After says when to try again.",
     500: "Stored data failed its integrity check.",

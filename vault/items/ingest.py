@@ -43,6 +43,7 @@ from vault.media.jpeg import JpegStripper
 from vault.media.pool import IMAGE_POOL, ImagePool
 from vault.media.sniff import ACCEPTED, HEAD_SIZE, JPEG, MediaType, accepted
 from vault.media.video import Scrubbed
+from vault.sizes import size_text
 from vault.storage import BlobStore
 from vault.tokens import new_id
 
@@ -92,7 +93,7 @@ async def capped(source: AsyncIterable[bytes], limit: int) -> AsyncIterator[byte
         total += len(chunk)
         if total > limit:
             raise TooLarge(
-                f"The file is larger than the {limit // MB} MB allowed for its type; "
+                f"The file is larger than the {size_text(limit)} allowed for its type; "
                 "nothing was stored."
             )
         yield chunk

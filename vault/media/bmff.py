@@ -43,6 +43,7 @@ import struct
 from collections.abc import Iterator
 
 from vault.media.sniff import UnsupportedType
+from vault.sizes import size_text
 
 #: The largest ``moov`` or ``moof`` held in memory to be rewritten.
 MAX_HELD_BOX = 64 * 1024 * 1024
@@ -241,8 +242,8 @@ class BmffScrubber:
                 raise _refuse(f"box '{_name(kind)}' has no size")
             if size > self.max_held:
                 raise _refuse(
-                    f"its '{_name(kind)}' box is {size // 1_000_000} MB, more than the "
-                    f"{self.max_held // 1_000_000} MB this vault checks"
+                    f"its '{_name(kind)}' box is {size_text(size)}, more than the "
+                    f"{size_text(self.max_held)} this vault checks"
                 )
             self._mode = _HOLD
             self._held = bytearray(head)

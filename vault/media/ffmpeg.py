@@ -40,6 +40,8 @@ import sys
 from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Any, TypeVar
 
+from vault.sizes import size_text
+
 T = TypeVar("T")
 
 #: Sets the limits and the parent-death signal, then becomes ffmpeg.
@@ -208,7 +210,7 @@ async def read_all(stream: asyncio.StreamReader, limit: int) -> bytes:
     while chunk := await stream.read(_CHUNK):
         data += chunk
         if len(data) > limit:
-            raise Rejected(f"the output is larger than the {limit // 1_000_000} MB expected")
+            raise Rejected(f"the output is larger than the {size_text(limit)} expected")
     return bytes(data)
 
 

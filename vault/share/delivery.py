@@ -80,9 +80,10 @@ def etag_of(blob: StoredBlob) -> str:
     return '"' + hashlib.sha256(f"{blob.blob_key}/{blob.variant}".encode()).hexdigest()[:32] + '"'
 
 
-def parse_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
+def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     """(start, end exclusive) of a single byte range; None to send everything;
-    False when the range cannot be satisfied (416)."""
+    when the range cannot be satisfied (416), what is wrong with it and what to
+    send instead."""
     if not header:
         return None
     match = _RANGE.fullmatch(header.strip())
@@ -91,16 +92,32 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
     first, last = match.groups()
     if not first and not last:
         return None
+    if size == 0:
+        return "This content is empty, so no range of it can be sent; leave Range out."
+    whole = f"this content has {size} bytes, 0 to {size - 1}"
     if not first:  # the last n bytes
         count = int(last)
-        if count == 0 or size == 0:
-            return False
+        if count == 0:
+            return (
+                f"The range bytes=-0 asks for no bytes: ask for the last 1 or more, as in "
+                f"bytes=-{min(size, 1024)} ({whole}), or leave Range out."
+            )
         return max(size - count, 0), size
     start = int(first)
     if last and int(last) < start:
-        return False  # an invalid range: 416, as nginx answers (RFC 9110 §14.1.1)
+        # An invalid range: 416, as nginx answers (RFC 9110 §14.1.1).
+        instead = [f"bytes={last}-{first}"] + (
+            [f"bytes={first}-{size - 1}"] if start < size else []
+        )
+        return (
+            f"The range bytes={first}-{last} ends before it starts: give its first byte, "
+            f"then its last, as in {' or '.join(instead)} ({whole}), or leave Range out."
+        )
     if start >= size:
-        return False
+        return (
+            f"The range starts at byte {start}, past the end of the {size} bytes of this "
+            f"content; ask for bytes from 0 to {max(size - 1, 0)}, or leave Range out."
+        )
     end = size if not last else min(int(last) + 1, size)
     return start, end
 
@@ -201,16 +218,10 @@ async def serve_ranged(
     if_range = request.headers.get("If-Range")
     if wanted is not None and if_range is not None and not _matches(if_range, etag, weak=False):
         wanted = None  # the client's copy is another version: send it whole
-    if wanted is False:
+    if isinstance(wanted, str):
         headers = _without_body(headers)
         headers["Content-Range"] = f"bytes */{size}"
-        return _refusal(
-            416,
-            "invalid_input",
-            f"The range asked for lies outside the {size} bytes of this content; ask for "
-            f"bytes from 0 to {max(size - 1, 0)}, or leave Range out.",
-            headers,
-        )
+        return _refusal(416, "invalid_input", wanted, headers)
     start, end = wanted if isinstance(wanted, tuple) else (0, size)
     status = 206 if isinstance(wanted, tuple) else 200
     if status == 206:

@@ -64,4 +64,8 @@ def content_disposition(disposition: str, name: str) -> str:
     ascii_name = re.sub(r"[^A-Za-z0-9._ ()-]+", "_", ascii_name).strip(" ._") or "file"
     if "." not in ascii_name and "." in name:
         ascii_name += "." + name.rsplit(".", 1)[-1].encode("ascii", "ignore").decode()
+    # The strip above takes safe_stem's "_" off "_nul.jpg", and a name can
+    # become a device's only in ASCII ("cön.jpg"): guard this form too.
+    if _DEVICE.match(ascii_name):
+        ascii_name = f"_{ascii_name}"
     return f"{disposition}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
