@@ -166,8 +166,8 @@ def _parser() -> argparse.ArgumentParser:
     sweep_cmd.add_argument(
         "--grace-minutes",
         type=_minutes,
-        help="leave younger blobs alone (default from config); 0 only while no server "
-        "takes uploads: an upload's blob is written before its record",
+        help="leave younger blobs alone (default from config); 0 is safe beside running "
+        "servers: the blobs of uploads under way are leased and left alone",
     )
     storage_sub.add_parser(
         "verify",
