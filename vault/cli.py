@@ -752,27 +752,25 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(supervisor.run())
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a count (0 or more)")
-    return value
+def _whole(what: str) -> Callable[[str], int]:
+    """An argparse type: a whole number, 0 or more; else ``'text' is <what>``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = -1
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return value
+
+    return parse
 
 
-def _minutes(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a number of minutes; give a whole number, 0 or more "
-            "(0: every orphan, however young)"
-        )
-    return value
+_count = _whole("a count (0 or more)")
+_minutes = _whole(
+    "a number of minutes; give a whole number, 0 or more (0: every orphan, however young)"
+)
 
 
 def _workers(text: str) -> int:

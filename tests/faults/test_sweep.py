@@ -67,13 +67,21 @@ async def test_a_running_server_sweeps_old_orphans_with_one_worker(tmp_path: Pat
     assert server.server_errors() == []
 
 
-async def test_storage_sweep_honours_grace_minutes_zero(tmp_path: Path) -> None:
+async def young_orphans(
+    tmp_path: Path, count: int
+) -> tuple[dict[str, str], LocalDiskStore, list[str]]:
+    """A fresh vault (``kluis init``) with ``count`` orphans 5 s old in its
+    local store: its environment, the store and their keys."""
     data = tmp_path / "data"
     env = kluis_env(KLUIS_DATA_DIR=str(data))
     status, _, err = await kluis(env, "init")
     assert status == 0, err
     store = await LocalDiskStore.open(data / "blobs")
-    young = await orphans(store, timedelta(seconds=5), 3)
+    return env, store, await orphans(store, timedelta(seconds=5), count)
+
+
+async def test_storage_sweep_honours_grace_minutes_zero(tmp_path: Path) -> None:
+    env, store, young = await young_orphans(tmp_path, 3)
     status, out, _ = await kluis(env, "storage", "sweep")
     assert status == 0
     assert "orphans removed: 0" in out
@@ -85,12 +93,7 @@ async def test_storage_sweep_honours_grace_minutes_zero(tmp_path: Path) -> None:
 
 
 async def test_storage_sweep_refuses_a_negative_grace(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    env = kluis_env(KLUIS_DATA_DIR=str(data))
-    status, _, err = await kluis(env, "init")
-    assert status == 0, err
-    store = await LocalDiskStore.open(data / "blobs")
-    young = await orphans(store, timedelta(seconds=5), 2)
+    env, store, young = await young_orphans(tmp_path, 2)
     status, out, err = await kluis(env, "storage", "sweep", "--grace-minutes", "-1")
     assert status == 2, out  # a usage error, as argparse answers any other
     assert "--grace-minutes" in err
