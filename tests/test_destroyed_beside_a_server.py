@@ -38,12 +38,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from tests.helpers.keystores import KeyStore
 from tests.helpers.organisation import document, organisation
-from tests.helpers.processes import Client, Server, kluis, kluis_env
+from tests.helpers.processes import Client, Server, initialised, kluis, kluis_env
 from vault.config import RetentionSettings
 from vault.retention.schedule import add_months
 
@@ -80,46 +79,37 @@ async def scene(tmp_path: Path, key_store: KeyStore) -> AsyncIterator[Scene]:
     link: fetched after the child's placement ended (the key moved into a
     shred epoch), while the guardian still sees the records (the window)."""
     env = kluis_env(KLUIS_DATA_DIR=str(tmp_path / "data"), **key_store.env)
-    status, out, err = await kluis(env, "init")
-    assert status == 0, err
-    server = await Server(env, tmp_path / "server.log").start()
-    try:
-        async with aiohttp.ClientSession() as session:
-            admin = Client(session, server.base, out.strip().splitlines()[-1])
-            staff, guardian, children = await organisation(admin)
-            doomed, spared = children[0], children[1]
-            links, sent = [], []
-            for child in (doomed, spared):
-                data = document(child)
-                status, body = await staff.upload(child, {"kind": "observation"}, data, "o.pdf")
-                assert status == 201, body
-                made = await guardian.ok(
-                    "POST", f"/v1/items/{body['id']}/links", {"ttl_seconds": 3600}
-                )
-                links.append(made["url"])
-                sent.append(data)
-            ended = datetime.now(UTC).date() - timedelta(days=1)
-            await admin.ok(
-                "PUT",
-                f"/v1/children/{doomed}/placement",
-                {"start_date": "2024-01-01", "end_date": ended.isoformat()},
-            )
-            for _ in range(2):  # the second answer comes from what the server kept
-                assert await guardian.fetch(links[0]) == (200, sent[0])
-            yield Scene(
-                env,
-                server,
-                admin,
-                guardian,
-                doomed,
-                links[0],
-                sent[0],
-                links[1],
-                sent[1],
-                add_months(ended, TERM_MONTHS) + GRACE,
-            )
-    finally:
-        await server.stop()
+    async with initialised(env, tmp_path / "server.log") as (server, admin):
+        staff, guardian, children = await organisation(admin)
+        doomed, spared = children[0], children[1]
+        links, sent = [], []
+        for child in (doomed, spared):
+            data = document(child)
+            status, body = await staff.upload(child, {"kind": "observation"}, data, "o.pdf")
+            assert status == 201, body
+            made = await guardian.ok("POST", f"/v1/items/{body['id']}/links", {"ttl_seconds": 3600})
+            links.append(made["url"])
+            sent.append(data)
+        ended = datetime.now(UTC).date() - timedelta(days=1)
+        await admin.ok(
+            "PUT",
+            f"/v1/children/{doomed}/placement",
+            {"start_date": "2024-01-01", "end_date": ended.isoformat()},
+        )
+        for _ in range(2):  # the second answer comes from what the server kept
+            assert await guardian.fetch(links[0]) == (200, sent[0])
+        yield Scene(
+            env,
+            server,
+            admin,
+            guardian,
+            doomed,
+            links[0],
+            sent[0],
+            links[1],
+            sent[1],
+            add_months(ended, TERM_MONTHS) + GRACE,
+        )
 
 
 def refusal(answer: tuple[int, bytes]) -> tuple[int, str | None]:

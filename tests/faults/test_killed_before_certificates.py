@@ -35,12 +35,11 @@ import json
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from tests.helpers.killpoint import killed_at
 from tests.helpers.organisation import document, organisation
-from tests.helpers.processes import Client, Server, kluis
+from tests.helpers.processes import initialised, kluis
 from vault.config import RetentionSettings
 from vault.retention.schedule import add_months
 
@@ -63,25 +62,18 @@ async def doomed_child(env: dict[str, str], tmp_path: Path) -> tuple[str, date]:
     """A child with one observation whose placement ended yesterday (its
     observation key moved into the shred epoch of the month it is due): the
     child's id and the day it is due."""
-    status, out, err = await kluis(env, "init")
-    assert status == 0, err
-    server = await Server(env, tmp_path / "server.log").start()
-    try:
-        async with aiohttp.ClientSession() as session:
-            admin = Client(session, server.base, out.strip().splitlines()[-1])
-            staff, _, children = await organisation(admin)
-            doomed = children[0]
-            data = document(doomed)
-            status, body = await staff.upload(doomed, {"kind": "observation"}, data, "o.pdf")
-            assert status == 201, body
-            ended = datetime.now(UTC).date() - timedelta(days=1)
-            await admin.ok(
-                "PUT",
-                f"/v1/children/{doomed}/placement",
-                {"start_date": "2024-01-01", "end_date": ended.isoformat()},
-            )
-    finally:
-        await server.stop()
+    async with initialised(env, tmp_path / "server.log") as (server, admin):
+        staff, _, children = await organisation(admin)
+        doomed = children[0]
+        data = document(doomed)
+        status, body = await staff.upload(doomed, {"kind": "observation"}, data, "o.pdf")
+        assert status == 201, body
+        ended = datetime.now(UTC).date() - timedelta(days=1)
+        await admin.ok(
+            "PUT",
+            f"/v1/children/{doomed}/placement",
+            {"start_date": "2024-01-01", "end_date": ended.isoformat()},
+        )
     assert server.server_errors() == []
     return doomed, add_months(ended, TERM_MONTHS) + GRACE
 
@@ -98,19 +90,27 @@ async def audit_verifies(env: dict[str, str]) -> None:
     assert status == 0, out + err
 
 
+async def rotate_again_after_a_kill(
+    env: dict[str, str], tmp_path: Path, spec: str
+) -> tuple[str, str, tuple[str, ...], str]:
+    """A doomed child, a ``kluis keys rotate`` past its shred epoch killed
+    where ``spec`` first returns something, then the same rotate again: the
+    child, the epoch, the rotate's arguments and the second run's output."""
+    child, due = await doomed_child(env, tmp_path)
+    rotate = ("keys", "rotate", "--now", stamp(month_after(due)))
+    status, out, err = await killed_at(env, spec, *rotate)
+    assert status == KILLED, out + err
+    status, out, err = await kluis(env, *rotate)
+    assert status == 0, out + err
+    return child, f"shred-{due:%Y-%m}", rotate, out
+
+
 async def test_rotate_killed_after_destroying_an_epochs_child_keys_certifies_them_next_time(
     deployment: dict[str, str], tmp_path: Path
 ) -> None:
-    child, due = await doomed_child(deployment, tmp_path)
-    shred = f"shred-{due:%Y-%m}"
-    rotate = ("keys", "rotate", "--now", stamp(month_after(due)))
-    status, out, err = await killed_at(
-        deployment, "vault.keys.service:KeyService.destroy_epoch_keys", *rotate
+    child, shred, rotate, _ = await rotate_again_after_a_kill(
+        deployment, tmp_path, "vault.keys.service:KeyService.destroy_epoch_keys"
     )
-    assert status == KILLED, out + err
-
-    status, out, err = await kluis(deployment, *rotate)
-    assert status == 0, out + err
     certificates = await observation_certificates(deployment, child)
     assert [(c["items"], c["epochs"], c["cause"]) for c in certificates] == [
         (1, [shred], "epoch")
@@ -125,16 +125,9 @@ async def test_rotate_killed_after_destroying_an_epochs_child_keys_certifies_the
 async def test_rotate_killed_after_the_master_key_finishes_its_child_keys_and_says_so(
     deployment: dict[str, str], tmp_path: Path
 ) -> None:
-    child, due = await doomed_child(deployment, tmp_path)
-    shred = f"shred-{due:%Y-%m}"
-    rotate = ("keys", "rotate", "--now", stamp(month_after(due)))
-    status, out, err = await killed_at(
-        deployment, "vault.keys.local:LocalKeyring.destroy_key", *rotate
+    child, shred, rotate, out = await rotate_again_after_a_kill(
+        deployment, tmp_path, "vault.keys.local:LocalKeyring.destroy_key"
     )
-    assert status == KILLED, out + err
-
-    status, out, err = await kluis(deployment, *rotate)
-    assert status == 0, out + err
     assert "epochs destroyed: none\n" in out, out
     assert "child keys destroyed with them: 0\n" in out, out
     assert (

@@ -10,12 +10,11 @@ import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from tests.helpers import damage
 from tests.helpers.organisation import document, organisation
-from tests.helpers.processes import Client, Server, kluis, kluis_env
+from tests.helpers.processes import initialised, kluis, kluis_env
 from vault.storage import LocalDiskStore
 
 pytestmark = [pytest.mark.localdisk, pytest.mark.sqlite]
@@ -34,30 +33,23 @@ async def test_storage_verify_lists_what_fails_and_clears_what_was_restored(
 ) -> None:
     data = tmp_path / "data"
     env = kluis_env(KLUIS_DATA_DIR=str(data))
-    status, out, err = await kluis(env, "init")
-    assert status == 0, err
-    server = await Server(env, tmp_path / "server.log").start()
-    try:
-        async with aiohttp.ClientSession() as session:
-            admin = Client(session, server.base, out.strip().splitlines()[-1])
-            staff, guardian, children = await organisation(admin)
-            ids = []
-            for n in range(5):
-                status, item = await staff.upload(
-                    children[n % 3], {"kind": "observation"}, document(f"v{n}"), f"o{n}.pdf"
-                )
-                assert status == 201, item
-                ids.append(item["id"])
-            store = await LocalDiskStore.open(data / "blobs")
-            flipped, gone, served = ids[0], ids[1], ids[2]
-            kept = await damage.read_blob(store, blob_key(data, flipped))
-            await damage.flip_byte(store, blob_key(data, flipped), -3)
-            await store.delete(blob_key(data, gone))
-            await damage.flip_byte(store, blob_key(data, served), 30)
-            link = await guardian.ok("POST", f"/v1/items/{served}/links", {})
-            assert (await guardian.fetch(link["url"]))[0] == 500
-    finally:
-        await server.stop()
+    async with initialised(env, tmp_path / "server.log") as (_, admin):
+        staff, guardian, children = await organisation(admin)
+        ids = []
+        for n in range(5):
+            status, item = await staff.upload(
+                children[n % 3], {"kind": "observation"}, document(f"v{n}"), f"o{n}.pdf"
+            )
+            assert status == 201, item
+            ids.append(item["id"])
+        store = await LocalDiskStore.open(data / "blobs")
+        flipped, gone, served = ids[0], ids[1], ids[2]
+        kept = await damage.read_blob(store, blob_key(data, flipped))
+        await damage.flip_byte(store, blob_key(data, flipped), -3)
+        await store.delete(blob_key(data, gone))
+        await damage.flip_byte(store, blob_key(data, served), 30)
+        link = await guardian.ok("POST", f"/v1/items/{served}/links", {})
+        assert (await guardian.fetch(link["url"]))[0] == 500
 
     status, out, err = await kluis(env, "storage", "verify")
     assert status == 1, (out, err)

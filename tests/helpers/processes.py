@@ -7,13 +7,14 @@ Each server's output goes to a file, so a test can read its log afterwards
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
 import re
 import sys
 import time
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -171,3 +172,20 @@ class Client:
             url = base + url[url.index("/", len("http://")) :]
         async with self.session.get(url) as answer:
             return answer.status, await answer.read()
+
+
+@contextlib.asynccontextmanager
+async def initialised(
+    env: dict[str, str], log: Path, *args: str
+) -> AsyncIterator[tuple[Server, Client]]:
+    """``kluis init`` on a fresh vault, then ``kluis serve *args`` on it: the
+    server and an admin :class:`Client` with the token ``init`` printed. The
+    server is stopped on leaving (its log stays readable)."""
+    status, out, err = await kluis(env, "init")
+    assert status == 0, err
+    server = await Server(env, log, *args).start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield server, Client(session, server.base, out.strip().splitlines()[-1])
+    finally:
+        await server.stop()

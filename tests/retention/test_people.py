@@ -8,13 +8,12 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-import aiohttp
 import pytest
 from sqlalchemy import func, select
 
 from tests.helpers.accounts import accept, invitation_token, person, sign_in
 from tests.helpers.api import Api
-from tests.helpers.processes import Client, Server, kluis, kluis_env
+from tests.helpers.processes import initialised, kluis, kluis_env
 from tests.helpers.world import World, world
 from vault.api.resources import DB
 from vault.db.schema import (
@@ -220,37 +219,28 @@ async def _stranger(api: Api, w: World) -> str:
 @pytest.mark.sqlite
 async def test_a_run_in_a_second_process_forgets_beside_a_running_server(tmp_path: Any) -> None:
     env = kluis_env(KLUIS_DATA_DIR=str(tmp_path / "data"))
-    status, out, err = await kluis(env, "init")
-    assert status == 0, err
-    server = await Server(env, tmp_path / "server.log").start()
-    try:
-        async with aiohttp.ClientSession() as session:
-            admin = Client(session, server.base, out.strip().splitlines()[-1])
-            location = (await admin.ok("POST", "/v1/locations", {"name": "De Boomhut"}))["id"]
-            group = (
-                await admin.ok("POST", "/v1/groups", {"location_id": location, "name": "Rupsjes"})
-            )["id"]
-            made = await admin.ok(
-                "POST", "/v1/people", {"name": NAME, "email": EMAIL, "role": "staff"}
-            )
-            leaver = admin.as_(made["token"])
-            await admin.ok("POST", f"/v1/groups/{group}/staff", {"person_id": made["id"]})
-            await admin.ok("DELETE", f"/v1/groups/{group}/staff/{made['id']}")
-            assert (await leaver.call("GET", "/v1/me/sessions"))[0] == 200
+    async with initialised(env, tmp_path / "server.log") as (server, admin):
+        location = (await admin.ok("POST", "/v1/locations", {"name": "De Boomhut"}))["id"]
+        group = (
+            await admin.ok("POST", "/v1/groups", {"location_id": location, "name": "Rupsjes"})
+        )["id"]
+        made = await admin.ok("POST", "/v1/people", {"name": NAME, "email": EMAIL, "role": "staff"})
+        leaver = admin.as_(made["token"])
+        await admin.ok("POST", f"/v1/groups/{group}/staff", {"person_id": made["id"]})
+        await admin.ok("DELETE", f"/v1/groups/{group}/staff/{made['id']}")
+        assert (await leaver.call("GET", "/v1/me/sessions"))[0] == 200
 
-            due = stamp(datetime.now().astimezone() + TERM + timedelta(days=1))
-            for _ in range(2):  # the second run finds nothing left to do
-                status, out, err = await kluis(env, "retention", "run", "--now", due)
-                assert status == 0, err
-            # The running server refuses the forgotten person at once.
-            status, body = await leaver.call("GET", "/v1/me/sessions")
-            assert (status, body["error"]["code"]) == (401, "unauthenticated")
-            status, body = await admin.call(
-                "POST", f"/v1/groups/{group}/staff", {"person_id": made["id"]}
-            )
-            assert status == 409, body
-    finally:
-        await server.stop()
+        due = stamp(datetime.now().astimezone() + TERM + timedelta(days=1))
+        for _ in range(2):  # the second run finds nothing left to do
+            status, out, err = await kluis(env, "retention", "run", "--now", due)
+            assert status == 0, err
+        # The running server refuses the forgotten person at once.
+        status, body = await leaver.call("GET", "/v1/me/sessions")
+        assert (status, body["error"]["code"]) == (401, "unauthenticated")
+        status, body = await admin.call(
+            "POST", f"/v1/groups/{group}/staff", {"person_id": made["id"]}
+        )
+        assert status == 409, body
     assert server.server_errors() == []
     status, out, err = await kluis(env, "retention", "certificates", made["id"])
     assert status == 0, err
