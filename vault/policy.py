@@ -276,6 +276,9 @@ class Item:
     created_at: datetime
     uploaded_by: str | None = None
     destroyed: bool = False
+    #: Children of ``children`` whose share was destroyed (their key for this
+    #: kind): the record is no longer theirs, and nobody reads it through them.
+    gone: frozenset[str] = frozenset()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -703,6 +706,14 @@ def _item_action(
     ]
     if not via:
         return NOT_FOUND
+    if not item.destroyed and (shown := [c for c in via if c.id not in item.gone]) != via:
+        if not shown:
+            return Decision.deny(
+                "destroyed",
+                "This record was destroyed for this child (an erasure, or the end of its "
+                "retention term); it stays only for the other children it shows.",
+            )
+        via = shown
     if action is Action.DELETE_ITEM:
         return _delete(principal, item, via, now, rules)
     if action in (Action.ISSUE_HANDOVER, Action.USE_HANDOVER):

@@ -128,7 +128,7 @@ async def test_the_life_of_a_childs_records(api: Api) -> None:
     listing = await api.ok("GET", f"/v1/children/{w.child}/items", token=w.officer)
     states = {i["id"]: i.get("destroyed", False) for i in listing["items"]}
     assert states[made["photo"]["id"]] is True
-    assert states[made["group"]["id"]] is False
+    assert states[made["group"]["id"]] is True  # no longer this child's: Mila's alone
     assert states[made["diary"]["id"]] is False  # held
     assert states[made["invoice"]["id"]] is False  # statutory: 7 years
     assert (await api.call("GET", f"/v1/items/{made['group']['id']}", made["mother"]))[0] == 200
@@ -151,7 +151,7 @@ async def test_the_life_of_a_childs_records(api: Api) -> None:
     async with api.client.app[DB].connect() as conn:
         certificates = (await conn.execute(select(destruction_certificates))).all()
     by_category = {c.category: c for c in certificates}
-    assert by_category["photo"].item_count == 1
+    assert by_category["photo"].item_count == 2  # its own photo, and the group photo
     assert by_category["photo"].bytes > 0
     assert by_category["photo"].epoch == "shred-2027-12"
     assert by_category["diary"].cause == "retention"

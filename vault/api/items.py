@@ -67,7 +67,7 @@ def item_json(record: ItemRecord) -> Item:
     return Item(
         id=record.id,
         kind=record.kind,  # type: ignore[arg-type]  # stored kinds are KINDS
-        children=list(record.children),
+        children=list(record.shown_for),
         variants=list(record.variants),  # type: ignore[arg-type]
         processing=list(record.processing),  # type: ignore[arg-type]
         size=record.size,
@@ -273,7 +273,7 @@ async def _check_diary_photos(
         if (
             loaded is None
             or loaded.record.kind != "photo"
-            or child.id not in loaded.record.children
+            or child.id not in loaded.record.shown_for
         ):
             raise InvalidInput("Every entry of 'photo_ids' must be a photo of this child.")
         record = loaded.record

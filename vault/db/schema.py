@@ -378,12 +378,16 @@ items = Table(
 #: The children an item belongs to (a group photo: each child shown).
 #: ``tagged``: added as a tagged child (upload's ``tagged_children``), not the
 #: child the record was posted for; a rectification changes only the tagged.
+#: ``destroyed_at``: the child's share was destroyed (its key for the item's
+#: kind, by an erasure or at the end of its term) while the record stays for
+#: the other children it shows; it is no longer that child's record.
 item_children = Table(
     "item_children",
     metadata,
     Column("item_id", String(32), ForeignKey("items.id"), nullable=False),
     Column("child_id", String(32), ForeignKey("children.id"), nullable=False),
     Column("tagged", Boolean, nullable=False, server_default=false()),
+    Column("destroyed_at", UTCDateTime(), nullable=True),
     PrimaryKeyConstraint("item_id", "child_id", name="pk_item_children"),
 )
 

@@ -83,12 +83,13 @@ class Changes:
 
 
 async def tagged_of(ctx: Context, item_id: str) -> tuple[list[str], list[str]]:
-    """The item's children: (the ones it was posted for, the tagged ones)."""
+    """The item's children: (the ones it was posted for, the tagged ones);
+    not those whose share was destroyed (tagging one again is a new tag)."""
     async with ctx.engine.connect() as conn:
         rows = (
             await conn.execute(
                 select(item_children.c.child_id, item_children.c.tagged).where(
-                    item_children.c.item_id == item_id
+                    item_children.c.item_id == item_id, item_children.c.destroyed_at.is_(None)
                 )
             )
         ).all()
@@ -269,6 +270,14 @@ async def _children(
     conn: AsyncConnection, record: ItemRecord, added: list[str], removed: list[str]
 ) -> None:
     if added:
+        # A child whose share was destroyed keeps a row: the new tag replaces it.
+        await conn.execute(
+            delete(item_children).where(
+                item_children.c.item_id == record.id,
+                item_children.c.child_id.in_(added),
+                item_children.c.destroyed_at.is_not(None),
+            )
+        )
         await conn.execute(
             insert(item_children),
             [{"item_id": record.id, "child_id": c, "tagged": True} for c in added],

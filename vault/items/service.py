@@ -57,6 +57,14 @@ class ItemRecord:
     #: 1 at upload; each replaced content (a new file, a diary's new text) is the next.
     version: int = 1
     updated_at: datetime | None = None
+    #: Children of ``children`` whose share was destroyed (their key for this
+    #: kind): it is no longer their record; it stays for the others.
+    gone: frozenset[str] = frozenset()
+
+    @property
+    def shown_for(self) -> tuple[str, ...]:
+        """The children whose record this is (those of ``children`` not gone)."""
+        return tuple(child for child in self.children if child not in self.gone)
 
     def policy_item(self) -> Item:
         return Item(
@@ -66,6 +74,7 @@ class ItemRecord:
             created_at=self.created_at,
             uploaded_by=self.uploaded_by,
             destroyed=self.destroyed_at is not None,
+            gone=self.gone,
         )
 
 
@@ -136,6 +145,7 @@ _ITEM = (
     select(
         items,
         item_children.c.child_id.label("owner"),
+        item_children.c.destroyed_at.label("share_destroyed_at"),
         item_blobs.c.variant,
         item_blobs.c.blob_key,
         item_blobs.c.blob_size,
@@ -154,12 +164,13 @@ def read_item(conn: Connection, item_id: str) -> LoadedItem | None:
     if not rows:
         return None
     owners = sorted({r.owner for r in rows})
+    gone = frozenset(r.owner for r in rows if r.share_destroyed_at is not None)
     blobs = {
         r.variant: StoredBlob(r.variant, r.blob_key, r.blob_size, r.plaintext_size, r.blob_type)
         for r in rows
         if r.variant is not None
     }
-    record = _record(rows[0], tuple(owners), tuple(_ordered(blobs)))
+    record = _record(rows[0], tuple(owners), tuple(_ordered(blobs)), gone=gone)
     return LoadedItem(record, rows[0].meta, blobs)
 
 
@@ -177,6 +188,9 @@ def _record(
     owners: tuple[str, ...],
     variants: tuple[str, ...],
     processing: tuple[str, ...] = (),
+    *,
+    gone: frozenset[str] = frozenset(),
+    destroyed_at: datetime | None = None,
 ) -> ItemRecord:
     return ItemRecord(
         id=row.id,
@@ -187,10 +201,11 @@ def _record(
         content_type=row.content_type,
         created_at=row.created_at,
         uploaded_by=row.uploaded_by,
-        destroyed_at=row.destroyed_at,
+        destroyed_at=row.destroyed_at or destroyed_at,
         processing=processing,
         version=row.version,
         updated_at=row.updated_at,
+        gone=gone,
     )
 
 
@@ -246,9 +261,11 @@ async def page_for_child(
     before: tuple[datetime, str] | None,
     limit: int,
 ) -> AsyncIterator[ItemRecord]:
-    """The child's items, newest first, after the ``before`` cursor; ``limit`` rows."""
+    """The child's items, newest first, after the ``before`` cursor; ``limit``
+    rows. A record whose share for this child was destroyed (a group photo the
+    others keep) comes as destroyed: for this child it is."""
     query = (
-        select(items)
+        select(items, item_children.c.destroyed_at.label("share_destroyed_at"))
         .join(item_children, item_children.c.item_id == items.c.id)
         .where(item_children.c.child_id == child_id)
         .order_by(items.c.created_at.desc(), items.c.id.desc())
@@ -266,9 +283,11 @@ async def page_for_child(
         ids = [r.id for r in rows]
         owner_rows = (
             await conn.execute(
-                select(item_children.c.item_id, item_children.c.child_id).where(
-                    item_children.c.item_id.in_(ids)
-                )
+                select(
+                    item_children.c.item_id,
+                    item_children.c.child_id,
+                    item_children.c.destroyed_at,
+                ).where(item_children.c.item_id.in_(ids))
             )
         ).all()
         blob_rows = (
@@ -280,8 +299,11 @@ async def page_for_child(
         ).all()
         pending = await conn.run_sync(lambda sync: queue.pending_variants(sync, ids))
     owners: dict[str, list[str]] = {}
+    gone: dict[str, set[str]] = {}
     for r in owner_rows:
         owners.setdefault(r.item_id, []).append(r.child_id)
+        if r.destroyed_at is not None:
+            gone.setdefault(r.item_id, set()).add(r.child_id)
     variants: dict[str, list[str]] = {}
     for r in blob_rows:
         variants.setdefault(r.item_id, []).append(r.variant)
@@ -291,6 +313,8 @@ async def page_for_child(
             tuple(sorted(owners.get(row.id, []))),
             tuple(_ordered(variants.get(row.id, []))),
             tuple(_ordered(pending.get(row.id, ()))),
+            gone=frozenset(gone.get(row.id, ())),
+            destroyed_at=row.share_destroyed_at,
         )
 
 

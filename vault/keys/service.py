@@ -88,6 +88,11 @@ class DestroyedChildKey:
     #: (item id, size) of this child's items of this category that no key
     #: opens any more since, marked destroyed with the key.
     items: list[tuple[str, int]] = dataclasses.field(default_factory=list)
+    #: Ids of this child's other records of this category (group photos):
+    #: no longer this child's, they stay for the other children they show, or
+    #: went with another child's key destroyed with this one (and are in its
+    #: ``items``).
+    shares: list[str] = dataclasses.field(default_factory=list)
 
 
 #: Writes the destruction certificates of child keys in the transaction that
@@ -400,8 +405,10 @@ class KeyService:
         )
         counts = {key_id: int(n) for key_id, n in counted.all()}
         # Before the item keys go: the items whose every key is one of these,
-        # with the children they belong to.
+        # with the children they belong to; and each child's share in the
+        # records of its kind these keys open (a group photo: the others keep it).
         gone = await _unopenable_without(conn, live)
+        shared = await _shares_of(conn, live)
         await self.audit.append_in(
             conn,
             *(
@@ -415,6 +422,11 @@ class KeyService:
                 )
                 for row in rows
             ),
+        )
+        await conn.execute(
+            update(item_children)
+            .where(item_children.c.destroyed_at.is_(None), _wrapped_under(conn, live))
+            .values(destroyed_at=now)
         )
         await conn.execute(delete(item_keys).where(among(conn, item_keys.c.child_key_id, live)))
         await conn.execute(
@@ -443,7 +455,8 @@ class KeyService:
                 category=row.category,
                 epoch=row.epoch,
                 item_keys=counts.get(row.id, 0),
-                items=owned.get((row.child_id, row.category), []),
+                items=(mine := owned.get((row.child_id, row.category), [])),
+                shares=sorted(shared.get(row.id, set()) - {item for item, _ in mine}),
             )
             for row in rows
         ]
@@ -617,6 +630,34 @@ async def _unopenable_without(
         entry = out.setdefault(item_id, (kind, int(size), set()))
         if child_id is not None:
             entry[2].add(child_id)
+    return out
+
+
+def _wrapped_under(conn: AsyncConnection, key_ids: list[str]) -> Any:
+    """An ``item_children`` row whose item key is wrapped under one of the
+    child keys ``key_ids`` of that same child."""
+    return (
+        select(item_keys.c.item_id)
+        .join(child_keys, child_keys.c.id == item_keys.c.child_key_id)
+        .where(
+            item_keys.c.item_id == item_children.c.item_id,
+            child_keys.c.child_id == item_children.c.child_id,
+            among(conn, item_keys.c.child_key_id, key_ids),
+        )
+        .exists()
+    )
+
+
+async def _shares_of(conn: AsyncConnection, key_ids: list[str]) -> dict[str, set[str]]:
+    """The live records each of the child keys ``key_ids`` opens, by key id."""
+    found = await conn.execute(
+        select(item_keys.c.child_key_id, item_keys.c.item_id)
+        .join(items, items.c.id == item_keys.c.item_id)
+        .where(among(conn, item_keys.c.child_key_id, key_ids), items.c.destroyed_at.is_(None))
+    )
+    out: dict[str, set[str]] = {}
+    for key_id, item_id in found.all():
+        out.setdefault(key_id, set()).add(item_id)
     return out
 
 

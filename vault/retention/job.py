@@ -501,7 +501,8 @@ async def certify(
                 "id": new_id(),
                 "child_id": key.child_id,
                 "category": key.category,
-                "item_count": len(key.items),
+                # The child's records: gone, or no longer its (kept for others).
+                "item_count": len(key.items) + len(key.shares),
                 "bytes": sum(size for _, size in key.items),
                 "key_id": key.id,
                 "epoch": key.epoch,

@@ -77,11 +77,16 @@ def recipients(processors: tuple[Processor, ...], kind: str) -> list[str]:
 
 
 async def held_counts(engine: AsyncEngine, child_id: str) -> dict[str, int]:
-    """Records held (not destroyed) per kind, the child's own and those it is in."""
+    """Records held (not destroyed) per kind, the child's own and those it is in
+    (not a group photo whose share for this child was destroyed)."""
     query = (
         select(items.c.kind, func.count())
         .select_from(item_children.join(items, items.c.id == item_children.c.item_id))
-        .where(item_children.c.child_id == child_id, items.c.destroyed_at.is_(None))
+        .where(
+            item_children.c.child_id == child_id,
+            item_children.c.destroyed_at.is_(None),
+            items.c.destroyed_at.is_(None),
+        )
         .group_by(items.c.kind)
     )
     async with engine.connect() as conn:

@@ -29,7 +29,7 @@ from vault.db.facts import FactsCache
 from vault.db.reads import Reader
 from vault.directory.children import child_facts_of
 from vault.directory.people import principal_of
-from vault.errors import NotFound
+from vault.errors import Destroyed, NotFound
 from vault.items.service import LoadedItem, read_item
 from vault.keys.service import item_key_rows
 from vault.policy import Action, Child, ChildTarget, ItemTarget, Principal, Rules, decide, enforce
@@ -137,6 +137,11 @@ def allow_export(
     for item_id, loaded, key_rows in facts.records:
         if loaded is None:
             raise NotFound("A record in this export is gone; ask for a new export.")
+        if facts.child.id in loaded.record.gone:
+            raise Destroyed(
+                "A record in this export was destroyed for this child since it was made "
+                "(it stays only for the other children it shows); ask for a new export."
+            )
         children = {c: f for c in loaded.record.children if (f := facts.owners.get(c)) is not None}
         decision = decide(
             facts.principal,

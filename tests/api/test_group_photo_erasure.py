@@ -1,0 +1,123 @@
+"""A group photo after one child's photo key is destroyed (an erasure, or the
+end of the retention term): it is no longer that child's record, in any way
+that child's family, its staff or its exports reach it, and it stays whole for
+the other children it shows (docs/api-notes.md)."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from tests.files import jpeg_with_secrets
+from tests.helpers.api import Api
+from tests.helpers.items import consent, upload
+from tests.helpers.links import fetch, link
+from tests.helpers.world import World, second_child, world
+
+
+async def photo(api: Api, w: World, child: str, **meta: Any) -> str:
+    status, item = await upload(
+        api, w.staff, child, {"kind": "photo", **meta}, jpeg_with_secrets(), "Samen.jpg"
+    )
+    assert status == 201, item
+    return str(item["id"])
+
+
+async def listed(api: Api, token: str, child: str) -> dict[str, bool]:
+    page = await api.ok("GET", f"/v1/children/{child}/items?kind=photo", token=token)
+    return {item["id"]: item.get("destroyed", False) for item in page["items"]}
+
+
+async def exported(api: Api, token: str, child: str) -> set[str]:
+    made = await api.ok("POST", f"/v1/children/{child}/exports", {"kinds": ["photo"]}, token)
+    response = await api.client.get(urlsplit(made["url"]).path)
+    assert response.status == 200
+    archive = zipfile.ZipFile(io.BytesIO(await response.read()))
+    return {item["id"] for item in json.loads(archive.read("diary.json"))["items"]}
+
+
+async def test_an_erased_childs_group_photos_are_gone_for_it_and_stay_for_the_others(
+    api: Api,
+) -> None:
+    w = await world(api)
+    await consent(api, w)
+    mila, mother = await second_child(api, w)
+    solo = await photo(api, w, w.child)
+    # Posted for Noor with Mila tagged, and posted for Mila with Noor tagged.
+    ours = await photo(api, w, w.child, tagged_children=[mila])
+    theirs = await photo(api, w, mila, tagged_children=[w.child])
+    group = (ours, theirs)
+    old_links = {item: await link(api, w.parent, item) for item in group}
+    old_export = await api.ok(
+        "POST", f"/v1/children/{w.child}/exports", {"kinds": ["photo"]}, w.parent
+    )
+
+    erased = await api.ok(
+        "POST", f"/v1/children/{w.child}/erasure", {"categories": ["photo"]}, w.parent
+    )
+    assert erased["results"]["photo"] == {"erased": True}
+
+    for token in (w.parent, w.staff, w.officer):
+        # In Noor's listing each is a tombstone, whoever asks.
+        assert await listed(api, token, w.child) == {solo: True, ours: True, theirs: True}
+    for item in group:
+        # Noor's family: the record is gone for them, by every road.
+        status, body = await api.call("GET", f"/v1/items/{item}", w.parent)
+        assert (status, body["error"]["code"]) == (410, "destroyed"), item
+        status, _, answer = await fetch(api, old_links[item])
+        assert (status, json.loads(answer)["error"]["code"]) == (410, "destroyed"), item
+        status, body = await api.call("POST", f"/v1/items/{item}/links", w.parent, {})
+        assert (status, body["error"]["code"]) == (410, "destroyed"), item
+        # Mila's family and staff: whole, and Noor no longer one of its children.
+        details = await api.ok("GET", f"/v1/items/{item}", token=mother)
+        assert details["children"] == [mila]
+        assert (await fetch(api, await link(api, mother, item)))[0] == 200
+        assert (await api.call("GET", f"/v1/items/{item}", w.staff))[0] == 200
+    assert await listed(api, mother, mila) == {ours: False, theirs: False}
+
+    # Noor's exports: the one made before stops, a new one holds none of them.
+    status, _, answer = await fetch(api, urlsplit(old_export["url"]).path)
+    assert (status, json.loads(answer)["error"]["code"]) == (410, "destroyed")
+    assert "new export" in json.loads(answer)["error"]["message"]
+    assert await exported(api, w.parent, w.child) == set()
+    assert await exported(api, mother, mila) == set(group)
+
+    # Noor's report holds no photo; the certificate counts all three of Noor's.
+    report = await api.ok("GET", f"/v1/children/{w.child}/report", token=w.parent)
+    assert report["categories"]["photo"]["count"] == 0
+    certificates = await api.ok("GET", f"/v1/children/{w.child}/certificates", token=w.officer)
+    assert [c["items"] for c in certificates["certificates"] if c["category"] == "photo"] == [3]
+
+    # Staff may tag Noor again (a new decision, under Noor's new photo key).
+    await api.ok("PATCH", f"/v1/items/{ours}", {"tagged_children": [mila, w.child]}, w.staff)
+    assert await listed(api, w.parent, w.child) == {solo: True, ours: False, theirs: True}
+    assert (await api.call("GET", f"/v1/items/{ours}", w.parent))[0] == 200
+
+
+async def test_the_end_of_the_term_takes_the_group_photo_from_that_child_only(api: Api) -> None:
+    w = await world(api)
+    await consent(api, w)
+    mila, mother = await second_child(api, w)
+    group = await photo(api, w, w.child, tagged_children=[mila])
+    await api.ok(
+        "PUT",
+        f"/v1/children/{w.child}/placement",
+        {"start_date": "2024-01-01", "end_date": "2026-11-30"},
+    )
+    api.clock.now = datetime(2027, 12, 7, 12, tzinfo=UTC)
+    report = await api.ok("POST", "/v1/retention/run", {}, w.officer)
+    assert report["destroyed"].get("photo", 0) == 0  # no photo is gone: Mila keeps it
+
+    assert await listed(api, w.officer, w.child) == {group: True}
+    # The privacy officer still reaches it, but only as Mila's record.
+    assert (await api.ok("GET", f"/v1/items/{group}", token=w.officer))["children"] == [mila]
+    officer_link = await link(api, w.officer, group, reason="Inzageverzoek")
+    status, _, answer = await fetch(api, officer_link)
+    assert status == 200, answer
+    assert (await api.ok("GET", f"/v1/items/{group}", token=mother))["children"] == [mila]
+    certificates = await api.ok("GET", f"/v1/children/{w.child}/certificates", token=w.officer)
+    assert [c["items"] for c in certificates["certificates"] if c["category"] == "photo"] == [1]

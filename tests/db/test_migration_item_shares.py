@@ -1,0 +1,61 @@
+"""Migration 0020s on a vault whose erasures left a child's group photos its
+record (before the share of a child could be destroyed): after ``kluis init``
+they are gone for that child and whole for the others, on SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from sqlalchemy.engine import Connection
+
+from tests.files import jpeg_with_secrets
+from tests.helpers.api import start
+from tests.helpers.items import consent, upload
+from tests.helpers.world import second_child, world
+from vault.config import DatabaseSettings, Settings
+from vault.db import create_engine
+from vault.db.migrate import _config
+
+
+async def test_group_photos_of_a_child_erased_before_are_no_longer_its(
+    db_url: str, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data", database=DatabaseSettings(url=db_url))
+    api = await start(settings, aiohttp_client)
+    w = await world(api)
+    await consent(api, w)
+    mila, mother = await second_child(api, w)
+    meta = {"kind": "photo", "tagged_children": [mila]}
+    status, group = await upload(api, w.staff, w.child, meta, jpeg_with_secrets())
+    assert status == 201
+    await api.ok("POST", f"/v1/children/{w.child}/erasure", {"categories": ["photo"]}, w.parent)
+    await api.client.close()
+
+    # Back to 0019b: the erasure as it was then, Noor's share not marked.
+    engine = create_engine(db_url)
+    try:
+
+        def down(conn: Connection) -> None:
+            config = _config()
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0019b")
+
+        async with engine.begin() as conn:
+            await conn.run_sync(down)
+    finally:
+        await engine.dispose()
+
+    api = await start(settings, aiohttp_client)  # 'kluis init' migrates
+    page = await api.ok("GET", f"/v1/children/{w.child}/items", token=w.parent)
+    assert [(i["id"], i.get("destroyed")) for i in page["items"]] == [(group["id"], True)]
+    status, body = await api.call("GET", f"/v1/items/{group['id']}", w.parent)
+    assert (status, body["error"]["code"]) == (410, "destroyed")
+    assert (await api.ok("GET", f"/v1/items/{group['id']}", token=mother))["children"] == [mila]
+    # The facts cache still hears of changes to the table (its triggers kept).
+    tags = {"tagged_children": [mila, w.child]}  # Noor tagged again: a new tag
+    await api.ok("PATCH", f"/v1/items/{group['id']}", tags, w.staff)
+    assert (await api.call("GET", f"/v1/items/{group['id']}", w.parent))[0] == 200
+    await api.client.close()
