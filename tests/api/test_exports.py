@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 import pyvips
+from sqlalchemy import select, update
 
 from tests.files import PDF, mp4_stream
 from tests.helpers import damage
@@ -22,9 +23,12 @@ from tests.helpers.api import Api, start
 from tests.helpers.items import consent, stored, upload
 from tests.helpers.memory import RssSampler
 from tests.helpers.world import World, second_child, world
-from vault.api.resources import DB, STORE
+from vault.api.resources import DB, KEYS, STORE
 from vault.config import Settings
+from vault.db.schema import exports
+from vault.directory.children import PROFILE
 from vault.items import service
+from vault.share import export as export_plan
 
 #: Each photo its own flat colour, so a screenshot shows which ones appear.
 COLOURS = {"Zandbak": (230, 40, 160), "Schommel": (20, 180, 60)}
@@ -288,6 +292,134 @@ async def test_the_link_is_checked_again_at_every_use(api: Api) -> None:
     assert (
         await api.client.get(path[:-2] + ("A" if path[-2] != "A" else "B") + path[-1])
     ).status == 403
+
+
+def refusal(status: int, body: bytes) -> tuple[int, str, str]:
+    error = json.loads(body)["error"]
+    return status, error["code"], error["message"]
+
+
+async def replace_file(api: Api, w: World, item_id: str, colour: tuple[int, int, int]) -> None:
+    form = aiohttp.FormData()
+    form.add_field("file", flat_jpeg(colour, 200, 150), filename="nieuw.jpg")
+    status, body = await api.call("PUT", f"/v1/items/{item_id}/file", w.staff, data=form)
+    assert status == 200, body
+
+
+async def test_a_correction_leaves_exports_without_that_record_as_they_are(api: Api) -> None:
+    """A diary-only export does not hold the photos: their titles corrected, it
+    still downloads, byte for byte (it was deleted with every change before)."""
+    w = await world(api)
+    ids = await records(api, w)
+    made = await export(api, w.parent, w.child, kinds=["diary"])
+    status, headers, before = await download(api, made["url"])
+    assert status == 200
+    await api.ok("PATCH", f"/v1/items/{ids['zandbak']}", {"title": "Het kasteel"}, w.staff)
+    status, _, after = await download(api, made["url"])
+    assert (status, after) == (200, before)
+    status, _, rest = await download(
+        api, made["url"], Range="bytes=100-", **{"If-Range": headers["ETag"]}
+    )
+    assert (status, rest) == (206, before[100:])
+
+
+async def test_a_record_changed_since_the_export_stops_its_link(api: Api) -> None:
+    """A title corrected, a file replaced, a diary entry deleted since the
+    export was made: its bytes are not what the archive would be now, so the
+    link answers 410 `destroyed` and says to ask for a new one, on GET, on
+    HEAD and on a resumed range alike."""
+    w = await world(api)
+    ids = await records(api, w)
+
+    async def refused(url: str) -> None:
+        status, _, body = await download(api, url)
+        status, code, message = refusal(status, body)
+        assert (status, code) == (410, "destroyed")
+        assert "new export" in message
+        head = await api.client.head(urlsplit(url).path)
+        assert head.status == 410
+
+    # A photo's title corrected.
+    made = await export(api, w.parent, w.child)
+    assert (await download(api, made["url"]))[0] == 200
+    await api.ok("PATCH", f"/v1/items/{ids['zandbak']}", {"title": "Het kasteel"}, w.staff)
+    await refused(made["url"])
+    status, _, body = await download(api, made["url"])
+    assert "changed since" in refusal(status, body)[2]
+    # A photo's file replaced; a resumed download gets the refusal, not other bytes.
+    made = await export(api, w.parent, w.child)
+    status, headers, whole = await download(api, made["url"])
+    assert status == 200
+    await replace_file(api, w, ids["schommel"], (10, 10, 200))
+    await refused(made["url"])
+    status, _, body = await download(
+        api, made["url"], Range=f"bytes={len(whole) // 2}-", **{"If-Range": headers["ETag"]}
+    )
+    assert refusal(status, body)[:2] == (410, "destroyed")
+    # A diary entry (only in diary.json and index.html) deleted.
+    made = await export(api, w.parent, w.child, kinds=["diary"])
+    assert (await download(api, made["url"]))[0] == 200
+    await api.ok("DELETE", f"/v1/items/{ids['diary20']}", token=w.officer)
+    await refused(made["url"])
+    # A diary entry's text corrected.
+    made = await export(api, w.parent, w.child, kinds=["diary"])
+    await api.ok("PATCH", f"/v1/items/{ids['diary19']}", {"text": "Anders."}, w.staff)
+    await refused(made["url"])
+    # A fresh export has the records as they are now.
+    made = await export(api, w.parent, w.child)
+    data = (await download(api, made["url"]))[2]
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    assert "photo/2026-11-19/Het kasteel.jpg" in archive.namelist()
+    assert [e["text"] for e in json.loads(archive.read("diary.json"))["entries"]] == ["Anders."]
+
+
+async def test_retagging_a_photo_stops_only_the_exports_it_changes(api: Api) -> None:
+    """A change of tags alone leaves the record's bytes as they were: Noor's
+    export with the group photo still downloads; Mila's, once she is untagged
+    from it, holds a record that is no longer hers to see and stops."""
+    w = await world(api)
+    await records(api, w)
+    mila, mother = await second_child(api, w)
+    group = await photo(api, w, "Samen", "2026-11-20", tagged_children=[mila])
+    noors = await export(api, w.parent, w.child)
+    status, _, before = await download(api, noors["url"])
+    assert status == 200
+    milas = await export(api, mother, mila)
+    status, _, data = await download(api, milas["url"])
+    assert status == 200
+    document = json.loads(zipfile.ZipFile(io.BytesIO(data)).read("diary.json"))
+    assert [item["id"] for item in document["items"]] == [group]
+    await api.ok("PATCH", f"/v1/items/{group}", {"tagged_children": []}, w.staff)
+    status, _, after = await download(api, noors["url"])
+    assert (status, after) == (200, before)
+    status, _, body = await download(api, milas["url"])
+    status, code, message = refusal(status, body)
+    assert (status, code) == (404, "not_found")
+    assert "new export" in message
+    # Tagged again: the same record, the same bytes.
+    await api.ok("PATCH", f"/v1/items/{group}", {"tagged_children": [mila]}, w.staff)
+    assert (await download(api, milas["url"]))[2] == data
+
+
+async def test_an_export_of_the_older_format_asks_for_a_new_one(api: Api) -> None:
+    """A manifest without stamps (made before them) cannot tell whether its
+    records changed: refused, not served unchecked (it lives 24 h at most)."""
+    w = await world(api)
+    await records(api, w)
+    made = await export(api, w.parent, w.child)
+    app = api.client.app
+    async with app[DB].begin() as conn:
+        row = (await conn.execute(select(exports))).one()
+        plan = export_plan.Plan.from_json(
+            await app[KEYS].open_value(w.child, PROFILE, f"export:{row.id}", row.manifest)
+        )
+        old = json.dumps(json.loads(plan.to_json())["entries"]).encode()
+        sealed = await app[KEYS].seal_value(w.child, PROFILE, f"export:{row.id}", old)
+        await conn.execute(update(exports).values(manifest=sealed))
+    status, _, body = await download(api, made["url"])
+    status, code, message = refusal(status, body)
+    assert (status, code) == (410, "destroyed")
+    assert "new export" in message
 
 
 async def test_the_offline_diary_opens_in_a_browser(

@@ -7,9 +7,10 @@ record of the asked kinds that the caller may read, plans the archive
 (``/x/<token>``) is checked like every link: signature, expiry, then the
 policy for the child and for every record in it, as things are at that
 moment. Since the archive must be the same bytes at every request (a broken
-download resumes with Range), a record that was destroyed or is no longer
-visible to the caller since the export was made stops the link; asking for
-a new export gives one without it.
+download resumes with Range), a record that was destroyed, changed
+(rectified: its stamp in the plan differs) or is no longer visible to the
+caller since the export was made stops the link; asking for a new export
+gives one as things are now.
 """
 
 from __future__ import annotations
@@ -119,13 +120,16 @@ async def open_export(request: web.Request) -> web.StreamResponse:
     row = await archives.find(app[DB], claims)
     note(request, children=[row.child_id])
     plan = await archives.plan_of(app[KEYS], row)
-    facts = await at_use.export_facts(app[READER], claims.principal, row.child_id, plan.items)
+    facts = await at_use.export_facts(app[READER], claims.principal, row.child_id, plan.records)
     attribute(
         request,
         dataclasses.replace(caller(request), person=facts.principal.id, role=facts.principal.role),
     )
+    members = set(plan.items)  # a diary entry is checked, but its bytes are in the plan
     sources: dict[str, export.Source] = {}
-    for item_id, loaded, key_rows in at_use.allow_export(facts, moment, rules(app)):
+    for item_id, loaded, key_rows in at_use.allow_export(facts, moment, rules(app), plan.stamps):
+        if item_id not in members:
+            continue
         key = await app[KEYS].unwrap_item_key(item_id, key_rows)
         sources[item_id] = export.Source(loaded, key)
     size = plan.size

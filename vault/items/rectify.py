@@ -2,7 +2,8 @@
 its tagged children changed, with nothing of the previous version kept readable.
 
 * **Metadata** (a title, ``taken_at``) is sealed again under the item's key;
-  the old sealed metadata is overwritten in the same row.
+  the old sealed metadata is overwritten in the same row. A change that
+  leaves every field as it was (the tags alone) keeps the sealed bytes.
 * **Content** (a replaced file, a diary entry's new text) gets a new random
   item key: the new blobs are written under it first, then one transaction
   swaps the item's rows (blobs, key wrappings, sealed metadata, the sealed
@@ -20,10 +21,15 @@ its tagged children changed, with nothing of the previous version kept readable.
   caller asks the policy for it), the item key wrapped under its key; a
   child removed loses its wrapping and its row at once.
 
-Every change also drops the exports of the item's children: an archive is a
-frozen copy, and must not hand the old version out. A rectification that
-lost a race with another (the version moved meanwhile) is a ``Conflict``,
-and what it wrote is removed.
+Exports are left as they are: an archive is a frozen copy, and its plan
+holds a stamp of each record's sealed metadata and original
+(:func:`vault.share.export.stamp`), so a link to an archive holding a
+record changed here refuses it (410, "ask for a new export") instead of
+handing the old version out, while an export without that record keeps
+working. That is also why unchanged metadata is not sealed anew: a new nonce
+would be a new stamp for the same bytes. A rectification that lost a race
+with another (the version moved meanwhile) is a ``Conflict``, and what it
+wrote is removed.
 """
 
 from __future__ import annotations
@@ -43,7 +49,6 @@ from vault.crypto.envelope import open_item_record, seal_item_record
 from vault.crypto.handles import ItemKey
 from vault.db.schema import (
     child_keys,
-    exports,
     handovers,
     item_blobs,
     item_children,
@@ -203,9 +208,12 @@ async def _swap(
     if not prepared.rows and not owners:
         raise Conflict("No child's key would open the record any more; delete it instead.")
     version = record.version + 1 if new_content else record.version
-    sealed = seal_item_record(key, record.id, service.META_LABEL, json.dumps(meta).encode("utf-8"))
     children = [*primary, *wanted]
-    values: dict[str, Any] = {"meta": sealed, "version": version, "updated_at": now}
+    values: dict[str, Any] = {"version": version, "updated_at": now}
+    if new_content or meta != service.open_meta(old_key, record, loaded.sealed_meta):
+        # Only then: the same fields sealed anew would stop exports whose bytes are the same.
+        plain = json.dumps(meta).encode("utf-8")
+        values["meta"] = seal_item_record(key, record.id, service.META_LABEL, plain)
     if content is not None:
         original, _ = content
         values.update(size=original.plaintext_size, content_type=original.content_type)
@@ -251,8 +259,6 @@ async def _swap(
             await queue.enqueue_in(conn, record.id, jobs, now)
         if prepared.rows:
             await ctx.keys.commit_item_key(prepared, conn)
-        # Frozen archives would hand the old version out: they go.
-        await conn.execute(delete(exports).where(exports.c.child_id.in_(sorted(set(children)))))
     if writer is not None:
         # Named now: whatever fails below must not remove the new version's blobs.
         await writer.committed_now()

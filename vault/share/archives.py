@@ -1,8 +1,11 @@
 """Export rows: the plan of a guardian's archive, sealed under the child's profile key.
 
-The plan (names, sizes, CRC-32s, the generated index.html and diary.json)
-is frozen when the export is made, so every download of it, and every
-resumed range, is the same bytes. It dies with the child's profile key.
+The plan (names, sizes, CRC-32s, the generated index.html and diary.json,
+and a stamp of every record it was made from) is frozen when the export is
+made, so every download of it, and every resumed range, is the same bytes.
+It dies with the child's profile key. A rectified record does not delete an
+export: its stamp no longer matches, and the link refuses
+(:func:`vault.share.at_use.allow_export`).
 """
 
 from __future__ import annotations
@@ -69,4 +72,10 @@ async def plan_of(keys: KeyService, row: Row[Any]) -> export.Plan:
         raw = await keys.open_value(row.child_id, PROFILE, _label(row.id), row.manifest)
     except Destroyed:
         raise Destroyed("This child's records were destroyed; the export went with them.") from None
-    return export.Plan.from_json(raw)
+    try:
+        return export.Plan.from_json(raw)
+    except export.OlderFormat:
+        # Made before stamps (links live a day at most): its records cannot be checked.
+        raise Destroyed(
+            "This export was made by an earlier version of the vault; ask for a new export."
+        ) from None

@@ -10,8 +10,10 @@ used. This module is where that happens, for every kind of link:
 * :func:`allow` asks the policy about them at this moment, raising the
   refusal's error;
 * :func:`export_facts` and :func:`allow_export` do the same for an export:
-  the guardian, the child and every record in the archive, each decided
-  again, so a record withdrawn since stops the whole link.
+  the guardian, the child and every record in the archive (diary entries
+  included), each decided again, so a record withdrawn since stops the whole
+  link; so does a record destroyed, or changed since the export was made
+  (its stamp, :func:`vault.share.export.stamp`, differs).
 
 Handlers call these and nothing else to decide a link's answer.
 """
@@ -19,7 +21,7 @@ Handlers call these and nothing else to decide a link's answer.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +35,7 @@ from vault.errors import Destroyed, NotFound
 from vault.items.service import LoadedItem, read_item
 from vault.keys.service import item_key_rows
 from vault.policy import Action, Child, ChildTarget, ItemTarget, Principal, Rules, decide, enforce
+from vault.share.export import stamp
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,17 +129,21 @@ async def export_facts(
     return facts
 
 
+_CHANGED = "A record in this export was changed since it was made; ask for a new export."
+
+
 def allow_export(
-    facts: ExportFacts, now: datetime, rules: Rules
+    facts: ExportFacts, now: datetime, rules: Rules, stamps: Mapping[str, str]
 ) -> list[tuple[str, LoadedItem, Sequence[Row[Any]]]]:
-    """The export asked again now, and every record in it; the records to send."""
+    """The export asked again now, and every record in it; the records to send.
+    ``stamps``: each record's stamp when the export was made."""
     # (An export exists only if its making passed, with the privacy officer's reason.)
     child = ChildTarget(facts.child)
     enforce(decide(facts.principal, Action.EXPORT, child, now, rules, reason=True))
     allowed = []
     for item_id, loaded, key_rows in facts.records:
         if loaded is None:
-            raise NotFound("A record in this export is gone; ask for a new export.")
+            raise Destroyed("A record in this export is gone; ask for a new export.")
         if facts.child.id in loaded.record.gone:
             raise Destroyed(
                 "A record in this export was destroyed for this child since it was made "
@@ -158,4 +165,8 @@ def allow_export(
                 )
             )
         allowed.append((item_id, loaded, key_rows))
+    # Only once each record is still the caller's to see (a hidden one keeps the policy's refusal).
+    for item_id, loaded, _ in allowed:
+        if stamp(loaded) != stamps.get(item_id):
+            raise Destroyed(_CHANGED)
     return allowed

@@ -10,12 +10,28 @@ and with it the size, is fixed before the first byte. The plan is sealed
 under the child's profile key and stored; :func:`body` then produces any byte
 range of the archive from encrypted storage, decrypting only the segments
 that range needs. Nothing is staged on disk or held in memory.
+
+The plan also keeps a :func:`stamp` of every record in the archive (the
+files and the diary entries that are only text in ``diary.json`` and
+``index.html``), so a record changed since (a corrected title, a replaced
+file, a new text) is known when the link is opened: the archive's bytes
+would not be those of the record any more.
+
+Manifest layout (JSON, version 2; docs/export.md)::
+
+    {"v": 2,
+     "entries": [{"name", "size", "crc", "modified", "ref", "data"}, ...],
+     "stamps": {item_id: stamp, ...}}
+
+A version-1 manifest (a bare list of entries, no stamps) is refused with
+:class:`OlderFormat`: it cannot say whether its records changed.
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import html
 import json
 import zlib
@@ -34,6 +50,35 @@ from vault.storage import BlobStore
 
 FORMAT = "kluis-export"
 VERSION = 1
+#: The manifest's own format (the sealed plan, not diary.json's ``VERSION``).
+MANIFEST = 2
+#: Domain separation of :func:`stamp` (its layout is in the docstring).
+_STAMP = b"kluis-export-stamp/1"
+
+
+class OlderFormat(ValueError):
+    """A manifest made before stamps: whether its records changed is unknown."""
+
+
+def stamp(loaded: LoadedItem) -> str:
+    """What the record's part of an archive was made from, as a hex SHA-256.
+
+    Over ``_STAMP``, then each of the item's id, its sealed metadata (the
+    ``items.meta`` bytes: sealed anew, with a fresh nonce, whenever a field
+    changes) and its original's blob key (new with every new content), each
+    preceded by its length as 8 bytes big-endian. Nothing secret goes in: the
+    inputs are stored beside each other in the database already.
+    """
+    original = loaded.blobs.get("original")
+    digest = hashlib.sha256(_STAMP)
+    for part in (
+        loaded.record.id.encode(),
+        bytes(loaded.sealed_meta),
+        (original.blob_key if original is not None else "").encode(),
+    ):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,29 +94,33 @@ class Plan:
     entries: list[Entry]
     parts: list[Part]
     size: int
+    #: Every record in the archive, files and diary entries: its :func:`stamp` when planned.
+    stamps: dict[str, str]
 
     @classmethod
-    def of(cls, entries: list[Entry]) -> Plan:
+    def of(cls, entries: list[Entry], stamps: dict[str, str]) -> Plan:
         parts, size = layout(entries)
-        return cls(entries, parts, size)
+        return cls(entries, parts, size, stamps)
 
     def to_json(self) -> bytes:
-        return json.dumps(
-            [
-                {
-                    "name": e.name,
-                    "size": e.size,
-                    "crc": e.crc,
-                    "modified": e.modified.isoformat(),
-                    "ref": e.ref,
-                    "data": base64.b64encode(e.data).decode() if e.data is not None else None,
-                }
-                for e in self.entries
-            ]
-        ).encode()
+        entries = [
+            {
+                "name": e.name,
+                "size": e.size,
+                "crc": e.crc,
+                "modified": e.modified.isoformat(),
+                "ref": e.ref,
+                "data": base64.b64encode(e.data).decode() if e.data is not None else None,
+            }
+            for e in self.entries
+        ]
+        return json.dumps({"v": MANIFEST, "entries": entries, "stamps": self.stamps}).encode()
 
     @classmethod
     def from_json(cls, raw: bytes) -> Plan:
+        document = json.loads(raw)
+        if not isinstance(document, dict) or document.get("v") != MANIFEST:
+            raise OlderFormat("an export manifest without stamps")
         entries = [
             Entry(
                 name=e["name"],
@@ -81,13 +130,19 @@ class Plan:
                 ref=e["ref"],
                 data=base64.b64decode(e["data"]) if e["data"] is not None else None,
             )
-            for e in json.loads(raw)
+            for e in document["entries"]
         ]
-        return cls.of(entries)
+        return cls.of(entries, dict(document["stamps"]))
 
     @property
     def items(self) -> list[str]:
+        """The records whose originals are members of the archive."""
         return [e.ref for e in self.entries if e.ref is not None]
+
+    @property
+    def records(self) -> list[str]:
+        """Every record the archive was made from, diary entries included."""
+        return list(self.stamps)
 
 
 def _when(record: ItemRecord, meta: dict[str, Any]) -> datetime:
@@ -129,10 +184,12 @@ async def plan(
     files: list[tuple[Entry, dict[str, Any]]] = []
     diary: list[dict[str, Any]] = []
     taken: set[str] = set()
+    stamps: dict[str, str] = {}
     for source in sorted(sources, key=lambda s: (s.loaded.record.created_at, s.loaded.record.id)):
         record = source.loaded.record
         meta = open_meta(source.key, record, source.loaded.sealed_meta)
         if record.kind == "diary":
+            stamps[record.id] = stamp(source.loaded)
             diary.append(
                 {
                     "id": record.id,
@@ -146,6 +203,7 @@ async def plan(
         blob = source.loaded.blobs.get("original")
         if blob is None:
             continue
+        stamps[record.id] = stamp(source.loaded)
         when = _when(record, meta)
         day = when.date().isoformat()
         fallback = f"{record.kind}-{when:%H%M%S}"
@@ -198,7 +256,7 @@ async def plan(
         Entry("diary.json", len(diary_json), zlib.crc32(diary_json), now, data=diary_json),
     ]
     entries = generated + [entry for entry, _ in files]
-    return Plan.of(entries)
+    return Plan.of(entries, stamps)
 
 
 def _iso(moment: datetime) -> str:
