@@ -60,3 +60,25 @@ def test_both_names_of_a_download_avoid_windows_device_names(name: str, plain: s
     _, fallback, extended = (part.strip() for part in header.split(";"))
     assert fallback == f'filename="{plain}"'
     assert unquote(extended.removeprefix("filename*=UTF-8''")) == name
+
+
+@pytest.mark.parametrize(
+    ("name", "plain"),
+    [
+        ("生日.jpg", "photo.jpg"),  # no ASCII letter: a name by kind, the extension once
+        ("生日快乐-thumb.webp", "thumb.webp"),
+        ("مدرسة.mp4", "video.mp4"),
+        ("Ωραίο.pdf", "document.pdf"),  # Greek keeps nothing under NFKD-to-ASCII
+        ("生日.bin", "download.bin"),
+        ("生日 2026.png", "2026.png"),
+        ("Zwembad Noor.jpg", "Zwembad Noor.jpg"),
+        ("Überraschung.jpg", "Uberraschung.jpg"),
+    ],
+)
+def test_the_ascii_fallback_of_a_name_without_ascii_letters_is_a_plain_name(
+    name: str, plain: str
+) -> None:
+    header = content_disposition("attachment", name)
+    _, fallback, extended = (part.strip() for part in header.split(";"))
+    assert fallback == f'filename="{plain}"'
+    assert unquote(extended.removeprefix("filename*=UTF-8''")) == name

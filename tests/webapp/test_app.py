@@ -13,6 +13,7 @@ import zipfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -414,8 +415,12 @@ async def test_an_export_downloads_as_a_valid_zip_with_the_window_banner_and_sig
         link = page.locator("#export-download")
         await expect(link).to_be_visible()
         size = int(await link.get_attribute("data-size") or 0)
-        unit = "MB" if size > 2**20 else "kB"
-        await expect(page.locator("#export-result")).to_contain_text(re.compile(rf"\d,\d {unit}"))
+        # In binary units, as the server's size messages give them (vault/sizes.py).
+        scale, unit = (2**20, "MiB") if size >= 2**20 else (2**10, "KiB")
+        shown = Decimal(size / scale).quantize(Decimal("0.1"), ROUND_HALF_UP)
+        await expect(page.locator("#export-fetch")).to_contain_text(
+            f"({str(shown).replace('.', ',')} {unit})"
+        )
         # The first answer breaks off halfway: the app resumes from that byte.
         asked: list[str | None] = []
         resumed: list[int] = []

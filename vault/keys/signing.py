@@ -4,11 +4,20 @@ A link signed on one instance must verify on every other, and a rotation on
 one must be honoured by all without a restart. So the secrets live in table
 ``signing_secrets``, each sealed under the key provider's ``signing`` master
 key (its row id in the associated data), and every process keeps only a
-copy: read again every ``links.signing_refresh_seconds``, and at once (at
-most once a second) when a link does not verify with the copy, which is how
-a link signed with a secret rotated in a moment ago is still accepted. The
-newest secret signs; the newest :data:`KEPT` verify, so a rotation never
-breaks a link in flight.
+copy, read again every ``links.signing_refresh_seconds``. The newest secret
+signs; the newest :data:`KEPT` verify, so a rotation never breaks a link in
+flight.
+
+A link that does not verify with the copy (a *miss*) may be signed with a
+secret another process has just seen: then this process reads the secrets
+again before it answers, so a link signed with a secret committed to the
+database verifies on every process at once. The read that settles a miss is
+one that began after the miss arrived (one that began earlier may have come
+just before the commit: two rotations a second apart). Reads for misses are
+at least :data:`MISS_INTERVAL` apart, so a miss that comes sooner waits for
+the next one (at most that long); all misses waiting share it. However many
+forged links arrive, a process reads the secrets about once a second, and
+each of them is refused after waiting at most that second.
 
 ``kluis init`` makes the first secret (:func:`ensure`), and moves the ones a
 version-1 keyring file kept; ``kluis keys rotate-signing`` adds one (:func:`rotate`).
@@ -33,7 +42,8 @@ from vault.tokens import new_id
 #: until it falls off this list.
 KEPT = 3
 SECRET_SIZE = 32
-#: The least time between two reads caused by links that did not verify.
+#: The least time between two reads caused by links that did not verify
+#: (and the longest such a link waits for its read).
 MISS_INTERVAL = 1.0
 
 
@@ -75,27 +85,32 @@ class SigningSecrets:
         self._engine, self._provider, self._refresh = engine, provider, refresh_seconds
         self._miss_interval = miss_interval
         self._secrets: tuple[bytes, ...] = ()
-        self._loaded_at = float("-inf")
+        #: When the last read that succeeded began, and the last one tried
+        #: (monotonic): a failed read also counts for the miss interval.
+        self._read_at = self._tried_at = float("-inf")
         self._lock = asyncio.Lock()
 
     async def current(self) -> tuple[bytes, ...]:
         """The secrets, oldest first (the last one signs)."""
-        if time.monotonic() - self._loaded_at >= self._refresh:
+        if time.monotonic() - self._read_at >= self._refresh:
             async with self._lock:
-                if time.monotonic() - self._loaded_at >= self._refresh:
+                if time.monotonic() - self._read_at >= self._refresh:
                     await self._load()
         return self._secrets
 
     async def after_miss(self) -> tuple[bytes, ...] | None:
         """Read again after a link did not verify: the secrets if they changed
-        since, else None (and at most one read a second, whatever arrives)."""
-        before = self._secrets
+        since, else None. The read is one that began after this call, so it
+        sees every secret committed before the link arrived; it waits until
+        :data:`MISS_INTERVAL` has passed since the last read began, and the
+        calls waiting meanwhile share it."""
+        asked, before = time.monotonic(), self._secrets
         async with self._lock:
-            if self._secrets != before:
-                return self._secrets  # another request just read them
-            if time.monotonic() - self._loaded_at < self._miss_interval:
-                return None
-            await self._load()
+            if self._read_at < asked:  # no read has begun since this link arrived
+                wait = self._tried_at + self._miss_interval - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                await self._load()
         return self._secrets if self._secrets != before else None
 
     async def refresh(self) -> tuple[bytes, ...]:
@@ -105,6 +120,7 @@ class SigningSecrets:
         return self._secrets
 
     async def _load(self) -> None:
+        began = self._tried_at = time.monotonic()
         async with self._engine.connect() as conn:
             rows = (await conn.execute(_NEWEST_FIRST.limit(KEPT))).all()
         if not rows:
@@ -113,7 +129,7 @@ class SigningSecrets:
             await self._provider.unwrap(SIGNING_KEY, row.sealed, _aad(row.id))
             for row in reversed(rows)
         ]
-        self._secrets, self._loaded_at = tuple(opened), time.monotonic()
+        self._secrets, self._read_at = tuple(opened), began
 
 
 async def _add(engine: AsyncEngine, provider: KeyProvider, secret: bytes, now: datetime) -> int:

@@ -59,13 +59,39 @@ def safe_stem(stem: str) -> str:
 
 
 def content_disposition(disposition: str, name: str) -> str:
-    """RFC 6266: an ASCII ``filename`` for old clients, the UTF-8 name in ``filename*``."""
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    ascii_name = re.sub(r"[^A-Za-z0-9._ ()-]+", "_", ascii_name).strip(" ._") or "file"
-    if "." not in ascii_name and "." in name:
-        ascii_name += "." + name.rsplit(".", 1)[-1].encode("ascii", "ignore").decode()
+    """RFC 6266: an ASCII ``filename`` for old clients, the UTF-8 name in ``filename*``.
+
+    The ASCII form keeps what the name has in ASCII ("Überraschung.jpg" gives
+    "Uberraschung.jpg"); a stem with no ASCII letter or digit left ("生日.jpg")
+    is named by its kind instead ("photo.jpg", "video.mp4", "document.pdf",
+    else "download"), with the extension once."""
+    stem, _, extension = name.rpartition(".") if "." in name else (name, "", "")
+    extension = re.sub(r"[^A-Za-z0-9]+", "", _ascii(extension))
+    ascii_stem = _ascii(stem).strip(" ._-")
+    if not re.search(r"[A-Za-z0-9]", ascii_stem):
+        ascii_stem = _KIND_STEMS.get(extension.lower(), "download")
+    ascii_name = f"{ascii_stem}.{extension}" if extension else ascii_stem
     # The strip above takes safe_stem's "_" off "_nul.jpg", and a name can
     # become a device's only in ASCII ("cön.jpg"): guard this form too.
     if _DEVICE.match(ascii_name):
         ascii_name = f"_{ascii_name}"
     return f"{disposition}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+#: What the ASCII fallback calls a file whose stem has no ASCII left, by extension.
+_KIND_STEMS = {
+    "jpg": "photo",
+    "png": "photo",
+    "webp": "photo",
+    "mp4": "video",
+    "mov": "video",
+    "webm": "video",
+    "pdf": "document",
+    "txt": "document",
+}
+
+
+def _ascii(text: str) -> str:
+    """``text`` in ASCII: accents dropped, other scripts gone, the rest ``_``."""
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^A-Za-z0-9._ ()-]+", "_", plain)

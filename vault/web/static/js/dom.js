@@ -44,10 +44,12 @@ export function field(label, input) {
   return h('div', {}, h('label', { for: id }, label), input);
 }
 
+// In binary units, labelled so (KiB, MiB), as the server's size messages give
+// them (vault/sizes.py): a 40 MiB cap reads "40 MiB" here too, not "42 MB".
 export function formatBytes(n) {
   if (n < 1024) return `${n} B`;
-  if (n < 1024 * 1024) return `${decimal(n / 1024)} kB`;
-  return `${decimal(n / 1024 / 1024)} MB`;
+  if (n < 1024 * 1024) return `${decimal(n / 1024)} KiB`;
+  return `${decimal(n / 1024 / 1024)} MiB`;
 }
 
 // A modal dialog that returns focus where it came from when it closes.

@@ -1,0 +1,71 @@
+"""Signing rotations in quick succession, with real processes on one vault.
+
+Two ``kluis serve`` on one SQLite database and keyring, and ``kluis keys
+rotate-signing`` run twice, a moment apart, as an operator would. A reads
+the secrets at every request (its refresh is 0 s: it stands for the
+instance whose 30-second refresh has just come, or that just read them
+after a miss), B keeps its copy for the default 30 s. Every link A signs,
+with whichever secret is newest in the database at that moment, must be
+answered 200 by B at once; no link may get 403 ``link_invalid`` because B
+read the secrets a moment before the second rotation committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.helpers.organisation import document, organisation
+from tests.helpers.processes import Client, Server, kluis, kluis_env
+
+pytestmark = [pytest.mark.sqlite, pytest.mark.localdisk, pytest.mark.localkeyring, pytest.mark.slow]
+
+
+async def test_links_signed_between_and_after_quick_rotations_verify_on_the_other_server(
+    tmp_path: Path,
+) -> None:
+    env = kluis_env(KLUIS_DATA_DIR=str(tmp_path / "data"))
+    status, out, err = await kluis(env, "init")
+    assert status == 0, err
+    a = Server({**env, "KLUIS_LINKS_SIGNING_REFRESH_SECONDS": "0"}, tmp_path / "a.log")
+    b = Server(env, tmp_path / "b.log")
+    await asyncio.gather(a.start(), b.start())
+    try:
+        async with aiohttp.ClientSession() as session:
+            admin = Client(session, a.base, out.strip().splitlines()[-1])
+            staff, guardian, children = await organisation(admin)
+            sent = document("quick rotations")
+            status, item = await staff.upload(children[0], {"kind": "observation"}, sent, "o.pdf")
+            assert status == 201, item
+
+            async def rotations() -> None:
+                # The second starts 0.6 s after the first: their commits come
+                # well within a second of each other.
+                first = asyncio.create_task(kluis(env, "keys", "rotate-signing"))
+                await asyncio.sleep(0.6)
+                results = [await kluis(env, "keys", "rotate-signing"), await first]
+                assert [s for s, _, _ in results] == [0, 0], results
+
+            rotating = asyncio.create_task(rotations())
+            fetched: list[tuple[float, str, int]] = []
+            began, until = time.monotonic(), float("inf")
+            while time.monotonic() < until:
+                if rotating.done() and until == float("inf"):
+                    await rotating
+                    until = time.monotonic() + 3
+                link = await guardian.on(a).ok("POST", f"/v1/items/{item['id']}/links", {})
+                for server in (b, a):
+                    status, body = await guardian.fetch(link["url"], server.base)
+                    fetched.append((round(time.monotonic() - began, 2), server.log.stem, status))
+                    if status == 200:
+                        assert body == sent
+            refused = [f for f in fetched if f[2] != 200]
+            assert refused == [], f"(s, server, status) refused of {len(fetched)}: {refused}"
+    finally:
+        await asyncio.gather(a.stop(), b.stop())
+    for server in (a, b):
+        assert server.server_errors() == [], server.output()[-3000:]
