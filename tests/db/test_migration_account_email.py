@@ -9,9 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic import command
 from sqlalchemy import inspect, select, text
-from sqlalchemy.engine import Connection
 
 from tests.helpers.accounts import accept, invitation_token, person, sign_in
 from tests.helpers.api import start
@@ -19,7 +17,7 @@ from tests.helpers.at_rest import database_bytes
 from vault.api.resources import DB
 from vault.config import DatabaseSettings, Settings
 from vault.db import create_engine
-from vault.db.migrate import _config
+from vault.db.migrate import downgrade
 from vault.db.schema import accounts, people
 
 ADDRESS = "Gerbrich.Zandstra-Hofman@Voorbeeld.nl"
@@ -39,14 +37,8 @@ async def test_account_addresses_become_their_keyed_hash(
     # Back to 0016, the account holding its address in clear as it did then.
     engine = create_engine(db_url)
     try:
-
-        def down(conn: Connection) -> None:
-            config = _config()
-            config.attributes["connection"] = conn
-            command.downgrade(config, "0016")
-
+        await downgrade(engine, "0016")
         async with engine.begin() as conn:
-            await conn.run_sync(down)
             await conn.execute(
                 text("UPDATE accounts SET email = :email WHERE person_id = :id"),
                 {"email": ADDRESS.lower(), "id": person_id},

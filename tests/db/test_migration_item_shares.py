@@ -8,16 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from sqlalchemy.engine import Connection
-
 from tests.files import jpeg_with_secrets
 from tests.helpers.api import start
 from tests.helpers.items import consent, upload
 from tests.helpers.world import second_child, world
 from vault.config import DatabaseSettings, Settings
 from vault.db import create_engine
-from vault.db.migrate import _config
+from vault.db.migrate import downgrade
 
 
 async def test_group_photos_of_a_child_erased_before_are_no_longer_its(
@@ -37,14 +34,7 @@ async def test_group_photos_of_a_child_erased_before_are_no_longer_its(
     # Back to 0019b: the erasure as it was then, Noor's share not marked.
     engine = create_engine(db_url)
     try:
-
-        def down(conn: Connection) -> None:
-            config = _config()
-            config.attributes["connection"] = conn
-            command.downgrade(config, "0019b")
-
-        async with engine.begin() as conn:
-            await conn.run_sync(down)
+        await downgrade(engine, "0019b")
     finally:
         await engine.dispose()
 

@@ -58,6 +58,18 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         await conn.run_sync(run)
 
 
+async def downgrade(engine: AsyncEngine, revision: str) -> None:
+    """Back to ``revision`` (for the migrations' tests: a vault as it was then)."""
+
+    def run(conn: Connection) -> None:
+        config = _config()
+        config.attributes["connection"] = conn
+        command.downgrade(config, revision)
+
+    async with engine.begin() as conn:
+        await conn.run_sync(run)
+
+
 async def is_current(engine: AsyncEngine) -> bool:
     return await current_revision(engine) == head_revision()
 
