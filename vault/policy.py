@@ -359,6 +359,9 @@ class Decision:
 
 
 NOT_FOUND = Decision.deny("not_found", "There is no such thing, or nothing you are related to.")
+DESTROYED = Decision.deny(
+    "destroyed", "This record was destroyed: deleted, erased on request, or at the end of its term."
+)
 
 #: The error each refusal's code is answered with (API.md's table).
 _DENIALS: dict[str, type[KluisError]] = {
@@ -736,7 +739,7 @@ def _item_action(
         assert denial is not None
         return denial
     if item.destroyed:
-        return Decision.deny("destroyed", "This record was destroyed under the retention rules.")
+        return DESTROYED
     if principal.role == "guardian" and item.kind in MEDIA:
         own = set(principal.guardian_of)
         for child_id in item.children:
@@ -789,7 +792,7 @@ def _handover(
         if not visible.allowed:
             return visible
     if item.destroyed:
-        return Decision.deny("destroyed", "This record was destroyed under the retention rules.")
+        return DESTROYED
     for child in eligible:
         if not child.consent("school_handover", now):
             return Decision.deny(
@@ -835,7 +838,7 @@ def _rectify(
 ) -> Decision:
     """Correcting a record: who may add its kind, while visible; the privacy officer always."""
     if item.destroyed:
-        return Decision.deny("destroyed", "This record was destroyed under the retention rules.")
+        return DESTROYED
     if principal.role == "privacy_officer":
         return Decision.allow(record=True)
     if item.kind not in CREATABLE.get(principal.role, frozenset()):
@@ -871,7 +874,7 @@ def _publication(
         if not visible.allowed:
             return visible
     if item.destroyed:
-        return Decision.deny("destroyed", "This record was destroyed under the retention rules.")
+        return DESTROYED
     for child in managed:
         if not child.consent("external_publication", now):
             return Decision.deny(

@@ -92,10 +92,15 @@ async def test_an_erased_childs_group_photos_are_gone_for_it_and_stay_for_the_ot
     certificates = await api.ok("GET", f"/v1/children/{w.child}/certificates", token=w.officer)
     assert [c["items"] for c in certificates["certificates"] if c["category"] == "photo"] == [3]
 
-    # Staff may tag Noor again (a new decision, under Noor's new photo key).
-    await api.ok("PATCH", f"/v1/items/{ours}", {"tagged_children": [mila, w.child]}, w.staff)
-    assert await listed(api, w.parent, w.child) == {solo: True, ours: False, theirs: True}
-    assert (await api.call("GET", f"/v1/items/{ours}", w.parent))[0] == 200
+    # Tagging Noor again would undo the erasure (and revive the old link and
+    # export): refused. Tags sent without Noor leave the tombstone as it is.
+    path = f"/v1/items/{theirs}"
+    status, body = await api.call("PATCH", path, w.staff, {"tagged_children": [w.child]})
+    assert (status, body["error"]["code"]) == (409, "conflict")
+    assert "cannot be tagged in it again" in body["error"]["message"]
+    await api.ok("PATCH", path, {"tagged_children": []}, w.staff)
+    assert await listed(api, w.parent, w.child) == {solo: True, ours: True, theirs: True}
+    assert (await fetch(api, old_links[theirs]))[0] == 410
 
 
 async def test_the_end_of_the_term_takes_the_group_photo_from_that_child_only(api: Api) -> None:

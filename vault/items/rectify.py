@@ -89,7 +89,7 @@ class Changes:
 
 async def tagged_of(ctx: Context, item_id: str) -> tuple[list[str], list[str]]:
     """The item's children: (the ones it was posted for, the tagged ones);
-    not those whose share was destroyed (tagging one again is a new tag)."""
+    not those whose share was destroyed (they stay as the record of it)."""
     async with ctx.engine.connect() as conn:
         rows = (
             await conn.execute(
@@ -198,6 +198,13 @@ async def _swap(
         was_tagged if tagged is None else [c for c in dict.fromkeys(tagged) if c not in primary]
     )
     added = [c for c in wanted if c not in was_tagged]
+    if any(child in record.gone for child in added):
+        # An erasure (or the end of the term) took the record from that child:
+        # tagging it again would undo that, and revive what was issued before.
+        raise Conflict(
+            "A child in 'tagged_children' had this record destroyed (erased on request, "
+            "or at the end of its term); it cannot be tagged in it again. Leave it out."
+        )
     removed = [c for c in was_tagged if c not in wanted]
     owners = [pair for pair in await ctx.keys.item_owners(record.id) if pair[0] not in removed]
     # The wrappings the item keeps: all anew for new content, else those of added children.
@@ -276,14 +283,6 @@ async def _children(
     conn: AsyncConnection, record: ItemRecord, added: list[str], removed: list[str]
 ) -> None:
     if added:
-        # A child whose share was destroyed keeps a row: the new tag replaces it.
-        await conn.execute(
-            delete(item_children).where(
-                item_children.c.item_id == record.id,
-                item_children.c.child_id.in_(added),
-                item_children.c.destroyed_at.is_not(None),
-            )
-        )
         await conn.execute(
             insert(item_children),
             [{"item_id": record.id, "child_id": c, "tagged": True} for c in added],
