@@ -264,6 +264,30 @@ async def test_a_correction_answers_in_utc(api: Api) -> None:
     assert refused["error"]["code"] == "invalid_input"
 
 
+@pytest.mark.parametrize(
+    "given", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "2026-11-20T14:03:00+25:00"]
+)
+async def test_a_taken_at_utc_cannot_write_is_refused(api: Api, given: str) -> None:
+    w = await world(api)
+    await consent(api, w)
+    status, refused = await upload(
+        api,
+        w.staff,
+        w.child,
+        {"kind": "photo", "taken_at": given},
+        photo("JPEG", "2026:05:01 10:15:30"),
+    )
+    assert status == 400, refused
+    assert refused["error"]["code"] == "invalid_input"
+    assert "taken_at" in refused["error"]["message"]
+    shown = await stored_photo(api, w, photo("JPEG", "2026:05:01 10:15:30"))
+    status, refused = await api.call(
+        "PATCH", f"/v1/items/{shown['id']}", w.staff, json={"taken_at": given}
+    )
+    assert status == 400, refused
+    assert refused["error"]["code"] == "invalid_input"
+
+
 async def reseal_taken_at(api: Api, item_id: str, taken_at: str) -> None:
     """Write the item's metadata as the vault did before taken_at was UTC."""
     app = api.client.app

@@ -51,10 +51,25 @@ def test_the_zone_decides_a_zoneless_time() -> None:
     assert normal_taken_at("2026-11-20T14:03:00", ZoneInfo("Asia/Tokyo")) == "2026-11-20T05:03:00Z"
 
 
-@pytest.mark.parametrize("value", ["gisteren", "2026-13-01T10:00:00", "2026-11-20T25:00:00", ""])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "gisteren",
+        "2026-13-01T10:00:00",
+        "2026-11-20T25:00:00",
+        "",
+        # Moments UTC (or Amsterdam) cannot write: before year 1, after 9999.
+        "0001-01-01T00:00:00+01:00",
+        "0001-01-01T00:10:00",
+        "9999-12-31T23:59:59-01:00",
+    ],
+)
 def test_what_is_no_time_is_refused(value: str) -> None:
     with pytest.raises(ValueError, match=r"."):  # datetime's own message
         normal_taken_at(value, AMSTERDAM)
+    if value != "0001-01-01T00:10:00":  # (a zone-less time's day needs no UTC)
+        with pytest.raises(ValueError, match=r"."):
+            local_day(value, AMSTERDAM)
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ all) are read by the same rules, so old records answer ``Z`` too.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timezone
 from zoneinfo import ZoneInfo
 
 #: ``2026-11-20``: a day, kept as a day.
@@ -37,6 +37,15 @@ def _moment(value: str, zone: ZoneInfo) -> datetime:
     return moment
 
 
+def _in(moment: datetime, zone: ZoneInfo | timezone) -> datetime:
+    """``moment`` on the clocks of ``zone``; ValueError where that is before
+    year 1 or after 9999 (``0001-01-01T00:00:00+01:00``), not an OverflowError."""
+    try:
+        return moment.astimezone(zone)
+    except OverflowError:
+        raise ValueError("the moment is outside the years 1 to 9999 in UTC") from None
+
+
 def normal_taken_at(value: str, zone: ZoneInfo) -> str:
     """``value`` (a day, or a timestamp with or without a zone) as stored and
     answered: a day as it is, a timestamp in UTC with ``Z``, to the second.
@@ -44,7 +53,7 @@ def normal_taken_at(value: str, zone: ZoneInfo) -> str:
     what is neither."""
     if len(value) == _DAY_LENGTH:
         return date.fromisoformat(value).isoformat()
-    moment = _moment(value, zone).astimezone(UTC)
+    moment = _in(_moment(value, zone), UTC)
     return moment.replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
@@ -56,7 +65,7 @@ def local_day(value: str | datetime, zone: ZoneInfo) -> date:
         return value.astimezone(zone).date() if value.tzinfo else value.date()
     if len(value) == _DAY_LENGTH:
         return date.fromisoformat(value)
-    return _moment(value, zone).astimezone(zone).date()
+    return _in(_moment(value, zone), zone).date()
 
 
 def local_time(value: datetime, zone: ZoneInfo) -> datetime:
