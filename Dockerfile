@@ -8,8 +8,9 @@ FROM python:3.11.14-slim-bookworm
 # lossless turn of an upright-by-EXIF JPEG (without it such a photo is
 # decoded and re-encoded instead; docs/media.md). ffmpeg: a video's posters
 # and web rendition, made by the job workers (docs/media.md, "Variants of a video").
+# tzdata: the zones uploads.camera_time_zone names (Python's zoneinfo reads them).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends postgresql-client-15 libturbojpeg0 ffmpeg \
+ && apt-get install -y --no-install-recommends postgresql-client-15 libturbojpeg0 ffmpeg tzdata \
  && rm -rf /var/lib/apt/lists/*
 
 # The data directory (the keyring's volume) and the admin token's volume

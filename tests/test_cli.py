@@ -160,6 +160,15 @@ def test_configuration_error_names_the_key(tmp_path: Path) -> None:
     assert not (tmp_path / "kluis.db").exists()
 
 
+def test_serve_refuses_an_unknown_camera_time_zone(tmp_path: Path) -> None:
+    env = clean_env(KLUIS_DATA_DIR=str(tmp_path), KLUIS_UPLOADS_CAMERA_TIME_ZONE="Europe/Amsterdm")
+    result = run(env, "serve", "--port", "1")
+    assert result.returncode == 2
+    assert "uploads.camera_time_zone" in result.stderr
+    assert "Europe/Amsterdm" in result.stderr
+    assert "IANA" in result.stderr
+
+
 def test_config_show_masks_secrets(tmp_path: Path) -> None:
     result = run(
         clean_env(KLUIS_KEYRING_PASSPHRASE="hunter2-passphrase", KLUIS_DATA_DIR=str(tmp_path)),

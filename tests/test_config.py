@@ -22,6 +22,7 @@ def test_embedded_defaults() -> None:
     assert settings.database_url.endswith("/data/kluis.db")
     assert settings.keyring_path == Path("data/keyring.json")
     assert (settings.server.host, settings.server.port) == ("127.0.0.1", 8080)
+    assert settings.uploads.camera_time_zone == "Europe/Amsterdam"
 
 
 def test_toml_then_environment(tmp_path: Path) -> None:
@@ -64,6 +65,10 @@ def test_toml_then_environment(tmp_path: Path) -> None:
         ("", {"KLUIS_SERVER_PORT": "70000"}, "server.port"),
         ("", {"KLUIS_STORAGE_BACKEND": "s3"}, "s3_access_key"),
         ("", {"KLUIS_DATABASE_URL": "mysql://x"}, "database.url"),
+        ("", {"KLUIS_UPLOADS_CAMERA_TIME_ZONE": "Europe/Amsterdamm"}, "uploads.camera_time_zone"),
+        ("", {"KLUIS_UPLOADS_CAMERA_TIME_ZONE": "+01:00"}, "uploads.camera_time_zone"),
+        ("", {"KLUIS_UPLOADS_CAMERA_TIME_ZONE": "../../etc/passwd"}, "uploads.camera_time_zone"),
+        ('[uploads]\ncamera_time_zone = ""\n', {}, "uploads.camera_time_zone"),
         ("[server\n", {}, "not valid TOML"),
     ],
 )

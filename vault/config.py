@@ -28,6 +28,7 @@ import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from vault.errors import ConfigError
 from vault.policy import KINDS, ROLES
@@ -199,6 +200,16 @@ class UploadSettings:
     #: frames (width × height) no variant at all; the original is served as it is.
     video_max_seconds: int = 1800
     video_max_pixels: int = 4096 * 2160
+    #: The IANA zone (``Europe/Amsterdam``) of the clocks of cameras whose
+    #: EXIF carries no offset, and of a client's ``taken_at`` without one;
+    #: also the zone whose day a file is of (its diary entry, its export
+    #: folder). Answers are UTC whatever it is (vault/items/when.py).
+    camera_time_zone: str = "Europe/Amsterdam"
+
+    @property
+    def camera_zone(self) -> ZoneInfo:
+        """:attr:`camera_time_zone` as a zone (checked at start by :func:`validate`)."""
+        return ZoneInfo(self.camera_time_zone)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -617,6 +628,16 @@ def _coerce_list(container: type[Any], item: Any, value: Any, key: str) -> Any:
     return container(items)
 
 
+def _check_zone(key: str, name: str) -> None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ConfigError(
+            f"Setting {key} is {name!r}, which is no IANA time zone; give one such as "
+            "'Europe/Amsterdam' (the list: the tz database, /usr/share/zoneinfo)."
+        ) from None
+
+
 def validate(settings: Settings) -> None:
     """Cross-field checks that a type alone cannot express."""
     if settings.server.port > 65535:
@@ -643,6 +664,7 @@ def validate(settings: Settings) -> None:
         raise ConfigError("Setting uploads.lease_seconds must be at least 1.")
     if settings.uploads.parallel < 1:
         raise ConfigError("Setting uploads.parallel must be at least 1.")
+    _check_zone("uploads.camera_time_zone", settings.uploads.camera_time_zone)
     if settings.auth.max_failures < 1:
         raise ConfigError("Setting auth.max_failures must be at least 1.")
     if settings.jobs.lease_seconds < 1 or settings.jobs.max_attempts < 1:

@@ -89,6 +89,7 @@ async def create_export(request: web.Request) -> web.Response:
         first_name=profile.first_name,
         consents=consent.current(await consent.history(app[DB], child.id)),
         now=moment,
+        zone=app[SETTINGS].uploads.camera_zone,
     )
     ttl = app[SETTINGS].links.export_max_ttl_hours * 3600
     export_id = await archives.save(

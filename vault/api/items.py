@@ -13,8 +13,9 @@ import binascii
 import dataclasses
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 from aiohttp import BodyPartReader, MultipartReader, hdrs, web
@@ -49,6 +50,7 @@ from vault.errors import InvalidInput, NotFound, TooLarge
 from vault.items import service
 from vault.items.ingest import Context, ingest_file, ingest_text, largest_cap, size_cap_of_kind
 from vault.items.service import ChildCache, ItemRecord
+from vault.items.when import answered_taken_at, day_of, normal_taken_at
 from vault.policy import Action, Child, ItemTarget, NewItemTarget
 from vault.sizes import size_text
 
@@ -183,7 +185,7 @@ async def _ingest(
         raise InvalidInput("The 'file' part is missing; send it after 'meta'.")
     record_meta = {
         "title": meta.title,
-        "taken_at": taken_at_of(meta.taken_at),
+        "taken_at": taken_at_of(meta.taken_at, request.app[SETTINGS].uploads.camera_zone),
         "file_name": check_file_name(part_file_name(file_part)),
     }
 
@@ -239,15 +241,18 @@ async def part_chunks(part: BodyPartReader, idle: float) -> AsyncIterator[bytes]
         yield chunk
 
 
-def taken_at_of(value: str | None) -> str | None:
+def taken_at_of(value: str | None, zone: ZoneInfo) -> str | None:
+    """A client's ``taken_at`` as it is stored: a day, or UTC with ``Z``
+    (a time without a zone read in the camera zone: vault/items/when.py)."""
     if value is None:
         return None
     try:
-        if len(value) == 10:
-            return datetime.fromisoformat(value).date().isoformat()
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).isoformat()
+        return normal_taken_at(value, zone)
     except ValueError:
-        raise InvalidInput("The field 'taken_at' must be an ISO 8601 date or timestamp.") from None
+        raise InvalidInput(
+            "The field 'taken_at' must be an ISO 8601 date or timestamp "
+            "(2026-11-21 or 2026-11-21T10:00:00Z)."
+        ) from None
 
 
 async def _diary(request: web.Request, posted: Child) -> ItemRecord:
@@ -265,9 +270,11 @@ async def _diary(request: web.Request, posted: Child) -> ItemRecord:
 
 
 async def _check_diary_photos(
-    request: web.Request, child: Child, day: Any, photo_ids: list[str]
+    request: web.Request, child: Child, day: date, photo_ids: list[str]
 ) -> None:
-    """A diary entry may point at photos of the same child taken or added that day."""
+    """A diary entry may point at photos of the same child taken or added that
+    day: the day on the organisation's clocks (the camera zone), not UTC's."""
+    zone = request.app[SETTINGS].uploads.camera_zone
     for photo_id in photo_ids:
         loaded = await service.load(request.app[READER], photo_id)
         if (
@@ -278,8 +285,7 @@ async def _check_diary_photos(
             raise InvalidInput("Every entry of 'photo_ids' must be a photo of this child.")
         record = loaded.record
         meta = await service.read_meta(request.app[KEYS], record, loaded.sealed_meta)
-        when = (meta.get("taken_at") or record.created_at.isoformat())[:10]
-        if when != day.isoformat():
+        if day_of(meta.get("taken_at"), record.created_at, zone) != day:
             raise InvalidInput("The photos of a diary entry must be of the entry's day.")
 
 
@@ -315,6 +321,11 @@ async def details_of(request: web.Request, loaded: service.LoadedItem) -> ItemDe
         **msgspec.to_builtins(item_json(record)),
         **{k: v for k, v in meta.items() if v is not None and k not in INTERNAL_META},
     }
+    if isinstance(details.get("taken_at"), str):
+        # Stored before taken_at was UTC (an EXIF offset, or no zone): answered as UTC too.
+        details["taken_at"] = answered_taken_at(
+            details["taken_at"], request.app[SETTINGS].uploads.camera_zone
+        )
     return msgspec.convert(details, ItemDetails)
 
 

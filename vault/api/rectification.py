@@ -11,6 +11,7 @@ the transaction of the change and names the fields changed, never a value.
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 from aiohttp import BodyPartReader, web
@@ -49,7 +50,7 @@ _REFUSALS = {
 }
 
 
-def _changes(kind: str, body: ItemChanges) -> rectify.Changes:
+def _changes(kind: str, body: ItemChanges, zone: ZoneInfo) -> rectify.Changes:
     meta: dict[str, Any] = {}
     if kind == "diary":
         if (
@@ -66,7 +67,7 @@ def _changes(kind: str, body: ItemChanges) -> rectify.Changes:
     if body.title is not msgspec.UNSET:
         meta["title"] = body.title or None  # an empty title removes it
     if body.taken_at is not None:
-        meta["taken_at"] = taken_at_of(body.taken_at)
+        meta["taken_at"] = taken_at_of(body.taken_at, zone)
     if not meta and body.tagged_children is None:
         raise InvalidInput("Send at least one of 'title', 'taken_at' or 'tagged_children'.")
     return rectify.Changes(meta=meta, tagged=body.tagged_children)
@@ -106,7 +107,7 @@ async def _answer(request: web.Request, item_id: str) -> web.Response:
 async def correct(request: web.Request) -> web.Response:
     body = await read_body(request, ItemChanges)
     loaded = await item_for(request, Action.RECTIFY_ITEM)
-    changes = _changes(loaded.record.kind, body)
+    changes = _changes(loaded.record.kind, body, request.app[SETTINGS].uploads.camera_zone)
     if changes.tagged is not None:
         await _check_added(request, loaded, list(changes.tagged))
     fields = sorted(

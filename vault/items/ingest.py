@@ -24,6 +24,7 @@ import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -35,6 +36,7 @@ from vault.errors import InvalidInput, StorageUnavailable, TooLarge
 from vault.items import service, variants
 from vault.items.pending import Leases
 from vault.items.service import ItemRecord, StoredBlob
+from vault.items.when import answered_taken_at
 from vault.jobs.queue import NewJob
 from vault.keys.service import KeyService, PreparedItemKey
 from vault.media import playable
@@ -211,7 +213,10 @@ async def ingest_file(
         if before_commit is not None:
             await before_commit()
         # The original's CRC-32, sealed with the rest, so exports know it up front.
-        meta = {**with_file_facts(meta, extra), "crc32": writer.crcs["original"]}
+        meta = {
+            **with_file_facts(meta, extra, ctx.settings.uploads.camera_zone),
+            "crc32": writer.crcs["original"],
+        }
         record = ItemRecord(
             id=item_id,
             kind=kind,
@@ -230,14 +235,19 @@ async def ingest_file(
     return record
 
 
-def with_file_facts(meta: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def with_file_facts(meta: dict[str, Any], extra: dict[str, Any], zone: ZoneInfo) -> dict[str, Any]:
     """``meta`` with what :func:`write_file` learnt of the file; the time a
     photo's EXIF says it was taken only as ``taken_at`` where ``meta`` has
-    none (what the uploader gave, or a correction, stands)."""
+    none (what the uploader gave, or a correction, stands). The ``taken_at``
+    kept is UTC (:func:`~vault.items.when.normal_taken_at`): an EXIF time
+    without OffsetTimeOriginal is the camera's clock in ``zone``
+    (``uploads.camera_time_zone``)."""
     facts = {name: value for name, value in extra.items() if name != "taken_at"}
     merged = {**meta, **facts}
     if merged.get("taken_at") is None and extra.get("taken_at") is not None:
         merged["taken_at"] = extra["taken_at"]
+    if isinstance(merged.get("taken_at"), str):
+        merged["taken_at"] = answered_taken_at(merged["taken_at"], zone)
     return merged
 
 

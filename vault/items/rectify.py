@@ -160,7 +160,7 @@ async def replace_file(
         for name in ("width", "height"):
             meta.pop(name, None)
         meta = {
-            **with_file_facts(meta, extra),
+            **with_file_facts(meta, extra, ctx.settings.uploads.camera_zone),
             "file_name": file_name,
             "crc32": writer.crcs["original"],
         }

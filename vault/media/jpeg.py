@@ -138,9 +138,10 @@ def exif_taken_at(payload: bytes) -> str | None:
 
     DateTimeOriginal (in the EXIF IFD) is the camera's clock; with an
     OffsetTimeOriginal the moment is given with that offset, without one as
-    the clock's own time, with no offset (the camera did not say its zone,
-    and the vault invents none): what ``PATCH /v1/items/{id}`` stores for a
-    timestamp without a zone. Reads two IFDs at most, never beyond the payload."""
+    the clock's own time, with no offset (the camera did not say its zone).
+    Which zone that clock was in is the ingest's to say: it stores the
+    moment in UTC, reading a zone-less one in ``uploads.camera_time_zone``
+    (vault/items/when.py). Reads two IFDs at most, never beyond the payload."""
     found = _tiff(payload)
     if found is None:
         return None

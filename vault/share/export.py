@@ -36,13 +36,15 @@ import html
 import json
 import zlib
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from vault.crypto.handles import ItemKey
 from vault.crypto.stream import decrypt_range
 from vault.items.service import ItemRecord, LoadedItem, open_meta
+from vault.items.when import answered_taken_at, local_time, normal_taken_at
 from vault.mail.messages import dutch_date
 from vault.share.filenames import safe_file_name
 from vault.share.zipstream import Entry, Part, layout, produce
@@ -145,15 +147,27 @@ class Plan:
         return list(self.stamps)
 
 
-def _when(record: ItemRecord, meta: dict[str, Any]) -> datetime:
+def _when(record: ItemRecord, meta: dict[str, Any], zone: ZoneInfo) -> tuple[datetime, date]:
+    """When the file was taken (else added) on the clocks of ``zone`` (the
+    camera zone), and the day it is filed under: that zone's, not UTC's."""
     taken = meta.get("taken_at")
     if isinstance(taken, str):
         try:
-            moment = datetime.fromisoformat(taken)
-            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+            if len(taken) == 10:  # a day alone: its midnight
+                day = date.fromisoformat(taken)
+                return datetime.combine(day, time(), zone), day
+            moment = local_time(datetime.fromisoformat(normal_taken_at(taken, zone)), zone)
+            return moment, moment.date()
         except ValueError:
             pass
-    return record.created_at
+    added = local_time(record.created_at, zone)
+    return added, added.date()
+
+
+def _taken_at(meta: dict[str, Any], zone: ZoneInfo) -> Any:
+    """``taken_at`` as the API answers it (UTC, also for older records)."""
+    taken = meta.get("taken_at")
+    return answered_taken_at(taken, zone) if isinstance(taken, str) else taken
 
 
 async def _crc(store: BlobStore, source: Source, meta: dict[str, Any]) -> int:
@@ -180,7 +194,10 @@ async def plan(
     first_name: str,
     consents: dict[str, bool],
     now: datetime,
+    zone: ZoneInfo,
 ) -> Plan:
+    """The archive's plan; ``zone`` (``uploads.camera_time_zone``) decides
+    a file's day folder and reads a ``taken_at`` stored without a zone."""
     files: list[tuple[Entry, dict[str, Any]]] = []
     diary: list[dict[str, Any]] = []
     taken: set[str] = set()
@@ -204,8 +221,8 @@ async def plan(
         if blob is None:
             continue
         stamps[record.id] = stamp(source.loaded)
-        when = _when(record, meta)
-        day = when.date().isoformat()
+        when, on = _when(record, meta, zone)
+        day = on.isoformat()
         fallback = f"{record.kind}-{when:%H%M%S}"
         file_name = safe_file_name(
             meta.get("title") or meta.get("file_name"), fallback, blob.content_type, "original"
@@ -231,7 +248,7 @@ async def plan(
                     "kind": record.kind,
                     "file": name,
                     "title": meta.get("title"),
-                    "taken_at": meta.get("taken_at"),
+                    "taken_at": _taken_at(meta, zone),
                     "created_at": _iso(record.created_at),
                     "content_type": blob.content_type,
                     "size": blob.plaintext_size,

@@ -29,7 +29,9 @@ class UploadMeta(Body):
 
     kind: Kind
     title: Title | None = None
-    #: When absent, a photo's EXIF DateTimeOriginal (docs/media.md).
+    #: When absent, a photo's EXIF DateTimeOriginal (docs/media.md). A
+    #: timestamp without a zone is read in ``uploads.camera_time_zone``;
+    #: stored and answered in UTC (``…Z``), a day alone as a day.
     taken_at: DateOrTimestamp | None = None
     tagged_children: Ids = msgspec.field(default_factory=list)
 
@@ -76,6 +78,7 @@ class ItemDetails(Item):
 
     title: str | None = None
     file_name: str | None = None
+    #: A day (``2026-11-20``) or a moment in UTC (``2026-11-20T13:03:00Z``).
     taken_at: str | None = None
     width: int | None = None
     height: int | None = None

@@ -197,8 +197,10 @@ export function decimal(n, digits = 1) {
   return new Intl.NumberFormat(locale, { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(n);
 }
 
-// A moment that says its zone is shown in Amsterdam's time; one that does not
-// (a camera's clock, as its EXIF gave it) as it reads, wherever the browser is.
+// A moment is shown in Amsterdam's time, wherever the browser is. The vault
+// answers every moment in UTC (`…Z`), a photo's taken_at too (a camera's clock
+// without a zone is read in uploads.camera_time_zone); a value without a zone,
+// which no vault since session 12 answers, is shown as it reads.
 const ZONED = /(Z|[+-]\d{2}(:?\d{2})?)$/i;
 
 export function moment(iso) {
