@@ -60,6 +60,7 @@ from vault.keys.service import DESTRUCTION_LOCK, Certify, DestroyedChildKey, Key
 from vault.policy import KINDS, Child, Phase, Rules, phase
 from vault.retention.blobs import BlobsBehind
 from vault.retention.certificates import backups_dark_at
+from vault.retention.people import CAUSE as PERSON_CAUSE
 from vault.retention.people import forget_people
 from vault.retention.schedule import CategorySchedule, schedule
 from vault.storage import BlobStore
@@ -390,6 +391,7 @@ class Retention:
             now,
             timedelta(days=self.settings.retention.person_term_days),
             report.run_id,
+            certify=certifier(now, report.run_id, PERSON_CAUSE, **self._backup_terms()),
             dry_run=report.dry_run,
             **self._backup_terms(),
         )
