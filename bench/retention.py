@@ -61,7 +61,7 @@ from vault.keys.local import LocalKeyring
 from vault.keys.provider import AUDIT_MAC, audit_sign
 from vault.keys.rotation import rotate
 from vault.keys.service import KeyService, _item_aad
-from vault.retention.job import Retention
+from vault.retention.job import Retention, certifier
 from vault.storage import LocalDiskStore, new_blob_key
 from vault.tokens import new_id
 
@@ -217,7 +217,15 @@ async def main(
 
         clock[0] = datetime(2026, 12, 2, tzinfo=UTC)
         began = time.perf_counter()
-        report = await rotate(keys, ring, clock[0], timedelta(days=35))
+        report = await rotate(
+            keys,
+            ring,
+            clock[0],
+            timedelta(days=35),
+            certify=certifier(
+                clock[0], new_id(), "epoch", window=timedelta(days=35), provider=ring.kind
+            ),
+        )
         rotated = time.perf_counter() - began
 
         async with engine.begin() as conn:

@@ -20,6 +20,7 @@ from sqlalchemy import select, text
 
 from tests.files import jpeg_with_secrets
 from tests.helpers.api import Api, start
+from tests.helpers.certificates import certify
 from tests.helpers.items import consent, stored, upload
 from tests.helpers.world import World, second_child, world
 from vault.api.resources import DB, KEYRING, KEYS, STORE
@@ -269,7 +270,9 @@ async def test_a_replaced_photo_is_unreadable_from_a_copy_taken_before(
         start_at = clock.now
         for months in (1, 2):
             clock.now = start_at + timedelta(days=31 * months + 5)
-            await rotate(app[KEYS], provider, clock.now, window)
+            await rotate(
+                app[KEYS], provider, clock.now, window, certify=certify(clock.now, "epoch")
+            )
         with pytest.raises(KeyDestroyed):
             await old_keys.open_item_key(item["id"])
     finally:

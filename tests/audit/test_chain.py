@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.helpers.certificates import certified, certify
 from vault.audit import Actor, event
 from vault.audit.events import hash_of, row_of
 from vault.audit.log import AuditLog, AuditUnavailable
@@ -289,16 +290,21 @@ async def test_when_the_log_cannot_be_written_nothing_is_destroyed(chain: Chain)
     await chain.sql(text("ALTER TABLE audit_events RENAME TO audit_events_away"))
     with pytest.raises(AuditUnavailable):
         await chain.log.record(event("link.use"))
+    erasure = certify(datetime.now(UTC), "erasure")
     with pytest.raises(AuditUnavailable):
-        await keys.destroy_child_key(CHILD, "photo")
+        await keys.destroy_child_key(CHILD, "photo", erasure)
     await chain.sql(text("ALTER TABLE audit_events_away RENAME TO audit_events"))
-    # The key lives on and still opens the item.
+    # The key lives on and still opens the item; nothing claims it went.
     assert await keys.open_item_key(ITEM)
     async with chain.engine.connect() as conn:
         destroyed = (await conn.execute(select(child_keys.c.destroyed_at))).scalars().all()
     assert destroyed == [None]
-    destruction = await keys.destroy_child_key(CHILD, "photo")
+    assert await certified(chain.engine) == []
+    destruction = await keys.destroy_child_key(CHILD, "photo", erasure)
     assert destruction is not None
+    assert [(c, k, key) for c, k, key, _ in await certified(chain.engine)] == [
+        (CHILD, "photo", destruction.id)
+    ]
     async with chain.engine.connect() as conn:
         actions = (await conn.execute(select(audit_events.c.action))).scalars().all()
     assert actions == ["key.destroy"]

@@ -19,14 +19,24 @@ On the local disk with SQLite and on MinIO with PostgreSQL.
   plainly (not "epochs destroyed: none" beside "child keys destroyed with
   them: 1").
 * ``retention``: killed once the term's end destroyed the child key (inside
-  the batch's transaction, before its certificates); then the epoch the key
+  the batch's transaction, before it commits); then the epoch the key
   was in goes a month on, without a second certificate.
+* ``retention``, a forgotten person (a term after nothing links them):
+  killed once their own key is destroyed. Its certificate is there at once,
+  dated the moment of the run that destroyed the key, and a later run
+  neither adds one nor dates it anew.
 
 How these were seen to fail, at 269974f (before the fix), on both
 deployments: the first test found no certificate at all after the second
 run (``[]``); the second printed ``epochs destroyed: none`` beside ``child
 keys destroyed with them: 1``. The third passed there too: a retention
 batch already certified in the transaction that destroys its keys.
+
+The fourth failed at f545c3e (before session 13's fix), on both
+deployments: right after the kill the person had no certificate (``[]``);
+the key was destroyed in a transaction of its own and certified in another
+after it, which the kill never reached. (The run after wrote one, dated its
+own moment, a day late.)
 """
 
 from __future__ import annotations
@@ -41,12 +51,14 @@ from tests.helpers.killpoint import killed_at
 from tests.helpers.organisation import document, organisation
 from tests.helpers.processes import initialised, kluis
 from vault.config import RetentionSettings
+from vault.directory.sealing import PERSON
 from vault.retention.schedule import add_months
 
 pytestmark = pytest.mark.slow
 
 GRACE = timedelta(days=RetentionSettings().grace_days)
 TERM_MONTHS = RetentionSettings().observation_months
+PERSON_TERM = timedelta(days=RetentionSettings().person_term_days)
 KILLED = -9
 
 
@@ -162,4 +174,61 @@ async def test_retention_killed_after_destroying_a_childs_key_certifies_it_once(
     assert status == 0, out + err
     assert f"epochs destroyed: shred-{due:%Y-%m}" in out, out
     assert len(await observation_certificates(deployment, child)) == 1
+    await audit_verifies(deployment)
+
+
+async def unlinked_staff(env: dict[str, str], tmp_path: Path) -> str:
+    """A staff member taken off their only group today: unlinked, so
+    forgotten a term on. Their id."""
+    async with initialised(env, tmp_path / "server.log") as (server, admin):
+        location = (await admin.ok("POST", "/v1/locations", {"name": "De Boomhut"}))["id"]
+        group = (
+            await admin.ok("POST", "/v1/groups", {"location_id": location, "name": "Rupsjes"})
+        )["id"]
+        made = await admin.ok(
+            "POST",
+            "/v1/people",
+            {"name": "Femke Vertrekker", "email": "femke@example.org", "role": "staff"},
+        )
+        await admin.ok("POST", f"/v1/groups/{group}/staff", {"person_id": made["id"]})
+        await admin.ok("DELETE", f"/v1/groups/{group}/staff/{made['id']}")
+    assert server.server_errors() == []
+    return str(made["id"])
+
+
+async def person_certificates(env: dict[str, str], person: str) -> list[dict[str, object]]:
+    status, out, err = await kluis(env, "retention", "certificates", person)
+    assert status == 0, out + err
+    found = [json.loads(line) for line in out.splitlines() if line.strip()]
+    return [c for c in found if c["category"] == PERSON]
+
+
+async def test_retention_killed_after_destroying_a_forgotten_persons_key_has_certified_it(
+    deployment: dict[str, str], tmp_path: Path
+) -> None:
+    leaver = await unlinked_staff(deployment, tmp_path)
+    due = datetime.now(UTC).replace(microsecond=0) + PERSON_TERM + timedelta(days=1)
+    run = ("retention", "run", "--now", due.isoformat().replace("+00:00", "Z"))
+    status, out, err = await killed_at(
+        deployment, "vault.keys.service:KeyService.destroy_child_key", *run
+    )
+    assert status == KILLED, out + err
+
+    # Killed the moment the key was gone: the proof of it is there already,
+    # dated when the run that destroyed it ran.
+    certificates = await person_certificates(deployment, leaver)
+    assert [(c["items"], c["cause"]) for c in certificates] == [(0, "person_term")], certificates
+    (certificate,) = certificates
+    assert datetime.fromisoformat(str(certificate["destroyed_at"])) == due, certificate
+
+    # A day on, the next run finds nothing to do: no second certificate, none dated anew.
+    later = (
+        "retention",
+        "run",
+        "--now",
+        (due + timedelta(days=1)).isoformat().replace("+00:00", "Z"),
+    )
+    status, out, err = await kluis(deployment, *later)
+    assert status == 0, out + err
+    assert await person_certificates(deployment, leaver) == [certificate]
     await audit_verifies(deployment)

@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.helpers.certificates import certify
 from tests.helpers.s3 import s3_settings
 from tests.servers import MinioServer, PostgresServer
 from vault.audit.log import AuditLog
@@ -87,15 +88,15 @@ async def life_of_the_records(
 
     for now in (datetime(2026, 12, 2, tzinfo=UTC), datetime(2027, 1, 6, tzinfo=UTC)):
         clock.now = now
-        await rotate(keys, ring, now, WINDOW)
+        await rotate(keys, ring, now, WINDOW, certify=certify(now, "epoch"))
 
     # The retention term ends: the key first, then the blob.
     clock.now = datetime(2027, 11, 10, tzinfo=UTC)
-    await keys.destroy_child_key("child-1", "photo")
+    await keys.destroy_child_key("child-1", "photo", certify(clock.now, "retention"))
     await store.delete("item-child-one")
     # The month is over: the shred epoch's master key goes.
     clock.now = datetime(2027, 12, 1, tzinfo=UTC)
-    report = await rotate(keys, ring, clock.now, WINDOW)
+    report = await rotate(keys, ring, clock.now, WINDOW, certify=certify(clock.now, "epoch"))
     assert "shred-2027-11" in report.destroyed_epochs
     destroyed = {e.name for e in await ring.list_keys() if e.destroyed}
     assert {"live-2026-11", "shred-2027-11"} <= destroyed

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.helpers.certificates import certified, certify
 from tests.helpers.keystores import KeyStore
 from tests.keys.agent import run_agent
 from vault.audit import event
@@ -93,16 +94,21 @@ async def test_group_photo_lives_until_its_last_child_key(vault: Vault) -> None:
     owners = [("child-1", "photo"), ("child-2", "photo"), ("child-3", "photo")]
     blob = await seal(vault.keys, "group", owners)
     assert sorted(await vault.keys.item_owners("group")) == sorted(owners)
-    destroyed = await vault.keys.destroy_child_key("child-1", "photo")
+    erasure = certify(vault.clock.now, "erasure")
+    destroyed = await vault.keys.destroy_child_key("child-1", "photo", erasure)
     assert destroyed is not None
     assert destroyed.item_keys == 1
     assert await unseal(vault.keys, "group", blob) == b"diary of group"
-    await vault.keys.destroy_child_key("child-2", "photo")
+    await vault.keys.destroy_child_key("child-2", "photo", erasure)
     assert await unseal(vault.keys, "group", blob) == b"diary of group"
-    await vault.keys.destroy_child_key("child-3", "photo")
+    await vault.keys.destroy_child_key("child-3", "photo", erasure)
     with pytest.raises(KeyDestroyed):
         await vault.keys.open_item_key("group")
-    assert await vault.keys.destroy_child_key("child-3", "photo") is None
+    assert await vault.keys.destroy_child_key("child-3", "photo", erasure) is None
+    # Each destroyed key certified once (no record rows here: keys only).
+    found = await certified(vault.engine)
+    assert [child for child, _, _, _ in found] == ["child-1", "child-2", "child-3"]
+    assert destroyed.id in {key for _, _, key, _ in found}
     # A child back under contract gets a fresh key; the destroyed one stays on record.
     fresh = await vault.keys.ensure_child_key("child-3", "photo")
     assert fresh != destroyed.id
@@ -185,29 +191,45 @@ async def test_monthly_rotation_rewraps_and_retires_live_epochs(vault: Vault) ->
     }
     vault.clock.now = datetime(2026, 12, 2, tzinfo=UTC)
     ticks: list[int] = []
-    report = await rotate(vault.keys, vault.ring, vault.clock.now, WINDOW, progress=ticks.append)
+    report = await rotate(
+        vault.keys,
+        vault.ring,
+        vault.clock.now,
+        WINDOW,
+        progress=ticks.append,
+        certify=certify(vault.clock.now, "epoch"),
+    )
     assert report.live_epoch == "live-2026-12"
     assert report.rewrapped == 7
     assert sum(ticks) == 7
     assert report.destroyed_epochs == []  # a backup from November can still be restored
     assert await vault.keys.epoch_usage() == {"live-2026-12": 7}
     vault.clock.now = datetime(2027, 1, 4, 23, 59, tzinfo=UTC)
-    report = await rotate(vault.keys, vault.ring, vault.clock.now, WINDOW)
+    report = await rotate(
+        vault.keys, vault.ring, vault.clock.now, WINDOW, certify=certify(vault.clock.now, "epoch")
+    )
     assert (report.rewrapped, report.destroyed_epochs) == (7, [])  # December's keys into January
     vault.clock.now = datetime(2027, 1, 5, tzinfo=UTC)  # the month's end, December 1st, + 35 days
-    report = await rotate(vault.keys, vault.ring, vault.clock.now, WINDOW)
+    report = await rotate(
+        vault.keys, vault.ring, vault.clock.now, WINDOW, certify=certify(vault.clock.now, "epoch")
+    )
     assert report.destroyed_epochs == ["live-2026-11"]
     assert report.rewrapped == 0
+    assert await certified(vault.engine) == []  # its keys had all moved on: none destroyed
     for item_id, blob in blobs.items():
         assert await unseal(vault.keys, item_id, blob) == f"diary of {item_id}".encode()
-    again = await rotate(vault.keys, vault.ring, vault.clock.now, WINDOW)
+    again = await rotate(
+        vault.keys, vault.ring, vault.clock.now, WINDOW, certify=certify(vault.clock.now, "epoch")
+    )
     assert (again.rewrapped, again.destroyed_epochs) == (0, [])
 
 
 async def test_a_live_epoch_still_in_use_is_never_destroyed(vault: Vault) -> None:
     await seal(vault.keys, "item-1", [("child-1", "photo")])
     late = datetime(2027, 6, 1, tzinfo=UTC)
-    report = await destroy_expired(vault.keys, vault.ring, late, WINDOW)
+    report = await destroy_expired(
+        vault.keys, vault.ring, late, WINDOW, certify=certify(late, "epoch")
+    )
     assert report.destroyed_epochs == []
     vault.clock.now = late
     await vault.keys.open_item_key("item-1")
@@ -219,11 +241,18 @@ async def test_a_shred_epoch_dies_when_its_month_ends(vault: Vault) -> None:
     await vault.keys.schedule_child_key("child-1", "photo", date(2027, 11, 10))
     november = datetime(2027, 11, 30, 23, 59, tzinfo=UTC)
     # Not yet: the month is not over, and live-2026-11 still wraps child-2's key.
-    assert (await destroy_expired(vault.keys, vault.ring, november, WINDOW)).destroyed_epochs == []
+    assert (
+        await destroy_expired(
+            vault.keys, vault.ring, november, WINDOW, certify=certify(november, "epoch")
+        )
+    ).destroyed_epochs == []
     vault.clock.now = datetime(2027, 12, 1, tzinfo=UTC)
-    report = await rotate(vault.keys, vault.ring, vault.clock.now, WINDOW)
+    report = await rotate(
+        vault.keys, vault.ring, vault.clock.now, WINDOW, certify=certify(vault.clock.now, "epoch")
+    )
     assert "shred-2027-11" in report.destroyed_epochs
     assert report.destroyed_child_keys == 1
+    assert [(c, k) for c, k, _, _ in await certified(vault.engine)] == [("child-1", "photo")]
     with pytest.raises(KeyDestroyed):
         await unseal(vault.keys, "doomed", doomed)
     assert await unseal(vault.keys, "kept", kept) == b"diary of kept"
@@ -287,7 +316,7 @@ async def test_a_run_told_another_time_never_destroys_the_live_epoch_in_use(vaul
     """``kluis retention run --now`` a year ahead, beside servers on today's clock."""
     await seal(vault.keys, "item-1", [("child-1", "photo")])
     ahead = datetime(2028, 3, 1, tzinfo=UTC)
-    report = await rotate(vault.keys, vault.ring, ahead, WINDOW)
+    report = await rotate(vault.keys, vault.ring, ahead, WINDOW, certify=certify(ahead, "epoch"))
     assert report.rewrapped == 1  # moved into the live epoch of that future month
     assert "live-2026-11" not in report.destroyed_epochs  # what servers write into today
     keys = {k.name: k for k in await vault.ring.list_keys()}

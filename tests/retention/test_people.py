@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.helpers.accounts import accept, invitation_token, person, sign_in
 from tests.helpers.api import Api
 from tests.helpers.processes import initialised, kluis, kluis_env
 from tests.helpers.world import World, world
-from vault.api.resources import DB
+from vault.api.resources import DB, KEYS
 from vault.db.schema import (
     accounts,
     audit_events,
@@ -25,6 +26,9 @@ from vault.db.schema import (
     people,
     tokens,
 )
+from vault.directory.sealing import PERSON
+from vault.keys.service import DestroyedChildKey
+from vault.retention.people import _forget
 
 NAME = "Femke Vertrekker"
 EMAIL = "femke.vertrekker@example.org"
@@ -206,6 +210,50 @@ async def test_the_term_is_a_setting_and_a_dry_run_forgets_no_one(api: Api) -> N
     assert (await row_of(api, leaver)).forgotten_at is None
     await run(api, w, later)
     assert (await row_of(api, leaver)).forgotten_at == later
+
+
+async def _uncertified(conn: AsyncConnection, destroyed: list[DestroyedChildKey]) -> None:
+    """What versions before session 13 did in the transaction that destroyed a
+    person's key: no certificate (they wrote it in a later one)."""
+
+
+async def test_a_key_an_older_version_left_uncertified_is_certified_as_of_its_destruction(
+    api: Api,
+) -> None:
+    w = await world(api)
+    leaver, _ = await signed_up(api, "staff")
+    start = api.clock.now
+    await run(api, w, start)  # never linked: unlinked from the first run that sees it
+    # An older version's run, stopped between destroying the key and certifying it.
+    due = start + TERM
+    engine, keys = api.client.app[DB], api.client.app[KEYS]
+    assert await _forget(engine, keys, leaver, due, start, TERM, "an-older-run")
+    api.clock.now = due + timedelta(minutes=5)
+    assert await keys.destroy_child_key(leaver, PERSON, _uncertified) is not None
+    assert await certificates_of(api, leaver) == []
+
+    # This version's next run, a day on, writes the missing certificate: dated
+    # when the key was destroyed, its backups going dark from then.
+    await run(api, w, due + timedelta(days=1))
+    async with engine.connect() as conn:
+        key = (
+            await conn.execute(
+                select(child_keys).where(
+                    child_keys.c.child_id == leaver, child_keys.c.category == PERSON
+                )
+            )
+        ).one()
+    (certificate,) = await certificates_of(api, leaver)
+    assert (certificate.key_id, certificate.cause, certificate.item_count) == (
+        key.id,
+        "person_term",
+        0,
+    )
+    assert certificate.destroyed_at == key.destroyed_at == due + timedelta(minutes=5)
+    assert certificate.backups_dark_at is not None
+    assert certificate.backups_dark_at > certificate.destroyed_at
+    await run(api, w, due + timedelta(days=2))
+    assert len(await certificates_of(api, leaver)) == 1
 
 
 async def _stranger(api: Api, w: World) -> str:

@@ -70,7 +70,8 @@ async def rotate(
     now: datetime,
     backup_window: timedelta,
     progress: Callable[[int], None] | None = None,
-    certify: Certify | None = None,
+    *,
+    certify: Certify,
 ) -> RotationReport:
     """``certify``: as in :func:`destroy_expired`."""
     current = epochs.live(now)
@@ -89,7 +90,8 @@ async def destroy_expired(
     now: datetime,
     backup_window: timedelta,
     report: RotationReport | None = None,
-    certify: Certify | None = None,
+    *,
+    certify: Certify,
 ) -> RotationReport:
     """Destroy expired epochs and their child keys; ``certify`` writes the
     keys' certificates in the transactions that mark them

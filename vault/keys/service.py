@@ -330,7 +330,7 @@ class KeyService:
                 progress(len(rows))
 
     async def destroy_child_key(
-        self, child_id: str, category: str, certify: Certify | None = None
+        self, child_id: str, category: str, certify: Certify
     ) -> DestroyedChildKey | None:
         """Destroy the live child key of (child, category) and the item keys
         under it; ``certify``: as in :meth:`destroy_epoch_keys`."""
@@ -340,15 +340,15 @@ class KeyService:
         destroyed = await self._destroy_rows([row.id], self.clock(), certify)
         return destroyed[0] if destroyed else None
 
-    async def destroy_epoch_keys(
-        self, epoch: str, certify: Certify | None = None
-    ) -> list[DestroyedChildKey]:
+    async def destroy_epoch_keys(self, epoch: str, certify: Certify) -> list[DestroyedChildKey]:
         """Mark every child key of a destroyed epoch as destroyed, with what
         went with it. ``certify`` writes their destruction certificates in
         the transaction that destroys them (vault/retention/job.py,
         ``certifier``): a run stopped anywhere leaves each key either live
         (the next run destroys and certifies it) or destroyed and certified,
-        never destroyed without its certificate."""
+        never destroyed without its certificate. It is required here and in
+        every destroyer (:meth:`destroy_child_key`, :meth:`destroy_in` for
+        the retention job's batches), so no caller can forget it."""
         async with self._engine.connect() as conn:
             ids = (
                 await conn.scalars(
@@ -364,7 +364,7 @@ class KeyService:
         return out
 
     async def _destroy_rows(
-        self, ids: list[str], now: datetime, certify: Certify | None
+        self, ids: list[str], now: datetime, certify: Certify
     ) -> list[DestroyedChildKey]:
         """:meth:`destroy_in` in a transaction of its own, with ``certify``.
 
@@ -374,20 +374,17 @@ class KeyService:
         """
         async with self._engine.begin() as conn:
             await locks.in_transaction(conn, DESTRUCTION_LOCK)
-            destroyed = await self.destroy_in(conn, ids, now)
-            if certify is not None and destroyed:
-                await certify(conn, destroyed)
-            return destroyed
+            return await self.destroy_in(conn, ids, now, certify)
 
     async def destroy_in(
-        self, conn: AsyncConnection, ids: Sequence[str], now: datetime
+        self, conn: AsyncConnection, ids: Sequence[str], now: datetime, certify: Certify
     ) -> list[DestroyedChildKey]:
         """Destroy child keys, the item keys under them, and mark the items that no
         key opens any more as destroyed, in the caller's transaction (keys first:
-        a crash after its commit leaves nothing that opens). Set-based: a few
-        statements for any number of keys (a retention batch), whatever the
-        number of items under them, each id set one parameter
-        (:func:`vault.db.idsets.among`)."""
+        a crash after its commit leaves nothing that opens), with ``certify``
+        writing their certificates in it. Set-based: a few statements for any
+        number of keys (a retention batch), whatever the number of items under
+        them, each id set one parameter (:func:`vault.db.idsets.among`)."""
         rows = (
             await conn.execute(
                 select(child_keys).where(
@@ -448,7 +445,7 @@ class KeyService:
             last = max((owner for owner in owners if (owner, kind) in here), default=None)
             if last is not None:
                 owned.setdefault((last, kind), []).append((item_id, size))
-        return [
+        destroyed = [
             DestroyedChildKey(
                 id=row.id,
                 child_id=row.child_id,
@@ -460,6 +457,8 @@ class KeyService:
             )
             for row in rows
         ]
+        await certify(conn, destroyed)
+        return destroyed
 
     # -- item keys ----------------------------------------------------------
 

@@ -60,6 +60,7 @@ from vault.keys.service import DESTRUCTION_LOCK, Certify, DestroyedChildKey, Key
 from vault.policy import KINDS, Child, Phase, Rules, phase
 from vault.retention.blobs import BlobsBehind
 from vault.retention.certificates import backups_dark_at
+from vault.retention.people import CAUSE as PERSON_CAUSE
 from vault.retention.people import forget_people
 from vault.retention.schedule import CategorySchedule, schedule
 from vault.storage import BlobStore
@@ -313,8 +314,12 @@ class Retention:
             await locks.in_transaction(conn, DESTRUCTION_LOCK)
             if still_due is not None:
                 key_ids = await still_due(conn)
-            destroyed = await self.keys.destroy_in(conn, key_ids, self.keys.clock())
-            await certify(conn, destroyed, now, run_id, cause, **self._backup_terms())
+            destroyed = await self.keys.destroy_in(
+                conn,
+                key_ids,
+                self.keys.clock(),
+                certifier(now, run_id, cause, **self._backup_terms()),
+            )
             if behind is not None:
                 blobs = await behind.keys_of(conn, destroyed)
                 await behind.settle(conn)  # the previous batch's, before this commits
@@ -390,6 +395,7 @@ class Retention:
             now,
             timedelta(days=self.settings.retention.person_term_days),
             report.run_id,
+            certify=certifier(now, report.run_id, PERSON_CAUSE, **self._backup_terms()),
             dry_run=report.dry_run,
             **self._backup_terms(),
         )
@@ -465,12 +471,13 @@ def certifier(
     window: timedelta | None = None,
     provider: str | None = None,
 ) -> Certify:
-    """What certifies child keys destroyed outside a retention batch (an
-    epoch's, a restore's) in the transaction that destroys them
-    (:meth:`~vault.keys.service.KeyService.destroy_epoch_keys`): :func:`certify`
-    with these terms. Their blobs go after the commit
-    (:func:`delete_destroyed_blobs`; without a store, or when a delete
-    fails, the orphan sweeper removes the blobs of destroyed items)."""
+    """What certifies child keys (a retention batch's, a forgotten person's,
+    an epoch's, a restore's) in the transaction that destroys them
+    (:meth:`~vault.keys.service.KeyService.destroy_epoch_keys` and the other
+    destroyers, which all require one): :func:`certify` with these terms.
+    Their blobs go after the commit (:func:`delete_destroyed_blobs`; without
+    a store, or when a delete fails, the orphan sweeper removes the blobs of
+    destroyed items)."""
 
     async def certify_in(conn: AsyncConnection, destroyed: list[DestroyedChildKey]) -> None:
         await certify(conn, destroyed, now, run_id, cause, window=window, provider=provider)

@@ -13,14 +13,21 @@ unlinked:
    cleared; the account (password hash, one-time-code secrets) and single
    sign-on bindings deleted; every token and open invitation revoked; a
    ``person.forget`` audit event naming the person's id only;
-2. the person's own key (category ``person`` in ``child_keys``, which
-   sealed that profile) destroyed, so copies of the profile in backups go
-   dark as the certificate says (vault/retention/certificates.py);
-3. a destruction certificate (category ``person``, no records), read with
-   ``kluis retention certificates <person id>``.
+2. one transaction: the person's own key (category ``person`` in
+   ``child_keys``, which sealed that profile) destroyed, so copies of the
+   profile in backups go dark as the certificate says
+   (vault/retention/certificates.py), and its destruction certificate
+   (category ``person``, no records, dated the run's moment, cause
+   ``person_term``) written beside it by the run's ``certify``
+   (vault/retention/job.py, ``certifier``), read with ``kluis retention
+   certificates <person id>``. A run killed anywhere leaves the key live
+   (the next run destroys and certifies it) or destroyed and certified.
 
 Every step looks at the state, so a run killed between them is finished by
-the next one, and a second run changes nothing. The person's audit trail
+the next one, and a second run changes nothing. Versions before session 13
+wrote the certificate in a transaction after the key's: a key such a run
+left destroyed without one gets it from the next run, dated when the key
+was destroyed (:func:`_certify_left_over`). The person's audit trail
 stays: it names ids, never names. Their row stays too (with its role and
 dates), so the ids in the audit log and the records they made still point
 at someone, who is now no one in particular.
@@ -49,7 +56,7 @@ from vault.db.schema import (
 )
 from vault.directory.links import SUBJECT_ROLES, linked, note_links
 from vault.directory.sealing import PERSON
-from vault.keys.service import KeyService
+from vault.keys.service import Certify, KeyService
 from vault.retention.certificates import backups_dark_at
 from vault.tokens import new_id
 
@@ -83,14 +90,18 @@ async def forget_people(
     term: timedelta,
     run_id: str,
     *,
+    certify: Certify,
     dry_run: bool = False,
     window: timedelta | None = None,
     provider: str | None = None,
 ) -> Forgotten:
     """Forget the people due at ``now`` (see the module's docstring).
 
-    ``window`` and ``provider`` (the backup window, the key provider's kind)
-    let each certificate state when backups go dark, as a child's do.
+    ``certify`` writes each destroyed key's certificate in the transaction
+    that destroys it (the run's :func:`~vault.retention.job.certifier`, cause
+    :data:`CAUSE`). ``window`` and ``provider`` (the backup window, the key
+    provider's kind) let the certificates of keys older versions left
+    uncertified state when backups go dark, as ``certify``'s do.
     """
     done = Forgotten()
     cutoff = now - term
@@ -106,7 +117,8 @@ async def forget_people(
     for person_id in due_ids:
         if await _forget(engine, keys, person_id, now, cutoff, term, run_id):
             done.people += 1
-    await _destroy_keys(engine, keys, now, run_id, window, provider)
+    await _destroy_keys(engine, keys, certify)
+    await _certify_left_over(engine, run_id, window, provider)
     return done
 
 
@@ -167,16 +179,9 @@ async def _forget(
     return True
 
 
-async def _destroy_keys(
-    engine: AsyncEngine,
-    keys: KeyService,
-    now: datetime,
-    run_id: str,
-    window: timedelta | None,
-    provider: str | None,
-) -> None:
-    """Steps 2 and 3 for every forgotten person still missing them (a killed
-    run's included): their key destroyed, then a certificate for it."""
+async def _destroy_keys(engine: AsyncEngine, keys: KeyService, certify: Certify) -> None:
+    """Step 2 for every forgotten person whose key lives (a killed run's
+    included): the key destroyed and certified in one transaction."""
     async with engine.connect() as conn:
         live = (
             await conn.scalars(
@@ -193,14 +198,32 @@ async def _destroy_keys(
             )
         ).all()
     for person_id in live:
-        await keys.destroy_child_key(person_id, PERSON)
+        await keys.destroy_child_key(person_id, PERSON, certify)
+
+
+async def _certify_left_over(
+    engine: AsyncEngine,
+    run_id: str,
+    window: timedelta | None,
+    provider: str | None,
+) -> None:
+    """A certificate for each forgotten person's key that a version before
+    session 13 destroyed and was stopped before certifying (it wrote the
+    certificate in a transaction of its own, after the key's): dated when
+    the key was destroyed, by this run. This version never leaves one, so
+    this finds nothing once those are done."""
     certified = select(destruction_certificates.c.key_id).where(
         destruction_certificates.c.category == PERSON
     )
     async with engine.begin() as conn:
         rows = (
             await conn.execute(
-                select(child_keys.c.id, child_keys.c.child_id, child_keys.c.epoch)
+                select(
+                    child_keys.c.id,
+                    child_keys.c.child_id,
+                    child_keys.c.epoch,
+                    child_keys.c.destroyed_at,
+                )
                 .join(people, people.c.id == child_keys.c.child_id)
                 .where(
                     people.c.forgotten_at.is_not(None),
@@ -224,13 +247,13 @@ async def _destroy_keys(
                     "bytes": 0,
                     "key_id": row.id,
                     "epoch": row.epoch,
-                    "destroyed_at": now,
+                    "destroyed_at": row.destroyed_at,
                     "run_id": run_id,
                     "cause": CAUSE,
                     "backups_dark_at": (
                         None
                         if window is None or provider is None
-                        else backups_dark_at(row.epoch, now, window, provider)
+                        else backups_dark_at(row.epoch, row.destroyed_at, window, provider)
                     ),
                     "key_provider": provider,
                 }
