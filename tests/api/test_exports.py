@@ -422,6 +422,103 @@ async def test_an_export_of_the_older_format_asks_for_a_new_one(api: Api) -> Non
     assert "new export" in message
 
 
+CHANGED = "A record in this export was changed since it was made; ask for a new export."
+
+
+def page(data: bytes) -> str:
+    return zipfile.ZipFile(io.BytesIO(data)).read("index.html").decode()
+
+
+async def test_a_childs_name_corrected_since_the_export_stops_its_link(api: Api) -> None:
+    """The child's first name is on index.html and in diary.json, and is no
+    record: corrected by the administration since the export was made, the
+    old link answers 410 like a changed record (GET, HEAD, a resumed range)
+    instead of the old name; a new export has the corrected one. Corrections
+    the archive does not show (last name, birth date, group) leave it byte
+    for byte."""
+    w = await world(api)
+    await records(api, w)
+    made = await export(api, w.parent, w.child)
+    status, headers, before = await download(api, made["url"])
+    assert status == 200
+    assert "<h1>Dagboek van Noor</h1>" in page(before)
+    await api.ok(
+        "PATCH",
+        f"/v1/children/{w.child}",
+        {"last_name": "de Vries", "birth_date": "2023-04-03", "group_id": w.other_group},
+    )
+    assert (await download(api, made["url"]))[::2] == (200, before)
+    await api.ok("PATCH", f"/v1/children/{w.child}", {"first_name": "Nora"})
+    status, _, body = await download(api, made["url"])
+    assert status == 410, "served again: " + page(body).split("<h1>")[1][:20]
+    assert refusal(status, body) == (410, "destroyed", CHANGED)
+    assert (await api.client.head(urlsplit(made["url"]).path)).status == 410
+    status, _, body = await download(
+        api, made["url"], Range=f"bytes={len(before) // 2}-", **{"If-Range": headers["ETag"]}
+    )
+    assert refusal(status, body) == (410, "destroyed", CHANGED)
+    # A new export shows the corrected name, on the page and in diary.json.
+    again = await export(api, w.parent, w.child)
+    status, _, data = await download(api, again["url"])
+    assert status == 200
+    assert "<title>Dagboek van Nora</title>" in page(data)
+    assert "Dagboek van Noor" not in page(data)
+    document = json.loads(zipfile.ZipFile(io.BytesIO(data)).read("diary.json"))
+    assert document["child"] == {"id": w.child, "first_name": "Nora"}
+    # Corrected back: the name the old export shows is the child's again.
+    await api.ok("PATCH", f"/v1/children/{w.child}", {"first_name": "Noor"})
+    assert (await download(api, made["url"]))[::2] == (200, before)
+
+
+async def test_an_export_made_before_name_stamps_is_checked_by_its_page(api: Api) -> None:
+    """An export planned by the previous version has no stamp of its pages:
+    it still downloads byte for byte, and the name in its diary.json is what
+    a correction is checked against."""
+    w = await world(api)
+    await records(api, w)
+    made = await export(api, w.parent, w.child)
+    status, headers, before = await download(api, made["url"])
+    app = api.client.app
+    async with app[DB].begin() as conn:
+        row = (await conn.execute(select(exports))).one()
+        label = f"export:{row.id}"
+        document = json.loads(await app[KEYS].open_value(w.child, PROFILE, label, row.manifest))
+        assert document.pop("pages")
+        sealed = await app[KEYS].seal_value(w.child, PROFILE, label, json.dumps(document).encode())
+        await conn.execute(update(exports).values(manifest=sealed))
+    assert (await download(api, made["url"]))[::2] == (200, before)
+    status, _, rest = await download(
+        api, made["url"], Range="bytes=100-", **{"If-Range": headers["ETag"]}
+    )
+    assert (status, rest) == (206, before[100:])
+    await api.ok("PATCH", f"/v1/children/{w.child}", {"first_name": "Nora"})
+    status, _, body = await download(api, made["url"])
+    assert refusal(status, body) == (410, "destroyed", CHANGED)
+
+
+async def test_a_childs_name_destroyed_takes_the_export_with_it(api: Api) -> None:
+    """A child's name goes only with its profile key (the longest term): the
+    plan is sealed under that key, so a link still alive then shows nothing."""
+    w = await world(api)
+    await records(api, w)
+    made = await export(api, w.parent, w.child)
+    assert (await download(api, made["url"]))[0] == 200
+    await api.ok(
+        "PUT",
+        f"/v1/children/{w.child}/placement",
+        {"start_date": "2024-01-01", "end_date": "2026-11-30"},
+    )
+    report = await api.ok("POST", "/v1/retention/run", {"now": "2034-01-10T12:00:00Z"}, w.officer)
+    assert report["destroyed"]
+    for headers in ({}, {"Range": "bytes=100-"}):
+        status, _, body = await download(api, made["url"], **headers)
+        status, code, message = refusal(status, body)
+        assert (status, code) == (410, "destroyed")
+        assert "Noor" not in message
+    again = await api.call("POST", f"/v1/children/{w.child}/exports", w.parent, {})
+    assert again[0] in (403, 410)
+
+
 async def test_the_offline_diary_opens_in_a_browser(
     api: Api, tmp_path: Path, chromium: str
 ) -> None:

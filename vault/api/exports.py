@@ -9,8 +9,9 @@ policy for the child and for every record in it, as things are at that
 moment. Since the archive must be the same bytes at every request (a broken
 download resumes with Range), a record that was destroyed, changed
 (rectified: its stamp in the plan differs) or is no longer visible to the
-caller since the export was made stops the link; asking for a new export
-gives one as things are now.
+caller since the export was made stops the link, and so does the child's
+first name (on index.html and in diary.json) corrected since; asking for a
+new export gives one as things are now.
 """
 
 from __future__ import annotations
@@ -121,14 +122,16 @@ async def open_export(request: web.Request) -> web.StreamResponse:
     row = await archives.find(app[DB], claims)
     note(request, children=[row.child_id])
     plan = await archives.plan_of(app[KEYS], row)
-    facts = await at_use.export_facts(app[READER], claims.principal, row.child_id, plan.records)
+    facts = await at_use.export_facts(
+        app[READER], app[KEYS], claims.principal, row.child_id, plan.records
+    )
     attribute(
         request,
         dataclasses.replace(caller(request), person=facts.principal.id, role=facts.principal.role),
     )
     members = set(plan.items)  # a diary entry is checked, but its bytes are in the plan
     sources: dict[str, export.Source] = {}
-    for item_id, loaded, key_rows in at_use.allow_export(facts, moment, rules(app), plan.stamps):
+    for item_id, loaded, key_rows in at_use.allow_export(facts, moment, rules(app), plan):
         if item_id not in members:
             continue
         key = await app[KEYS].unwrap_item_key(item_id, key_rows)

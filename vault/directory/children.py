@@ -99,6 +99,16 @@ async def read_profile(engine: AsyncEngine, keys: KeyService, child_id: str) -> 
         sealed = await conn.scalar(select(children.c.profile).where(children.c.id == child_id))
     if sealed is None:
         raise NotFound()
+    return await open_profile(keys, child_id, sealed)
+
+
+def sealed_profile_of(conn: Connection, child_id: str) -> bytes | None:
+    """The child's profile as stored (sealed), to read in a batch of facts."""
+    sealed = conn.scalar(select(children.c.profile).where(children.c.id == child_id))
+    return bytes(sealed) if sealed is not None else None
+
+
+async def open_profile(keys: KeyService, child_id: str, sealed: bytes) -> Profile:
     raw = json.loads(await keys.open_value(child_id, PROFILE, _profile_label(child_id), sealed))
     return Profile(raw["first_name"], raw["last_name"], date.fromisoformat(raw["birth_date"]))
 

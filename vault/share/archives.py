@@ -1,10 +1,11 @@
 """Export rows: the plan of a guardian's archive, sealed under the child's profile key.
 
 The plan (names, sizes, CRC-32s, the generated index.html and diary.json,
-and a stamp of every record it was made from) is frozen when the export is
-made, so every download of it, and every resumed range, is the same bytes.
-It dies with the child's profile key. A rectified record does not delete an
-export: its stamp no longer matches, and the link refuses
+a stamp of every record it was made from and one of the child's name on its
+pages) is frozen when the export is made, so every download of it, and
+every resumed range, is the same bytes. It dies with the child's profile
+key. A rectified record or name does not delete an export: its stamp no
+longer matches, and the link refuses
 (:func:`vault.share.at_use.allow_export`).
 """
 

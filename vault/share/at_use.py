@@ -13,7 +13,9 @@ used. This module is where that happens, for every kind of link:
   the guardian, the child and every record in the archive (diary entries
   included), each decided again, so a record withdrawn since stops the whole
   link; so does a record destroyed, or changed since the export was made
-  (its stamp, :func:`vault.share.export.stamp`, differs).
+  (its stamp, :func:`vault.share.export.stamp`, differs), or the child's
+  name on the archive's pages corrected since
+  (:func:`vault.share.export.page_stamp`).
 
 Handlers call these and nothing else to decide a link's answer.
 """
@@ -21,7 +23,7 @@ Handlers call these and nothing else to decide a link's answer.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -29,13 +31,13 @@ from sqlalchemy.engine import Connection, Row
 
 from vault.db.facts import FactsCache
 from vault.db.reads import Reader
-from vault.directory.children import child_facts_of
+from vault.directory.children import child_facts_of, open_profile, sealed_profile_of
 from vault.directory.people import principal_of
 from vault.errors import Destroyed, NotFound
 from vault.items.service import LoadedItem, read_item
-from vault.keys.service import item_key_rows
+from vault.keys.service import KeyService, item_key_rows
 from vault.policy import Action, Child, ChildTarget, ItemTarget, Principal, Rules, decide, enforce
-from vault.share.export import stamp
+from vault.share.export import Plan, page_facts, page_stamp, stamp
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +92,8 @@ class ExportFacts:
     #: Each record of the archive with its key wrappings (None: the record is gone).
     records: list[tuple[str, LoadedItem | None, Sequence[Row[Any]]]]
     owners: dict[str, Child | None]
+    #: What the archive's pages would show of the child now: its page stamp.
+    pages: str
 
 
 def records_with_keys(
@@ -103,12 +107,22 @@ def records_with_keys(
     return out
 
 
+_Read = tuple[
+    Principal,
+    Child,
+    bytes,
+    list[tuple[str, LoadedItem | None, Sequence[Row[Any]]]],
+    dict[str, Child | None],
+]
+
+
 def _export_facts(
     conn: Connection, principal_id: str, child_id: str, ids: list[str]
-) -> ExportFacts | None:
+) -> _Read | None:
     principal = principal_of(conn, principal_id)
     child = child_facts_of(conn, child_id)
-    if principal is None or child is None:
+    profile = sealed_profile_of(conn, child_id)
+    if principal is None or child is None or profile is None:
         return None
     records = records_with_keys(conn, ids)
     owners: dict[str, Child | None] = {}
@@ -116,27 +130,31 @@ def _export_facts(
         for owner in loaded.record.children if loaded else ():
             if owner not in owners:
                 owners[owner] = child_facts_of(conn, owner)
-    return ExportFacts(principal, child, records, owners)
+    return principal, child, profile, records, owners
 
 
 async def export_facts(
-    reader: Reader, principal_id: str, child_id: str, ids: list[str]
+    reader: Reader, keys: KeyService, principal_id: str, child_id: str, ids: list[str]
 ) -> ExportFacts:
-    """The guardian, the child and every record of an export as they are now."""
-    facts = await reader(lambda conn: _export_facts(conn, principal_id, child_id, ids))
-    if facts is None:
+    """The guardian, the child (and its name) and every record of an export
+    as they are now."""
+    read = await reader(lambda conn: _export_facts(conn, principal_id, child_id, ids))
+    if read is None:
         raise NotFound()
-    return facts
+    principal, child, sealed, records, owners = read
+    profile = await open_profile(keys, child_id, sealed)
+    pages = page_stamp(page_facts(child_id, profile.first_name))
+    return ExportFacts(principal, child, records, owners, pages)
 
 
 _CHANGED = "A record in this export was changed since it was made; ask for a new export."
 
 
 def allow_export(
-    facts: ExportFacts, now: datetime, rules: Rules, stamps: Mapping[str, str]
+    facts: ExportFacts, now: datetime, rules: Rules, plan: Plan
 ) -> list[tuple[str, LoadedItem, Sequence[Row[Any]]]]:
     """The export asked again now, and every record in it; the records to send.
-    ``stamps``: each record's stamp when the export was made."""
+    ``plan`` keeps each record's stamp, and its pages', from when it was made."""
     # (An export exists only if its making passed, with the privacy officer's reason.)
     child = ChildTarget(facts.child)
     enforce(decide(facts.principal, Action.EXPORT, child, now, rules, reason=True))
@@ -167,6 +185,9 @@ def allow_export(
         allowed.append((item_id, loaded, key_rows))
     # Only once each record is still the caller's to see (a hidden one keeps the policy's refusal).
     for item_id, loaded, _ in allowed:
-        if stamp(loaded) != stamps.get(item_id):
+        if stamp(loaded) != plan.stamps.get(item_id):
             raise Destroyed(_CHANGED)
+    # The child's name on index.html and in diary.json: corrected, it is as a changed record.
+    if facts.pages != plan.pages:
+        raise Destroyed(_CHANGED)
     return allowed

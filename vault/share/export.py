@@ -15,16 +15,22 @@ The plan also keeps a :func:`stamp` of every record in the archive (the
 files and the diary entries that are only text in ``diary.json`` and
 ``index.html``), so a record changed since (a corrected title, a replaced
 file, a new text) is known when the link is opened: the archive's bytes
-would not be those of the record any more.
+would not be those of the record any more. What the generated pages show
+of the child itself, beyond its records (:func:`page_facts`: its first
+name), has its own :func:`page_stamp`, so a name corrected since is known
+the same way.
 
 Manifest layout (JSON, version 2; docs/export.md)::
 
     {"v": 2,
      "entries": [{"name", "size", "crc", "modified", "ref", "data"}, ...],
-     "stamps": {item_id: stamp, ...}}
+     "stamps": {item_id: stamp, ...},
+     "pages": page_stamp}
 
-A version-1 manifest (a bare list of entries, no stamps) is refused with
-:class:`OlderFormat`: it cannot say whether its records changed.
+``pages`` is absent from plans made before it was kept; theirs is the stamp
+of the ``child`` their own ``diary.json`` shows. A version-1 manifest (a
+bare list of entries, no stamps) is refused with :class:`OlderFormat`: it
+cannot say whether its records changed.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ import hashlib
 import html
 import json
 import zlib
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time
 from typing import Any
 from urllib.parse import quote
@@ -56,6 +62,8 @@ VERSION = 1
 MANIFEST = 2
 #: Domain separation of :func:`stamp` (its layout is in the docstring).
 _STAMP = b"kluis-export-stamp/1"
+#: Domain separation of :func:`page_stamp`.
+_PAGES = b"kluis-export-pages/1"
 
 
 class OlderFormat(ValueError):
@@ -83,6 +91,29 @@ def stamp(loaded: LoadedItem) -> str:
     return digest.hexdigest()
 
 
+def page_facts(child_id: str, first_name: str) -> dict[str, str]:
+    """What ``index.html`` and ``diary.json`` show of the child itself (its
+    records have their :func:`stamp`): ``diary.json``'s ``child``."""
+    return {"id": child_id, "first_name": first_name}
+
+
+def page_stamp(facts: Mapping[str, Any]) -> str:
+    """:func:`page_facts` as a hex SHA-256: over ``_PAGES``, then their JSON
+    (keys sorted, UTF-8). A first name is easily guessed from its hash, so
+    this stamp lives only in the sealed plan, beside the name itself."""
+    canonical = json.dumps(dict(facts), sort_keys=True, ensure_ascii=False).encode()
+    return hashlib.sha256(_PAGES + canonical).hexdigest()
+
+
+def _pages_shown(entries: Sequence[Entry]) -> str:
+    """The :func:`page_stamp` of a plan made before it was kept: of the
+    child its own ``diary.json`` shows."""
+    for entry in entries:
+        if entry.name == "diary.json" and entry.data is not None:
+            return page_stamp(json.loads(entry.data)["child"])
+    raise OlderFormat("an export manifest without its pages")
+
+
 @dataclasses.dataclass(frozen=True)
 class Source:
     """An item going into the archive: its record, blobs and opened key."""
@@ -98,11 +129,13 @@ class Plan:
     size: int
     #: Every record in the archive, files and diary entries: its :func:`stamp` when planned.
     stamps: dict[str, str]
+    #: What the generated pages show of the child: its :func:`page_stamp` when planned.
+    pages: str
 
     @classmethod
-    def of(cls, entries: list[Entry], stamps: dict[str, str]) -> Plan:
+    def of(cls, entries: list[Entry], stamps: dict[str, str], pages: str) -> Plan:
         parts, size = layout(entries)
-        return cls(entries, parts, size, stamps)
+        return cls(entries, parts, size, stamps, pages)
 
     def to_json(self) -> bytes:
         entries = [
@@ -116,7 +149,9 @@ class Plan:
             }
             for e in self.entries
         ]
-        return json.dumps({"v": MANIFEST, "entries": entries, "stamps": self.stamps}).encode()
+        return json.dumps(
+            {"v": MANIFEST, "entries": entries, "stamps": self.stamps, "pages": self.pages}
+        ).encode()
 
     @classmethod
     def from_json(cls, raw: bytes) -> Plan:
@@ -134,7 +169,12 @@ class Plan:
             )
             for e in document["entries"]
         ]
-        return cls.of(entries, dict(document["stamps"]))
+        pages = document.get("pages")
+        return cls.of(
+            entries,
+            dict(document["stamps"]),
+            pages if isinstance(pages, str) else _pages_shown(entries),
+        )
 
     @property
     def items(self) -> list[str]:
@@ -257,11 +297,12 @@ async def plan(
             )
         )
     files.sort(key=lambda pair: pair[0].name)
+    child = page_facts(child_id, first_name)
     document = {
         "format": FORMAT,
         "version": VERSION,
         "generated_at": _iso(now),
-        "child": {"id": child_id, "first_name": first_name},
+        "child": child,
         "consents": consents,
         "entries": sorted(diary, key=lambda d: (d["date"] or "", d["created_at"])),
         "items": [{k: v for k, v in info.items() if k != "day"} for _, info in files],
@@ -273,7 +314,7 @@ async def plan(
         Entry("diary.json", len(diary_json), zlib.crc32(diary_json), now, data=diary_json),
     ]
     entries = generated + [entry for entry, _ in files]
-    return Plan.of(entries, stamps)
+    return Plan.of(entries, stamps, page_stamp(child))
 
 
 def _iso(moment: datetime) -> str:
