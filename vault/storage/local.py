@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import hashlib
 import logging
 import os
 import secrets
+import socket
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,6 +37,35 @@ log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 _TMP = ".tmp"
+#: A write in ``.tmp/`` untouched this long is a crash's leftover, whoever
+#: made it: cleared when a store opens (each batch written touches it).
+STALE_WRITE_SECONDS = 24 * 3600
+#: This host, as the first part of the names of the writes in ``.tmp/``
+#: (``<host>-<pid>-<random>.part``): a write of a process of this host that
+#: is gone is cleared at once; another host's (a shared volume, another
+#: container with pids of its own) only when stale.
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _write_name(suffix: str) -> str:
+    return f"{_HOST}-{os.getpid()}-{secrets.token_hex(12)}{suffix}"
+
+
+def _left_by_the_dead(name: str) -> bool:
+    """Whether ``name`` is a write of a process of this host that has ended."""
+    host, _, rest = name.partition("-")
+    pid = rest.partition("-")[0]
+    if host != _HOST or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # there, another user's
+    return False
+
+
 #: Writes are gathered to this size before one executor call writes them.
 _WRITE_BATCH = 1024 * 1024
 #: At most this many pieces in one writev (Linux's IOV_MAX is 1024).
@@ -71,15 +103,23 @@ class LocalDiskStore:
         store = cls(root)
         try:
             await _run(store._tmp.mkdir, parents=True, exist_ok=True, mode=0o700)
-            # Writes that a crash interrupted are garbage: nothing names them.
+            # Writes a crash interrupted are garbage: nothing names them.
+            # Not those of processes still running (a server beside this
+            # cron job, a second instance): they are uploads under way.
             await _run(store._clear_tmp)
         except OSError as exc:
             raise _unavailable(exc) from exc
         return store
 
     def _clear_tmp(self) -> None:
+        """Remove the writes in ``.tmp/`` that nobody will finish (see :data:`_HOST`)."""
+        before = time.time() - STALE_WRITE_SECONDS
         for entry in os.scandir(self._tmp):
-            os.unlink(entry.path)
+            try:
+                if _left_by_the_dead(entry.name) or entry.stat().st_mtime < before:
+                    os.unlink(entry.path)
+            except FileNotFoundError:
+                pass  # its writer placed or discarded it meanwhile
 
     def _path(self, key: str) -> Path:
         check_key(key)
@@ -87,7 +127,7 @@ class LocalDiskStore:
 
     async def put(self, key: str, stream: AsyncIterable[bytes]) -> int:
         final = self._path(key)
-        tmp = self._tmp / f"{secrets.token_hex(12)}.part"
+        tmp = self._tmp / _write_name(".part")
         size = 0
         fd = -1
         placed = False
@@ -257,10 +297,10 @@ class LocalDiskStore:
             raise _unavailable(exc) from exc
 
     async def check(self) -> None:
-        probe = self._tmp / f"{secrets.token_hex(8)}.probe"
+        probe = self._tmp / _write_name(".probe")
         try:
             await _run(probe.write_bytes, b"")
-            await _run(probe.unlink)
+            await _run(probe.unlink, missing_ok=True)
         except OSError as exc:
             raise _unavailable(exc) from exc
 
@@ -311,7 +351,7 @@ def _finish(fd: int, tmp: Path, final: Path) -> None:
 def _discard(fd: int, tmp: Path) -> None:
     """Close and remove a write that will not be placed. A failure here is
     only logged: the caller's own error says more, and whatever is left in
-    ``.tmp/`` is cleared when the store opens again."""
+    ``.tmp/`` is cleared when a store opens (:meth:`LocalDiskStore._clear_tmp`)."""
     try:
         if fd >= 0:
             os.close(fd)
