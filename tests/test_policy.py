@@ -572,3 +572,20 @@ def test_only_the_privacy_officer_asks_what_an_account_touched(variant: str) -> 
     if asked.allowed:
         blocked = dataclasses.replace(who, blocked=True)
         assert not decide(blocked, Action.AUDIT_TOUCHED, policy.DirectoryTarget(), NOW).allowed
+
+
+def test_a_gone_childs_school_handover_consent_still_gates_the_observation() -> None:
+    """D's share was destroyed (an erasure): the observation is handed over as
+    C's only, but it still shows D, so D's consent counts as before."""
+    granted = ConsentEvent("school_handover", True, NOW - timedelta(days=3))
+    withdrawn = ConsentEvent("school_handover", False, NOW - timedelta(days=1))
+    c = Child("C", "G1", "L1", consents=(granted,))
+    manager = principal("location_manager", "own")
+    for gone in (frozenset[str](), frozenset({"D"})):
+        item = Item("o", "observation", ("C", "D"), NOW, gone=gone)
+        with_consent = {"C": c, "D": Child("D", "G1", "L1", consents=(granted,))}
+        without = {"C": c, "D": Child("D", "G1", "L1", consents=(granted, withdrawn))}
+        for action in (Action.ISSUE_HANDOVER, Action.USE_HANDOVER):
+            assert decide(manager, action, ItemTarget(item, with_consent), NOW).allowed
+            decision = decide(manager, action, ItemTarget(item, without), NOW)
+            assert decision.code == "consent_missing", (gone, action)

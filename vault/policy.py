@@ -709,6 +709,9 @@ def _item_action(
     ]
     if not via:
         return NOT_FOUND
+    # Children whose share was destroyed: the record still shows them, so their
+    # consent still gates what others do with it (a handover, as a group photo).
+    gone = [c for c in via if c.id in item.gone]
     if not item.destroyed and (shown := [c for c in via if c.id not in item.gone]) != via:
         if not shown:
             return Decision.deny(
@@ -720,7 +723,7 @@ def _item_action(
     if action is Action.DELETE_ITEM:
         return _delete(principal, item, via, now, rules)
     if action in (Action.ISSUE_HANDOVER, Action.USE_HANDOVER):
-        return _handover(principal, item, via, now, rules)
+        return _handover(principal, item, via, gone, now, rules)
     if action in (Action.ISSUE_PUBLICATION, Action.USE_PUBLICATION):
         return _publication(principal, item, target, via, now, rules)
     if action is Action.RECTIFY_ITEM:
@@ -773,9 +776,16 @@ def _delete(
 
 
 def _handover(
-    principal: Principal, item: Item, via: list[Child], now: datetime, rules: Rules
+    principal: Principal,
+    item: Item,
+    via: list[Child],
+    gone: list[Child],
+    now: datetime,
+    rules: Rules,
 ) -> Decision:
-    """A link for someone without an account (a future school), for one observation."""
+    """A link for someone without an account (a future school), for one observation.
+    ``gone``: the children whose share in it was destroyed; it is no longer
+    handed over as theirs, but it still shows them, so their consent counts."""
     if item.kind != "observation":
         return Decision.deny("forbidden", "Only observations are handed over to a school.")
     eligible = [
@@ -793,7 +803,11 @@ def _handover(
             return visible
     if item.destroyed:
         return DESTROYED
-    for child in eligible:
+    shown = [
+        *eligible,
+        *(c for c in gone if principal.role == "location_manager" or c.id in principal.mentor_of),
+    ]
+    for child in shown:
         if not child.consent("school_handover", now):
             return Decision.deny(
                 "consent_missing",

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.files import jpeg_with_secrets
+from tests.files import PDF, jpeg_with_secrets
 from tests.helpers.api import Api
 from tests.helpers.items import consent, upload
 from tests.helpers.links import fetch, link
@@ -126,3 +126,72 @@ async def test_the_end_of_the_term_takes_the_group_photo_from_that_child_only(ap
     assert (await api.ok("GET", f"/v1/items/{group}", token=mother))["children"] == [mila]
     certificates = await api.ok("GET", f"/v1/children/{w.child}/certificates", token=w.officer)
     assert [c["items"] for c in certificates["certificates"] if c["category"] == "photo"] == [1]
+
+
+async def test_a_child_untagged_before_its_erasure_cannot_be_tagged_again(api: Api) -> None:
+    """Untagged, erased, tagged again: the erasure still holds. Seen before: the
+    untag took the child's share out of the record, the erasure found nothing
+    to mark, and tagging the child again answered 200 and revived the link and
+    the export its family had before the erasure."""
+    w = await world(api)
+    await consent(api, w)
+    mila, _ = await second_child(api, w)
+    group = await photo(api, w, mila, tagged_children=[w.child])
+    never = await photo(api, w, mila)  # a photo Noor was never in
+    old_link = await link(api, w.parent, group)
+    old_export = await api.ok(
+        "POST", f"/v1/children/{w.child}/exports", {"kinds": ["photo"]}, w.parent
+    )
+    path = f"/v1/items/{group}"
+    await api.ok("PATCH", path, {"tagged_children": []}, w.staff)
+    erased = await api.ok(
+        "POST", f"/v1/children/{w.child}/erasure", {"categories": ["photo"]}, w.parent
+    )
+    assert erased["results"]["photo"] == {"erased": True}
+
+    status, body = await api.call("PATCH", path, w.staff, {"tagged_children": [w.child]})
+    assert (status, body["error"]["code"]) == (409, "conflict")
+    assert "cannot be tagged in it again" in body["error"]["message"]
+    assert (await fetch(api, old_link))[0] != 200
+    assert (await fetch(api, urlsplit(old_export["url"]).path))[0] != 200
+    assert (await api.ok("GET", path, token=w.staff))["children"] == [mila]
+
+    # A photo Noor was never in is a new record for her: tagging her is allowed.
+    await api.ok("PATCH", f"/v1/items/{never}", {"tagged_children": [w.child]}, w.staff)
+    assert await listed(api, w.parent, w.child) == {never: False}
+
+
+async def test_an_erased_childs_school_handover_consent_still_gates_the_observation(
+    api: Api,
+) -> None:
+    """The observation still shows the erased child: withdrawing its consent
+    stops the handover and new ones, as before the erasure. Seen before: after
+    the erasure the handover kept serving and a new one was 201."""
+    w = await world(api)
+    mila, mother = await second_child(api, w)
+    await api.ok("PUT", f"/v1/children/{mila}/mentor", {"person_id": w.staff_id})
+    await consent(api, w, "school_handover")
+    await api.ok("PUT", f"/v1/children/{mila}/consents/school_handover", {"granted": True}, mother)
+    status, item = await upload(
+        api,
+        w.staff,
+        w.child,
+        {"kind": "observation", "tagged_children": [mila]},
+        io.BytesIO(PDF),
+        "overdracht.pdf",
+    )
+    assert status == 201, item
+    handovers = f"/v1/items/{item['id']}/handovers"
+    issued = await api.ok("POST", handovers, {"recipient": "School", "max_downloads": 10}, w.staff)
+    url = urlsplit(issued["url"]).path
+    erased = await api.ok(
+        "POST", f"/v1/children/{mila}/erasure", {"categories": ["observation"]}, mother
+    )
+    assert erased["results"]["observation"] == {"erased": True}
+    assert (await fetch(api, url))[0] == 200  # still Noor's, and both consents in force
+
+    await api.ok("PUT", f"/v1/children/{mila}/consents/school_handover", {"granted": False}, mother)
+    status, _, answer = await fetch(api, url)
+    assert (status, json.loads(answer)["error"]["code"]) == (403, "consent_missing")
+    status, body = await api.call("POST", handovers, w.staff, {"recipient": "School 2"})
+    assert (status, body["error"]["code"]) == (403, "consent_missing")

@@ -393,6 +393,18 @@ item_children = Table(
 
 Index("ix_item_children_child_id", item_children.c.child_id)
 
+#: The child keys an item's key was wrapped under for a child taken out of it
+#: (``tagged_children`` without the child): if such a key is destroyed later
+#: (an erasure), that child is not tagged in the item again, as when it was
+#: still tagged at the erasure (vault/items/rectify.py).
+item_untags = Table(
+    "item_untags",
+    metadata,
+    Column("item_id", String(32), ForeignKey("items.id"), nullable=False),
+    Column("child_key_id", String(32), ForeignKey("child_keys.id"), nullable=False),
+    PrimaryKeyConstraint("item_id", "child_key_id", name="pk_item_untags"),
+)
+
 #: The item's stored blobs, one per variant (original, preview, thumb).
 item_blobs = Table(
     "item_blobs",

@@ -41,7 +41,7 @@ from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import and_, delete, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import Event
@@ -53,6 +53,7 @@ from vault.db.schema import (
     item_blobs,
     item_children,
     item_keys,
+    item_untags,
     items,
 )
 from vault.errors import Conflict
@@ -198,9 +199,13 @@ async def _swap(
         was_tagged if tagged is None else [c for c in dict.fromkeys(tagged) if c not in primary]
     )
     added = [c for c in wanted if c not in was_tagged]
-    if any(child in record.gone for child in added):
-        # An erasure (or the end of the term) took the record from that child:
-        # tagging it again would undo that, and revive what was issued before.
+    if any(child in record.gone for child in added) or await _erased_since_untag(
+        ctx, record, added
+    ):
+        # An erasure (or the end of the term) took the record from that child
+        # (or its key, which the record was under before the child was untagged,
+        # is destroyed since): tagging it again would undo that, and revive
+        # what was issued before.
         raise Conflict(
             "A child in 'tagged_children' had this record destroyed (erased on request, "
             "or at the end of its term); it cannot be tagged in it again. Leave it out."
@@ -279,6 +284,26 @@ async def _swap(
     )
 
 
+async def _erased_since_untag(ctx: Context, record: ItemRecord, added: Sequence[str]) -> bool:
+    """Whether a child of ``added`` was untagged from the record while its key
+    of the record's kind opened it, and that key is destroyed since."""
+    if not added:
+        return False
+    async with ctx.engine.connect() as conn:
+        found = await conn.scalar(
+            select(item_untags.c.child_key_id)
+            .join(child_keys, child_keys.c.id == item_untags.c.child_key_id)
+            .where(
+                item_untags.c.item_id == record.id,
+                child_keys.c.child_id.in_(added),
+                child_keys.c.category == record.kind,
+                child_keys.c.destroyed_at.is_not(None),
+            )
+            .limit(1)
+        )
+    return found is not None
+
+
 async def _children(
     conn: AsyncConnection, record: ItemRecord, added: list[str], removed: list[str]
 ) -> None:
@@ -296,6 +321,17 @@ async def _children(
         keys_of_removed = select(child_keys.c.id).where(
             and_(child_keys.c.child_id.in_(removed), child_keys.c.category == record.kind)
         )
+        # Kept: if one of these keys is destroyed later (an erasure), the child
+        # is not tagged in the record again (see _erased_since_untag).
+        under = select(item_keys.c.item_id, item_keys.c.child_key_id).where(
+            item_keys.c.item_id == record.id,
+            item_keys.c.child_key_id.in_(keys_of_removed),
+            ~exists().where(
+                item_untags.c.item_id == item_keys.c.item_id,
+                item_untags.c.child_key_id == item_keys.c.child_key_id,
+            ),
+        )
+        await conn.execute(insert(item_untags).from_select(["item_id", "child_key_id"], under))
         await conn.execute(
             delete(item_keys).where(
                 item_keys.c.item_id == record.id, item_keys.c.child_key_id.in_(keys_of_removed)
