@@ -1,7 +1,9 @@
 """Issuing and verifying every kind of signed link, with the shared secrets.
 
 One :class:`Issuer` per process: it signs with the newest of the secrets
-every instance shares (:mod:`vault.keys.signing`) and verifies with all the
+every instance shares (:mod:`vault.keys.signing`), as the database has them
+when the link is issued (not the process's copy, which may be up to
+``links.signing_refresh_seconds`` old), and verifies with all the
 kept ones, reading them again once when a link does not verify (another
 instance may have rotated them a moment ago). :meth:`Issuer.issue` is the
 one way a link is made, for media, handovers and exports alike; what a link
@@ -50,7 +52,7 @@ class Issuer:
             disposition=disposition,
             reference=reference,
         )
-        return _signer_for(await self._secrets.current()).sign(claims), claims
+        return _signer_for(await self._secrets.for_signing()).sign(claims), claims
 
     async def verify(self, token: str, purpose: str, now: datetime) -> Claims:
         """The claims of a token of ``purpose``, or ``LinkInvalid`` / ``LinkExpired``."""
