@@ -13,6 +13,7 @@ read the secrets a moment before the second rotation committed.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -110,6 +111,19 @@ async def test_a_link_issued_right_after_two_rotations_survives_a_third(tmp_path
                 assert body == sent
                 status, body = await guardian.fetch(made["url"], server.base)
                 assert (server.log.stem, status) == (server.log.stem, 200), body
+            # The first link's secret fell off the kept three: B, which had
+            # it, says so (still 403 link_invalid); a forged link is only invalid.
+            status, body = await guardian.fetch(first["url"], b.base)
+            assert status == 403
+            error = json.loads(body)["error"]
+            assert error["code"] == "link_invalid"
+            assert "retired" in error["message"]
+            assert "new one" in error["message"]
+            forged = link["url"][:-4] + ("AAAA" if not link["url"].endswith("AAAA") else "BBBB")
+            status, body = await guardian.fetch(forged, b.base)
+            error = json.loads(body)["error"]
+            assert (status, error["code"]) == (403, "link_invalid")
+            assert "retired" not in error["message"]
     finally:
         await asyncio.gather(a.stop(), b.stop())
     for server in (a, b):

@@ -97,6 +97,9 @@ class SigningSecrets:
         self._secrets: tuple[bytes, ...] = ()
         #: The number (``seq``) of the newest secret in the copy.
         self._newest: int | None = None
+        #: Secrets this process had in its copy that fell off the kept ones
+        #: (the newest :data:`KEPT`): only to say why a link was refused.
+        self._retired: tuple[bytes, ...] = ()
         #: When the last read that succeeded began, and the last one tried
         #: (monotonic): a failed read also counts for the miss interval.
         self._read_at = self._tried_at = float("-inf")
@@ -121,6 +124,12 @@ class SigningSecrets:
                 if newest is None or newest != self._newest:
                     await self._load()
         return self._secrets
+
+    @property
+    def retired(self) -> tuple[bytes, ...]:
+        """The last :data:`KEPT` secrets this process saw retired, oldest first:
+        a link signed with one is refused, and the refusal can say why."""
+        return self._retired
 
     async def after_miss(self) -> tuple[bytes, ...] | None:
         """Read again after a link did not verify: the secrets if they changed
@@ -153,7 +162,11 @@ class SigningSecrets:
             await self._provider.unwrap(SIGNING_KEY, row.sealed, _aad(row.id))
             for row in reversed(rows)
         ]
-        self._secrets, self._read_at = tuple(opened), began
+        kept = tuple(opened)
+        gone = [secret for secret in self._secrets if secret not in kept]
+        retired = [secret for secret in self._retired if secret not in kept]
+        self._retired = tuple([*retired, *gone][-KEPT:])
+        self._secrets, self._read_at = kept, began
         self._newest = rows[0].seq
 
 
