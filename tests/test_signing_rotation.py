@@ -13,6 +13,7 @@ read the secrets a moment before the second rotation committed.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -65,6 +66,64 @@ async def test_links_signed_between_and_after_quick_rotations_verify_on_the_othe
                         assert body == sent
             refused = [f for f in fetched if f[2] != 200]
             assert refused == [], f"(s, server, status) refused of {len(fetched)}: {refused}"
+    finally:
+        await asyncio.gather(a.stop(), b.stop())
+    for server in (a, b):
+        assert server.server_errors() == [], server.output()[-3000:]
+
+
+async def test_a_link_issued_right_after_two_rotations_survives_a_third(tmp_path: Path) -> None:
+    """A keeps its copy of the secrets for the default 30 s and has signed
+    once; two rotations, then a link and an export issued on A at once, then
+    a third rotation. Both were issued after the second rotation, so they
+    must be signed with its secret, which the third keeps: B (which reads
+    the secrets at every request) and A answer them 200."""
+    env = kluis_env(KLUIS_DATA_DIR=str(tmp_path / "data"))
+    status, out, err = await kluis(env, "init")
+    assert status == 0, err
+    a = Server(env, tmp_path / "a.log")
+    b = Server({**env, "KLUIS_LINKS_SIGNING_REFRESH_SECONDS": "0"}, tmp_path / "b.log")
+    await asyncio.gather(a.start(), b.start())
+    try:
+        async with aiohttp.ClientSession() as session:
+            admin = Client(session, a.base, out.strip().splitlines()[-1])
+            staff, guardian, children = await organisation(admin)
+            sent = document("rotated under a link")
+            status, item = await staff.upload(children[0], {"kind": "observation"}, sent, "o.pdf")
+            assert status == 201, item
+            first = await guardian.on(a).ok("POST", f"/v1/items/{item['id']}/links", {})
+            assert (await guardian.fetch(first["url"], a.base))[0] == 200
+
+            async def rotate() -> None:
+                status, _, err = await kluis(env, "keys", "rotate-signing")
+                assert status == 0, err
+
+            await rotate()
+            await rotate()
+            link = await guardian.on(a).ok(
+                "POST", f"/v1/items/{item['id']}/links", {"ttl_seconds": 3600}
+            )
+            made = await guardian.on(a).ok("POST", f"/v1/children/{children[0]}/exports", {})
+            await rotate()
+            for server in (b, a):
+                status, body = await guardian.fetch(link["url"], server.base)
+                assert (server.log.stem, status) == (server.log.stem, 200), body
+                assert body == sent
+                status, body = await guardian.fetch(made["url"], server.base)
+                assert (server.log.stem, status) == (server.log.stem, 200), body
+            # The first link's secret fell off the kept three: B, which had
+            # it, says so (still 403 link_invalid); a forged link is only invalid.
+            status, body = await guardian.fetch(first["url"], b.base)
+            assert status == 403
+            error = json.loads(body)["error"]
+            assert error["code"] == "link_invalid"
+            assert "retired" in error["message"]
+            assert "new one" in error["message"]
+            forged = link["url"][:-4] + ("AAAA" if not link["url"].endswith("AAAA") else "BBBB")
+            status, body = await guardian.fetch(forged, b.base)
+            error = json.loads(body)["error"]
+            assert (status, error["code"]) == (403, "link_invalid")
+            assert "retired" not in error["message"]
     finally:
         await asyncio.gather(a.stop(), b.stop())
     for server in (a, b):

@@ -628,9 +628,8 @@ async def keys_command(settings: Settings, args: argparse.Namespace) -> int:
             await vault.audit.record(event("signing.rotate"))
             kept = await signing.rotate(vault.engine, vault.provider, datetime.now(UTC))
             print(
-                f"a new signing secret signs from now on; {kept} kept for verifying links "
-                "(every instance takes it up within "
-                f"{settings.links.signing_refresh_seconds} s, no restart needed)"
+                "a new signing secret signs every link issued from now on, on every instance; "
+                f"the {kept} newest verify links (no restart needed)"
             )
             return 0
         if args.keys_command == "rotate":

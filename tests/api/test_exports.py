@@ -323,6 +323,29 @@ async def test_a_correction_leaves_exports_without_that_record_as_they_are(api: 
     assert (status, rest) == (206, before[100:])
 
 
+async def test_a_correction_that_changes_nothing_leaves_the_record_and_exports_alone(
+    api: Api,
+) -> None:
+    """A diary entry's text sent again as it is, a photo's title as it is:
+    the record keeps its version, and an export holding both still
+    downloads, byte for byte."""
+    w = await world(api)
+    ids = await records(api, w)
+    made = await export(api, w.parent, w.child)
+    status, _, before = await download(api, made["url"])
+    assert status == 200
+    entry = await api.ok("GET", f"/v1/items/{ids['diary20']}", token=w.staff)
+    same = await api.ok("PATCH", f"/v1/items/{ids['diary20']}", {"text": entry["text"]}, w.staff)
+    assert (same["version"], same["text"]) == (entry["version"], entry["text"])
+    picture = await api.ok("GET", f"/v1/items/{ids['zandbak']}", token=w.staff)
+    again = await api.ok(
+        "PATCH", f"/v1/items/{ids['zandbak']}", {"title": picture["title"]}, w.staff
+    )
+    assert again["version"] == picture["version"]
+    status, _, after = await download(api, made["url"])
+    assert (status, after) == (200, before)
+
+
 async def test_a_record_changed_since_the_export_stops_its_link(api: Api) -> None:
     """A title corrected, a file replaced, a diary entry deleted since the
     export was made: its bytes are not what the archive would be now, so the

@@ -119,7 +119,9 @@ async def rectify(
             meta.pop(name, None)
         else:
             meta[name] = value
-    if changes.text is None:
+    if changes.text is None or changes.text == meta.get("text"):
+        # The same text sent again is no new version: the record stays as it
+        # is, and so do the exports that hold it.
         return await _swap(ctx, loaded, old_key, old_key, meta, None, changes.tagged, audit, now)
     key = (await ctx.keys.prepare_item_key(record.id, await ctx.keys.item_owners(record.id))).key
     writer = Writer(ctx, key, record.id, now)

@@ -8,6 +8,15 @@ copy, read again every ``links.signing_refresh_seconds``. The newest secret
 signs; the newest :data:`KEPT` verify, so a rotation never breaks a link in
 flight.
 
+Signing never uses a stale copy: before a link is signed, one small read
+asks for the newest secret's number (``max(seq)``), and the copy is read
+again if that moved. Otherwise a process that had not yet taken up two
+rotations would sign with a secret two behind the newest, and the next
+rotation would drop it from the kept ones while the link still had hours to
+run. Verifying is the hot path and asks nothing of the database while the
+copy is fresh: a link signed with a newer secret than the copy holds is a
+miss, settled below.
+
 A link that does not verify with the copy (a *miss*) may be signed with a
 secret another process has just seen: then this process reads the secrets
 again before it answers, so a link signed with a secret committed to the
@@ -70,6 +79,7 @@ def _aad(secret_id: str) -> bytes:
 
 
 _NEWEST_FIRST = select(signing_secrets).order_by(signing_secrets.c.seq.desc())
+_NEWEST_SEQ = select(func.max(signing_secrets.c.seq))
 
 
 class SigningSecrets:
@@ -85,6 +95,11 @@ class SigningSecrets:
         self._engine, self._provider, self._refresh = engine, provider, refresh_seconds
         self._miss_interval = miss_interval
         self._secrets: tuple[bytes, ...] = ()
+        #: The number (``seq``) of the newest secret in the copy.
+        self._newest: int | None = None
+        #: Secrets this process had in its copy that fell off the kept ones
+        #: (the newest :data:`KEPT`): only to say why a link was refused.
+        self._retired: tuple[bytes, ...] = ()
         #: When the last read that succeeded began, and the last one tried
         #: (monotonic): a failed read also counts for the miss interval.
         self._read_at = self._tried_at = float("-inf")
@@ -97,6 +112,24 @@ class SigningSecrets:
                 if time.monotonic() - self._read_at >= self._refresh:
                     await self._load()
         return self._secrets
+
+    async def for_signing(self) -> tuple[bytes, ...]:
+        """The secrets, oldest first, the last one the newest in the database
+        as of this call: one small read of the newest secret's number, and
+        the secrets read again only if it is not the copy's."""
+        async with self._engine.connect() as conn:
+            newest = await conn.scalar(_NEWEST_SEQ)
+        if newest is None or newest != self._newest:
+            async with self._lock:
+                if newest is None or newest != self._newest:
+                    await self._load()
+        return self._secrets
+
+    @property
+    def retired(self) -> tuple[bytes, ...]:
+        """The last :data:`KEPT` secrets this process saw retired, oldest first:
+        a link signed with one is refused, and the refusal can say why."""
+        return self._retired
 
     async def after_miss(self) -> tuple[bytes, ...] | None:
         """Read again after a link did not verify: the secrets if they changed
@@ -129,7 +162,12 @@ class SigningSecrets:
             await self._provider.unwrap(SIGNING_KEY, row.sealed, _aad(row.id))
             for row in reversed(rows)
         ]
-        self._secrets, self._read_at = tuple(opened), began
+        kept = tuple(opened)
+        gone = [secret for secret in self._secrets if secret not in kept]
+        retired = [secret for secret in self._retired if secret not in kept]
+        self._retired = tuple([*retired, *gone][-KEPT:])
+        self._secrets, self._read_at = kept, began
+        self._newest = rows[0].seq
 
 
 async def _add(engine: AsyncEngine, provider: KeyProvider, secret: bytes, now: datetime) -> int:
@@ -146,7 +184,8 @@ async def _add(engine: AsyncEngine, provider: KeyProvider, secret: bytes, now: d
 
 
 async def rotate(engine: AsyncEngine, provider: KeyProvider, now: datetime) -> int:
-    """A new secret signs from now on; returns how many verify."""
+    """A new secret signs every link issued from now on (on every instance:
+    :meth:`SigningSecrets.for_signing`); returns how many verify."""
     return await _add(engine, provider, random_bytes(SECRET_SIZE), now)
 
 
