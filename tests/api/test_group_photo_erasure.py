@@ -172,3 +172,9 @@ async def test_after_an_erasure_the_group_photos_later_use_is_not_on_that_childs
     query = f"person={mother_id}&since={since.isoformat()}&until={until.isoformat()}"
     touched = await api.ok("GET", f"/v1/audit/touched?{query}".replace("+", "%2B"), token=w.officer)
     assert touched["children"] == {mila: touched["events"]}, touched
+
+    # Its deletion, later still, is Mila's record's end only.
+    status, _ = await api.call("DELETE", f"/v1/items/{group}", w.officer)
+    assert status == 204
+    log = await api.ok("GET", f"/v1/children/{w.child}/access-log", token=w.parent)
+    assert of_group(log) == kept
