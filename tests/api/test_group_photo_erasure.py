@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -195,3 +195,55 @@ async def test_an_erased_childs_school_handover_consent_still_gates_the_observat
     assert (status, json.loads(answer)["error"]["code"]) == (403, "consent_missing")
     status, body = await api.call("POST", handovers, w.staff, {"recipient": "School 2"})
     assert (status, body["error"]["code"]) == (403, "consent_missing")
+
+
+async def test_after_an_erasure_the_group_photos_later_use_is_not_on_that_childs_record(
+    api: Api,
+) -> None:
+    w = await world(api)
+    await consent(api, w)
+    mila, mother = await second_child(api, w)
+    mother_id = (await api.ok("GET", "/v1/me", token=mother))["id"]
+    group = await photo(api, w, w.child, tagged_children=[mila])
+    await link(api, w.officer, group, reason="Inzage vooraf")  # before: Noor's, and stays so
+
+    def of_group(log: dict[str, Any]) -> list[tuple[str, str | None]]:
+        return [(e["action"], e.get("reason")) for e in log["events"] if e.get("item_id") == group]
+
+    await api.ok("POST", f"/v1/children/{w.child}/erasure", {"categories": ["photo"]}, w.parent)
+    api.clock.now += timedelta(minutes=5)
+    since = api.clock.now
+    before = await api.ok("GET", f"/v1/children/{w.child}/report", token=w.parent)
+    kept = of_group(await api.ok("GET", f"/v1/children/{w.child}/access-log", token=w.parent))
+
+    # Afterwards the privacy officer links it with a reason about Mila, her mother fetches it.
+    reason = "Verzoek van Mila's moeder"
+    officer_link = await link(api, w.officer, group, reason=reason)
+    assert (await fetch(api, officer_link))[0] == 200
+    await api.ok("GET", f"/v1/items/{group}", token=mother)
+    assert (await fetch(api, await link(api, mother, group)))[0] == 200
+    await api.ok("PATCH", f"/v1/items/{group}", {"title": "Samen"}, w.officer)
+
+    noor = await api.ok("GET", f"/v1/children/{w.child}/access-log", token=w.parent)
+    # Only what happened while it was Noor's record, as it was right after the erasure.
+    assert reason not in json.dumps(noor)
+    assert of_group(noor) == kept
+    assert ("link.issue", "Inzage vooraf") in kept
+    theirs = of_group(await api.ok("GET", f"/v1/children/{mila}/access-log", token=mother))
+    assert ("link.issue", reason) in theirs
+    assert {"items.read", "link.use", "items.rectify"} <= {action for action, _ in theirs}
+
+    # Noor's report counts no later call on it; the breach question names only Mila.
+    after = await api.ok("GET", f"/v1/children/{w.child}/report", token=w.parent)
+    for role in ("privacy_officer", "system"):  # (Noor's parent reads it meanwhile)
+        assert after["access"]["by_role"].get(role) == before["access"]["by_role"].get(role)
+    until = api.clock.now + timedelta(minutes=1)
+    query = f"person={mother_id}&since={since.isoformat()}&until={until.isoformat()}"
+    touched = await api.ok("GET", f"/v1/audit/touched?{query}".replace("+", "%2B"), token=w.officer)
+    assert touched["children"] == {mila: touched["events"]}, touched
+
+    # Its deletion, later still, is Mila's record's end only.
+    status, _ = await api.call("DELETE", f"/v1/items/{group}", w.officer)
+    assert status == 204
+    log = await api.ok("GET", f"/v1/children/{w.child}/access-log", token=w.parent)
+    assert of_group(log) == kept

@@ -294,7 +294,7 @@ async def item_for(request: web.Request, action: Action) -> service.LoadedItem:
     loaded = await service.load(request.app[READER], request.match_info["id"])
     if loaded is None:
         raise NotFound()
-    note(request, children=loaded.record.children)
+    note(request, children=loaded.record.shown_for)
     children = await ChildCache(request.app[READER]).for_item(loaded.record)
     check(request, action, ItemTarget(loaded.record.policy_item(), children))
     return loaded

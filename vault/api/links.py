@@ -87,7 +87,7 @@ async def _target(request: web.Request, item_id: str) -> tuple[LoadedItem, ItemT
     loaded = await service.load(request.app[READER], item_id)
     if loaded is None:
         raise NotFound()
-    note(request, children=loaded.record.children)
+    note(request, children=loaded.record.shown_for)
     children = await ChildCache(request.app[READER]).for_item(loaded.record)
     return loaded, ItemTarget(loaded.record.policy_item(), children)
 
@@ -123,12 +123,12 @@ async def _issue(
     )
     stated: dict[str, Any] = {}
     if reason is not None and decision.record:
-        stated["reason_id"] = await reason.keep(record.children)
+        stated["reason_id"] = await reason.keep(record.shown_for)
     add(
         request,
         event(
             "link.issue",
-            children=record.children,
+            children=record.shown_for,
             item=record.id,
             variant=variant,
             ttl=ttl,
@@ -246,7 +246,7 @@ async def _answer(request: web.Request, claims: Claims, action: Action) -> LinkF
     """The facts behind a verified link as they are now, asked of the policy again."""
     note(request, item=claims.subject, method=request.method)
     facts = await at_use.item_facts(request.app[FACTS], claims.principal, claims.subject)
-    note(request, children=facts.item.record.children)
+    note(request, children=facts.item.record.shown_for)
     if claims.purpose == "media":
         # The link's holder acts as the person it was issued to.
         attribute(

@@ -62,7 +62,7 @@ async def publish(request: web.Request) -> web.Response:
     if loaded is None:
         raise NotFound()
     record = loaded.record
-    note(request, children=record.children)
+    note(request, children=record.shown_for)
     children = await ChildCache(request.app[READER]).for_item(record)
     enforce(ask(request, Action.ISSUE_PUBLICATION, ItemTarget(record.policy_item(), children)))
     if PUBLISHED not in record.variants:
@@ -107,7 +107,7 @@ async def open_publication(request: web.Request) -> web.StreamResponse:
     claims = await verified(request, "publication")
     note(request, item=claims.subject, method=request.method, publication=claims.reference)
     facts = await at_use.item_facts(request.app[FACTS], claims.principal, claims.subject)
-    note(request, children=facts.item.record.children, issued_by=facts.principal.id)
+    note(request, children=facts.item.record.shown_for, issued_by=facts.principal.id)
     attribute(request, dataclasses.replace(caller(request), role="public"))
     at_use.allow(facts, Action.USE_PUBLICATION, now(request), rules(request.app))
     return await deliver(request, claims, facts, PUBLISHED, "inline")

@@ -239,7 +239,7 @@ async def _swap(
             *(
                 dataclasses.replace(
                     ev,
-                    children=tuple(sorted({*ev.children, *record.children, *children})),
+                    children=tuple(sorted({*ev.children, *record.shown_for, *children})),
                     detail={**ev.detail, **done},
                 )
                 for ev in audit

@@ -182,7 +182,7 @@ class Workshop:
         await self.keys.audit.record(
             event(
                 "variants.make",
-                children=loaded.record.children,
+                children=loaded.record.shown_for,
                 item=job.item_id,
                 actor=SYSTEM,
                 job=job.id,
@@ -250,7 +250,7 @@ class Workshop:
                     conn,
                     event(
                         "variants.store",
-                        children=record.children,
+                        children=record.shown_for,
                         item=record.id,
                         actor=SYSTEM,
                         job=job.id,

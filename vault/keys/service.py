@@ -512,7 +512,10 @@ class KeyService:
         async with self._engine.begin() as conn:
             owners = (
                 await conn.scalars(
-                    select(item_children.c.child_id).where(item_children.c.item_id == item_id)
+                    # Only the children whose record it still is (a destroyed share: no more).
+                    select(item_children.c.child_id).where(
+                        item_children.c.item_id == item_id, item_children.c.destroyed_at.is_(None)
+                    )
                 )
             ).all()
             await self.audit.append_in(
