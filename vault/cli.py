@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 
 from vault import __version__
 from vault import backup as backups
+from vault.api.models.types import DAY_RANGE, out_of_range
 from vault.audit import CURRENT, Actor, event
 from vault.audit.queries import touched
 from vault.audit.verify import verify
@@ -601,7 +602,12 @@ def _timestamp(text: str) -> datetime:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 timestamp: {text!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if out_of_range(moment):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is outside the moments the vault works with; give one {DAY_RANGE} (UTC)"
+        )
+    return moment
 
 
 class ProgressBar:

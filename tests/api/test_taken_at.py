@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -265,7 +266,14 @@ async def test_a_correction_answers_in_utc(api: Api) -> None:
 
 
 @pytest.mark.parametrize(
-    "given", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "2026-11-20T14:03:00+25:00"]
+    "given",
+    [
+        "0001-01-01T00:00:00+01:00",
+        "9999-12-31T23:59:59-01:00",
+        "2026-11-20T14:03:00+25:00",
+        # UTC can write it, the organisation's clocks (Amsterdam, 10000-01-01) cannot.
+        "9999-12-31T23:59:59Z",
+    ],
 )
 async def test_a_taken_at_utc_cannot_write_is_refused(api: Api, given: str) -> None:
     w = await world(api)
@@ -388,3 +396,52 @@ async def test_an_export_files_a_photo_under_its_local_day(api: Api) -> None:
         early["id"]: "2026-11-20T22:30:00Z",
         old["id"]: "2026-11-20T23:45:00Z",
     }
+
+
+async def test_an_export_survives_a_stored_moment_beyond_the_local_clock(api: Api) -> None:
+    """A taken_at an older version stored that Amsterdam's clocks cannot write
+    (10000-01-01 there): the photo is filed under the day it was added, its
+    taken_at kept in diary.json as stored; the export does not fail."""
+    w = await world(api)
+    await consent(api, w)
+    shown = await stored_photo(api, w, photo("JPEG", "2026:05:01 10:15:30"), "ver.jpg")
+    added = datetime.fromisoformat(shown["created_at"]).astimezone(ZoneInfo("Europe/Amsterdam"))
+    await reseal_taken_at(api, shown["id"], "9999-12-31T23:59:59Z")
+    made = await api.ok("POST", f"/v1/children/{w.child}/exports", {}, w.parent)
+    response = await api.client.get(urlsplit(made["url"]).path)
+    assert response.status == 200
+    archive = zipfile.ZipFile(io.BytesIO(await response.read()))
+    assert f"photo/{added.date().isoformat()}/ver.jpg" in archive.namelist()
+    document = json.loads(archive.read("diary.json"))
+    assert [item["taken_at"] for item in document["items"]] == ["9999-12-31T23:59:59Z"]
+    again = await api.ok("GET", f"/v1/items/{shown['id']}", token=w.parent)
+    assert again["taken_at"] == "9999-12-31T23:59:59Z"
+
+
+@pytest.mark.parametrize(
+    ("taken", "offset"),
+    [
+        ("0001:01:01 00:00:00", "+01:00"),
+        ("0001:01:01 00:00:00", "+14:00"),
+        ("9999:12:31 23:59:59", "-01:00"),
+        ("9999:12:31 23:00:00", "-12:00"),
+        ("9999:12:31 23:59:59", None),  # UTC can write it (22:59:59Z), not that it is garbage
+    ],
+)
+async def test_an_exif_time_utc_or_the_local_clock_cannot_write_is_ignored(
+    api: Api, taken: str, offset: str | None
+) -> None:
+    w = await world(api)
+    await consent(api, w)
+    shown = await stored_photo(api, w, photo("JPEG", taken, offset), "oud.jpg")
+    if offset is None:
+        assert shown["taken_at"] == "9999-12-31T22:59:59Z"
+        return
+    assert "taken_at" not in shown or shown["taken_at"] is None, shown
+    listed = await api.ok("GET", f"/v1/children/{w.child}/items", token=w.parent)
+    assert [item.get("taken_at") for item in listed["items"]] == [None]
+    made = await api.ok("POST", f"/v1/children/{w.child}/exports", {}, w.parent)
+    response = await api.client.get(urlsplit(made["url"]).path)
+    archive = zipfile.ZipFile(io.BytesIO(await response.read()))
+    document = json.loads(archive.read("diary.json"))
+    assert [item.get("taken_at") for item in document["items"]] == [None]

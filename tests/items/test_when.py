@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from vault.items.when import local_day, normal_taken_at
+from vault.items.when import local_day, local_time, normal_taken_at
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
@@ -87,3 +87,30 @@ def test_what_is_no_time_is_refused(value: str) -> None:
 )
 def test_the_local_day(value: str | datetime, expected: date) -> None:
     assert local_day(value, AMSTERDAM) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        # UTC can write these, Amsterdam's clocks cannot (10000-01-01 00:59:59 there).
+        "9999-12-31T23:59:59Z",
+        "9999-12-31T23:00:00Z",
+        "9999-12-31T23:30:00+00:00",
+    ],
+)
+def test_a_moment_the_local_clock_cannot_write_is_refused(value: str) -> None:
+    with pytest.raises(ValueError, match="local"):
+        normal_taken_at(value, AMSTERDAM)
+
+
+def test_the_last_moments_amsterdam_can_write_are_kept() -> None:
+    assert normal_taken_at("9999-12-31T22:59:59Z", AMSTERDAM) == "9999-12-31T22:59:59Z"
+    assert normal_taken_at("0001-01-01T00:00:00Z", AMSTERDAM) == "0001-01-01T00:00:00Z"
+
+
+def test_a_stored_moment_beyond_the_local_clock_has_no_local_time() -> None:
+    # A value an older version stored: a ValueError the export can fall back on, no OverflowError.
+    with pytest.raises(ValueError, match="local"):
+        local_time(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC), AMSTERDAM)
+    with pytest.raises(ValueError, match="local"):
+        local_day("9999-12-31T23:59:59Z", AMSTERDAM)

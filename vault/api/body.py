@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import functools
 import re
+from datetime import date
 from typing import Any, TypeVar
 from urllib.parse import unquote
 
@@ -23,6 +24,7 @@ import msgspec
 from aiohttp import web
 
 from vault.api.gate import bad_text, parse_json, refuse_too_deep
+from vault.api.models.types import DAY_RANGE, out_of_range
 from vault.api.resources import SETTINGS
 from vault.directory.bsn import BsnNotStored, contains_bsn, refuse_bsn
 from vault.errors import InvalidInput, KluisError, TooLarge
@@ -101,6 +103,7 @@ def decode(raw: bytes, model: type[M], what: str = "The body") -> M:
         refuse_too_deep(raw.decode("utf-8"), what)  # before anything walks the value
         refuse_bsn(value, scan_values=False)  # a field named like a BSN: 422, not 400
         raise InvalidInput(explain(str(exc), model, what)) from None
+    _refuse_out_of_range(obj, "field")
     _free_text(obj)
     return obj
 
@@ -123,12 +126,33 @@ def read_query(request: web.Request, model: type[M]) -> M:
         obj = msgspec.convert(values, model, strict=False)
     except msgspec.ValidationError as exc:
         raise InvalidInput(explain(str(exc), model, "The query")) from None
+    _refuse_out_of_range(obj, "query parameter")
     for name, _ in text_fields(model):
         value = getattr(obj, name)
         if isinstance(value, str) and (problem := bad_text(value)) is not None:
             raise InvalidInput(f"The query parameter '{name}' holds {problem}.")
     _free_text(obj)
     return obj
+
+
+def _refuse_out_of_range(value: object, what: str, path: str = "") -> None:
+    """400 for a date or moment anywhere in ``value`` (a decoded model) that
+    lies outside :data:`~vault.api.models.types.DAY_RANGE`: the one check
+    for every model's dates and moments (``9999-12-31`` as a placement's
+    end, ``0001-01-01T00:00:00+01:00`` as a retention run's ``now``)."""
+    if isinstance(value, date):
+        if out_of_range(value):
+            raise InvalidInput(
+                f"The {what} '{path}' must be a date or moment {DAY_RANGE} (in UTC); "
+                "send one in that range."
+            )
+    elif isinstance(value, msgspec.Struct):
+        for name in value.__struct_fields__:
+            inner = getattr(value, name)
+            _refuse_out_of_range(inner, what, f"{path}.{name}" if path else name)
+    elif isinstance(value, list | tuple):
+        for index, inner in enumerate(value):
+            _refuse_out_of_range(inner, what, f"{path}[{index}]")
 
 
 def answer(value: msgspec.Struct, status: int = 200) -> web.Response:

@@ -251,7 +251,8 @@ def taken_at_of(value: str | None, zone: ZoneInfo) -> str | None:
     except ValueError:
         raise InvalidInput(
             "The field 'taken_at' must be an ISO 8601 date or timestamp "
-            "(2026-11-21 or 2026-11-21T10:00:00Z)."
+            "(2026-11-21 or 2026-11-21T10:00:00Z) of the years 1 to 9999, "
+            "both in UTC and on the organisation's clocks."
         ) from None
 
 

@@ -36,7 +36,7 @@ from vault.errors import InvalidInput, StorageUnavailable, TooLarge
 from vault.items import service, variants
 from vault.items.pending import Leases
 from vault.items.service import ItemRecord, StoredBlob
-from vault.items.when import answered_taken_at
+from vault.items.when import answered_taken_at, exif_taken_at
 from vault.jobs.queue import NewJob
 from vault.keys.service import KeyService, PreparedItemKey
 from vault.media import playable
@@ -241,13 +241,14 @@ def with_file_facts(meta: dict[str, Any], extra: dict[str, Any], zone: ZoneInfo)
     none (what the uploader gave, or a correction, stands). The ``taken_at``
     kept is UTC (:func:`~vault.items.when.normal_taken_at`): an EXIF time
     without OffsetTimeOriginal is the camera's clock in ``zone``
-    (``uploads.camera_time_zone``)."""
+    (``uploads.camera_time_zone``); one UTC or that zone cannot write
+    (``0001:01:01 00:00:00`` at ``+01:00``) is ignored, as garbage."""
     facts = {name: value for name, value in extra.items() if name != "taken_at"}
     merged = {**meta, **facts}
-    if merged.get("taken_at") is None and extra.get("taken_at") is not None:
-        merged["taken_at"] = extra["taken_at"]
     if isinstance(merged.get("taken_at"), str):
         merged["taken_at"] = answered_taken_at(merged["taken_at"], zone)
+    elif (taken := exif_taken_at(extra.get("taken_at"), zone)) is not None:
+        merged["taken_at"] = taken
     return merged
 
 

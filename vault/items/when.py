@@ -17,6 +17,13 @@ taken at 23:30 in Amsterdam on 20 November is 22:30Z, and of the 20th.
 
 Values stored before taken_at was UTC (a camera's offset or no zone at
 all) are read by the same rules, so old records answer ``Z`` too.
+
+A moment must be one both UTC and the organisation's clocks can write
+(years 1 to 9999): a client's other one is refused (400), a camera's
+ignored (:func:`exif_taken_at`). One an older version stored anyway
+(``9999-12-31T23:59:59Z``, 10000-01-01 in Amsterdam) is answered as it is
+and has no local day: its file is of the day it was added (:func:`day_of`,
+the export's folders), so no read or export fails on it.
 """
 
 from __future__ import annotations
@@ -39,21 +46,25 @@ def _moment(value: str, zone: ZoneInfo) -> datetime:
 
 def _in(moment: datetime, zone: ZoneInfo | timezone) -> datetime:
     """``moment`` on the clocks of ``zone``; ValueError where that is before
-    year 1 or after 9999 (``0001-01-01T00:00:00+01:00``), not an OverflowError."""
+    year 1 or after 9999 (``0001-01-01T00:00:00+01:00`` in UTC,
+    ``9999-12-31T23:59:59Z`` in Amsterdam), not an OverflowError."""
     try:
         return moment.astimezone(zone)
     except OverflowError:
-        raise ValueError("the moment is outside the years 1 to 9999 in UTC") from None
+        where = "UTC" if zone is UTC else "local time (uploads.camera_time_zone)"
+        raise ValueError(f"the moment is outside the years 1 to 9999 in {where}") from None
 
 
 def normal_taken_at(value: str, zone: ZoneInfo) -> str:
     """``value`` (a day, or a timestamp with or without a zone) as stored and
     answered: a day as it is, a timestamp in UTC with ``Z``, to the second.
     ``zone`` is the one a zone-less time is read in. Raises ValueError for
-    what is neither."""
+    what is neither, and for a moment UTC or ``zone``'s clocks cannot
+    write (before year 1, after 9999)."""
     if len(value) == _DAY_LENGTH:
         return date.fromisoformat(value).isoformat()
     moment = _in(_moment(value, zone), UTC)
+    _in(moment, zone)  # its day is the local one (diary, export): that clock must write it too
     return moment.replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
@@ -69,8 +80,23 @@ def local_day(value: str | datetime, zone: ZoneInfo) -> date:
 
 
 def local_time(value: datetime, zone: ZoneInfo) -> datetime:
-    """An aware ``value`` on the clocks of ``zone`` (a naive one is taken as UTC)."""
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(zone)
+    """An aware ``value`` on the clocks of ``zone`` (a naive one is taken as
+    UTC); ValueError where those clocks cannot write it (a
+    ``9999-12-31T23:59:59Z`` an older version stored, in Amsterdam)."""
+    return _in(value if value.tzinfo else value.replace(tzinfo=UTC), zone)
+
+
+def exif_taken_at(value: str | None, zone: ZoneInfo) -> str | None:
+    """A photo's EXIF time (vault/media/jpeg.py) as stored: :func:`normal_taken_at`,
+    or None where it names no moment UTC and ``zone``'s clocks can both write
+    (``0001:01:01 00:00:00`` at ``+01:00``): ignored, as other garbage EXIF
+    times are, not kept as the camera wrote it."""
+    if value is None:
+        return None
+    try:
+        return normal_taken_at(value, zone)
+    except ValueError:
+        return None
 
 
 def answered_taken_at(stored: str, zone: ZoneInfo) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import typing
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -154,6 +154,29 @@ DateOrTimestamp = Annotated[
     ),
 ]
 Day = date
+
+#: The days a request's date or moment may name (a moment in UTC): the
+#: vault adds years and weeks to them (retention, a placement's window) and
+#: reads them on the organisation's clocks, which years 1 and 9999 do not
+#: survive (``0001-01-01T00:00:00+01:00`` is before year 1 in UTC). The body
+#: and query readers (vault/api/body.py) and the command line check every
+#: field typed ``date`` or ``datetime`` against it: 400 ``invalid_input``.
+EARLIEST_DAY, LATEST_DAY = date(1900, 1, 1), date(2999, 12, 31)
+DAY_RANGE = f"between {EARLIEST_DAY} and {LATEST_DAY}"
+
+
+def out_of_range(value: date) -> bool:
+    """Whether ``value`` (a date, or a moment: its UTC day) is outside
+    :data:`EARLIEST_DAY` to :data:`LATEST_DAY`."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            try:
+                value = value.astimezone(UTC)
+            except OverflowError:  # before year 1 or after 9999 in UTC
+                return True
+        value = value.date()
+    return not EARLIEST_DAY <= value <= LATEST_DAY
+
 
 Kind = Literal[
     "photo",
