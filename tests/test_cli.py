@@ -281,8 +281,8 @@ def test_keys_rotate_signing(tmp_path: Path) -> None:
     env = clean_env(KLUIS_DATA_DIR=str(tmp_path / "data"))
     assert run(env, "init").returncode == 0
     outputs = [run(env, "keys", "rotate-signing").stdout for _ in range(3)]
-    assert "2 kept" in outputs[0]  # kluis init made the first
-    assert "3 kept" in outputs[2]
+    assert "the 2 newest verify" in outputs[0]  # kluis init made the first
+    assert "the 3 newest verify" in outputs[2]
     assert "no restart needed" in outputs[2]
     # Kept in the database, sealed; the keyring file holds no signing secret.
     with sqlite3.connect(tmp_path / "data" / "kluis.db") as db:

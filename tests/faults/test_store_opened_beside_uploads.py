@@ -18,8 +18,8 @@ import os
 import time
 from pathlib import Path
 
-from tests.faults.test_sweep_beside_uploads import big_document, paused_upload, until, vault
 from tests.helpers.processes import kluis
+from tests.helpers.uploads import big_document, paused_upload, until, vault
 from vault.storage import local
 
 
